@@ -1,0 +1,84 @@
+# Build and test entry points for gdbstub.  `make demo` and `make test` are the whole set-up.
+SHELL := /bin/bash
+.DEFAULT_GOAL := test
+
+PYTHON ?= python3
+VENV := .venv
+VPY := $(VENV)/bin/python
+VENV_STAMP := $(VENV)/.installed.stamp
+BUILD := build
+SRC := integration/programs
+CC ?= gcc
+CFLAGS_TEST := -g -O0 -Wall -fno-omit-frame-pointer
+LDLIBS_TEST := -pthread
+PYTEST_ARGS ?=
+
+NAMES := $(basename $(notdir $(wildcard $(SRC)/*.c)))
+# Programs that also get explicit PIE and non-PIE builds (the default build is the compiler's default).
+VARIANT_NAMES := loop sample
+BINS64 := $(NAMES:%=$(BUILD)/%)
+BINS32 := $(NAMES:%=$(BUILD)/%-32)
+BINS_PIE := $(VARIANT_NAMES:%=$(BUILD)/%-pie) $(VARIANT_NAMES:%=$(BUILD)/%-32-pie)
+BINS_NOPIE := $(VARIANT_NAMES:%=$(BUILD)/%-nopie) $(VARIANT_NAMES:%=$(BUILD)/%-32-nopie)
+ALL_BINS := $(BINS64) $(BINS32) $(BINS_PIE) $(BINS_NOPIE)
+
+.PHONY: deps venv programs test unit integration lint bench demo clean
+
+# System packages: installed only when missing; apt-get update only when something is.
+DEB_PACKAGES := gcc gcc-multilib make gdb gdbserver lldb
+deps:
+	@missing=""; \
+	for p in $(DEB_PACKAGES); do dpkg -s "$$p" >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  sudo=""; [ "$$(id -u)" = 0 ] || sudo="sudo -n"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  $$sudo apt-get update -q </dev/null && \
+	  $$sudo apt-get install -y -q --no-install-recommends $$missing </dev/null; \
+	fi
+
+venv: $(VENV_STAMP)
+$(VENV_STAMP): pyproject.toml
+	test -x $(VPY) || $(PYTHON) -m venv $(VENV)
+	$(VPY) -m pip install -q -e '.[test]'
+	touch $@
+
+programs: $(ALL_BINS)
+$(BUILD):
+	mkdir -p $@
+$(BINS64): $(BUILD)/%: $(SRC)/%.c | $(BUILD)
+	$(CC) $(CFLAGS_TEST) -o $@ $< $(LDLIBS_TEST)
+$(BINS32): $(BUILD)/%-32: $(SRC)/%.c | $(BUILD)
+	$(CC) -m32 $(CFLAGS_TEST) -o $@ $< $(LDLIBS_TEST)
+$(VARIANT_NAMES:%=$(BUILD)/%-pie): $(BUILD)/%-pie: $(SRC)/%.c | $(BUILD)
+	$(CC) $(CFLAGS_TEST) -fPIE -pie -o $@ $< $(LDLIBS_TEST)
+$(VARIANT_NAMES:%=$(BUILD)/%-nopie): $(BUILD)/%-nopie: $(SRC)/%.c | $(BUILD)
+	$(CC) $(CFLAGS_TEST) -fno-pie -no-pie -o $@ $< $(LDLIBS_TEST)
+$(VARIANT_NAMES:%=$(BUILD)/%-32-pie): $(BUILD)/%-32-pie: $(SRC)/%.c | $(BUILD)
+	$(CC) -m32 $(CFLAGS_TEST) -fPIE -pie -o $@ $< $(LDLIBS_TEST)
+$(VARIANT_NAMES:%=$(BUILD)/%-32-nopie): $(BUILD)/%-32-nopie: $(SRC)/%.c | $(BUILD)
+	$(CC) -m32 $(CFLAGS_TEST) -fno-pie -no-pie -o $@ $< $(LDLIBS_TEST)
+
+test: deps venv programs
+	$(VPY) -m pytest tests $(PYTEST_ARGS)
+	$(VPY) -m pytest integration $(PYTEST_ARGS)
+
+unit: venv
+	$(VPY) -m pytest tests $(PYTEST_ARGS)
+
+integration: deps venv programs
+	$(VPY) -m pytest integration $(PYTEST_ARGS)
+
+lint: venv
+	$(VPY) -m ruff check gdbstub tests integration
+	$(VPY) -m mypy --strict gdbstub
+
+bench: deps venv programs
+	$(VPY) integration/bench.py $(BENCH_ARGS)
+
+demo: deps venv programs
+	PYTHON=$(abspath $(VPY)) bash integration/demo.sh
+
+clean:
+	rm -rf $(BUILD) $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis *.egg-info
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +
