@@ -1,0 +1,92 @@
+"""Fixtures for the integration tests: built programs, server kinds, gdb sessions, no leftovers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import harness
+import pytest
+from harness import KINDS, HarnessError, ProcessTracker, Server, Session
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Inferiors orphaned by a dying server are reparented to us, so the leak check can see and reap them.
+    harness.become_subreaper()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def programs() -> None:
+    """Build the C programs once per test session (`make programs` is incremental)."""
+    harness.build_programs()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report
+
+
+@pytest.fixture(autouse=True)
+def procs(request: pytest.FixtureRequest) -> Iterator[ProcessTracker]:
+    """Every process a test starts goes through this tracker; anything still alive at the end fails it."""
+    tracker = ProcessTracker()
+    yield tracker
+    leaked = tracker.finish()
+    call = getattr(request.node, "rep_call", None)
+    if leaked and call is not None and call.passed:
+        pytest.fail("processes left behind (killed now):\n  " + "\n  ".join(leaked), pytrace=False)
+
+
+@pytest.fixture(params=KINDS)
+def kind(request: pytest.FixtureRequest) -> str:
+    """The server under test: GNU gdbserver (the reference) or our gdbstub."""
+    return str(request.param)
+
+
+Debug = Callable[..., Session]
+
+
+@pytest.fixture
+def debug(procs: ProcessTracker, kind: str) -> Debug:
+    """debug(PROGRAM, ARGS, COMMANDS, **kw) -> Session: one gdb batch run against KIND --once PROGRAM."""
+
+    def run(name: str, args: Sequence[str] = (), commands: Sequence[str] = (), **kwargs: Any) -> Session:
+        try:
+            return harness.debug(procs, kind, harness.program(name), args, commands, **kwargs)
+        except HarnessError as error:
+            pytest.fail(str(error), pytrace=False)
+
+    return run
+
+
+@pytest.fixture
+def reference(procs: ProcessTracker) -> Debug:
+    """Like `debug`, always against gdbserver: the behaviour the stub must reproduce."""
+
+    def run(name: str, args: Sequence[str] = (), commands: Sequence[str] = (), **kwargs: Any) -> Session:
+        try:
+            return harness.debug(procs, "gdbserver", harness.program(name), args, commands, **kwargs)
+        except HarnessError as error:
+            pytest.fail(str(error), pytrace=False)
+
+    return run
+
+
+@pytest.fixture
+def server(procs: ProcessTracker, kind: str) -> Callable[..., Server]:
+    """server(PROGRAM, ARGS, once=True) -> a started Server of KIND (killed at teardown if still up)."""
+
+    def start(name: str, args: Sequence[str] = (), **kwargs: Any) -> Server:
+        try:
+            return harness.start_server(procs, kind, harness.program(name), args, **kwargs)
+        except HarnessError as error:
+            pytest.fail(str(error), pytrace=False)
+
+    return start
+
+
+def program_path(name: str) -> Path:
+    return harness.program(name)
