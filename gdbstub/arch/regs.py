@@ -1,0 +1,105 @@
+"""Declarative register tables: one per architecture, feeding g/G, p/P,
+expedited registers and the target description XML.
+
+A register lives in one of the per-thread buffers a target fetches with ptrace:
+``user`` (PTRACE_GETREGS, 64-bit ``user_regs_struct``) or ``xstate`` (the
+XSAVE area from PTRACE_GETREGSET NT_X86_XSTATE, whose first 512 bytes are the
+FXSAVE image). ``size`` is the register's width in the protocol; ``width`` the
+bytes it occupies in the buffer (values are truncated or zero-extended). A
+``codec`` names a conversion that is not a plain slice (see ``codecs``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Literal
+
+Buffer = Literal["user", "xstate"]
+
+
+@dataclass(frozen=True)
+class Reg:
+    name: str
+    regnum: int
+    size: int  # bytes in the g packet
+    buffer: Buffer
+    offset: int
+    width: int  # bytes in the buffer
+    feature: str
+    type: str = "int"
+    group: str | None = None
+    codec: str | None = None  # special conversion, see codecs.CODECS
+    signed: bool = False  # sign-extend when widening on writes
+
+    @property
+    def bitsize(self) -> int:
+        return self.size * 8
+
+
+@dataclass
+class RegBuffers:
+    """The raw per-thread register state the table reads from and writes to."""
+
+    user: bytearray
+    xstate: bytearray
+
+
+Codec = tuple[Callable[[Reg, RegBuffers], bytes], Callable[[Reg, RegBuffers, bytes], None]]
+
+
+@dataclass(frozen=True)
+class Arch:
+    """An architecture: its register table and what goes in stop replies."""
+
+    name: str  # gdb's architecture name
+    word: int  # pointer size in bytes
+    regs: tuple[Reg, ...]
+    pc: str
+    sp: str
+    fp: str
+    expedite: tuple[str, ...]
+    features_xml: str  # the whole target.xml
+    codecs: dict[str, Codec] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_by_num", {r.regnum: r for r in self.regs})
+        object.__setattr__(self, "_by_name", {r.name: r for r in self.regs})
+
+    def by_num(self, regnum: int) -> Reg | None:
+        return self._by_num.get(regnum)  # type: ignore[attr-defined,no-any-return]
+
+    def by_name(self, name: str) -> Reg:
+        return self._by_name[name]  # type: ignore[attr-defined,no-any-return]
+
+    @property
+    def g_size(self) -> int:
+        return sum(r.size for r in self.regs)
+
+    def read(self, reg: Reg, bufs: RegBuffers) -> bytes:
+        if reg.codec is not None:
+            return self.codecs[reg.codec][0](reg, bufs)
+        src = bufs.user if reg.buffer == "user" else bufs.xstate
+        raw = bytes(src[reg.offset : reg.offset + min(reg.width, reg.size)])
+        return raw.ljust(reg.size, b"\0")
+
+    def write(self, reg: Reg, bufs: RegBuffers, value: bytes) -> None:
+        if reg.codec is not None:
+            self.codecs[reg.codec][1](reg, bufs, value)
+            return
+        dst = bufs.user if reg.buffer == "user" else bufs.xstate
+        if reg.width > reg.size:
+            fill = b"\xff" if reg.signed and value[-1] & 0x80 else b"\0"
+            value = value.ljust(reg.width, fill)
+        dst[reg.offset : reg.offset + reg.width] = value[: reg.width]
+
+    def read_all(self, bufs: RegBuffers) -> bytes:
+        return b"".join(self.read(r, bufs) for r in self.regs)
+
+    def write_all(self, bufs: RegBuffers, data: bytes) -> None:
+        """Write a G packet's bytes; a short packet leaves the rest untouched."""
+        pos = 0
+        for reg in self.regs:
+            if pos + reg.size > len(data):
+                break
+            self.write(reg, bufs, data[pos : pos + reg.size])
+            pos += reg.size

@@ -1,0 +1,238 @@
+"""Command line in gdbserver's form, so gdbstub drops in where gdbserver is used:
+
+    gdbstub [OPTIONS] [HOST]:PORT PROG [ARGS...]
+    gdbstub [OPTIONS] --attach [HOST]:PORT PID
+    gdbstub [OPTIONS] --multi [HOST]:PORT
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from dataclasses import dataclass, field
+
+from . import __version__
+from .server import Server, ServerOptions
+from .target.linux.process import LaunchError, LinuxTarget
+from .transport import AddressError, Listener, is_loopback, parse_address
+
+USAGE = """\
+Usage:\tgdbstub [OPTIONS] COMM PROG [ARGS ...]
+\tgdbstub [OPTIONS] --attach COMM PID
+\tgdbstub [OPTIONS] --multi COMM
+
+COMM may either be a tty device (for serial debugging),
+HOST:PORT to listen for a TCP connection (HOST defaults to 127.0.0.1;
+PORT 0 picks a free port), unix:PATH for a Unix-domain socket,
+or '-' or stdio to use stdin/stdout of gdbstub.
+PROG is the executable program.  ARGS are arguments passed to inferior.
+PID is the process ID to attach to, when --attach is specified.
+
+Operating modes:
+
+  --attach              Attach to running process PID.
+  --multi               Start server without a specific program, and
+                        only quit when explicitly commanded.
+  --once                Exit after the first connection has closed.
+  --help                Print this message and then exit.
+  --version             Display version information and exit.
+
+Other options:
+
+  --wrapper WRAPPER --  Run WRAPPER to start new programs.
+  --disable-randomization
+                        Run PROG with address space randomization disabled (default).
+  --no-disable-randomization
+                        Don't disable address space randomization when
+                        starting PROG.
+  --startup-with-shell
+                        Start PROG using a shell.
+  --no-startup-with-shell
+                        Exec PROG directly instead of using a shell (default).
+
+Debug options:
+
+  --debug               Log every packet, both directions, with timestamps.
+  --remote-debug        The same as --debug.
+  --debug-file=FILE     Write debug output to FILE instead of stderr.
+  --disable-packet=OPT1[,OPT2,...]
+                        Disable support for RSP packets or features.
+                          Options:
+                            vCont, T, Tthread, qC, qfThreadInfo and
+                            threads (disable all threading packets).
+"""
+
+
+@dataclass
+class Options:
+    once: bool = False
+    multi: bool = False
+    attach: bool = False
+    debug: bool = False
+    debug_file: str | None = None
+    disable_aslr: bool = True
+    startup_with_shell: bool = False
+    wrapper: list[str] = field(default_factory=list)
+    disabled: set[str] = field(default_factory=set)
+    comm: str = ""
+    program: list[str] = field(default_factory=list)
+
+
+class UsageError(Exception):
+    pass
+
+
+DISABLE_NAMES = {"vCont", "T", "Tthread", "qC", "qfThreadInfo", "threads"}
+
+
+def parse_args(argv: list[str]) -> Options:
+    opts = Options()
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if not arg.startswith("--"):
+            break
+        if arg == "--":
+            i += 1
+            break
+        name, eq, value = arg.partition("=")
+        if name == "--once":
+            opts.once = True
+        elif name == "--multi":
+            opts.multi = True
+        elif name == "--attach":
+            opts.attach = True
+        elif name in ("--debug", "--remote-debug"):
+            opts.debug = True
+        elif name == "--debug-file" and eq:
+            opts.debug_file = value
+            opts.debug = True
+        elif name == "--debug-format" and eq:
+            pass
+        elif name == "--disable-randomization":
+            opts.disable_aslr = True
+        elif name == "--no-disable-randomization":
+            opts.disable_aslr = False
+        elif name == "--startup-with-shell":
+            opts.startup_with_shell = True
+        elif name == "--no-startup-with-shell":
+            opts.startup_with_shell = False
+        elif name == "--disable-packet" and eq:
+            for item in value.split(","):
+                if item not in DISABLE_NAMES:
+                    raise UsageError(f"Don't know how to disable \"{item}\".")
+                opts.disabled.add(item)
+        elif name == "--wrapper":
+            j = i + 1
+            while j < len(argv) and argv[j] != "--":
+                opts.wrapper.append(argv[j])
+                j += 1
+            if j >= len(argv) or not opts.wrapper:
+                raise UsageError("Missing -- after --wrapper")
+            i = j
+        elif name in ("--help", "--version"):
+            raise UsageError(name)
+        else:
+            raise UsageError(f"Unknown argument: {arg}")
+        i += 1
+    rest = argv[i:]
+    if not rest:
+        raise UsageError("Missing COMM")
+    opts.comm, opts.program = rest[0], rest[1:]
+    if opts.attach:
+        if len(opts.program) != 1 or not opts.program[0].isdigit():
+            raise UsageError("--attach needs a PID")
+    elif not opts.program and not opts.multi:
+        raise UsageError("Missing PROG")
+    return opts
+
+
+def _setup_logging(opts: Options) -> None:
+    handler: logging.Handler
+    if opts.debug_file:
+        handler = logging.FileHandler(opts.debug_file)
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    root = logging.getLogger("gdbstub")
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG if opts.debug else logging.WARNING)
+
+
+def launch_target(opts: Options) -> LinuxTarget:
+    target = LinuxTarget()
+    argv = opts.wrapper + opts.program if opts.wrapper else list(opts.program)
+    pid = target.launch(argv, disable_aslr=opts.disable_aslr)
+    print(f"Process {opts.program[0]} created; pid = {pid}", file=sys.stderr, flush=True)
+    return target
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if "--version" in args[:1] or (args and args[0] == "--version"):
+        print(f"gdbstub {__version__}\nA GDB remote protocol stub for Linux x86-64, in Python.")
+        return 0
+    if "--help" in args[:1]:
+        print(USAGE)
+        return 0
+    try:
+        opts = parse_args(args)
+    except UsageError as exc:
+        if str(exc) == "--help":
+            print(USAGE)
+            return 0
+        if str(exc) == "--version":
+            print(f"gdbstub {__version__}")
+            return 0
+        print(f"{exc}\n{USAGE}", file=sys.stderr)
+        return 2
+    _setup_logging(opts)
+    try:
+        addr = parse_address(opts.comm)
+    except AddressError as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
+    target = LinuxTarget()
+    relaunch = None
+    try:
+        if opts.attach:
+            target.attach(int(opts.program[0]))
+            print(f"Attached; pid = {opts.program[0]}", file=sys.stderr, flush=True)
+        elif opts.program:
+            target = launch_target(opts)
+
+            def relaunch() -> LinuxTarget | None:
+                try:
+                    return launch_target(opts)
+                except LaunchError as exc:
+                    print(exc, file=sys.stderr, flush=True)
+                    return None
+    except LaunchError as exc:
+        print(exc, file=sys.stderr)
+        print(f"During startup program exited with code {exc.exit_code}.", file=sys.stderr)
+        print("Exiting", file=sys.stderr, flush=True)
+        return 1
+    except OSError as exc:
+        print(f"Cannot attach to process {opts.program[0]}: {exc.strerror} ({exc.errno})",
+              file=sys.stderr)
+        print("Exiting", file=sys.stderr, flush=True)
+        return 1
+    try:
+        listener = Listener(addr)
+    except OSError as exc:
+        target.close()
+        print(f"Can't bind address: {exc.strerror}.", file=sys.stderr)
+        print("Exiting", file=sys.stderr, flush=True)
+        return 1
+    if not is_loopback(addr):
+        print(f"warning: listening on {addr.host}: anyone who can reach this address can run "
+              "code as this user", file=sys.stderr)
+    if addr.kind == "tcp":
+        print(f"Listening on port {listener.port}", file=sys.stderr, flush=True)
+    elif addr.kind == "unix":
+        print(f"Listening on Unix socket {addr.path}", file=sys.stderr, flush=True)
+    options = ServerOptions(once=opts.once, extended=opts.multi, disabled_packets=opts.disabled)
+    server = Server(listener, target, relaunch, options)
+    server.install_signals()
+    status = server.serve()
+    return status

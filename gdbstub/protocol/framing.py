@@ -1,0 +1,181 @@
+"""RSP framing: a byte stream in, packets and control events out; no I/O.
+
+The framer never blocks and never rescans: bytes can arrive in any chunking
+and each byte is examined once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Union
+
+MAX_PACKET = 0x4000  # payload bytes we accept; larger packets are NAKed
+
+
+@dataclass(frozen=True)
+class Packet:
+    """A well-formed packet; ``data`` is unescaped."""
+
+    data: bytes
+
+
+@dataclass(frozen=True)
+class Ack:
+    """The peer acknowledged our last packet ('+')."""
+
+
+@dataclass(frozen=True)
+class Nak:
+    """The peer asks for a retransmission ('-')."""
+
+
+@dataclass(frozen=True)
+class Interrupt:
+    """Ctrl-C (0x03) outside a packet: stop the running program."""
+
+
+@dataclass(frozen=True)
+class BadPacket:
+    """A packet with a bad checksum or over the size limit; reply '-'."""
+
+    reason: str
+
+
+Event = Union[Packet, Ack, Nak, Interrupt, BadPacket]
+
+_HEX = b"0123456789abcdef"
+
+
+def checksum(data: bytes) -> int:
+    return sum(data) & 0xFF
+
+
+def escape(data: bytes) -> bytes:
+    """Escape '$', '#', '}' and '*' as '}' followed by the byte xor 0x20."""
+    if not any(c in data for c in b"$#}*"):
+        return data
+    out = bytearray()
+    for c in data:
+        if c in b"$#}*":
+            out.append(0x7D)
+            out.append(c ^ 0x20)
+        else:
+            out.append(c)
+    return bytes(out)
+
+
+def unescape(data: bytes) -> bytes:
+    if b"}" not in data:
+        return data
+    out = bytearray()
+    it = iter(data)
+    for c in it:
+        if c == 0x7D:
+            nxt = next(it, None)
+            if nxt is None:
+                break
+            out.append(nxt ^ 0x20)
+        else:
+            out.append(c)
+    return bytes(out)
+
+
+def run_length_decode(data: bytes) -> bytes:
+    """Expand 'X*N' runs (N = count + 29) as a client would."""
+    if b"*" not in data:
+        return data
+    out = bytearray()
+    i = 0
+    while i < len(data):
+        c = data[i]
+        if c == 0x2A and out and i + 1 < len(data):
+            out.extend(out[-1:] * (data[i + 1] - 29))
+            i += 2
+            continue
+        out.append(c)
+        i += 1
+    return bytes(out)
+
+
+def encode(payload: bytes) -> bytes:
+    """Frame a reply payload: escape it and add the checksum."""
+    body = escape(payload)
+    cs = checksum(body)
+    return b"$" + body + b"#" + bytes((_HEX[cs >> 4], _HEX[cs & 15]))
+
+
+def encode_notification(payload: bytes) -> bytes:
+    body = escape(payload)
+    cs = checksum(body)
+    return b"%" + body + b"#" + bytes((_HEX[cs >> 4], _HEX[cs & 15]))
+
+
+class Framer:
+    """Incremental packet parser.
+
+    States: idle (between packets), body (after '$'), checksum (after '#').
+    """
+
+    def __init__(self, max_packet: int = MAX_PACKET) -> None:
+        self._max = max_packet
+        self._state = 0  # 0 idle, 1 body, 2 checksum
+        self._body = bytearray()
+        self._cs = bytearray()
+        self._overflow = False
+
+    def feed(self, data: bytes) -> list[Event]:
+        events: list[Event] = []
+        i = 0
+        n = len(data)
+        while i < n:
+            if self._state == 1:
+                j = data.find(b"#", i)
+                end = n if j < 0 else j
+                if not self._overflow:
+                    self._body += data[i:end]
+                    if len(self._body) > self._max * 2 + 16:
+                        self._overflow = True
+                        self._body.clear()
+                if j < 0:
+                    return events
+                i = j + 1
+                self._state = 2
+                continue
+            c = data[i]
+            i += 1
+            if self._state == 2:
+                self._cs.append(c)
+                if len(self._cs) == 2:
+                    events.append(self._finish())
+                    self._state = 0
+                continue
+            if c == 0x24:  # '$'
+                self._state = 1
+                self._body.clear()
+                self._cs.clear()
+                self._overflow = False
+            elif c == 0x2B:
+                events.append(Ack())
+            elif c == 0x2D:
+                events.append(Nak())
+            elif c == 0x03:
+                events.append(Interrupt())
+            # anything else between packets is noise and ignored
+        return events
+
+    def _finish(self) -> Event:
+        body = bytes(self._body)
+        self._body.clear()
+        if self._overflow:
+            self._overflow = False
+            return BadPacket("packet too long")
+        try:
+            want = int(self._cs.decode("ascii"), 16)
+        except ValueError:
+            return BadPacket("malformed checksum")
+        if checksum(body) != want:
+            return BadPacket("bad checksum")
+        data = unescape(body)
+        if len(data) > self._max:
+            return BadPacket("packet too long")
+        return Packet(data)

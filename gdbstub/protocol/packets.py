@@ -1,0 +1,387 @@
+"""Handlers for the core packets: negotiation, registers, memory, breakpoints,
+threads, resuming, kill and detach."""
+
+from __future__ import annotations
+
+import signal
+from typing import TYPE_CHECKING
+
+from ..target.base import ResumeAction
+from . import grammar as g
+from . import signals
+from .session import E01, E02, OK, PACKET_SIZE, Feature, Handler, SessionEnd
+
+if TYPE_CHECKING:
+    from .session import Session
+
+def q_supported(s: Session, args: bytes) -> bytes:
+    s.client_features = {}
+    for item in args.lstrip(b":").split(b";"):
+        text = item.decode("ascii", "replace")
+        if not text:
+            continue
+        if "=" in text:
+            key, _, value = text.partition("=")
+            s.client_features[key] = value
+        elif text[-1] in "+-?":
+            s.client_features[text[:-1]] = text[-1]
+    offered = {k for k, v in s.client_features.items() if v == "+"}
+    s.multiprocess = "multiprocess" in offered and "multiprocess" not in s.disabled
+    s.swbreak = "swbreak" in offered
+    s.hwbreak = "hwbreak" in offered and s.target.breakpoints() is not None
+    s.no_resumed = "no-resumed" in offered
+    t = s.target
+    t.report_fork = "fork-events" in offered
+    t.report_vfork = "vfork-events" in offered
+    t.report_exec = "exec-events" in offered
+    reply = [f"PacketSize={PACKET_SIZE:x}"]
+    reply += [name for name, offered_now in s.features if offered_now(s)]
+    return ";".join(reply).encode()
+
+
+def _always(s: Session) -> bool:
+    return True
+
+
+def q_start_no_ack(s: Session, args: bytes) -> bytes:
+    s.no_ack = True
+    return OK
+
+
+def must_reply_empty(s: Session, args: bytes) -> bytes:
+    return b""
+
+
+def q_pass_signals(s: Session, args: bytes) -> bytes:
+    s.target.pass_signals = frozenset(_signal_list(args))
+    return OK
+
+
+def q_program_signals(s: Session, args: bytes) -> bytes:
+    s.program_signals = frozenset(_signal_list(args))
+    return OK
+
+
+def _signal_list(args: bytes) -> list[int]:
+    out = []
+    for item in args.lstrip(b":").split(b";"):
+        if item:
+            host = signals.from_gdb(int(item, 16))
+            if host:
+                out.append(host)
+    return out
+
+
+def question(s: Session, args: bytes) -> bytes:
+    if s.last_stop is not None and s.last_reply is not None:
+        if s.last_stop.pid in s.target.processes or not s.target.alive():
+            return s.last_reply
+    event = s.initial_stop()
+    if event is None:
+        return b"W00" if s.last_reply is None else s.last_reply
+    s.last_stop = event
+    s.event_thread = event.tid
+    return s.stop_reply(event)
+
+
+# --- registers -------------------------------------------------------------------
+
+
+def read_registers(s: Session, args: bytes) -> bytes:
+    return s.target.read_registers(s.current_tid()).hex().encode()
+
+
+def write_registers(s: Session, args: bytes) -> bytes:
+    data = bytes.fromhex(args.decode("ascii"))
+    s.target.write_registers(s.current_tid(), data)
+    return OK
+
+
+def _with_thread_suffix(s: Session, args: bytes) -> tuple[bytes, int]:
+    """lldb's ';thread:TID;' suffix names the thread instead of Hg."""
+    head, sep, rest = args.partition(b";thread:")
+    if sep:
+        return head, int(rest.rstrip(b";"), 16)
+    return args, s.current_tid()
+
+
+def read_register(s: Session, args: bytes) -> bytes:
+    args, tid = _with_thread_suffix(s, args)
+    req = g.parse(g.ReadRegister, args)
+    value = s.target.read_register(tid, req.regnum)
+    if value is None:
+        return E01
+    return value.hex().encode()
+
+
+def write_register(s: Session, args: bytes) -> bytes:
+    args, tid = _with_thread_suffix(s, args)
+    req = g.parse(g.WriteRegister, args)
+    return OK if s.target.write_register(tid, req.regnum, req.value) else E01
+
+
+# --- memory ----------------------------------------------------------------------
+
+
+def read_memory(s: Session, args: bytes) -> bytes:
+    req = g.parse(g.ReadMemory, args)
+    length = min(req.length, PACKET_SIZE // 2)
+    if length == 0:
+        return b""
+    return s.target.read_memory(s.current_pid(), req.addr, length).hex().encode()
+
+
+def write_memory(s: Session, args: bytes) -> bytes:
+    req = g.parse(g.WriteMemory, args)
+    if len(req.data) != req.length:
+        return E01
+    s.target.write_memory(s.current_pid(), req.addr, req.data)
+    return OK
+
+
+def write_binary(s: Session, args: bytes) -> bytes:
+    req = g.parse(g.WriteBinary, args)
+    if len(req.data) != req.length:
+        return E01
+    if req.length:
+        s.target.write_memory(s.current_pid(), req.addr, req.data)
+    return OK
+
+
+# --- breakpoints -----------------------------------------------------------------
+
+
+def _breakpoint(s: Session, args: bytes, insert: bool) -> bytes:
+    head, _, conditions = args.partition(b";")
+    req = g.parse(g.Breakpoint, head)
+    pid = s.current_pid() if s.target.threads else s.target.pid
+    if req.type == 0:
+        hook = s.handlers.get("Z0;cond") if insert and conditions else None
+        if hook is not None:
+            return hook(s, args) or E01
+        t = s.target
+        ok = t.insert_sw_breakpoint(pid, req.addr) if insert else t.remove_sw_breakpoint(pid, req.addr)
+        return OK if ok else E01
+    hw = s.target.breakpoints()
+    if hw is None or req.type not in hw.supported_types():
+        return b""
+    if insert:
+        ok = hw.insert_breakpoint(pid, req.type, req.addr, req.kind)
+    else:
+        ok = hw.remove_breakpoint(pid, req.type, req.addr, req.kind)
+    return OK if ok else E01
+
+
+def insert_breakpoint(s: Session, args: bytes) -> bytes:
+    return _breakpoint(s, args, True)
+
+
+def remove_breakpoint(s: Session, args: bytes) -> bytes:
+    return _breakpoint(s, args, False)
+
+
+# --- threads ---------------------------------------------------------------------
+
+
+def set_thread(s: Session, args: bytes) -> bytes:
+    if len(args) < 2:
+        return E01
+    which, ptid = chr(args[0]), s.parse_thread(args[1:])
+    if ptid.tid > 0 and ptid.tid not in s.target.threads:
+        return E01
+    if which == "g":
+        s.general_thread = ptid
+    elif which == "c":
+        s.continue_thread = ptid
+    else:
+        return E01
+    return OK
+
+
+def thread_alive(s: Session, args: bytes) -> bytes:
+    ptid = s.parse_thread(args)
+    return OK if ptid.tid in s.target.threads else E01
+
+
+def current_thread(s: Session, args: bytes) -> bytes:
+    tid = s.current_tid()
+    pid = s.target.pid_of(tid) or s.target.pid
+    return b"QC" + s.format_thread(pid, tid)
+
+
+def first_thread_info(s: Session, args: bytes) -> bytes:
+    ids = [s.format_thread(pid, tid) for pid, tid in s.target.thread_ids()]
+    return b"m" + b",".join(ids) if ids else b"l"
+
+
+def next_thread_info(s: Session, args: bytes) -> bytes:
+    return b"l"
+
+
+def attached(s: Session, args: bytes) -> bytes:
+    pid = int(args.lstrip(b":"), 16) if args.lstrip(b":") else s.target.pid
+    if pid not in s.target.processes:
+        return E01
+    return b"0" if s.target.is_launched(pid) else b"1"
+
+
+def empty(s: Session, args: bytes) -> bytes:
+    return b""
+
+
+def q_symbol(s: Session, args: bytes) -> bytes:
+    return OK
+
+
+# --- resuming --------------------------------------------------------------------
+
+
+def _resume_all(s: Session, kind: str, sig: int, addr: bytes) -> bytes | None:
+    target = s.target
+    if not target.threads:
+        return E01
+    tid = s.current_tid() if s.continue_thread.tid <= 0 else s.continue_thread.tid
+    if tid not in target.threads:
+        return E01
+    if addr:
+        target.set_pc(target.threads[tid], int(addr, 16))
+    if kind == "s":
+        actions = {tid: ResumeAction("s", sig)}
+    else:
+        actions = {t: ResumeAction("c", sig if t == tid else 0) for t in target.threads}
+    s.resume(actions)
+    return None
+
+
+def cont(s: Session, args: bytes) -> bytes | None:
+    return _resume_all(s, "c", 0, args)
+
+
+def step(s: Session, args: bytes) -> bytes | None:
+    return _resume_all(s, "s", 0, args)
+
+
+def _host_signal(text: bytes) -> int:
+    host = signals.from_gdb(int(text, 16))
+    if host is None:
+        raise ValueError("unknown signal")
+    return host
+
+
+def cont_signal(s: Session, args: bytes) -> bytes | None:
+    sig, _, addr = args.partition(b";")
+    return _resume_all(s, "c", _host_signal(sig), addr)
+
+
+def step_signal(s: Session, args: bytes) -> bytes | None:
+    sig, _, addr = args.partition(b";")
+    return _resume_all(s, "s", _host_signal(sig), addr)
+
+
+def vcont_query(s: Session, args: bytes) -> bytes:
+    return b"vCont;c;C;s;S;r"
+
+
+def vcont(s: Session, args: bytes) -> bytes | None:
+    actions = g.parse_vcont(args, s.target.pid)
+    chosen: dict[int, ResumeAction] = {}
+    for act in actions:
+        if act.kind == "t":
+            continue
+        for tid in s.threads_matching(act.thread):
+            if tid in chosen:
+                continue  # the leftmost action that names a thread wins
+            sig = _host_signal(b"%x" % act.signal) if act.kind in "CS" else 0
+            kind = act.kind.lower()
+            chosen[tid] = ResumeAction(kind, sig, act.start, act.end)
+    if not chosen:
+        return E01
+    s.resume(chosen)
+    return None
+
+
+# --- ending ----------------------------------------------------------------------
+
+
+def kill(s: Session, args: bytes) -> bytes | None:
+    s.target.kill()
+    if not s.extended:
+        s.finished = True
+        raise SessionEnd("killed")
+    return None
+
+
+def vkill(s: Session, args: bytes) -> bytes:
+    pid = int(args.lstrip(b";"), 16) if args.strip(b";") else s.target.pid
+    if pid not in s.target.processes:
+        return E01
+    s.target.kill(pid)
+    s.last_stop = None
+    s.last_reply = None
+    return OK
+
+
+def detach(s: Session, args: bytes) -> bytes:
+    pid: int | None = None
+    if args.startswith(b";"):
+        pid = int(args[1:], 16)
+        if pid not in s.target.processes:
+            return E01
+    s.target.detach(pid)
+    if not s.target.alive() and not s.extended:
+        s.finished = True
+    return OK
+
+
+def interrupt_signal() -> int:
+    return int(signal.SIGINT)
+
+
+HANDLERS: dict[str, Handler] = {
+    "qSupported": q_supported,
+    "QStartNoAckMode": q_start_no_ack,
+    "vMustReplyEmpty": must_reply_empty,
+    "QPassSignals": q_pass_signals,
+    "QProgramSignals": q_program_signals,
+    "?": question,
+    "g": read_registers,
+    "G": write_registers,
+    "p": read_register,
+    "P": write_register,
+    "m": read_memory,
+    "M": write_memory,
+    "X": write_binary,
+    "Z": insert_breakpoint,
+    "z": remove_breakpoint,
+    "H": set_thread,
+    "T": thread_alive,
+    "qC": current_thread,
+    "qfThreadInfo": first_thread_info,
+    "qsThreadInfo": next_thread_info,
+    "qAttached": attached,
+    "qOffsets": empty,
+    "qTStatus": empty,
+    "qSymbol": q_symbol,
+    "c": cont,
+    "s": step,
+    "C": cont_signal,
+    "S": step_signal,
+    "vCont?": vcont_query,
+    "vCont": vcont,
+    "k": kill,
+    "vKill": vkill,
+    "D": detach,
+}
+
+FEATURES: list[Feature] = [
+    ("QPassSignals+", _always),
+    ("QProgramSignals+", _always),
+    ("QStartNoAckMode+", _always),
+    ("multiprocess+", lambda s: s.multiprocess),
+    ("swbreak+", lambda s: s.swbreak),
+    ("hwbreak+", lambda s: s.hwbreak),
+    ("fork-events+", lambda s: s.target.report_fork),
+    ("vfork-events+", lambda s: s.target.report_vfork),
+    ("exec-events+", lambda s: s.target.report_exec),
+    ("vContSupported+", _always),
+]

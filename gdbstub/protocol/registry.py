@@ -1,0 +1,20 @@
+"""Collects the packet handlers, qXfer objects and qSupported features of every
+protocol module into a session. A new feature module adds itself here."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from . import packets, xfer
+
+if TYPE_CHECKING:
+    from .session import Session
+
+
+def install(session: Session) -> None:
+    session.handlers.update(packets.HANDLERS)
+    session.handlers.update(xfer.HANDLERS)
+    session.objects = dict(xfer.OBJECTS)
+    session.xfer_cache = {}
+    session.features = list(packets.FEATURES)
+    session.features += xfer.features()

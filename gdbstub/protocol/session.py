@@ -1,0 +1,218 @@
+"""The RSP session: negotiation, the dispatch table and stop-reply encoding.
+
+No I/O here: the server hands in packet payloads and stop events and sends
+back what this returns. Packet handlers are registered per module (this one,
+``xfer``, ``hostio``, ...) in ``HANDLERS`` tables keyed by packet name, so a
+feature lives in one module and ``qSupported`` is derived from what is there.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from ..target.base import ResumeAction, StopEvent, StopKind
+from . import grammar as g
+from . import signals
+
+if TYPE_CHECKING:
+    from ..target.linux.process import LinuxTarget
+    from .xfer import XferObject
+
+log = logging.getLogger("gdbstub.session")
+
+PACKET_SIZE = 0x4000
+OK = b"OK"
+E01 = b"E01"
+E02 = b"E02"
+E03 = b"E03"
+
+Handler = Callable[["Session", bytes], "bytes | None"]
+# A feature's entry in qSupported: a name and a test of whether it is offered now.
+Feature = tuple[str, Callable[["Session"], bool]]
+
+
+class SessionEnd(Exception):
+    """The client asked the stub to stop serving this connection."""
+
+
+class Session:
+    """One client connection's protocol state over one target."""
+
+    def __init__(self, target: LinuxTarget, *, extended: bool = False) -> None:
+        self.target = target
+        self.extended = extended
+        self.no_ack = False
+        self.client_features: dict[str, str] = {}
+        self.multiprocess = False
+        self.swbreak = False
+        self.hwbreak = False
+        self.thread_events = False
+        self.no_resumed = False
+        self.general_thread: g.ThreadId = g.ThreadId(0, 0)
+        self.continue_thread: g.ThreadId = g.ThreadId(-1, -1)
+        self.last_stop: StopEvent | None = None
+        self.last_reply: bytes | None = None
+        self.event_thread: int = 0
+        self.running = False
+        self.finished = False
+        self.disabled: set[str] = set()  # packet names turned off (--disable-packet)
+        self.program_signals: frozenset[int] | None = None
+        self.notify: Callable[[bytes], None] = lambda payload: None  # O packets
+        self.handlers: dict[str, Handler] = {}
+        self.features: list[Feature] = []
+        self.objects: dict[str, XferObject] = {}
+        self.xfer_cache: dict[str, object] = {}
+        from . import registry
+
+        registry.install(self)
+
+    # --- entry points ------------------------------------------------------------
+
+    def handle(self, data: bytes) -> bytes | None:
+        """Handle one packet; return the reply payload, or None while the program runs."""
+        name = packet_name(data)
+        handler = self.handlers.get(name)
+        if handler is None or name in self.disabled:
+            return b""
+        args = data[len(name):]
+        try:
+            return handler(self, args)
+        except g.ParseError as exc:
+            log.debug("malformed %r: %s", data[:40], exc)
+            return E01
+        except OSError as exc:
+            log.debug("%r failed: %s", data[:40], exc)
+            return E01
+        except KeyError as exc:
+            log.debug("%r: unknown %s", data[:40], exc)
+            return E01
+
+    def on_stop(self, event: StopEvent) -> bytes:
+        """A stop the target reported while running: the reply to send now."""
+        self.running = False
+        self.last_stop = event
+        if event.kind not in (StopKind.EXITED, StopKind.TERMINATED):
+            self.event_thread = event.tid
+            self.general_thread = g.ThreadId(event.pid, event.tid)
+        reply = self.stop_reply(event)
+        self.last_reply = reply
+        return reply
+
+    # --- helpers for handlers -------------------------------------------------------
+
+    def format_thread(self, pid: int, tid: int) -> bytes:
+        if self.multiprocess:
+            return b"p%x.%x" % (pid, tid)
+        return b"%x" % tid
+
+    def parse_thread(self, text: bytes) -> g.ThreadId:
+        return g.parse_thread_id(text, self.target.pid)
+
+    def current_tid(self) -> int:
+        """The thread g/m/p act on: Hg's choice, else the last event's thread."""
+        threads = self.target.threads
+        tid = self.general_thread.tid
+        if tid > 0 and tid in threads:
+            return tid
+        if self.event_thread in threads:
+            return self.event_thread
+        if self.target.pid in threads:
+            return self.target.pid
+        if threads:
+            return next(iter(threads))
+        raise OSError(3, "no thread")
+
+    def current_pid(self) -> int:
+        pid = self.target.pid_of(self.current_tid())
+        if pid is None:
+            raise OSError(3, "no process")
+        return pid
+
+    def stop_reply(self, event: StopEvent) -> bytes:
+        target = self.target
+        if event.kind is StopKind.EXITED:
+            reply = b"W%02x" % (event.status & 0xFF)
+            return reply + (b";process:%x" % event.pid if self.multiprocess else b"")
+        if event.kind is StopKind.TERMINATED:
+            reply = b"X%02x" % signals.to_gdb(event.signal)
+            return reply + (b";process:%x" % event.pid if self.multiprocess else b"")
+        if event.kind is StopKind.THREAD_EXITED:
+            return b"w%02x;%s" % (event.status & 0xFF, self.format_thread(event.pid, event.tid))
+        if event.kind is StopKind.NO_RESUMED:
+            return b"N"
+        sig = signals.to_gdb(event.signal) if event.kind is StopKind.SIGNAL else 5
+        parts = [b"T%02x" % sig]
+        if event.kind is StopKind.SIGNAL:
+            if event.reason == "swbreak" and self.swbreak:
+                parts.append(b"swbreak:;")
+            elif event.reason == "hwbreak" and self.hwbreak:
+                parts.append(b"hwbreak:;")
+            elif event.reason in ("watch", "rwatch", "awatch"):
+                parts.append(b"%s:%x;" % (event.reason.encode(), event.address))
+        elif event.kind in (StopKind.FORK, StopKind.VFORK):
+            parts.append(b"%s:%s;" % (event.kind.value.encode(),
+                                       self.format_thread(event.child_pid, event.child_tid)))
+        elif event.kind is StopKind.VFORK_DONE:
+            parts.append(b"vforkdone:;")
+        elif event.kind is StopKind.EXEC:
+            parts.append(b"exec:%s;" % event.exec_path.encode().hex().encode())
+        elif event.kind in (StopKind.SYSCALL_ENTRY, StopKind.SYSCALL_RETURN):
+            parts.append(b"%s:%x;" % (event.kind.value.encode(), event.syscall))
+        elif event.kind is StopKind.THREAD_CREATED:
+            parts.append(b"create:;")
+        try:
+            for regnum, value in target.expedite(event.tid):
+                parts.append(b"%02x:%s;" % (regnum, value.hex().encode()))
+        except OSError:
+            pass
+        parts.append(b"thread:%s;" % self.format_thread(event.pid, event.tid))
+        core = target.thread_core(event.pid, event.tid)
+        if core is not None:
+            parts.append(b"core:%x;" % core)
+        return b"".join(parts)
+
+    def initial_stop(self) -> StopEvent | None:
+        """What '?' reports before the program has run: stopped at its entry."""
+        pid = self.target.pid
+        if pid not in self.target.processes:
+            return None
+        tid = self.event_thread if self.event_thread in self.target.threads else pid
+        return StopEvent(StopKind.SIGNAL, pid, tid, signal=5)
+
+    def resume(self, actions: dict[int, ResumeAction]) -> None:
+        self.running = True
+        self.target.resume(actions)
+
+    def threads_matching(self, ptid: g.ThreadId | None) -> list[int]:
+        out = []
+        for pid, tid in self.target.thread_ids():
+            if ptid is None:
+                out.append(tid)
+            elif ptid.pid in (-1, 0) or ptid.pid == pid:
+                if ptid.tid in (-1, 0) or ptid.tid == tid:
+                    out.append(tid)
+        if ptid is not None and ptid.tid == 0 and out:
+            # "any thread": the event thread when it qualifies, else the first
+            return [self.event_thread] if self.event_thread in out else out[:1]
+        return out
+
+
+def packet_name(data: bytes) -> str:
+    """The dispatch key: the leading letter, or for q/Q/v/_ the word before ':' ',' ';'."""
+    if not data:
+        return ""
+    first = chr(data[0])
+    if first not in "qQvj_":
+        return first
+    end = len(data)
+    for sep in (b":", b",", b";", b"?"):
+        i = data.find(sep)
+        if 0 < i < end:
+            end = i
+    if first == "v" and data[end:end + 1] == b"?":
+        end += 1
+    if data.startswith(b"_M") or data.startswith(b"_m"):
+        return data[:2].decode()
+    return data[:end].decode("ascii", "replace")

@@ -1,0 +1,184 @@
+"""The event loop: one thread watches the client and a SIGCHLD wake-up pipe,
+feeds packets to the session and stop events back to the client. Every ptrace
+call the target makes happens on this thread."""
+
+from __future__ import annotations
+
+import logging
+import os
+import selectors
+import signal
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from .protocol import framing
+from .protocol.session import Session, SessionEnd
+from .target.linux.process import LinuxTarget
+from .transport import Connection, Listener
+
+log = logging.getLogger("gdbstub.server")
+rsp_log = logging.getLogger("gdbstub.rsp")
+
+LOG_PREFIX = 64  # packets are logged up to this many bytes (no memory contents beyond it)
+
+
+class StubExit(Exception):
+    """A signal asked the stub to end (SIGTERM, SIGHUP, SIGINT)."""
+
+
+@dataclass
+class ServerOptions:
+    once: bool = False
+    extended: bool = False
+    disabled_packets: set[str] = field(default_factory=set)
+
+
+class Server:
+    """Serves clients one at a time over one listener."""
+
+    def __init__(self, listener: Listener, target: LinuxTarget,
+                 relaunch: Callable[[], LinuxTarget | None] | None,
+                 options: ServerOptions) -> None:
+        self.listener = listener
+        self.target = target
+        self.relaunch = relaunch
+        self.options = options
+        self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._old_wakeup = -1
+        self.session: Session | None = None
+
+    # --- life cycle --------------------------------------------------------------
+
+    def install_signals(self) -> None:
+        signal.signal(signal.SIGCHLD, lambda signum, frame: None)
+        self._old_wakeup = signal.set_wakeup_fd(self._wake_w, warn_on_full_buffer=False)
+
+        def _exit(signum: int, frame: object) -> None:
+            raise StubExit(signal.Signals(signum).name)
+
+        for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+            signal.signal(sig, _exit)
+        signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+
+    def serve(self) -> int:
+        """Accept clients until done; returns the process exit status."""
+        try:
+            while True:
+                conn = self.listener.accept()
+                print(f"Remote debugging from host {conn.peer}", file=sys.stderr, flush=True)
+                try:
+                    self.serve_client(conn)
+                finally:
+                    conn.close()
+                if self.session is not None and self.session.finished and self.options.extended:
+                    self.target.close()
+                    return 0
+                if self.options.once or self.listener.addr.kind == "stdio":
+                    break
+                if not self.options.extended:
+                    self.target.close()
+                    if self.relaunch is None:
+                        break
+                    new = self.relaunch()
+                    if new is None:
+                        return 1
+                    self.target = new
+        except StubExit as exc:
+            log.info("exiting on %s", exc)
+        finally:
+            self.target.close()
+            self.listener.close()
+        return 0
+
+    # --- one client ---------------------------------------------------------------
+
+    def serve_client(self, conn: Connection) -> None:
+        session = Session(self.target, extended=self.options.extended)
+        session.disabled |= self.options.disabled_packets
+        self.session = session
+        framer = framing.Framer()
+        last_sent = b""
+        sel = selectors.DefaultSelector()
+        sel.register(conn.fileno(), selectors.EVENT_READ, "client")
+        sel.register(self._wake_r, selectors.EVENT_READ, "child")
+        if self.listener.addr.kind != "stdio":
+            sel.register(self.listener.fileno(), selectors.EVENT_READ, "listener")
+        debug = rsp_log.isEnabledFor(logging.DEBUG)
+
+        def send(payload: bytes) -> None:
+            nonlocal last_sent
+            packet = framing.encode(payload)
+            if debug:
+                rsp_log.debug("-> %s", _clip(packet))
+            last_sent = packet
+            conn.send(packet)
+
+        session.notify = send
+        try:
+            while True:
+                for key, _ in sel.select():
+                    if key.data == "child":
+                        self._drain_wakeup()
+                        self._poll_target(session, send)
+                    elif key.data == "listener":
+                        self.listener.refuse_pending()
+                    else:
+                        data = conn.recv()
+                        if not data:
+                            log.info("client disconnected")
+                            return
+                        for event in framer.feed(data):
+                            if isinstance(event, framing.Packet):
+                                if debug:
+                                    rsp_log.debug("<- %s", _clip(event.data))
+                                if not session.no_ack:
+                                    conn.send(b"+")
+                                self._dispatch(session, event.data, send)
+                            elif isinstance(event, framing.Interrupt):
+                                if session.running:
+                                    self.target.interrupt()
+                            elif isinstance(event, framing.Nak):
+                                if last_sent and not session.no_ack:
+                                    conn.send(last_sent)
+                            elif isinstance(event, framing.BadPacket):
+                                log.debug("bad packet: %s", event.reason)
+                                if not session.no_ack:
+                                    conn.send(b"-")
+                            if session.finished:
+                                return
+        except SessionEnd:
+            return
+        finally:
+            sel.close()
+
+    def _dispatch(self, session: Session, data: bytes, send: Callable[[bytes], None]) -> None:
+        was_running = session.running
+        reply = session.handle(data)
+        if reply is not None:
+            send(reply)
+        elif session.running and not was_running:
+            # A resume: an event may already be waiting (pending from the last stop).
+            self._poll_target(session, send)
+
+    def _poll_target(self, session: Session, send: Callable[[bytes], None]) -> None:
+        if not session.running:
+            return
+        event = self.target.poll()
+        if event is not None:
+            send(session.on_stop(event))
+
+    def _drain_wakeup(self) -> None:
+        try:
+            while os.read(self._wake_r, 4096):
+                pass
+        except BlockingIOError:
+            pass
+
+
+def _clip(data: bytes) -> str:
+    stamp = time.strftime("%H:%M:%S")
+    text = data[:LOG_PREFIX].decode("ascii", "backslashreplace")
+    more = f"...({len(data)} bytes)" if len(data) > LOG_PREFIX else ""
+    return f"[{stamp}] {text}{more}"

@@ -1,0 +1,91 @@
+"""The Target interface the protocol session drives, and the stop events a
+target reports.
+
+Optional capabilities are methods returning an implementation or None (the
+idea of the Rust gdbstub crate), so ``qSupported`` is derived from what the
+target really implements and never advertises more.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from ..arch.regs import Arch
+
+
+class StopKind(enum.Enum):
+    SIGNAL = "signal"  # stopped with a signal (SIGTRAP for breakpoints and steps)
+    EXITED = "exited"  # W: the process exited with ``status``
+    TERMINATED = "terminated"  # X: the process was killed by ``signal``
+    FORK = "fork"
+    VFORK = "vfork"
+    VFORK_DONE = "vforkdone"
+    EXEC = "exec"
+    SYSCALL_ENTRY = "syscall_entry"
+    SYSCALL_RETURN = "syscall_return"
+    THREAD_CREATED = "create"
+    THREAD_EXITED = "thread_exited"
+    NO_RESUMED = "no_resumed"
+
+
+@dataclass
+class StopEvent:
+    kind: StopKind
+    pid: int
+    tid: int
+    signal: int = 0  # Linux signal number
+    status: int = 0  # exit status for EXITED / THREAD_EXITED
+    reason: str | None = None  # swbreak, hwbreak, watch, rwatch, awatch
+    address: int = 0  # data address of a watchpoint hit
+    child_pid: int = 0  # fork / vfork
+    child_tid: int = 0
+    exec_path: str = ""
+    syscall: int = 0
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ResumeAction:
+    """What to do with one thread: continue, step, or range-step, with a signal."""
+
+    kind: str  # "c", "s", "r"
+    signal: int = 0  # Linux signal number to deliver, 0 for none
+    start: int = 0  # range-step bounds
+    end: int = 0
+
+
+class Breakpoints(Protocol):
+    """Z/z types 0..4 (software, hardware, write, read, access watchpoints)."""
+
+    def supported_types(self) -> frozenset[int]: ...
+    def insert_breakpoint(self, pid: int, type_: int, addr: int, kind: int) -> bool: ...
+    def remove_breakpoint(self, pid: int, type_: int, addr: int, kind: int) -> bool: ...
+
+
+class Target(Protocol):
+    """One debugged program (and the processes it forks) under the stub's control."""
+
+    @property
+    def pid(self) -> int: ...
+    def arch(self, pid: int) -> Arch: ...
+    def alive(self) -> bool: ...
+    def launched(self) -> bool: ...
+    def thread_ids(self) -> list[tuple[int, int]]: ...
+    def thread_name(self, pid: int, tid: int) -> str: ...
+    def thread_core(self, pid: int, tid: int) -> int | None: ...
+    def read_registers(self, tid: int) -> bytes: ...
+    def write_registers(self, tid: int, data: bytes) -> None: ...
+    def read_register(self, tid: int, regnum: int) -> bytes | None: ...
+    def write_register(self, tid: int, regnum: int, data: bytes) -> bool: ...
+    def read_memory(self, pid: int, addr: int, length: int) -> bytes: ...
+    def write_memory(self, pid: int, addr: int, data: bytes) -> None: ...
+    def resume(self, actions: dict[int, ResumeAction]) -> None: ...
+    def poll(self) -> StopEvent | None: ...
+    def interrupt(self) -> None: ...
+    def kill(self, pid: int | None = None) -> None: ...
+    def detach(self, pid: int | None = None) -> None: ...
+    def auxv(self, pid: int) -> bytes: ...
+    def exec_file(self, pid: int) -> str: ...
+    def breakpoints(self) -> Breakpoints | None: ...

@@ -1,0 +1,193 @@
+"""ctypes bindings for ptrace(2) and friends; errors raise OSError.
+
+Every call must come from the thread that attached to the tracee (the kernel
+answers ESRCH otherwise), so the whole stub drives ptrace from one thread.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_ptrace = _libc.ptrace
+_ptrace.restype = ctypes.c_long
+_ptrace.argtypes = [ctypes.c_long, ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p]
+_syscall = _libc.syscall
+_syscall.restype = ctypes.c_long
+_personality = _libc.personality
+_personality.restype = ctypes.c_int
+_personality.argtypes = [ctypes.c_ulong]
+
+TRACEME = 0
+PEEKDATA = 2
+PEEKUSER = 3
+POKEDATA = 5
+POKEUSER = 6
+CONT = 7
+KILL = 8
+SINGLESTEP = 9
+GETREGS = 12
+SETREGS = 13
+GETFPREGS = 14
+SETFPREGS = 15
+ATTACH = 16
+DETACH = 17
+SYSCALL = 24
+SETOPTIONS = 0x4200
+GETEVENTMSG = 0x4201
+GETSIGINFO = 0x4202
+SETSIGINFO = 0x4203
+GETREGSET = 0x4204
+SETREGSET = 0x4205
+SEIZE = 0x4206
+INTERRUPT = 0x4207
+
+O_TRACESYSGOOD = 0x1
+O_TRACEFORK = 0x2
+O_TRACEVFORK = 0x4
+O_TRACECLONE = 0x8
+O_TRACEEXEC = 0x10
+O_TRACEVFORKDONE = 0x20
+O_TRACEEXIT = 0x40
+O_EXITKILL = 0x100000
+
+EVENT_FORK = 1
+EVENT_VFORK = 2
+EVENT_CLONE = 3
+EVENT_EXEC = 4
+EVENT_VFORK_DONE = 5
+EVENT_EXIT = 6
+EVENT_STOP = 128
+
+NT_PRSTATUS = 1
+NT_FPREGSET = 2
+NT_X86_XSTATE = 0x202
+
+WALL = 0x40000000  # __WALL: not in the os module
+ADDR_NO_RANDOMIZE = 0x0040000
+SYS_TGKILL = 234
+
+USER_DEBUGREG_OFFSET = 848  # offsetof(struct user, u_debugreg)
+
+
+class IoVec(ctypes.Structure):
+    _fields_ = [("base", ctypes.c_void_p), ("len", ctypes.c_size_t)]
+
+
+def _check(result: int) -> int:
+    if result == -1:
+        err = ctypes.get_errno()
+        if err:
+            raise OSError(err, os.strerror(err))
+    return result
+
+
+def ptrace(request: int, pid: int, addr: int = 0, data: int = 0) -> int:
+    ctypes.set_errno(0)
+    return _check(_ptrace(request, pid, addr, data))
+
+
+def traceme() -> None:
+    ptrace(TRACEME, 0)
+
+
+def set_options(pid: int, options: int) -> None:
+    ptrace(SETOPTIONS, pid, 0, options)
+
+
+def cont(tid: int, sig: int = 0) -> None:
+    ptrace(CONT, tid, 0, sig)
+
+
+def singlestep(tid: int, sig: int = 0) -> None:
+    ptrace(SINGLESTEP, tid, 0, sig)
+
+
+def syscall(tid: int, sig: int = 0) -> None:
+    ptrace(SYSCALL, tid, 0, sig)
+
+
+def attach(pid: int) -> None:
+    ptrace(ATTACH, pid)
+
+
+def detach(tid: int, sig: int = 0) -> None:
+    ptrace(DETACH, tid, 0, sig)
+
+
+def geteventmsg(tid: int) -> int:
+    msg = ctypes.c_ulong(0)
+    ptrace(GETEVENTMSG, tid, 0, ctypes.addressof(msg))
+    return msg.value
+
+
+def getregs(tid: int, size: int = 216) -> bytearray:
+    buf = ctypes.create_string_buffer(size)
+    ptrace(GETREGS, tid, 0, ctypes.addressof(buf))
+    return bytearray(buf.raw)
+
+
+def setregs(tid: int, data: bytes) -> None:
+    buf = ctypes.create_string_buffer(bytes(data), len(data))
+    ptrace(SETREGS, tid, 0, ctypes.addressof(buf))
+
+
+def getregset(tid: int, nt: int, size: int) -> bytearray:
+    """Read a regset; the kernel shrinks the iovec to what it filled."""
+    buf = ctypes.create_string_buffer(size)
+    iov = IoVec(ctypes.addressof(buf), size)
+    ptrace(GETREGSET, tid, nt, ctypes.addressof(iov))
+    return bytearray(buf.raw[: iov.len])
+
+
+def setregset(tid: int, nt: int, data: bytes) -> None:
+    buf = ctypes.create_string_buffer(bytes(data), len(data))
+    iov = IoVec(ctypes.addressof(buf), len(data))
+    ptrace(SETREGSET, tid, nt, ctypes.addressof(iov))
+
+
+def getsiginfo(tid: int) -> bytes:
+    buf = ctypes.create_string_buffer(128)
+    ptrace(GETSIGINFO, tid, 0, ctypes.addressof(buf))
+    return buf.raw
+
+
+def setsiginfo(tid: int, data: bytes) -> None:
+    buf = ctypes.create_string_buffer(bytes(data).ljust(128, b"\0"), 128)
+    ptrace(SETSIGINFO, tid, 0, ctypes.addressof(buf))
+
+
+def peekuser(tid: int, offset: int) -> int:
+    return ptrace(PEEKUSER, tid, offset, 0) & 0xFFFFFFFFFFFFFFFF
+
+
+def pokeuser(tid: int, offset: int, value: int) -> None:
+    ptrace(POKEUSER, tid, offset, value)
+
+
+def peekdata(tid: int, addr: int) -> int:
+    return ptrace(PEEKDATA, tid, addr, 0) & 0xFFFFFFFFFFFFFFFF
+
+
+def pokedata(tid: int, addr: int, value: int) -> None:
+    ptrace(POKEDATA, tid, addr, ctypes.c_long(value if value < 1 << 63 else value - (1 << 64)).value)
+
+
+def tgkill(tgid: int, tid: int, sig: int) -> None:
+    _check(_syscall(SYS_TGKILL, tgid, tid, sig))
+
+
+def disable_aslr() -> None:
+    """In the child before exec: the address space layout gdb users expect."""
+    current = _personality(0xFFFFFFFF)
+    if current != -1:
+        _personality(current | ADDR_NO_RANDOMIZE)
+
+
+def kill_quietly(pid: int, sig: int = signal.SIGKILL) -> None:
+    try:
+        os.kill(pid, sig)
+    except OSError:
+        pass

@@ -1,0 +1,194 @@
+"""The one module that owns sockets and stdio: TCP (IPv4/IPv6), Unix-domain
+sockets and the stdin/stdout pipe, all as byte pipes with a file descriptor
+the event loop can watch."""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+import os
+import socket
+from dataclasses import dataclass
+
+
+class Connection:
+    """A connected client: bytes in, bytes out."""
+
+    def __init__(self, rfd: int, wfd: int, peer: str, sock: socket.socket | None = None) -> None:
+        self.rfd = rfd
+        self.wfd = wfd
+        self.peer = peer
+        self._sock = sock
+
+    def fileno(self) -> int:
+        return self.rfd
+
+    def recv(self) -> bytes:
+        """What is there to read; b'' when the client has gone."""
+        try:
+            if self._sock is not None:
+                return self._sock.recv(65536)
+            return os.read(self.rfd, 65536)
+        except (ConnectionError, OSError) as exc:
+            if isinstance(exc, BlockingIOError):
+                raise
+            return b""
+
+    def send(self, data: bytes) -> None:
+        try:
+            if self._sock is not None:
+                self._sock.sendall(data)
+            else:
+                view = memoryview(data)
+                while view:
+                    n = os.write(self.wfd, view)
+                    view = view[n:]
+        except OSError as exc:
+            if exc.errno not in (errno.EPIPE, errno.ECONNRESET, errno.EBADF):
+                raise
+
+    def close(self) -> None:
+        if self._sock is not None:
+            try:
+                self._sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            self._sock.close()
+            self._sock = None
+
+
+@dataclass
+class Address:
+    kind: str  # "tcp", "unix", "stdio"
+    host: str = "127.0.0.1"
+    port: int = 0
+    path: str = ""
+    family: int = socket.AF_INET
+
+
+class AddressError(ValueError):
+    pass
+
+
+def parse_address(text: str) -> Address:
+    """gdbserver's COMM forms: [HOST]:PORT, tcp:/tcp4:/tcp6: prefixes, [v6]:PORT,
+    unix:PATH, and '-' or 'stdio' for the pipe."""
+    if text in ("-", "stdio"):
+        return Address("stdio")
+    if text.startswith("unix:"):
+        path = text[5:]
+        if not path:
+            raise AddressError(f"Invalid unix socket path: {text}")
+        return Address("unix", path=path)
+    family = 0
+    rest = text
+    for prefix, fam in (("tcp4:", socket.AF_INET), ("tcp6:", socket.AF_INET6), ("tcp:", 0)):
+        if rest.startswith(prefix):
+            rest, family = rest[len(prefix):], fam
+            break
+    host, sep, port_s = rest.rpartition(":")
+    if not sep or not port_s.isdigit() or int(port_s) > 65535:
+        raise AddressError(f"Invalid port or address: {text}")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not host:
+        host = "::1" if family == socket.AF_INET6 else "127.0.0.1"
+    if host == "localhost":
+        host = "::1" if family == socket.AF_INET6 else "127.0.0.1"
+    try:
+        ip = ipaddress.ip_address(host)
+        fam = socket.AF_INET6 if ip.version == 6 else socket.AF_INET
+    except ValueError:
+        if ":" in host or not all(c.isalnum() or c in "-." for c in host):
+            raise AddressError(f"Invalid host in address: {text}") from None
+        try:
+            info = socket.getaddrinfo(host, None, family or socket.AF_UNSPEC, socket.SOCK_STREAM)
+        except OSError:
+            raise AddressError(f"Cannot resolve host: {host}") from None
+        fam = info[0][0]
+        host = str(info[0][4][0])
+    if family and fam != family:
+        raise AddressError(f"Address family mismatch: {text}")
+    return Address("tcp", host=host, port=int(port_s), family=fam)
+
+
+def is_loopback(addr: Address) -> bool:
+    if addr.kind != "tcp":
+        return True
+    try:
+        return ipaddress.ip_address(addr.host).is_loopback
+    except ValueError:
+        return False
+
+
+class Listener:
+    """A listening endpoint handing out one Connection per client."""
+
+    def __init__(self, addr: Address) -> None:
+        self.addr = addr
+        self._sock: socket.socket | None = None
+        self._stdio_used = False
+        if addr.kind == "tcp":
+            sock = socket.socket(addr.family, socket.SOCK_STREAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if addr.family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+            try:
+                sock.bind((addr.host, addr.port))
+            except OSError:
+                sock.close()
+                raise
+            sock.listen(1)
+            self._sock = sock
+        elif addr.kind == "unix":
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                sock.bind(addr.path)
+            except OSError:
+                sock.close()
+                raise
+            sock.listen(1)
+            self._sock = sock
+
+    @property
+    def port(self) -> int:
+        if self._sock is not None and self.addr.kind == "tcp":
+            return int(self._sock.getsockname()[1])
+        return 0
+
+    def fileno(self) -> int:
+        return self._sock.fileno() if self._sock is not None else 0
+
+    def accept(self) -> Connection:
+        if self.addr.kind == "stdio":
+            self._stdio_used = True
+            return Connection(0, 1, "stdio")
+        assert self._sock is not None
+        conn, peer = self._sock.accept()
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1) if self.addr.kind == "tcp" else None
+        host = peer[0] if isinstance(peer, tuple) else "local"
+        port = peer[1] if isinstance(peer, tuple) else 0
+        return Connection(conn.fileno(), conn.fileno(), f"{host}, port {port}", conn)
+
+    def refuse_pending(self) -> None:
+        """Accept and drop a second client while one is being served."""
+        if self._sock is None:
+            return
+        try:
+            self._sock.setblocking(False)
+            conn, _ = self._sock.accept()
+            conn.close()
+        except OSError:
+            pass
+        finally:
+            self._sock.setblocking(True)
+
+    def close(self) -> None:
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+            if self.addr.kind == "unix":
+                try:
+                    os.unlink(self.addr.path)
+                except OSError:
+                    pass
