@@ -60,7 +60,7 @@ X87_CODECS: dict[str, Codec] = {
 
 
 def x87_regs(first: int, feature: str) -> list[Reg]:
-    """st0–st7 then fctrl fstat ftag fiseg fioff foseg fooff fop, from ``first``."""
+    """st0-st7 then fctrl fstat ftag fiseg fioff foseg fooff fop, from ``first``."""
     regs = [
         Reg(f"st{i}", first + i, 10, "xstate", ST0 + 16 * i, 10, feature, "i387_ext")
         for i in range(8)

@@ -7,7 +7,6 @@ and each byte is examined once.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Union
 
 MAX_PACKET = 0x4000  # payload bytes we accept; larger packets are NAKed
 
@@ -41,7 +40,7 @@ class BadPacket:
     reason: str
 
 
-Event = Union[Packet, Ack, Nak, Interrupt, BadPacket]
+Event = Packet | Ack | Nak | Interrupt | BadPacket
 
 _HEX = b"0123456789abcdef"
 

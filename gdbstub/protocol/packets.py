@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from ..target.base import ResumeAction
 from . import grammar as g
 from . import signals
-from .session import E01, E02, OK, PACKET_SIZE, Feature, Handler, SessionEnd
+from .session import E01, OK, PACKET_SIZE, Feature, Handler, SessionEnd
 
 if TYPE_CHECKING:
     from .session import Session

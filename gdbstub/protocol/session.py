@@ -213,6 +213,6 @@ def packet_name(data: bytes) -> str:
             end = i
     if first == "v" and data[end:end + 1] == b"?":
         end += 1
-    if data.startswith(b"_M") or data.startswith(b"_m"):
+    if data.startswith((b"_M", b"_m")):
         return data[:2].decode()
     return data[:end].decode("ascii", "replace")

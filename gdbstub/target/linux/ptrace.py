@@ -129,7 +129,7 @@ def getregs(tid: int, size: int = 216) -> bytearray:
     return bytearray(buf.raw)
 
 
-def setregs(tid: int, data: bytes) -> None:
+def setregs(tid: int, data: bytes | bytearray) -> None:
     buf = ctypes.create_string_buffer(bytes(data), len(data))
     ptrace(SETREGS, tid, 0, ctypes.addressof(buf))
 
@@ -142,7 +142,7 @@ def getregset(tid: int, nt: int, size: int) -> bytearray:
     return bytearray(buf.raw[: iov.len])
 
 
-def setregset(tid: int, nt: int, data: bytes) -> None:
+def setregset(tid: int, nt: int, data: bytes | bytearray) -> None:
     buf = ctypes.create_string_buffer(bytes(data), len(data))
     iov = IoVec(ctypes.addressof(buf), len(data))
     ptrace(SETREGSET, tid, nt, ctypes.addressof(iov))
