@@ -13,7 +13,7 @@ def feed_chunks(data: bytes, cuts: list[int]) -> list[framing.Event]:
     framer = Framer()
     events: list[framing.Event] = []
     pos = 0
-    for cut in sorted(set(c % (len(data) + 1) for c in cuts)):
+    for cut in sorted({c % (len(data) + 1) for c in cuts}):
         events += framer.feed(data[pos:cut])
         pos = cut
     events += framer.feed(data[pos:])

@@ -47,7 +47,10 @@ def test_register_packets() -> None:
 
 @pytest.mark.parametrize(
     ("text", "pid", "tid"),
-    [(b"p1f.20", 0x1F, 0x20), (b"p1f", 0x1F, -1), (b"p-1.-1", -1, -1), (b"-1", -1, -1), (b"0", 0, 0), (b"2a", 7, 0x2A)],
+    [
+        (b"p1f.20", 0x1F, 0x20), (b"p1f", 0x1F, -1), (b"p-1.-1", -1, -1),
+        (b"-1", -1, -1), (b"0", 0, 0), (b"2a", 7, 0x2A),
+    ],
 )
 def test_thread_ids(text: bytes, pid: int, tid: int) -> None:
     assert g.parse_thread_id(text, 7) == g.ThreadId(pid, tid)
