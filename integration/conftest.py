@@ -49,15 +49,21 @@ def kind(request: pytest.FixtureRequest) -> str:
 Debug = Callable[..., Session]
 
 
+def _or_fail(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Call FUNCTION; a HarnessError (server did not start, ...) fails the test with its message only."""
+    try:
+        return function(*args, **kwargs)
+    except HarnessError as error:
+        message = str(error)
+    pytest.fail(message, pytrace=False)
+
+
 @pytest.fixture
 def debug(procs: ProcessTracker, kind: str) -> Debug:
     """debug(PROGRAM, ARGS, COMMANDS, **kw) -> Session: one gdb batch run against KIND --once PROGRAM."""
 
     def run(name: str, args: Sequence[str] = (), commands: Sequence[str] = (), **kwargs: Any) -> Session:
-        try:
-            return harness.debug(procs, kind, harness.program(name), args, commands, **kwargs)
-        except HarnessError as error:
-            pytest.fail(str(error), pytrace=False)
+        return _or_fail(harness.debug, procs, kind, harness.program(name), args, commands, **kwargs)
 
     return run
 
@@ -67,10 +73,7 @@ def reference(procs: ProcessTracker) -> Debug:
     """Like `debug`, always against gdbserver: the behaviour the stub must reproduce."""
 
     def run(name: str, args: Sequence[str] = (), commands: Sequence[str] = (), **kwargs: Any) -> Session:
-        try:
-            return harness.debug(procs, "gdbserver", harness.program(name), args, commands, **kwargs)
-        except HarnessError as error:
-            pytest.fail(str(error), pytrace=False)
+        return _or_fail(harness.debug, procs, "gdbserver", harness.program(name), args, commands, **kwargs)
 
     return run
 
@@ -80,10 +83,7 @@ def server(procs: ProcessTracker, kind: str) -> Callable[..., Server]:
     """server(PROGRAM, ARGS, once=True) -> a started Server of KIND (killed at teardown if still up)."""
 
     def start(name: str, args: Sequence[str] = (), **kwargs: Any) -> Server:
-        try:
-            return harness.start_server(procs, kind, harness.program(name), args, **kwargs)
-        except HarnessError as error:
-            pytest.fail(str(error), pytrace=False)
+        return _or_fail(harness.start_server, procs, kind, harness.program(name), args, **kwargs)
 
     return start
 

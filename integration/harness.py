@@ -383,9 +383,11 @@ def start_server(
     found = err.wait_for(LISTENING_RE, timeout)
     server = Server(kind, proc, int(found.group(1)) if found else 0, out, err, argv)
     if found is None:
+        rc = proc.poll()
         server.stop()
         err.join()
-        raise HarnessError(f"{kind} did not print 'Listening on port N' within {timeout}s\n{server.describe()}")
+        why = f"exited with status {rc}" if rc is not None else f"was still silent after {timeout}s"
+        raise HarnessError(f"{kind} did not print 'Listening on port N': it {why}\n{server.describe()}")
     pid = server.inferior_pid
     if pid is not None:
         tracker.track_pid(pid)
