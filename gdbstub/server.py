@@ -24,8 +24,14 @@ rsp_log = logging.getLogger("gdbstub.rsp")
 LOG_PREFIX = 64  # packets are logged up to this many bytes (no memory contents beyond it)
 
 
-class StubExit(Exception):
-    """A signal asked the stub to end (SIGTERM, SIGHUP, SIGINT)."""
+EXIT_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
+
+
+class StubExit(BaseException):
+    """A signal asked the stub to end (SIGTERM, SIGHUP, SIGINT).
+
+    A BaseException, like KeyboardInterrupt, so that no ``except Exception``
+    (Session.handle's last line of defence) can swallow it."""
 
 
 @dataclass
@@ -58,7 +64,7 @@ class Server:
         def _exit(signum: int, frame: object) -> None:
             raise StubExit(signal.Signals(signum).name)
 
-        for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+        for sig in EXIT_SIGNALS:
             signal.signal(sig, _exit)
         signal.signal(signal.SIGPIPE, signal.SIG_IGN)
 
@@ -88,6 +94,8 @@ class Server:
         except StubExit as exc:
             log.info("exiting on %s", exc)
         finally:
+            # A second signal must not cut the clean-up short (kill or detach, breakpoints out).
+            signal.pthread_sigmask(signal.SIG_BLOCK, EXIT_SIGNALS)
             self.target.close()
             self.listener.close()
         return 0

@@ -57,6 +57,7 @@ class Session:
         self.event_thread: int = 0
         self.running = False
         self.finished = False
+        self.internal_errors = 0  # handler bugs caught by handle()'s last line of defence
         self.disabled: set[str] = set()  # packet names turned off (--disable-packet)
         self.program_signals: frozenset[int] | None = None
         self.notify: Callable[[bytes], None] = lambda payload: None  # O packets
@@ -71,7 +72,13 @@ class Session:
     # --- entry points ------------------------------------------------------------
 
     def handle(self, data: bytes) -> bytes | None:
-        """Handle one packet; return the reply payload, or None while the program runs."""
+        """Handle one packet; return the reply payload, or None while the program runs.
+
+        Nothing a client sends may end the stub: expected failures (malformed
+        arguments, a failed ptrace/memory access) are answered E01 quietly, and
+        any other exception, a handler bug, is logged with its traceback and
+        answered E01 too. Only SessionEnd (the client's own request) leaves.
+        """
         name = packet_name(data)
         handler = self.handlers.get(name)
         if handler is None or name in self.disabled:
@@ -87,6 +94,12 @@ class Session:
             return E01
         except KeyError as exc:
             log.debug("%r: unknown %s", data[:40], exc)
+            return E01
+        except SessionEnd:
+            raise
+        except Exception:  # the last line of defence: log the bug, keep serving
+            log.exception("internal error handling packet %r", data[:40])
+            self.internal_errors += 1
             return E01
 
     def on_stop(self, event: StopEvent) -> bytes:
