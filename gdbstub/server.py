@@ -15,12 +15,14 @@ from dataclasses import dataclass, field
 
 from .protocol import framing
 from .protocol.session import Session, SessionEnd
+from .launch import Launcher
 from .target.linux.process import LinuxTarget
 from .transport import Connection, Listener
 
 log = logging.getLogger("gdbstub.server")
 rsp_log = logging.getLogger("gdbstub.rsp")
 
+SPIN_SECONDS = 0.0002  # how long to poll for a quick stop after a resume
 LOG_PREFIX = 64  # packets are logged up to this many bytes (no memory contents beyond it)
 
 
@@ -44,16 +46,16 @@ class ServerOptions:
 class Server:
     """Serves clients one at a time over one listener."""
 
-    def __init__(self, listener: Listener, target: LinuxTarget,
-                 relaunch: Callable[[], LinuxTarget | None] | None,
+    def __init__(self, listener: Listener, target: LinuxTarget, launcher: Launcher,
                  options: ServerOptions) -> None:
         self.listener = listener
         self.target = target
-        self.relaunch = relaunch
+        self.launcher = launcher
         self.options = options
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._old_wakeup = -1
         self.session: Session | None = None
+        self.extended_seen = options.extended  # '!' seen on some connection (gdbserver keeps it)
 
     # --- life cycle --------------------------------------------------------------
 
@@ -69,7 +71,11 @@ class Server:
         signal.signal(signal.SIGPIPE, signal.SIG_IGN)
 
     def serve(self) -> int:
-        """Accept clients until done; returns the process exit status."""
+        """Accept clients until done; returns the process exit status.
+
+        gdbserver's lifetime: after a client leaves, the stub ends with --once, on stdio,
+        after ``monitor exit`` or a non-extended kill, or when nothing is left to debug
+        outside extended mode; otherwise it waits for the next client, program kept."""
         try:
             while True:
                 conn = self.listener.accept()
@@ -78,19 +84,20 @@ class Server:
                     self.serve_client(conn)
                 finally:
                     conn.close()
-                if self.session is not None and self.session.finished and self.options.extended:
-                    self.target.close()
-                    return 0
+                session = self.session
+                if session is not None:
+                    self.extended_seen |= session.extended
+                    if session.finished:
+                        break
                 if self.options.once or self.listener.addr.kind == "stdio":
                     break
-                if not self.options.extended:
-                    self.target.close()
-                    if self.relaunch is None:
-                        break
-                    new = self.relaunch()
-                    if new is None:
-                        return 1
-                    self.target = new
+                if not self.extended_seen and not self.target.alive():
+                    break
+                print("Remote side has terminated connection.  "
+                      "gdbstub will reopen the connection.", file=sys.stderr, flush=True)
+                if self.target.running:
+                    self.target.detach_or_stop_for_reconnect()
+                self.listener.announce()
         except StubExit as exc:
             log.info("exiting on %s", exc)
         finally:
@@ -103,8 +110,11 @@ class Server:
     # --- one client ---------------------------------------------------------------
 
     def serve_client(self, conn: Connection) -> None:
-        session = Session(self.target, extended=self.options.extended)
+        session = Session(self.target, extended=self.options.extended or self.extended_seen)
+        session.launcher = self.launcher
         session.disabled |= self.options.disabled_packets
+        if "vCont" in session.disabled:
+            session.features = [f for f in session.features if f[0] != "vContSupported+"]
         self.session = session
         framer = framing.Framer()
         last_sent = b""
@@ -167,8 +177,14 @@ class Server:
         if reply is not None:
             send(reply)
         elif session.running and not was_running:
-            # A resume: an event may already be waiting (pending from the last stop).
-            self._poll_target(session, send)
+            # A resume. Steps and short runs end within microseconds: poll for a
+            # while before going back to select, which saves the SIGCHLD ->
+            # wake-up pipe -> epoll round trip on every step and breakpoint hit.
+            deadline = time.perf_counter() + SPIN_SECONDS
+            while session.running:
+                self._poll_target(session, send)
+                if time.perf_counter() > deadline:
+                    break
 
     def _poll_target(self, session: Session, send: Callable[[bytes], None]) -> None:
         if not session.running:
