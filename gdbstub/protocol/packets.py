@@ -88,12 +88,14 @@ def question(s: Session, args: bytes) -> bytes:
 
 
 def read_registers(s: Session, args: bytes) -> bytes:
-    return s.target.read_registers(s.current_tid()).hex().encode()
+    _, tid = _with_thread_suffix(s, args)
+    return s.target.read_registers(tid).hex().encode()
 
 
 def write_registers(s: Session, args: bytes) -> bytes:
+    args, tid = _with_thread_suffix(s, args)
     data = bytes.fromhex(args.decode("ascii"))
-    s.target.write_registers(s.current_tid(), data)
+    s.target.write_registers(tid, data)
     return OK
 
 

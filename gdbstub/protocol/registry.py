@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from . import packets, xfer
+from . import lldb, packets, xfer
 
 if TYPE_CHECKING:
     from .session import Session
@@ -18,3 +18,6 @@ def install(session: Session) -> None:
     session.xfer_cache = {}
     session.features = list(packets.FEATURES)
     session.features += xfer.features()
+    session.handlers.update(lldb.HANDLERS)
+    session.features += lldb.FEATURES
+    session.stop_extras += lldb.STOP_EXTRAS

@@ -60,6 +60,10 @@ class Session:
         self.internal_errors = 0  # handler bugs caught by handle()'s last line of defence
         self.disabled: set[str] = set()  # packet names turned off (--disable-packet)
         self.program_signals: frozenset[int] | None = None
+        # lldb extensions (protocol/lldb.py): ';thread:TID;' suffixes, thread lists in stop replies
+        self.thread_suffix = False
+        self.list_threads_in_stop_reply = False
+        self.stop_extras: list[Callable[[Session, StopEvent], bytes]] = []
         self.notify: Callable[[bytes], None] = lambda payload: None  # O packets
         self.handlers: dict[str, Handler] = {}
         self.features: list[Feature] = []
@@ -181,6 +185,8 @@ class Session:
         except OSError:
             pass
         parts.append(b"thread:%s;" % self.format_thread(event.pid, event.tid))
+        for extra in self.stop_extras:
+            parts.append(extra(self, event))
         core = target.thread_core(event.pid, event.tid)
         if core is not None:
             parts.append(b"core:%x;" % core)

@@ -1,0 +1,279 @@
+"""lldb's extensions to the remote protocol (lldb/docs/resources/lldbgdbremote.md).
+
+lldb works with plain RSP, but it probes for these first and uses them to
+be fast and complete: host and process facts, memory regions for unwinding,
+a binary memory read, thread lists in stop replies, all threads' stop info
+in one JSON packet, and ';thread:TID;' suffixes instead of Hg.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal as host_signal
+import weakref
+from typing import TYPE_CHECKING
+
+from ..target.base import StopEvent, StopKind
+from ..target.linux import procfs
+from . import packets, signals
+from .session import E01, OK, PACKET_SIZE, Feature, Handler
+
+if TYPE_CHECKING:
+    from .session import Session
+
+TRIPLES = {8: "x86_64-pc-linux-gnu", 4: "i386-pc-linux-gnu"}
+# Debug-register slots on x86: what lldb must budget its watchpoints with.
+WATCHPOINT_SLOTS = 4
+
+
+def _hex(text: str) -> str:
+    return text.encode().hex()
+
+
+def _pairs(items: list[tuple[str, str | int]]) -> bytes:
+    """lldb's 'key:value;' replies; ints in hex as lldb reads them."""
+    out = []
+    for key, value in items:
+        out.append(f"{key}:{value:x};" if isinstance(value, int) else f"{key}:{value};")
+    return "".join(out).encode()
+
+
+def _pid(s: Session) -> int:
+    return s.current_pid() if s.target.threads else s.target.pid
+
+
+def _word(s: Session) -> int:
+    return s.target.arch(_pid(s)).word
+
+
+# --- negotiation -----------------------------------------------------------------
+
+
+def thread_suffix_supported(s: Session, args: bytes) -> bytes:
+    s.thread_suffix = True
+    return OK
+
+
+def list_threads_in_stop_reply(s: Session, args: bytes) -> bytes:
+    s.list_threads_in_stop_reply = True
+    return OK
+
+
+def host_info(s: Session, args: bytes) -> bytes:
+    uname = os.uname()
+    return _pairs([
+        ("triple", _hex(TRIPLES[8])),
+        ("ptrsize", 8),
+        ("endian", "little"),
+        ("ostype", "linux"),
+        ("vendor", "pc"),
+        ("os_version", uname.release.split("-")[0]),
+        ("os_build", _hex(uname.release)),
+        ("os_kernel", _hex(uname.version)),
+        ("hostname", _hex(uname.nodename)),
+        # x86 debug registers trap after the access: lldb must not re-execute it.
+        ("watchpoint_exceptions_received", "after"),
+    ])
+
+
+def process_info(s: Session, args: bytes) -> bytes:
+    pid = _pid(s)
+    if pid not in s.target.processes:
+        return E01
+    ids = procfs.read_ids(pid)
+    word = s.target.arch(pid).word
+    return _pairs([
+        ("pid", ids.pid),
+        ("parent-pid", ids.ppid),
+        ("real-uid", ids.uid),
+        ("real-gid", ids.gid),
+        ("effective-uid", ids.euid),
+        ("effective-gid", ids.egid),
+        ("triple", _hex(TRIPLES.get(word, TRIPLES[8]))),
+        ("ostype", "linux"),
+        ("endian", "little"),
+        ("ptrsize", word),
+    ])
+
+
+def watchpoint_support_info(s: Session, args: bytes) -> bytes:
+    hw = s.target.breakpoints()
+    if hw is None or 2 not in hw.supported_types():
+        return b""
+    return _pairs([("num", WATCHPOINT_SLOTS)])
+
+
+# --- memory ----------------------------------------------------------------------
+
+
+def memory_region_info(s: Session, args: bytes) -> bytes:
+    """qMemoryRegionInfo:ADDR from /proc/PID/maps; a hole is a region without permissions."""
+    text = args.lstrip(b":")
+    if not text:
+        return E01
+    addr = int(text, 16)
+    limit = 1 << (8 * _word(s))
+    if addr >= limit:
+        return E01
+    region = procfs.region_at(procfs.read_maps(_pid(s)), addr, limit)
+    items: list[tuple[str, str | int]] = [("start", region.start), ("size", region.end - region.start)]
+    m = region.mapping
+    if m is not None:
+        perms = "r" * m.readable + "w" * m.writable + "x" * m.executable
+        items.append(("permissions", perms))
+        if m.path:
+            items.append(("name", _hex(m.path)))
+    return _pairs(items)
+
+
+def binary_read(s: Session, args: bytes) -> bytes:
+    """lldb's 'x ADDR,LEN': the bytes themselves (framing escapes them); 'x0,0' probes support."""
+    addr_s, sep, len_s = args.partition(b",")
+    if not sep:
+        return E01
+    addr, length = int(addr_s, 16), int(len_s, 16)
+    if length == 0:
+        return OK
+    data = s.target.read_memory(_pid(s), addr, min(length, PACKET_SIZE))
+    return data if data else b"E08"
+
+
+# --- threads ---------------------------------------------------------------------
+
+
+def _stop_reason(event: StopEvent) -> tuple[str | None, str | None]:
+    """(lldb reason, description) for a thread's last stop."""
+    if event.kind is not StopKind.SIGNAL:
+        return None, None
+    if event.reason in ("swbreak", "hwbreak"):
+        return "breakpoint", None
+    if event.reason in ("watch", "rwatch", "awatch"):
+        # The same description lldb makes of a gdb-style 'watch:ADDR' key: address, slot unknown.
+        return "watchpoint", f"{event.address} {0xFFFFFFFF}"
+    return "signal", None
+
+
+def _thread_pcs(s: Session) -> tuple[list[int], list[int]]:
+    tids, pcs = [], []
+    for _, tid in s.target.thread_ids():
+        t = s.target.threads[tid]
+        try:
+            pcs.append(s.target.get_pc(t))
+        except OSError:
+            continue
+        tids.append(tid)
+    return tids, pcs
+
+
+def stop_reply_threads(s: Session, event: StopEvent) -> bytes:
+    """With QListThreadsInStopReply: every thread and its PC, saving lldb a round trip each."""
+    if not s.list_threads_in_stop_reply or event.kind is StopKind.THREAD_EXITED:
+        return b""
+    tids, pcs = _thread_pcs(s)
+    if not tids:
+        return b""
+    width = 2 * s.target.arch(event.pid).word
+    parts = [b"threads:%s;" % b",".join(b"%x" % t for t in tids)]
+    parts.append(b"thread-pcs:%s;" % b",".join(b"%0*x" % (width, pc) for pc in pcs))
+    name = s.target.thread_name(event.pid, event.tid)
+    if name:
+        parts.append(b"hexname:%s;" % name.encode().hex().encode())
+    # The stub knows an int3 of ours ran; watchpoints already travel as gdb's 'watch:ADDR'.
+    if _stop_reason(event)[0] == "breakpoint":
+        parts.append(b"reason:breakpoint;")
+    return b"".join(parts)
+
+
+def threads_info(s: Session, args: bytes) -> bytes:
+    """jThreadsInfo: every thread's name, stop reason and expedited registers as JSON."""
+    last = s.last_stop
+    out = []
+    for pid, tid in s.target.thread_ids():
+        entry: dict[str, object] = {"tid": tid}
+        name = s.target.thread_name(pid, tid)
+        if name:
+            entry["name"] = name
+        if last is not None and last.tid == tid and last.kind is StopKind.SIGNAL:
+            reason, description = _stop_reason(last)
+            entry["signal"] = signals.to_gdb(last.signal)
+            if reason is not None:
+                entry["reason"] = reason
+            if description is not None:
+                entry["description"] = description
+        else:
+            entry["signal"] = 0
+        try:
+            entry["registers"] = {str(num): value.hex() for num, value in s.target.expedite(tid)}
+        except OSError:
+            pass
+        out.append(entry)
+    return json.dumps(out, separators=(",", ":")).encode()
+
+
+# --- registers with ';thread:TID;' ---------------------------------------------------
+
+
+def _split_suffix(s: Session, args: bytes) -> tuple[bytes, int]:
+    head, sep, rest = args.partition(b";thread:")
+    if sep:
+        return head, int(rest.rstrip(b";"), 16)
+    return args, s.current_tid()
+
+
+# Per session: save id -> (thread, register file), for QSave/QRestoreRegisterState.
+_saved: weakref.WeakKeyDictionary[Session, dict[int, tuple[int, bytes]]] = weakref.WeakKeyDictionary()
+
+
+def save_register_state(s: Session, args: bytes) -> bytes:
+    """QSaveRegisterState: lldb keeps a thread's registers around an expression call."""
+    _, tid = _split_suffix(s, args)
+    data = s.target.read_registers(tid)
+    saved = _saved.setdefault(s, {})
+    save_id = max(saved, default=0) + 1
+    saved[save_id] = (tid, data)
+    return b"%x" % save_id
+
+
+def restore_register_state(s: Session, args: bytes) -> bytes:
+    head, tid = _split_suffix(s, args.lstrip(b":"))
+    saved = _saved.get(s, {}).pop(int(head, 16), None)
+    if saved is None:
+        return E01
+    s.target.write_registers(tid, saved[1])
+    return OK
+
+
+# --- ending ----------------------------------------------------------------------
+
+
+def kill(s: Session, args: bytes) -> bytes | None:
+    """lldb waits for a reply to 'k' (lldb-server sends X09); gdb never reads one."""
+    if not s.thread_suffix:
+        return packets.kill(s, args)
+    pid = s.target.pid
+    s.target.kill()
+    if not s.extended:
+        s.finished = True
+    signo = signals.to_gdb(int(host_signal.SIGKILL))
+    return b"X%02x" % signo + (b";process:%x" % pid if s.multiprocess else b"")
+
+
+HANDLERS: dict[str, Handler] = {
+    "QThreadSuffixSupported": thread_suffix_supported,
+    "QListThreadsInStopReply": list_threads_in_stop_reply,
+    "qHostInfo": host_info,
+    "qProcessInfo": process_info,
+    "qWatchpointSupportInfo": watchpoint_support_info,
+    "qMemoryRegionInfo": memory_region_info,
+    "x": binary_read,
+    "jThreadsInfo": threads_info,
+    "QSaveRegisterState": save_register_state,
+    "QRestoreRegisterState": restore_register_state,
+    "k": kill,
+}
+
+# lldb learns of these by probing, not from qSupported.
+FEATURES: list[Feature] = []
+
+STOP_EXTRAS = [stop_reply_threads]
