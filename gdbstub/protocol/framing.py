@@ -113,6 +113,10 @@ class Framer:
     """Incremental packet parser.
 
     States: idle (between packets), body (after '$'), checksum (after '#').
+    An unescaped '$' cannot occur inside a packet (clients escape it), so one
+    seen in the body or checksum means the packet in progress was cut short
+    (a client died mid-packet, a line lost bytes): it is dropped without a
+    NAK (the client never finished it, so no ack is owed) and a new one starts.
     """
 
     def __init__(self, max_packet: int = MAX_PACKET) -> None:
@@ -121,6 +125,7 @@ class Framer:
         self._body = bytearray()
         self._cs = bytearray()
         self._overflow = False
+        self.dropped = 0  # packets cut short by a new '$'
 
     def feed(self, data: bytes) -> list[Event]:
         events: list[Event] = []
@@ -130,6 +135,11 @@ class Framer:
             if self._state == 1:
                 j = data.find(b"#", i)
                 end = n if j < 0 else j
+                restart = data.find(b"$", i, end)
+                if restart >= 0:
+                    self._restart()
+                    i = restart + 1
+                    continue
                 if not self._overflow:
                     self._body += data[i:end]
                     if len(self._body) > self._max * 2 + 16:
@@ -143,6 +153,9 @@ class Framer:
             c = data[i]
             i += 1
             if self._state == 2:
+                if c == 0x24:  # '$'
+                    self._restart()
+                    continue
                 self._cs.append(c)
                 if len(self._cs) == 2:
                     events.append(self._finish())
@@ -161,6 +174,14 @@ class Framer:
                 events.append(Interrupt())
             # anything else between packets is noise and ignored
         return events
+
+    def _restart(self) -> None:
+        """Drop the packet in progress; a new one starts after the '$' just seen."""
+        self.dropped += 1
+        self._state = 1
+        self._body.clear()
+        self._cs.clear()
+        self._overflow = False
 
     def _finish(self) -> Event:
         body = bytes(self._body)
