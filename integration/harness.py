@@ -493,7 +493,7 @@ def debug(
     args: Sequence[str] = (),
     commands: Iterable[str] = (),
     *,
-    file: Path | str | None | bool = True,
+    file: Path | str | bool | None = True,
     before: Iterable[str] = (),
     timeout: float = GDB_TIMEOUT,
     wait_server: float = EXIT_TIMEOUT,
@@ -596,7 +596,6 @@ def assert_same(ours: Session, ref: Session, **options: bool) -> None:
         f"gdb output differs from gdbserver's\n--- ours ({ours.server.kind}):\n{got}"
         f"--- gdbserver:\n{want}\n=== details, ours:\n{ours.describe()}"
     )
-
 
 
 # --------------------------------------------------------------------------- gdb/MI (for Ctrl-C)

@@ -123,7 +123,13 @@ def test_locals_args_and_stack_same_as_gdbserver(debug, reference, prog):
         "bt",
     ]
     ours = debug(prog, ["3"], script)
-    expect(ours, r"^local_int = 42$", r"^\$1 = 3$", r"^acc = 110$", r"^\$2 = \{0x[0-9a-f]+ \".*/build/" + prog + '"')
+    expect(
+        ours,
+        r"^local_int = 42$",
+        r"^\$1 = 3$",
+        r"^acc = 110$",
+        r"^\$2 = \{0x[0-9a-f]+ \".*/build/" + prog + '"',
+    )
     assert_same(ours, reference(prog, ["3"], script))
 
 
@@ -208,7 +214,16 @@ def test_tbreak_and_delete(debug):
     s = debug(
         "loop",
         ["3"],
-        ["tbreak hot", "break add", "continue", "info breakpoints", "continue", "delete", "info breakpoints", "continue"],
+        [
+            "tbreak hot",
+            "break add",
+            "continue",
+            "info breakpoints",
+            "continue",
+            "delete",
+            "info breakpoints",
+            "continue",
+        ],
     )
     expect(
         s,

@@ -11,7 +11,11 @@ from harness import expect
 @pytest.mark.threads
 @pytest.mark.parametrize("prog", ["threads", "threads-32"])
 def test_break_in_worker_and_list_threads(debug, prog):
-    s = debug(prog, [], ["break worker", "continue", "info threads", "bt 2", "thread 1", "bt 1", "delete", "continue"])
+    s = debug(
+        prog,
+        [],
+        ["break worker", "continue", "info threads", "bt 2", "thread 1", "bt 1", "delete", "continue"],
+    )
     expect(
         s,
         r"^Thread \d+ \"worker-\d\" hit Breakpoint 1, worker \(id=\d\)",
