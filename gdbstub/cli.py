@@ -8,10 +8,12 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from dataclasses import dataclass, field
 
 from . import __version__
+from .launch import Launcher
 from .server import Server, ServerOptions
 from .target.linux.process import LaunchError, LinuxTarget
 from .transport import AddressError, Listener, is_loopback, parse_address
@@ -82,7 +84,15 @@ class UsageError(Exception):
     pass
 
 
-DISABLE_NAMES = {"vCont", "T", "Tthread", "qC", "qfThreadInfo", "threads"}
+# gdbserver's --disable-packet names -> the packet names the session turns off.
+DISABLE_NAMES: dict[str, set[str]] = {
+    "vCont": {"vCont", "vCont?"},
+    "T": {"T"},
+    "Tthread": {"Tthread"},
+    "qC": {"qC"},
+    "qfThreadInfo": {"qfThreadInfo", "qsThreadInfo"},
+}
+DISABLE_NAMES["threads"] = set().union(*DISABLE_NAMES.values())
 
 
 def parse_args(argv: list[str]) -> Options:
@@ -103,7 +113,7 @@ def parse_args(argv: list[str]) -> Options:
         elif name == "--attach":
             opts.attach = True
         elif name in ("--debug", "--remote-debug"):
-            opts.debug = True
+            opts.debug = True  # --debug=all|threads|... (newer gdbserver) included
         elif name == "--debug-file" and eq:
             opts.debug_file = value
             opts.debug = True
@@ -121,7 +131,7 @@ def parse_args(argv: list[str]) -> Options:
             for item in value.split(","):
                 if item not in DISABLE_NAMES:
                     raise UsageError(f"Don't know how to disable \"{item}\".")
-                opts.disabled.add(item)
+                opts.disabled |= DISABLE_NAMES[item]
         elif name == "--wrapper":
             j = i + 1
             while j < len(argv) and argv[j] != "--":
@@ -159,56 +169,46 @@ def _setup_logging(opts: Options) -> None:
     root.setLevel(logging.DEBUG if opts.debug else logging.WARNING)
 
 
-def launch_target(opts: Options) -> LinuxTarget:
-    target = LinuxTarget()
-    argv = opts.wrapper + opts.program if opts.wrapper else list(opts.program)
-    pid = target.launch(argv, disable_aslr=opts.disable_aslr)
-    print(f"Process {opts.program[0]} created; pid = {pid}", file=sys.stderr, flush=True)
-    return target
+def _version() -> str:
+    return (f"gdbstub {__version__}\n"
+            "A GDB remote protocol stub (gdbserver replacement) for Linux x86-64, in Python.\n")
 
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    if "--version" in args[:1] or (args and args[0] == "--version"):
-        print(f"gdbstub {__version__}\nA GDB remote protocol stub for Linux x86-64, in Python.")
-        return 0
-    if "--help" in args[:1]:
-        print(USAGE)
-        return 0
     try:
         opts = parse_args(args)
     except UsageError as exc:
         if str(exc) == "--help":
-            print(USAGE)
+            print(USAGE, end="", flush=True)
             return 0
         if str(exc) == "--version":
-            print(f"gdbstub {__version__}")
+            print(_version(), end="", flush=True)
             return 0
-        print(f"{exc}\n{USAGE}", file=sys.stderr)
+        print(f"{exc}\n{USAGE}", file=sys.stderr, end="", flush=True)
         return 2
     _setup_logging(opts)
     try:
         addr = parse_address(opts.comm)
     except AddressError as exc:
-        print(str(exc), file=sys.stderr)
+        print(f"{exc}\nExiting", file=sys.stderr, flush=True)
         return 1
+    launcher = Launcher(startup_with_shell=opts.startup_with_shell,
+                        disable_aslr=opts.disable_aslr, wrapper=list(opts.wrapper))
+    if addr.kind == "stdio":
+        # The channel is our stdin/stdout: the program reads /dev/null and writes to stderr.
+        devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+        launcher.stdio_fds = (devnull, 2, 2)
     target = LinuxTarget()
-    relaunch = None
     try:
         if opts.attach:
             target.attach(int(opts.program[0]))
             print(f"Attached; pid = {opts.program[0]}", file=sys.stderr, flush=True)
         elif opts.program:
-            target = launch_target(opts)
-
-            def relaunch() -> LinuxTarget | None:
-                try:
-                    return launch_target(opts)
-                except LaunchError as exc:
-                    print(exc, file=sys.stderr, flush=True)
-                    return None
+            launcher.start(target, list(opts.program))
     except LaunchError as exc:
-        print(exc, file=sys.stderr)
+        if str(exc):
+            print(exc, file=sys.stderr)
         print(f"During startup program exited with code {exc.exit_code}.", file=sys.stderr)
         print("Exiting", file=sys.stderr, flush=True)
         return 1
@@ -227,12 +227,8 @@ def main(argv: list[str] | None = None) -> int:
     if not is_loopback(addr):
         print(f"warning: listening on {addr.host}: anyone who can reach this address can run "
               "code as this user", file=sys.stderr)
-    if addr.kind == "tcp":
-        print(f"Listening on port {listener.port}", file=sys.stderr, flush=True)
-    elif addr.kind == "unix":
-        print(f"Listening on Unix socket {addr.path}", file=sys.stderr, flush=True)
+    listener.announce()
     options = ServerOptions(once=opts.once, extended=opts.multi, disabled_packets=opts.disabled)
-    server = Server(listener, target, relaunch, options)
+    server = Server(listener, target, launcher, options)
     server.install_signals()
-    status = server.serve()
-    return status
+    return server.serve()

@@ -13,9 +13,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from .launch import Launcher
 from .protocol import framing
 from .protocol.session import Session, SessionEnd
-from .launch import Launcher
 from .target.linux.process import LinuxTarget
 from .transport import Connection, Listener
 
@@ -79,7 +79,8 @@ class Server:
         try:
             while True:
                 conn = self.listener.accept()
-                print(f"Remote debugging from host {conn.peer}", file=sys.stderr, flush=True)
+                if self.listener.addr.kind != "stdio":
+                    print(f"Remote debugging from host {conn.peer}", file=sys.stderr, flush=True)
                 try:
                     self.serve_client(conn)
                 finally:
@@ -95,8 +96,8 @@ class Server:
                     break
                 print("Remote side has terminated connection.  "
                       "gdbstub will reopen the connection.", file=sys.stderr, flush=True)
-                if self.target.running:
-                    self.target.detach_or_stop_for_reconnect()
+                if self.target.running:  # the client left mid-run: the next one finds it stopped
+                    self.target._stop_all()
                 self.listener.announce()
         except StubExit as exc:
             log.info("exiting on %s", exc)
@@ -123,12 +124,11 @@ class Server:
         sel.register(self._wake_r, selectors.EVENT_READ, "child")
         if self.listener.addr.kind != "stdio":
             sel.register(self.listener.fileno(), selectors.EVENT_READ, "listener")
-        debug = rsp_log.isEnabledFor(logging.DEBUG)
 
         def send(payload: bytes) -> None:
             nonlocal last_sent
             packet = framing.encode(payload)
-            if debug:
+            if rsp_log.isEnabledFor(logging.DEBUG):  # monitor set remote-debug may change it
                 rsp_log.debug("-> %s", _clip(packet))
             last_sent = packet
             conn.send(packet)
@@ -149,7 +149,7 @@ class Server:
                             return
                         for event in framer.feed(data):
                             if isinstance(event, framing.Packet):
-                                if debug:
+                                if rsp_log.isEnabledFor(logging.DEBUG):
                                     rsp_log.debug("<- %s", _clip(event.data))
                                 if not session.no_ack:
                                     conn.send(b"+")

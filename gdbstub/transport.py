@@ -8,6 +8,7 @@ import errno
 import ipaddress
 import os
 import socket
+import sys
 from dataclasses import dataclass
 
 
@@ -149,6 +150,16 @@ class Listener:
                 raise
             sock.listen(1)
             self._sock = sock
+
+    def announce(self) -> None:
+        """Tell whoever started the stub that a client may connect now (stderr, flushed):
+        harnesses wait for this line, so it comes only once the socket listens."""
+        if self.addr.kind == "tcp":
+            print(f"Listening on port {self.port}", file=sys.stderr, flush=True)
+        elif self.addr.kind == "unix":
+            print(f"Listening on Unix socket {self.addr.path}", file=sys.stderr, flush=True)
+        else:
+            print("Remote debugging using stdio", file=sys.stderr, flush=True)
 
     @property
     def port(self) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from . import lldb, packets, xfer
+from . import extended, lldb, monitor, packets, xfer
 
 if TYPE_CHECKING:
     from .session import Session
@@ -21,3 +21,6 @@ def install(session: Session) -> None:
     session.handlers.update(lldb.HANDLERS)
     session.features += lldb.FEATURES
     session.stop_extras += lldb.STOP_EXTRAS
+    session.handlers.update(extended.HANDLERS)
+    session.features += extended.FEATURES
+    session.handlers.update(monitor.HANDLERS)

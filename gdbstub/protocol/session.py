@@ -17,6 +17,7 @@ from . import grammar as g
 from . import signals
 
 if TYPE_CHECKING:
+    from ..launch import Launcher
     from ..target.linux.process import LinuxTarget
     from .xfer import XferObject
 
@@ -65,6 +66,7 @@ class Session:
         self.list_threads_in_stop_reply = False
         self.stop_extras: list[Callable[[Session, StopEvent], bytes]] = []
         self.notify: Callable[[bytes], None] = lambda payload: None  # O packets
+        self.launcher: Launcher | None = None  # how vRun/R start programs (protocol/extended.py)
         self.handlers: dict[str, Handler] = {}
         self.features: list[Feature] = []
         self.objects: dict[str, XferObject] = {}
@@ -184,7 +186,8 @@ class Session:
                 parts.append(b"%02x:%s;" % (regnum, value.hex().encode()))
         except OSError:
             pass
-        parts.append(b"thread:%s;" % self.format_thread(event.pid, event.tid))
+        if "Tthread" not in self.disabled:  # --disable-packet=Tthread
+            parts.append(b"thread:%s;" % self.format_thread(event.pid, event.tid))
         for extra in self.stop_extras:
             parts.append(extra(self, event))
         core = target.thread_core(event.pid, event.tid)

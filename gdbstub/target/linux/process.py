@@ -94,8 +94,11 @@ class LinuxTarget:
 
     def launch(self, argv: list[str], env: dict[str, str] | None = None,
                disable_aslr: bool = True, cwd: str | None = None,
-               stdio_fds: tuple[int, int, int] | None = None) -> int:
-        """fork + PTRACE_TRACEME + exec; the program stops at its first instruction."""
+               stdio_fds: tuple[int, int, int] | None = None, startup_execs: int = 0) -> int:
+        """fork + PTRACE_TRACEME + exec; the program stops at its first instruction.
+
+        ``startup_execs``: how many more execs come before the program itself (a shell
+        running ``exec PROG``, a wrapper): the stub runs through them first."""
         path = argv[0]
         err_r, err_w = os.pipe2(os.O_CLOEXEC)
         pid = os.fork()
@@ -130,9 +133,27 @@ class LinuxTarget:
                 code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else 128
             err = int(failure or b"0") or errno.ENOENT
             raise LaunchError(f"Cannot exec {path}: {os.strerror(err)}.", code)
+        if startup_execs:
+            self._run_startup_execs(pid, startup_execs)
         ptrace.set_options(pid, DEFAULT_OPTIONS)
         self._add_process(pid, launched=True)
         return pid
+
+    def _run_startup_execs(self, pid: int, count: int) -> None:
+        """Let a shell or wrapper run until it has exec'd the real program (extended: CLI)."""
+        ptrace.set_options(pid, ptrace.O_EXITKILL | ptrace.O_TRACEEXEC)
+        sig = 0
+        while count:
+            ptrace.cont(pid, sig)
+            sig = 0
+            _, status = os.waitpid(pid, ptrace.WALL)
+            if os.WIFEXITED(status) or os.WIFSIGNALED(status):
+                code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)
+                raise LaunchError("", code)
+            if status >> 16 == ptrace.EVENT_EXEC:
+                count -= 1
+            elif os.WSTOPSIG(status) != signal.SIGTRAP:
+                sig = os.WSTOPSIG(status)
 
     def attach(self, pid: int) -> None:
         """Attach to every thread of a running process (threads may appear meanwhile)."""

@@ -1,0 +1,70 @@
+"""How the stub starts programs: the last program and its arguments, the environment,
+working directory, shell and wrapper settings that extended-remote packets change and
+that live as long as the stub (not one connection), as gdbserver keeps them."""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import sys
+from dataclasses import dataclass, field
+
+from .target.linux.process import LaunchError, LinuxTarget
+
+# An argument gdb sent that still holds shell syntax (a redirection, a glob, a variable) is
+# passed to the shell as it is; one that gdb must have unquoted (it holds blanks, quotes or
+# backslashes, or is empty) is quoted again so the program receives it unchanged.
+_NEEDS_QUOTES = re.compile(r"[\s'\"\\]")
+
+
+def shell_word(arg: str) -> str:
+    """One vRun argument as shell text: raw shell syntax stays, unquoted text is re-quoted."""
+    if not arg or _NEEDS_QUOTES.search(arg):
+        return shlex.quote(arg)
+    return arg
+
+
+@dataclass
+class Launcher:
+    """The settings new programs start with; extended-remote packets change them."""
+
+    program: list[str] = field(default_factory=list)  # the last program and its arguments
+    env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
+    cwd: str | None = None
+    startup_with_shell: bool = False
+    disable_aslr: bool = True
+    wrapper: list[str] = field(default_factory=list)
+    stdio_fds: tuple[int, int, int] | None = None  # for the stdio transport: off the channel
+    initial_env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
+
+    def reset_env(self) -> None:
+        self.env = dict(self.initial_env)
+
+    def command(self, argv: list[str]) -> tuple[list[str], int]:
+        """The argv to exec and how many execs precede the program (shell, wrapper)."""
+        if self.startup_with_shell:
+            shell = os.environ.get("SHELL") or "/bin/sh"  # the stub's own, as gdbserver
+            words = [shlex.quote(w) for w in self.wrapper]
+            words += [shlex.quote(argv[0])] + [shell_word(a) for a in argv[1:]]
+            return [shell, "-c", "exec " + " ".join(words)], 1 + bool(self.wrapper)
+        if self.wrapper:
+            return self.wrapper + argv, 1
+        return list(argv), 0
+
+    def start(self, target: LinuxTarget, argv: list[str] | None = None) -> int:
+        """Start ARGV (default: the last program) stopped at its first instruction.
+
+        Raises LaunchError with gdbserver's message when the program cannot start."""
+        if argv is not None:
+            self.program = list(argv)
+        if not self.program or not self.program[0]:
+            raise LaunchError("No program to run.", 1)
+        prog = self.program[0]
+        cmd, execs = self.command(self.program)
+        # An empty LaunchError message: a shell or wrapper already said why it failed.
+        pid = target.launch(cmd, env=self.env, disable_aslr=self.disable_aslr, cwd=self.cwd,
+                            stdio_fds=self.stdio_fds, startup_execs=execs)
+        print(f"Process {prog} created; pid = {pid}", file=sys.stderr, flush=True)
+        return pid
+

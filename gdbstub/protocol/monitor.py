@@ -1,0 +1,145 @@
+"""qRcmd: gdb's ``monitor`` commands, gdbserver's set plus ``monitor info``.
+
+Output goes to gdb as O packets (console output) before the final OK, as gdbserver does.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from .session import E01, OK, Handler
+
+if TYPE_CHECKING:
+    from .session import Session
+
+HELP = """\
+The following monitor commands are supported:
+  set debug on|off
+    Enable or disable the stub's debug log (packets and events)
+  set remote-debug on|off
+    Enable or disable the packet log
+  set debug-format all|none|timestamp
+    Add or remove timestamps on debug log lines
+  set libthread-db-search-path PATH
+    Accepted for compatibility (threads are found through /proc)
+  info
+    Show the stub's own state: processes, threads, launch settings
+  help
+    Print this message
+  exit
+    Kill launched programs, detach attached ones, and quit the stub
+"""
+
+_ON = {"on": True, "1": True, "off": False, "0": False}
+
+
+def _say(s: Session, text: str) -> None:
+    """Send TEXT to gdb's console in O packets of a bounded size."""
+    data = text.encode("utf-8", "replace")
+    for i in range(0, len(data), 1024):
+        s.notify(b"O" + data[i:i + 1024].hex().encode())
+
+
+def _set_level(name: str, on: bool) -> None:
+    logging.getLogger(name).setLevel(logging.DEBUG if on else logging.WARNING)
+
+
+class _Stamped(logging.Formatter):
+    """'timestamp'/'all': each log line starts with the wall-clock time."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        stamp = time.strftime("%H:%M:%S", time.localtime(record.created))
+        return f"{stamp}.{int(record.msecs):03d} {record.getMessage()}"
+
+
+def _set_format(kind: str) -> bool:
+    if kind not in ("all", "none", "timestamp"):
+        return False
+    formatter = logging.Formatter("%(message)s") if kind == "none" else _Stamped()
+    for handler in logging.getLogger("gdbstub").handlers:
+        handler.setFormatter(formatter)
+    return True
+
+
+def _info(s: Session) -> str:
+    t = s.target
+    lines = [f"gdbstub pid {os.getpid()}, extended-remote {'on' if s.extended else 'off'}, "
+             f"multiprocess {'on' if s.multiprocess else 'off'}, no-ack {'on' if s.no_ack else 'off'}"]
+    if not t.processes:
+        lines.append("No process.")
+    for pid in sorted(t.processes):
+        how = "launched" if t.is_launched(pid) else "attached"
+        tids = sorted(tid for p, tid in t.thread_ids() if p == pid)
+        lines.append(f"Process {pid} ({how}, {t.arch(pid).name}): "
+                     f"{len(tids)} thread(s) {' '.join(str(x) for x in tids)}")
+    launcher = s.launcher
+    if launcher is not None:
+        lines.append(f"Program: {' '.join(launcher.program) or '(none)'}")
+        lines.append(f"Working directory: {launcher.cwd or os.getcwd()}")
+        lines.append(f"Startup with shell: {'on' if launcher.startup_with_shell else 'off'}; "
+                     f"randomization {'disabled' if launcher.disable_aslr else 'enabled'}")
+        if launcher.wrapper:
+            lines.append(f"Wrapper: {' '.join(launcher.wrapper)}")
+    if s.disabled:
+        lines.append(f"Disabled packets: {' '.join(sorted(s.disabled))}")
+    debug = logging.getLogger("gdbstub").isEnabledFor(logging.DEBUG)
+    lines.append(f"Debug log {'on' if debug else 'off'}")
+    return "\n".join(lines) + "\n"
+
+
+def _exit(s: Session) -> None:
+    """Kill what the stub launched, detach what it attached, and end the stub."""
+    s.target.close()
+    s.finished = True
+
+
+def run_command(s: Session, line: str) -> bool:
+    """Carry out one monitor command; False when it is not one."""
+    words = line.split()
+    if not words:
+        return False
+    commands: dict[str, Callable[[], None]] = {
+        "help": lambda: _say(s, HELP),
+        "info": lambda: _say(s, _info(s)),
+        "exit": lambda: _exit(s),
+    }
+    if len(words) == 1 and words[0] in commands:
+        commands[words[0]]()
+        return True
+    if words[0] != "set" or len(words) < 3:
+        return False
+    what, value = words[1], " ".join(words[2:])
+    if what == "debug" and value in _ON:
+        _set_level("gdbstub", _ON[value])
+        _say(s, f"Debug output {'enabled' if _ON[value] else 'disabled'}.\n")
+        return True
+    if what == "remote-debug" and value in _ON:
+        _set_level("gdbstub.rsp", _ON[value])
+        _say(s, f"Protocol debug output {'enabled' if _ON[value] else 'disabled'}.\n")
+        return True
+    if what == "debug-format":
+        if not _set_format(value):
+            _say(s, "debug-format must be one of: all, none, timestamp\n")
+        return True
+    if what == "libthread-db-search-path":
+        s.xfer_cache["libthread-db-search-path"] = value
+        _say(s, f"libthread-db-search-path set to `{value}'\n")
+        return True
+    return False
+
+
+def rcmd(s: Session, args: bytes) -> bytes:
+    try:
+        line = bytes.fromhex(args.lstrip(b",").decode("ascii")).decode("utf-8", "replace")
+    except ValueError:
+        return E01
+    if not run_command(s, line):
+        _say(s, "Unknown monitor command.\n\n" + HELP)
+    return OK
+
+
+HANDLERS: dict[str, Handler] = {"qRcmd": rcmd}
