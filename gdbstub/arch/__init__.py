@@ -1,14 +1,17 @@
-"""Per-architecture register tables, chosen from the inferior's ELF header."""
+"""Per-architecture register tables, chosen from the inferior's ELF header
+(i386 or x86_64) and from the XCR0 its XSAVE area reports (which of avx,
+avx512, pkeys exist)."""
 
 from __future__ import annotations
 
 from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
 
+from . import i386, x86_64
 from .regs import Arch
-from .x86_64 import X86_64
+from .xsave import SSE, X87, layout, xcr0_of
 
-ARCHES: dict[int, Arch] = {64: X86_64}
+XSTATE_MAX = 4096
 
 
 def elf_class(path: str) -> int:
@@ -20,6 +23,27 @@ def elf_class(path: str) -> int:
         return 64
 
 
-def detect_arch(pid: int) -> Arch:
-    """The register table for a live process, from /proc/PID/exe."""
-    return ARCHES.get(elf_class(f"/proc/{pid}/exe"), X86_64)
+def arch_for(bits: int, xstate: bytes | bytearray) -> Arch:
+    """The table for a BITS-bit program whose NT_X86_XSTATE buffer is XSTATE."""
+    lay = layout(xcr0_of(xstate), len(xstate))
+    return i386.build(lay) if bits == 32 else x86_64.build(lay)
+
+
+def read_xstate(tid: int) -> bytes:
+    """The thread's XSAVE area (empty when ptrace cannot give it)."""
+    from ..target.linux import ptrace
+
+    try:
+        return bytes(ptrace.getregset(tid, ptrace.NT_X86_XSTATE, XSTATE_MAX))
+    except OSError:
+        return b""
+
+
+def detect_arch(pid: int, xstate: bytes | bytearray | None = None) -> Arch:
+    """The register table for a live, ptrace-stopped process (/proc/PID/exe, XCR0)."""
+    if xstate is None:
+        xstate = read_xstate(pid)
+    bits = elf_class(f"/proc/{pid}/exe")
+    if not xstate:
+        return i386.build(layout(X87 | SSE)) if bits == 32 else x86_64.X86_64
+    return arch_for(bits, xstate)

@@ -1,7 +1,8 @@
 """Target description XML, generated from a register table.
 
-Each gdb feature carries the type definitions its registers use (the same
-types gdb's own feature files declare), then one <reg> per table entry.
+The text is what gdbserver 13 sends, byte for byte: each feature carries the
+type definitions gdb's own feature file declares (gdb/features/i386/*.xml),
+then one <reg> per table entry, in gdbserver's print_xml_feature form.
 """
 
 from __future__ import annotations
@@ -9,6 +10,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from .regs import Reg
+
+CORE = "org.gnu.gdb.i386.core"
+SSE = "org.gnu.gdb.i386.sse"
+LINUX = "org.gnu.gdb.i386.linux"
+SEGMENTS = "org.gnu.gdb.i386.segments"
+AVX = "org.gnu.gdb.i386.avx"
+AVX512 = "org.gnu.gdb.i386.avx512"
+PKEYS = "org.gnu.gdb.i386.pkeys"
 
 EFLAGS_FIELDS = [
     ("CF", 0), ("", 1), ("PF", 2), ("AF", 4), ("ZF", 6), ("SF", 7), ("TF", 8),
@@ -23,44 +32,48 @@ MXCSR_FIELDS = [
 
 def _flags(ident: str, fields: list[tuple[str, int]]) -> str:
     body = "".join(
-        f'    <field name="{n}" start="{b}" end="{b}"/>\n' for n, b in fields
+        f'      <field name="{n}" start="{b}" end="{b}" type="bool"/>\n' for n, b in fields
     )
-    return f'  <flags id="{ident}" size="4">\n{body}  </flags>\n'
+    return f'    <flags id="{ident}" size="4">\n{body}    </flags>\n'
 
 
 VEC128_TYPES = (
-    '  <vector id="v8bf16" type="bfloat16" count="8"/>\n'
-    '  <vector id="v8h" type="ieee_half" count="8"/>\n'
-    '  <vector id="v4f" type="ieee_single" count="4"/>\n'
-    '  <vector id="v2d" type="ieee_double" count="2"/>\n'
-    '  <vector id="v16i8" type="int8" count="16"/>\n'
-    '  <vector id="v8i16" type="int16" count="8"/>\n'
-    '  <vector id="v4i32" type="int32" count="4"/>\n'
-    '  <vector id="v2i64" type="int64" count="2"/>\n'
-    '  <union id="vec128">\n'
-    '    <field name="v8_bfloat16" type="v8bf16"/>\n'
-    '    <field name="v8_half" type="v8h"/>\n'
-    '    <field name="v4_float" type="v4f"/>\n'
-    '    <field name="v2_double" type="v2d"/>\n'
-    '    <field name="v16_int8" type="v16i8"/>\n'
-    '    <field name="v8_int16" type="v8i16"/>\n'
-    '    <field name="v4_int32" type="v4i32"/>\n'
-    '    <field name="v2_int64" type="v2i64"/>\n'
-    '    <field name="uint128" type="uint128"/>\n'
-    "  </union>\n"
+    '    <vector id="v8bf16" type="bfloat16" count="8"/>\n'
+    '    <vector id="v8h" type="ieee_half" count="8"/>\n'
+    '    <vector id="v4f" type="ieee_single" count="4"/>\n'
+    '    <vector id="v2d" type="ieee_double" count="2"/>\n'
+    '    <vector id="v16i8" type="int8" count="16"/>\n'
+    '    <vector id="v8i16" type="int16" count="8"/>\n'
+    '    <vector id="v4i32" type="int32" count="4"/>\n'
+    '    <vector id="v2i64" type="int64" count="2"/>\n'
+    '    <union id="vec128">\n'
+    '      <field name="v8_bfloat16" type="v8bf16"/>\n'
+    '      <field name="v8_half" type="v8h"/>\n'
+    '      <field name="v4_float" type="v4f"/>\n'
+    '      <field name="v2_double" type="v2d"/>\n'
+    '      <field name="v16_int8" type="v16i8"/>\n'
+    '      <field name="v8_int16" type="v8i16"/>\n'
+    '      <field name="v4_int32" type="v4i32"/>\n'
+    '      <field name="v2_int64" type="v2i64"/>\n'
+    '      <field name="uint128" type="uint128"/>\n'
+    "    </union>\n"
 )
+V2UI128 = '    <vector id="v2ui128" type="uint128" count="2"/>\n'
 
-# Type definitions each feature needs before its registers (by feature name).
+# Type definitions each feature needs before its registers (by feature name);
+# 64-bit avx512 (xmm16-31 are vec128) redeclares the SSE types, as gdb's file does.
 FEATURE_TYPES: dict[str, str] = {
-    "org.gnu.gdb.i386.core": _flags("i386_eflags", EFLAGS_FIELDS),
-    "org.gnu.gdb.i386.sse": VEC128_TYPES + _flags("i386_mxcsr", MXCSR_FIELDS),
+    CORE: _flags("i386_eflags", EFLAGS_FIELDS),
+    SSE: VEC128_TYPES + _flags("i386_mxcsr", MXCSR_FIELDS),
+    AVX512: V2UI128,
 }
+AVX512_64_TYPES = {AVX512: VEC128_TYPES + V2UI128}
 
 
 def reg_xml(reg: Reg) -> str:
     group = f' group="{reg.group}"' if reg.group else ""
     return (
-        f'  <reg name="{reg.name}" bitsize="{reg.bitsize}" type="{reg.type}"'
+        f'    <reg name="{reg.name}" bitsize="{reg.bitsize}" type="{reg.type}"'
         f' regnum="{reg.regnum}"{group}/>\n'
     )
 
@@ -74,12 +87,12 @@ def target_xml(architecture: str, regs: Iterable[Reg], extra_types: dict[str, st
         features.setdefault(reg.feature, []).append(reg)
     parts = [
         '<?xml version="1.0"?>\n<!DOCTYPE target SYSTEM "gdb-target.dtd">\n<target>\n',
-        f"<architecture>{architecture}</architecture>\n<osabi>GNU/Linux</osabi>\n",
+        f"  <architecture>{architecture}</architecture>\n  <osabi>GNU/Linux</osabi>\n",
     ]
     for name, members in features.items():
-        parts.append(f'<feature name="{name}">\n')
+        parts.append(f'  <feature name="{name}">\n')
         parts.append(types.get(name, ""))
         parts.extend(reg_xml(r) for r in members)
-        parts.append("</feature>\n")
+        parts.append("  </feature>\n")
     parts.append("</target>\n")
     return "".join(parts)

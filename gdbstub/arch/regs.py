@@ -7,12 +7,17 @@ XSAVE area from PTRACE_GETREGSET NT_X86_XSTATE, whose first 512 bytes are the
 FXSAVE image). ``size`` is the register's width in the protocol; ``width`` the
 bytes it occupies in the buffer (values are truncated or zero-extended). A
 ``codec`` names a conversion that is not a plain slice (see ``codecs``).
+
+Writes to the XSAVE area also set the register's component bit in XSTATE_BV:
+the kernel ignores (and resets to the initial state) every component whose
+bit is clear, so a changed $ymm2 upper half would otherwise never reach the CPU.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Literal
+from typing import Literal
 
 Buffer = Literal["user", "xstate"]
 
@@ -28,8 +33,9 @@ class Reg:
     feature: str
     type: str = "int"
     group: str | None = None
-    codec: str | None = None  # special conversion, see codecs.CODECS
+    codec: str | None = None  # special conversion, see Arch.codecs
     signed: bool = False  # sign-extend when widening on writes
+    xfeature: int = 0  # XSTATE_BV bit(s) a write must set so the kernel loads the value
 
     @property
     def bitsize(self) -> int:
@@ -60,6 +66,7 @@ class Arch:
     expedite: tuple[str, ...]
     features_xml: str  # the whole target.xml
     codecs: dict[str, Codec] = field(default_factory=dict)
+    xcr0: int = 0  # the XSAVE components this table was built for
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_by_num", {r.regnum: r for r in self.regs})
@@ -83,6 +90,8 @@ class Arch:
         return raw.ljust(reg.size, b"\0")
 
     def write(self, reg: Reg, bufs: RegBuffers, value: bytes) -> None:
+        if reg.xfeature:
+            _set_xstate_bv(bufs.xstate, reg.xfeature)
         if reg.codec is not None:
             self.codecs[reg.codec][1](reg, bufs, value)
             return
@@ -103,3 +112,12 @@ class Arch:
                 break
             self.write(reg, bufs, data[pos : pos + reg.size])
             pos += reg.size
+
+
+XSTATE_BV_OFFSET = 512
+
+
+def _set_xstate_bv(xstate: bytearray, bits: int) -> None:
+    if len(xstate) >= XSTATE_BV_OFFSET + 8:
+        bv = int.from_bytes(xstate[XSTATE_BV_OFFSET : XSTATE_BV_OFFSET + 8], "little")
+        xstate[XSTATE_BV_OFFSET : XSTATE_BV_OFFSET + 8] = (bv | bits).to_bytes(8, "little")

@@ -1,16 +1,16 @@
-"""The x86_64 Linux register table in gdb's numbering (features core, sse,
-linux, segments), mapped onto ``user_regs_struct`` and the FXSAVE image."""
+"""The x86_64 Linux register table in gdb's numbering: core, sse, linux,
+segments, then whatever XCR0 enables (avx, avx512, pkeys), mapped onto
+``user_regs_struct`` and the XSAVE area."""
 
 from __future__ import annotations
 
-from .features import target_xml
+from functools import cache
+
+from .extended import extended_regs, sse_regs
+from .features import AVX512_64_TYPES, CORE, LINUX, SEGMENTS, target_xml
 from .regs import Arch, Reg
 from .x87 import X87_CODECS, x87_regs
-
-CORE = "org.gnu.gdb.i386.core"
-SSE = "org.gnu.gdb.i386.sse"
-LINUX = "org.gnu.gdb.i386.linux"
-SEGMENTS = "org.gnu.gdb.i386.segments"
+from .xsave import SSE, X87, Layout
 
 # Offsets of the fields in the kernel's 64-bit struct user_regs_struct.
 USER_REGS = (
@@ -36,19 +36,10 @@ def _general() -> list[Reg]:
     return regs
 
 
-def _sse(first: int, count: int) -> list[Reg]:
-    regs = [
-        Reg(f"xmm{i}", first + i, 16, "xstate", 160 + 16 * i, 16, SSE, "vec128")
-        for i in range(count)
-    ]
-    regs.append(Reg("mxcsr", first + count, 4, "xstate", 24, 4, SSE, "i386_mxcsr", "vector"))
-    return regs
-
-
-REGS: tuple[Reg, ...] = tuple(
+BASE_REGS: tuple[Reg, ...] = tuple(
     _general()
     + x87_regs(24, CORE)
-    + _sse(40, 16)
+    + sse_regs(40, 16)
     + [
         Reg("orig_rax", 57, 8, "user", USER_OFFSET["orig_rax"], 8, LINUX, "int"),
         Reg("fs_base", 58, 8, "user", USER_OFFSET["fs_base"], 8, SEGMENTS, "int"),
@@ -56,14 +47,25 @@ REGS: tuple[Reg, ...] = tuple(
     ]
 )
 
-X86_64 = Arch(
-    name="i386:x86-64",
-    word=8,
-    regs=REGS,
-    pc="rip",
-    sp="rsp",
-    fp="rbp",
-    expedite=("rbp", "rsp", "rip"),
-    features_xml=target_xml("i386:x86-64", REGS),
-    codecs=X87_CODECS,
-)
+
+@cache
+def build(layout: Layout) -> Arch:
+    """The table for a CPU whose XSAVE area has LAYOUT (XCR0 and offsets)."""
+    regs = BASE_REGS + tuple(extended_regs(60, layout, wide=True))
+    return Arch(
+        name="i386:x86-64",
+        word=8,
+        regs=regs,
+        pc="rip",
+        sp="rsp",
+        fp="rbp",
+        expedite=("rbp", "rsp", "rip"),
+        features_xml=target_xml("i386:x86-64", regs, AVX512_64_TYPES),
+        codecs=X87_CODECS,
+        xcr0=layout.xcr0,
+    )
+
+
+# x87 and SSE only: gdb's default 560-byte layout, for a process not yet known.
+X86_64 = build(Layout(X87 | SSE, ()))
+REGS = X86_64.regs

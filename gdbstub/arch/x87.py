@@ -8,8 +8,11 @@ FXSAVE keeps an abridged tag word (one bit per physical register); gdb's
 from __future__ import annotations
 
 from .regs import Codec, Reg, RegBuffers
+from .xsave import FX, X87
 
-FCW, FSW, FTW, FOP, FIOFF, FISEG, FOOFF, FOSEG, MXCSR, ST0 = 0, 2, 4, 6, 8, 12, 16, 20, 24, 32
+FCW, FSW, FTW, FOP = FX["fctrl"], FX["fstat"], FX["ftag"], FX["fop"]
+FIOFF, FISEG, FOOFF, FOSEG = FX["fioff"], FX["fiseg"], FX["fooff"], FX["foseg"]
+MXCSR, ST0 = FX["mxcsr"], FX["st"]
 
 
 def _tag(raw: bytes) -> int:
@@ -62,7 +65,7 @@ X87_CODECS: dict[str, Codec] = {
 def x87_regs(first: int, feature: str) -> list[Reg]:
     """st0-st7 then fctrl fstat ftag fiseg fioff foseg fooff fop, from ``first``."""
     regs = [
-        Reg(f"st{i}", first + i, 10, "xstate", ST0 + 16 * i, 10, feature, "i387_ext")
+        Reg(f"st{i}", first + i, 10, "xstate", ST0 + 16 * i, 10, feature, "i387_ext", xfeature=X87)
         for i in range(8)
     ]
     control = [
@@ -76,5 +79,7 @@ def x87_regs(first: int, feature: str) -> list[Reg]:
         ("fop", FOP, 2, "fop"),
     ]
     for i, (name, off, width, codec) in enumerate(control):
-        regs.append(Reg(name, first + 8 + i, 4, "xstate", off, width, feature, "int", "float", codec))
+        regs.append(
+            Reg(name, first + 8 + i, 4, "xstate", off, width, feature, "int", "float", codec, xfeature=X87)
+        )
     return regs
