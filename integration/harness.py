@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import difflib
 import os
 import queue
 import re
@@ -592,10 +593,20 @@ def assert_same(ours: Session, ref: Session, **options: bool) -> None:
     """gdb printed the same through both servers, after `normalise(text, **options)`."""
     got = normalise(ours.out, **options)
     want = normalise(ref.out, **options)
-    assert got == want, (
-        f"gdb output differs from gdbserver's\n--- ours ({ours.server.kind}):\n{got}"
-        f"--- gdbserver:\n{want}\n=== details, ours:\n{ours.describe()}"
-    )
+    if got != want:
+        diff = "".join(
+            difflib.unified_diff(
+                want.splitlines(keepends=True),
+                got.splitlines(keepends=True),
+                "gdbserver",
+                ours.server.kind,
+                n=2,
+            )
+        )
+        raise AssertionError(
+            f"gdb output differs from gdbserver's (normalised, - gdbserver + {ours.server.kind}):\n{diff}"
+            f"=== {ours.server.kind} session:\n{ours.describe()}=== gdbserver session:\n{ref.describe()}"
+        )
 
 
 # --------------------------------------------------------------------------- gdb/MI (for Ctrl-C)
