@@ -1,0 +1,87 @@
+"""Z/z: software and hardware breakpoints, watchpoints, and the conditions and dprintf commands
+gdb attaches to breakpoints so the stub decides at the hit (one stop instead of one per hit)."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from ..agent import AgentError, BreakpointAgent, BreakpointConditions, parse_extras
+from . import grammar as g
+from .session import E01, OK, Feature, Handler
+
+if TYPE_CHECKING:
+    from .session import Session
+
+log = logging.getLogger("gdbstub.session")
+
+Z_SOFTWARE = 0
+Z_HARDWARE = 1
+
+
+def _conditions(s: Session) -> BreakpointConditions | None:
+    store = getattr(s.target, "conditions", None)
+    return store if isinstance(store, BreakpointConditions) else None
+
+
+def _breakpoint(s: Session, args: bytes, insert: bool) -> bytes:
+    head, _, extras = args.partition(b";")
+    req = g.parse(g.Breakpoint, head)
+    pid = s.current_pid() if s.target.threads else s.target.pid
+    store = _conditions(s)
+    agent: BreakpointAgent | None = None
+    if insert and extras:
+        if req.type not in (Z_SOFTWARE, Z_HARDWARE) or store is None:
+            return E01
+        try:
+            agent = parse_extras(extras)
+        except AgentError as exc:
+            log.debug("Z%d at 0x%x: refused agent expression: %s", req.type, req.addr, exc)
+            return E01
+    target = s.target
+    if req.type == Z_SOFTWARE:
+        if insert:
+            ok = target.insert_sw_breakpoint(pid, req.addr)
+        else:
+            ok = target.remove_sw_breakpoint(pid, req.addr)
+    else:
+        hw = target.breakpoints()
+        if hw is None or req.type not in hw.supported_types():
+            return b""
+        if insert:
+            ok = hw.insert_breakpoint(pid, req.type, req.addr, req.kind)
+        else:
+            ok = hw.remove_breakpoint(pid, req.type, req.addr, req.kind)
+    if not ok:
+        return E01
+    if store is not None and req.type in (Z_SOFTWARE, Z_HARDWARE):
+        if insert:
+            store.set(pid, req.type, req.addr, agent)  # a bare Z drops conditions sent before
+        else:
+            store.discard(pid, req.type, req.addr)
+    return OK
+
+
+def insert_breakpoint(s: Session, args: bytes) -> bytes:
+    return _breakpoint(s, args, True)
+
+
+def remove_breakpoint(s: Session, args: bytes) -> bytes:
+    return _breakpoint(s, args, False)
+
+
+def watchpoint_support_info(s: Session, args: bytes) -> bytes:
+    """lldb asks how many watchpoints it may set (DR0-DR3)."""
+    return b"num:4;" if s.target.breakpoints() is not None else b""
+
+
+HANDLERS: dict[str, Handler] = {
+    "Z": insert_breakpoint,
+    "z": remove_breakpoint,
+    "qWatchpointSupportInfo": watchpoint_support_info,
+}
+
+FEATURES: list[Feature] = [
+    ("ConditionalBreakpoints+", lambda s: _conditions(s) is not None),
+    ("BreakpointCommands+", lambda s: _conditions(s) is not None),
+]
