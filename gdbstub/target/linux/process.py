@@ -328,11 +328,26 @@ class LinuxTarget:
             t.xstate = ptrace.getregset(t.tid, ptrace.NT_X86_XSTATE, XSTATE_MAX)
         return RegBuffers(t.user, t.xstate if t.xstate is not None else bytearray(4096))
 
-    def _flush(self, t: Thread, user: bool, xstate: bool) -> None:
-        if user and t.user is not None:
-            ptrace.setregs(t.tid, t.user)
-        if xstate and t.xstate is not None:
-            ptrace.setregset(t.tid, ptrace.NT_X86_XSTATE, t.xstate)
+    def _flush(self, t: Thread, user: bool, xstate: bool, rollback: bool = False) -> None:
+        """Write the edited caches back. The kernel applies SETREGS field by field
+        and stops at a bad one (a null segment selector, say): with ``rollback``
+        the registers are put back as they were, so a refused write changes
+        nothing; either way the caches are dropped and later reads are true."""
+        saved = ptrace.getregs(t.tid) if rollback and user and t.user is not None else None
+        try:
+            if user and t.user is not None:
+                ptrace.setregs(t.tid, t.user)
+            if xstate and t.xstate is not None:
+                ptrace.setregset(t.tid, ptrace.NT_X86_XSTATE, t.xstate)
+        except OSError:
+            t.user = None
+            t.xstate = None
+            if saved is not None:
+                try:
+                    ptrace.setregs(t.tid, saved)
+                except OSError:
+                    pass
+            raise
 
     def read_registers(self, tid: int) -> bytes:
         t = self._thread(tid)
@@ -344,7 +359,7 @@ class LinuxTarget:
         arch = self.arch(t.pid)
         bufs = self._buffers(t, True)
         arch.write_all(bufs, data)
-        self._flush(t, True, True)
+        self._flush(t, True, True, rollback=True)
 
     def read_register(self, tid: int, regnum: int) -> bytes | None:
         t = self._thread(tid)
@@ -362,7 +377,7 @@ class LinuxTarget:
             return False
         bufs = self._buffers(t, reg.buffer == "xstate")
         arch.write(reg, bufs, data)
-        self._flush(t, reg.buffer == "user", reg.buffer == "xstate")
+        self._flush(t, reg.buffer == "user", reg.buffer == "xstate", rollback=True)
         return True
 
     def get_pc(self, t: Thread) -> int:
