@@ -8,6 +8,7 @@ generated packets and on the few built-in seeds below.
 from __future__ import annotations
 
 import os
+import random
 import re
 from functools import cache
 from pathlib import Path
@@ -55,3 +56,24 @@ def client_packets() -> tuple[bytes, ...]:
     for packet in BUILTIN:
         seen.setdefault(packet, None)
     return tuple(seen)
+
+
+def mutate(data: bytes, rng: random.Random, rounds: int) -> bytes:
+    """Flip, insert, delete, duplicate or truncate bytes, as a damaged line or a buggy client would."""
+    buf = bytearray(data)
+    for _ in range(rounds):
+        op = rng.randrange(6)
+        pos = rng.randrange(len(buf) + 1)
+        if op == 0 and buf:
+            buf[pos % len(buf)] ^= 1 << rng.randrange(8)
+        elif op == 1:
+            buf[pos:pos] = bytes([rng.choice(b"$#}*+-\x03\x00\xff0a")])
+        elif op == 2 and buf:
+            del buf[pos % len(buf)]
+        elif op == 3:
+            buf[pos:pos] = buf[pos : pos + rng.randrange(1, 16)]
+        elif op == 4:
+            del buf[pos:]
+        else:
+            buf[pos:pos] = rng.randbytes(rng.randrange(1, 8))
+    return bytes(buf)

@@ -9,7 +9,7 @@ import random
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from rsp_corpus import FUZZ, client_packets
+from rsp_corpus import FUZZ, client_packets, mutate
 
 from gdbstub.protocol import framing
 from gdbstub.protocol.framing import Ack, BadPacket, Framer, Interrupt, Nak, Packet
@@ -34,27 +34,6 @@ def feed_chunks(framer: Framer, data: bytes, cuts: list[int]) -> list[framing.Ev
 def buffered(framer: Framer) -> int:
     """Bytes the framer holds between calls (its only state that can grow)."""
     return len(framer._body) + len(framer._cs)
-
-
-def mutate(data: bytes, rng: random.Random, rounds: int) -> bytes:
-    """Flip, insert, delete, duplicate or truncate bytes, as a damaged line or a buggy client would."""
-    buf = bytearray(data)
-    for _ in range(rounds):
-        op = rng.randrange(6)
-        pos = rng.randrange(len(buf) + 1)
-        if op == 0 and buf:
-            buf[pos % len(buf)] ^= 1 << rng.randrange(8)
-        elif op == 1:
-            buf[pos:pos] = bytes([rng.choice(b"$#}*+-\x03\x00\xff0a")])
-        elif op == 2 and buf:
-            del buf[pos % len(buf)]
-        elif op == 3:
-            buf[pos:pos] = buf[pos : pos + rng.randrange(1, 16)]
-        elif op == 4:
-            del buf[pos:]
-        else:
-            buf[pos:pos] = rng.randbytes(rng.randrange(1, 8))
-    return bytes(buf)
 
 
 corpus = st.sampled_from(client_packets())

@@ -1,0 +1,271 @@
+"""Fuzzing the session over a real stopped process: every registered packet with
+random and mutated arguments. After each packet the session still answers '?',
+no handler bug reached handle()'s last line of defence, and a packet answered
+with an error or the empty reply changed neither registers nor memory.
+
+The target is real (a small two-thread C program built here, under ptrace), so
+handlers run their real ptrace and /proc paths. `make fuzz` runs many more examples.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from rsp_corpus import FUZZ, ROOT, client_packets, mutate
+
+from gdbstub.protocol.session import Session, SessionEnd
+from gdbstub.target.base import StopEvent
+from gdbstub.target.linux.process import LinuxTarget
+
+EXAMPLES = 5000 if FUZZ else 150
+fuzz = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
+COUNTS = ROOT / "build" / "reliability-counts.txt"
+
+PROGRAM = r"""
+#include <pthread.h>
+#include <unistd.h>
+volatile unsigned long spins;
+unsigned char buffer[4096] = "gdbstub fuzz target: these bytes must only change on a successful write";
+__attribute__((noinline)) void ready(void) { spins++; }
+static void *worker(void *arg) { for (;;) { spins++; usleep(500); } return arg; }
+int main(void)
+{
+    pthread_t t;
+    pthread_create(&t, 0, worker, 0);
+    usleep(1000);
+    ready();
+    for (;;) { spins++; usleep(500); }
+}
+"""
+
+# Packets that reach outside the session's own process, so a fuzzer must not send them at random:
+# starting or attaching other programs, host files opened for writing or removed, monitor commands
+# that end the stub or change its logging, and non-stop mode (another resume model).
+DENIED_NAMES = {"vRun", "R", "vAttach", "!"}
+SAFE_VFILE = {b"setfs", b"pread", b"close", b"fstat", b"stat", b"readlink"}
+
+
+def allowed(packet: bytes) -> bool:
+    if not packet:
+        return True
+    from gdbstub.protocol.session import packet_name
+
+    name = packet_name(packet)
+    if name in DENIED_NAMES:
+        return False
+    if name == "vFile":
+        op, _, params = packet[6:].partition(b":")
+        if op == b"open":
+            fields = params.split(b",")
+            return len(fields) == 3 and fields[1] == b"0"
+        return op in SAFE_VFILE
+    if name == "qRcmd":
+        try:
+            text = bytes.fromhex(packet[6:].decode("ascii")).decode("ascii").strip()
+        except (ValueError, UnicodeDecodeError):
+            return True
+        return not text.split()[:1] or text.split()[0] in ("help", "info")
+    if name == "QNonStop":
+        return packet != b"QNonStop:1" and not re.fullmatch(rb"QNonStop:0*[1-9a-fA-F].*", packet)
+    return True
+
+
+def build_program(directory: Path) -> Path:
+    gcc = shutil.which("gcc")
+    if gcc is None:
+        pytest.skip("gcc is needed to build the fuzz target")
+    src = directory / "fuzz_target.c"
+    src.write_text(PROGRAM)
+    exe = directory / "fuzz_target"
+    subprocess.run([gcc, "-g", "-O0", "-no-pie", "-pthread", "-o", str(exe), str(src)],
+                   check=True, capture_output=True, timeout=60)
+    return exe
+
+
+def symbol(exe: Path, name: str) -> int:
+    from elftools.elf.elffile import ELFFile
+
+    with exe.open("rb") as f:
+        sym = ELFFile(f).get_section_by_name(".symtab").get_symbol_by_name(name)
+    return int(sym[0]["st_value"])
+
+
+@dataclass
+class Live:
+    """The real target, its session, and what a reply-less or error packet must leave alone."""
+
+    exe: Path
+    target: LinuxTarget = field(default_factory=LinuxTarget)
+    session: Session | None = None
+    launched: list[int] = field(default_factory=list)
+    packets: int = 0
+    relaunches: int = 0
+    buffer: int = 0
+    ready: int = 0
+
+    def start(self) -> None:
+        self.target = LinuxTarget()
+        pid = self.target.launch([str(self.exe)])
+        self.launched.append(pid)
+        s = Session(self.target)
+        self.session = s
+        s.handle(b"qSupported:multiprocess+;swbreak+;hwbreak+;fork-events+;vfork-events+;exec-events+")
+        # Run to ready(): both threads exist, the program is in its steady state.
+        assert s.handle(b"Z0,%x,1" % self.ready) == b"OK"
+        assert s.handle(b"vCont;c") is None
+        event = self.wait_stop()
+        assert event is not None, "fuzz target never reached ready()"
+        s.on_stop(event)
+        assert s.handle(b"z0,%x,1" % self.ready) == b"OK"
+
+    def wait_stop(self, quiet: float = 0.02, limit: float = 10.0) -> StopEvent | None:
+        """Poll for the stop after a resume; interrupt a program that keeps running."""
+        start = time.monotonic()
+        interrupted = False
+        while time.monotonic() - start < limit:
+            event = self.target.poll()
+            if event is not None:
+                return event
+            if not interrupted and time.monotonic() - start > quiet:
+                self.target.interrupt()
+                interrupted = True
+            time.sleep(0.0005)
+        return None
+
+    def alive(self) -> bool:
+        return bool(self.target.processes)
+
+    def snapshot(self) -> tuple[bytes, ...]:
+        t = self.target
+        regs = tuple(t.read_registers(tid) for tid in sorted(t.threads))
+        pid = t.pid
+        return (*regs, t.read_memory(pid, self.buffer, 4096), t.read_memory(pid, self.ready, 64))
+
+    def close(self) -> None:
+        self.target.close()
+        for pid in self.launched:  # a detached program runs free: end it here
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            try:
+                os.waitpid(pid, 0)
+            except ChildProcessError:
+                pass
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
+    exe = build_program(tmp_path_factory.mktemp("fuzz"))
+    state = Live(exe, buffer=symbol(exe, "buffer"), ready=symbol(exe, "ready"))
+    state.start()
+    yield state
+    state.close()
+    COUNTS.parent.mkdir(exist_ok=True)
+    with COUNTS.open("a") as f:
+        f.write(f"session-fuzz packets={state.packets} relaunches={state.relaunches}\n")
+
+
+def send(live: Live, packet: bytes) -> None:
+    """One packet through the session, then the checks; relaunch when the packet ended the program."""
+    s = live.session
+    assert s is not None
+    stopped = live.alive() and not s.running
+    before = live.snapshot() if stopped else None
+    errors = s.internal_errors
+    live.packets += 1
+    try:
+        reply = s.handle(packet)
+    except SessionEnd:
+        reply = b"OK"
+    assert s.internal_errors == errors, f"handler bug on {packet!r} (traceback in the log)"
+    assert reply is None or isinstance(reply, bytes)
+    if s.running or live.target.running:
+        event = live.wait_stop()
+        assert event is not None, f"no stop after {packet!r}"
+        s.on_stop(event)
+        before = None
+    if not live.alive():
+        live.relaunches += 1
+        live.close()
+        live.start()
+        return
+    if reply is not None and (reply == b"" or reply.startswith(b"E")) and before is not None:
+        assert live.snapshot() == before, f"{packet!r} answered {reply!r} but changed the program"
+    status = s.handle(b"?")
+    assert status is not None and status[:1] in (b"T", b"S", b"W", b"X"), (packet, status)
+
+
+# --- strategies ------------------------------------------------------------------
+
+NUMBERS = [b"0", b"1", b"-1", b"10", b"ffffffff", b"ffffffffffffffff", b"1" + b"0" * 40, b"zz", b"",
+           b"p1.1", b"p-1.-1", b"p0.0", b"-", b"0x10", b" 1", b"\x00", b"1;2", b"10000"]
+
+
+@st.composite
+def packet_args(draw: st.DrawFn, names: list[str], addresses: list[int]) -> bytes:
+    """NAME then fields in the shapes packets use (hex numbers, addresses, thread ids, separators)."""
+    name = draw(st.sampled_from(names)).encode()
+    numbers = NUMBERS + [b"%x" % a for a in addresses]
+    fields = draw(st.lists(st.one_of(st.sampled_from(numbers), st.binary(max_size=12),
+                                     st.text("0123456789abcdef", max_size=24).map(str.encode)),
+                           max_size=5))
+    seps = draw(st.lists(st.sampled_from([b",", b":", b";", b"=", b".", b""]),
+                         min_size=len(fields), max_size=len(fields)))
+    lead = draw(st.sampled_from([b"", b":", b",", b";"]))
+    return name + lead + b"".join(sep + f for f, sep in zip(fields, seps, strict=True))
+
+
+def strategy(live: Live) -> st.SearchStrategy[list[bytes]]:
+    assert live.session is not None
+    names = sorted(live.session.handlers)
+    corpus = client_packets()
+    addresses = [live.buffer, live.ready, 0, 0xFFFFFFFFFFFFF000]
+    mutated = st.builds(lambda p, seed, rounds: mutate(p, random.Random(seed), rounds),
+                        st.sampled_from(corpus), st.integers(0, 2**32), st.integers(1, 4))
+    one = st.one_of(packet_args(names, addresses), st.sampled_from(corpus), mutated,
+                    st.binary(max_size=64))
+    return st.lists(one.filter(allowed), min_size=1, max_size=4)
+
+
+def test_fuzz_every_packet(live: Live) -> None:
+    @fuzz
+    @given(strategy(live))
+    def run(packets: list[bytes]) -> None:
+        for packet in packets:
+            send(live, packet)
+
+    run()
+
+
+@pytest.mark.parametrize("name_only", [True, False])
+def test_every_handler_with_empty_and_junk_arguments(live: Live, name_only: bool) -> None:
+    """Each registered packet name alone and with a junk tail: a reply, never an exception."""
+    assert live.session is not None
+    for name in sorted(live.session.handlers):
+        for tail in ([b""] if name_only else [b":", b",", b";", b"\xff\xfe", b"zz,zz:zz", b"0" * 300]):
+            packet = name.encode() + tail
+            if allowed(packet):
+                send(live, packet)
+                assert live.session is not None
+
+
+def test_oversized_arguments(live: Live) -> None:
+    """Lengths and counts far beyond PacketSize are capped or refused, not allocated."""
+    for packet in (b"m%x,ffffffffffffffff" % live.buffer, b"x%x,7fffffff" % live.buffer,
+                   b"M%x,ffffffff:00" % live.buffer, b"qXfer:features:read:target.xml:0,ffffffffffff",
+                   b"vFile:pread:0,ffffffff,0", b"G" + b"00" * 100000, b"P0=" + b"00" * 50000):
+        send(live, packet)
+
