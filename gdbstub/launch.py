@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import shutil
 import sys
 from dataclasses import dataclass, field
 
@@ -49,7 +50,10 @@ class Launcher:
             words += [shlex.quote(argv[0])] + [shell_word(a) for a in argv[1:]]
             return [shell, "-c", "exec " + " ".join(words)], 1 + bool(self.wrapper)
         if self.wrapper:
-            return self.wrapper + argv, 1
+            wrapper = list(self.wrapper)
+            if "/" not in wrapper[0]:  # as execvp: a bare wrapper name is looked up in PATH
+                wrapper[0] = shutil.which(wrapper[0], path=self.env.get("PATH")) or wrapper[0]
+            return wrapper + argv, 1
         return list(argv), 0
 
     def start(self, target: LinuxTarget, argv: list[str] | None = None) -> int:

@@ -59,7 +59,7 @@ def _forget_exited(s: Session) -> None:
 def v_run(s: Session, args: bytes) -> bytes:
     if not s.extended:
         return E01
-    items = args.lstrip(b";").split(b";") if args.strip(b";") else [b""]
+    items = args[1:].split(b";") if args.startswith(b";") else [b""]
     try:
         words = [_hex_text(item) for item in items]
     except ValueError:

@@ -139,6 +139,7 @@ def rcmd(s: Session, args: bytes) -> bytes:
         return E01
     if not run_command(s, line):
         _say(s, "Unknown monitor command.\n\n" + HELP)
+        return E01  # as gdbserver: gdb adds "Protocol error with Rcmd"
     return OK
 
 
