@@ -30,6 +30,7 @@ def q_supported(s: Session, args: bytes) -> bytes:
     s.swbreak = "swbreak" in offered
     s.hwbreak = "hwbreak" in offered and s.target.breakpoints() is not None
     s.no_resumed = "no-resumed" in offered
+    s.target.report_no_resumed = s.no_resumed
     t = s.target
     t.report_fork = "fork-events" in offered
     t.report_vfork = "vfork-events" in offered
@@ -59,6 +60,7 @@ def q_pass_signals(s: Session, args: bytes) -> bytes:
 
 def q_program_signals(s: Session, args: bytes) -> bytes:
     s.program_signals = frozenset(_signal_list(args))
+    s.target.program_signals = s.program_signals
     return OK
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from . import extended, lldb, monitor, packets, xfer
+from . import events, extended, lldb, monitor, packets, xfer
 
 if TYPE_CHECKING:
     from .session import Session
@@ -24,3 +24,5 @@ def install(session: Session) -> None:
     session.handlers.update(extended.HANDLERS)
     session.features += extended.FEATURES
     session.handlers.update(monitor.HANDLERS)
+    session.handlers.update(events.HANDLERS)
+    session.features += events.FEATURES

@@ -55,6 +55,9 @@ def _threads(s: Session, annex: str) -> bytes:
         name = s.target.thread_name(pid, tid)
         if name:
             attrs += f" name={quoteattr(name)}"
+        handle = s.target.thread_handle(pid, tid)  # the pthread_t, as gdbserver's libthread_db gives
+        if handle is not None:
+            attrs += f' handle="{handle.hex()}"'
         lines.append(f"<thread {attrs}/>\n")
     lines.append("</threads>\n")
     return "".join(lines).encode()

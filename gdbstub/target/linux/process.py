@@ -8,16 +8,20 @@ which must be the thread that launched or attached (the server's event loop).
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import logging
 import os
 import signal
+import time
 from dataclasses import dataclass, field
 
+from ...agent import BreakpointConditions
 from ...arch import detect_arch
 from ...arch.regs import Arch, RegBuffers
 from ..base import Breakpoints, ResumeAction, StopEvent, StopKind
 from . import ptrace
+from .debugregs import SILENT, DebugRegisters
 from .memory import ProcessMemory
 
 log = logging.getLogger("gdbstub.target")
@@ -28,6 +32,14 @@ TRAP_TRACE = 2
 TRAP_HWBKPT = 4
 XSTATE_MAX = 4096
 INT3 = b"\xcc"
+STOP_TIMEOUT = 2.0  # how long stopping all threads waits for one that will not stop
+PTRACE_GET_SYSCALL_INFO = 0x420E
+SYSCALL_ENTRY = 1
+SYSCALL_EXIT = 2
+ORIG_RAX_OFFSET = 120  # in the 64-bit user_regs_struct (32-bit tracees too)
+FS_BASE_OFFSET = 168
+GS_BASE_OFFSET = 176
+GLIBC_INTERNAL_SIGNALS = frozenset({32, 33})  # SIGCANCEL, SIGSETXID
 
 DEFAULT_OPTIONS = (
     ptrace.O_EXITKILL
@@ -52,15 +64,18 @@ class LaunchError(Exception):
 class Thread:
     tid: int
     pid: int
-    running: bool = False  # resumed with ptrace and no stop seen since
-    resume_requested: bool = False  # the client wants it running
-    pending: int | None = None  # a wait status seen while stopping all, not yet handled
-    expect_sigstop: bool = False  # a SIGSTOP we sent (or the clone's initial one) is due
+    stopped: bool = True  # in a ptrace-stop we have seen (False: running, or a new clone not stopped yet)
+    resumed: bool = False  # the client wants it running (until the next reported stop)
+    pending: StopEvent | None = None  # seen while stopping all, reported on a later resume
+    pending_seq: int = 0  # the order pending events were seen in
+    expect_sigstop: bool = False  # a SIGSTOP we sent (or a new clone's first) is still due
+    deliver: int = 0  # a signal to deliver when it next runs
     action: ResumeAction = field(default_factory=lambda: ResumeAction("c"))
     user: bytearray | None = None  # register caches, dropped on resume
     xstate: bytearray | None = None
     stop_signal: int = 0  # the signal of the last reported stop
-    step_over: int | None = None  # breakpoint address being stepped over
+    in_syscall: bool = False  # between a syscall-entry stop and its exit stop
+    client_stop: bool = False  # non-stop vCont;t: report the SIGSTOP as a stop with signal 0
 
 
 @dataclass
@@ -85,10 +100,18 @@ class LinuxTarget:
         self.report_vfork = False
         self.report_exec = False
         self.catch_syscalls: frozenset[int] | None = None  # None: off, empty: all
-        self._pending_events: list[StopEvent] = []
+        self.program_signals: frozenset[int] | None = None  # QProgramSignals: may reach the program
+        self.thread_events = False  # QThreadEvents: report thread exits ('w')
+        self.report_no_resumed = False  # no-resumed+: 'N' when no resumed thread is left
+        self._ready: list[StopEvent] = []  # to report at the next poll, all threads stopped
+        self._deferred: list[StopEvent] = []  # exits seen while stopping all
+        self._seq = 0
         self._orphans: dict[int, int] = {}  # tid -> status of threads seen before their clone event
         self._first_pid = 0
-        self.hw: Breakpoints | None = None
+        self.hw: DebugRegisters | None = DebugRegisters(self)  # Z1-Z4 in DR0-DR7
+        self.conditions = BreakpointConditions()  # Z0/Z1 conditions evaluated at the hit
+        self._stat_fds: dict[int, int] = {}  # tid -> open /proc/PID/task/TID/stat
+        self.non_stop = False
 
     # --- starting and ending ---------------------------------------------------
 
@@ -158,9 +181,10 @@ class LinuxTarget:
     def attach(self, pid: int) -> None:
         """Attach to every thread of a running process (threads may appear meanwhile)."""
         ptrace.attach(pid)
-        _, status = os.waitpid(pid, ptrace.WALL)
+        status = self._wait_for(pid)
         ptrace.set_options(pid, DEFAULT_OPTIONS & ~ptrace.O_EXITKILL)
-        proc = self._add_process(pid, launched=False)
+        self._add_process(pid, launched=False)
+        self._attached_stop(self.threads[pid], status)
         seen = {pid}
         while True:
             tids = {int(t) for t in os.listdir(f"/proc/{pid}/task")} - seen
@@ -170,12 +194,27 @@ class LinuxTarget:
                 seen.add(tid)
                 try:
                     ptrace.attach(tid)
-                    os.waitpid(tid, ptrace.WALL)
+                except OSError as exc:
+                    if exc.errno != errno.EPERM:
+                        continue  # gone meanwhile
+                    # EPERM: already ours, a clone of a thread attached above; its
+                    # first stop is its own SIGSTOP.
+                self.threads[tid] = t = Thread(tid, pid)
+                self._attached_stop(t, self._wait_for(tid))
+                try:
                     ptrace.set_options(tid, DEFAULT_OPTIONS & ~ptrace.O_EXITKILL)
                 except OSError:
-                    continue
-                self.threads[tid] = Thread(tid, pid)
-        del proc, status
+                    pass
+
+    def _attached_stop(self, t: Thread, status: int | None) -> None:
+        """The first stop after PTRACE_ATTACH: our SIGSTOP, or a signal that came first
+        (delivered again later; the SIGSTOP is then still due)."""
+        if status is None or not os.WIFSTOPPED(status):
+            return
+        if os.WSTOPSIG(status) != signal.SIGSTOP or status >> 16:
+            t.expect_sigstop = True
+            if status >> 16 == 0:
+                t.deliver = os.WSTOPSIG(status)
 
     def _add_process(self, pid: int, launched: bool) -> Process:
         arch = detect_arch(pid)
@@ -220,34 +259,40 @@ class LinuxTarget:
             self._reap_process(p)
 
     def _reap_process(self, pid: int) -> None:
-        tids = [t.tid for t in self.threads.values() if t.pid == pid]
-        for tid in tids:
-            if tid == pid:
-                continue
+        """Collect the wait statuses of a killed process's threads, leader last."""
+        deadline = time.monotonic() + STOP_TIMEOUT * 2
+        while time.monotonic() < deadline:
             try:
-                os.waitpid(tid, ptrace.WALL)
+                tid, status = os.waitpid(pid, os.WNOHANG | ptrace.WALL)
             except ChildProcessError:
-                pass
-        try:
-            while True:
-                _, status = os.waitpid(pid, ptrace.WALL)
-                if os.WIFEXITED(status) or os.WIFSIGNALED(status):
-                    break
-        except ChildProcessError:
-            pass
+                break
+            if tid and (os.WIFEXITED(status) or os.WIFSIGNALED(status)):
+                break
+            try:
+                others = [int(t) for t in os.listdir(f"/proc/{pid}/task") if int(t) != pid]
+            except OSError:
+                others = []
+            for other in others + [t.tid for t in self.threads.values() if t.pid == pid]:
+                try:
+                    os.waitpid(other, os.WNOHANG | ptrace.WALL)
+                except ChildProcessError:
+                    pass
+            if not tid:
+                time.sleep(0.001)
         self._forget_process(pid)
 
     def _forget_process(self, pid: int) -> None:
         proc = self.processes.pop(pid, None)
         if proc is not None:
             proc.memory.close()
-        for tid in [t.tid for t in self.threads.values() if t.pid == pid]:
-            del self.threads[tid]
+        for t in [t for t in self.threads.values() if t.pid == pid]:
+            self._forget_thread(t)
         if not self.processes:
             self.running = False
 
     def detach(self, pid: int | None = None) -> None:
-        """Leave the process running untraced, our breakpoints removed first."""
+        """Leave the process running untraced, our breakpoints removed first and
+        the signal it last stopped with delivered (as gdbserver does)."""
         pids = [pid] if pid is not None else list(self.processes)
         for p in pids:
             proc = self.processes.get(p)
@@ -255,25 +300,56 @@ class LinuxTarget:
                 continue
             if self.running:
                 self._stop_all()
+                self._end_resume()
             if self.hw is not None:
                 self._clear_hw(p)
             for addr, orig in list(proc.sw_breakpoints.items()):
-                proc.memory.write(addr, orig)
+                try:
+                    proc.memory.write(addr, orig)
+                except OSError:
+                    pass
             proc.sw_breakpoints.clear()
             for t in [t for t in self.threads.values() if t.pid == p]:
-                sig = 0
-                if t.pending is not None and os.WIFSTOPPED(t.pending):
-                    s = os.WSTOPSIG(t.pending)
-                    if s not in (signal.SIGSTOP, signal.SIGTRAP) and (t.pending >> 16) == 0:
-                        sig = s
+                self._flush_sigstop(t)
                 try:
-                    ptrace.detach(t.tid, sig)
+                    ptrace.detach(t.tid, self._detach_signal(t))
                 except OSError:
                     pass
             if proc.launched:
                 ptrace.kill_quietly(p, signal.SIGCONT)
             self._forget_process(p)
-            self.running = any(t.running for t in self.threads.values())
+            self.running = any(t.resumed for t in self.threads.values())
+
+    def _flush_sigstop(self, t: Thread) -> None:
+        """A SIGSTOP of ours still queued would stop the program after we detach:
+        let it arrive now (what else arrives first is kept for delivery)."""
+        for _ in range(8):
+            if not t.expect_sigstop or not t.stopped:
+                return
+            try:
+                ptrace.cont(t.tid, 0)
+            except OSError:
+                return
+            status = self._wait_for(t.tid)
+            if status is None or not os.WIFSTOPPED(status):
+                t.stopped = False
+                return
+            if os.WSTOPSIG(status) == signal.SIGSTOP and status >> 16 == 0:
+                t.expect_sigstop = False
+            elif status >> 16 == 0 and os.WSTOPSIG(status) != signal.SIGTRAP:
+                t.deliver = os.WSTOPSIG(status)
+
+    def _detach_signal(self, t: Thread) -> int:
+        """The signal the thread stopped with, when the client lets the program have it."""
+        if t.deliver:
+            return t.deliver
+        event = t.pending
+        sig = event.signal if event is not None and event.kind is StopKind.SIGNAL else t.stop_signal
+        if not sig:
+            return 0
+        if self.program_signals is not None:
+            return sig if sig in self.program_signals else 0
+        return 0 if sig in (signal.SIGTRAP, signal.SIGINT, signal.SIGSTOP) else sig
 
     def _clear_hw(self, pid: int) -> None:
         clear = getattr(self.hw, "clear_process", None)
@@ -287,12 +363,31 @@ class LinuxTarget:
                 self.kill(pid)
             else:
                 self.detach(pid)
+        self._prune_stat_fds()
 
     # --- threads -----------------------------------------------------------------
 
     def thread_ids(self) -> list[tuple[int, int]]:
-        return sorted(((t.pid, t.tid) for t in self.threads.values()),
-                      key=lambda pt: (pt[0] != self.pid, pt[0], pt[1] != pt[0], pt[1]))
+        """Every thread, in the order they appeared (gdbserver's order, so gdb numbers
+        threads the same way)."""
+        return [(t.pid, t.tid) for t in self.threads.values()]
+
+    def thread_handle(self, pid: int, tid: int) -> bytes | None:
+        """libthread_db's handle, the pthread_t: the thread pointer, which is fs_base
+        on x86_64 and the %gs segment base on i386. None before libc set it up."""
+        t = self.threads.get(tid)
+        if t is None:
+            return None
+        try:
+            user = self._buffers(t, False).user
+        except OSError:
+            return None
+        word = self.arch(pid).word
+        offset = FS_BASE_OFFSET if word == 8 else GS_BASE_OFFSET
+        value = int.from_bytes(user[offset:offset + 8], "little")
+        if not value:
+            return None
+        return value.to_bytes(8, "little")
 
     def thread_name(self, pid: int, tid: int) -> str:
         try:
@@ -302,12 +397,25 @@ class LinuxTarget:
             return ""
 
     def thread_core(self, pid: int, tid: int) -> int | None:
+        # Every stop reply carries the core: keep each thread's stat file open and
+        # pread it (one system call instead of three).
+        fd = self._stat_fds.get(tid)
         try:
-            with open(f"/proc/{pid}/task/{tid}/stat", "rb") as f:
-                stat = f.read()
+            if fd is None:
+                if len(self._stat_fds) > len(self.threads) + 16:
+                    self._prune_stat_fds()
+                fd = os.open(f"/proc/{pid}/task/{tid}/stat", os.O_RDONLY | os.O_CLOEXEC)
+                self._stat_fds[tid] = fd
+            stat = os.pread(fd, 4096, 0)
             return int(stat[stat.rindex(b")") + 2 :].split()[36])
         except (OSError, ValueError, IndexError):
+            if fd is not None:
+                os.close(self._stat_fds.pop(tid))
             return None
+
+    def _prune_stat_fds(self) -> None:
+        for tid in [t for t in self._stat_fds if t not in self.threads]:
+            os.close(self._stat_fds.pop(tid))
 
     def pid_of(self, tid: int) -> int | None:
         t = self.threads.get(tid)
@@ -397,6 +505,13 @@ class LinuxTarget:
         bufs = self._buffers(t, False)
         return [(arch.by_name(n).regnum, arch.read(arch.by_name(n), bufs)) for n in arch.expedite]
 
+    def siginfo(self, tid: int) -> bytes:
+        """The stopped thread's siginfo, in the kernel's 64-bit layout (qXfer:siginfo)."""
+        return ptrace.getsiginfo(self._thread(tid).tid)
+
+    def set_siginfo(self, tid: int, data: bytes) -> None:
+        ptrace.setsiginfo(self._thread(tid).tid, data)
+
     # --- memory and software breakpoints -------------------------------------------
 
     def read_memory(self, pid: int, addr: int, length: int) -> bytes:
@@ -431,9 +546,11 @@ class LinuxTarget:
         proc = self.processes.get(pid)
         if proc is None:
             return False
-        if addr in proc.sw_breakpoints:
-            return True
         try:
+            if addr in proc.sw_breakpoints:
+                # Written again: a vfork child sharing our memory may have taken it out.
+                proc.memory.write(addr, INT3)
+                return True
             orig = proc.memory.read(addr, 1)
             if len(orig) != 1:
                 return False
@@ -469,89 +586,190 @@ class LinuxTarget:
     # --- resuming ------------------------------------------------------------------
 
     def resume(self, actions: dict[int, ResumeAction]) -> None:
-        """Resume the threads named in ``actions``; the rest stay stopped."""
+        """Resume the threads named in ``actions``; the rest stay stopped.
+
+        All-stop: an event kept pending from the last stop is reported first and
+        nothing runs; otherwise threads sitting on a breakpoint step off it (one at
+        a time, all others stopped) and then every named thread runs.
+        """
         for tid, action in actions.items():
             t = self.threads.get(tid)
             if t is not None:
                 t.action = action
-                t.resume_requested = True
+                t.resumed = True
+                if action.signal:
+                    t.deliver = action.signal  # kept until the thread really runs
         self.running = True
-        # Events kept pending from the last stop come first (all-stop: report one, run none).
-        for t in list(self.threads.values()):
-            if t.resume_requested and t.pending is not None:
-                status, t.pending = t.pending, None
-                event = self._handle_status(t.tid, status)
-                if event is not None:
-                    self._stop_all()
-                    self._pending_events.append(event)
-                    return
-        if self._pending_events:
+        if self.non_stop:
+            self._resume_non_stop()
             return
-        # Threads sitting on a breakpoint step off it first, while no other thread runs.
-        first = [t for t in self.threads.values() if t.resume_requested and self._on_breakpoint(t)]
-        rest = [t for t in self.threads.values() if t.resume_requested and t not in first]
-        for t in first + rest:
-            if t.tid in self.threads and not t.running and not self._pending_events:
-                self._resume_thread(t, t.action.signal)
+        event = self._take_pending()
+        if event is None:
+            event = self._step_off_breakpoints()
+        if event is not None:
+            self._ready.append(event)
+            return
+        for t in list(self.threads.values()):
+            if t.resumed and t.stopped and t.tid in self.threads:
+                sig, t.deliver = t.deliver, 0
+                self._resume_one(t, sig)
+
+    def _resume_non_stop(self) -> None:
+        """Non-stop: a thread with a kept event reports it and stays stopped; the others run."""
+        self._ready.extend(self._deferred)
+        self._deferred.clear()
+        for t in list(self.threads.values()):
+            if not (t.resumed and t.stopped) or t.tid not in self.threads:
+                continue
+            if t.pending is not None:
+                event, t.pending = t.pending, None
+                if self._still_valid(t, event):
+                    self._ready.append(event)
+                    t.resumed = False
+                    continue
+            sig, t.deliver = t.deliver, 0
+            self._resume_one(t, sig)
+        self.running = any(t.resumed for t in self.threads.values())
+
+    def _take_pending(self) -> StopEvent | None:
+        """The next still-valid event kept from an earlier stop (process exits first)."""
+        if self._deferred:
+            return self._deferred.pop(0)
+        candidates = sorted((t for t in self.threads.values() if t.resumed and t.pending is not None),
+                            key=lambda t: t.pending_seq)
+        chosen: StopEvent | None = None
+        for t in candidates:
+            event = t.pending
+            assert event is not None
+            if not self._still_valid(t, event):
+                t.pending = None
+                continue
+            if chosen is None or (self._stepping(t) and not self._stepping(self.threads[chosen.tid])):
+                chosen = event
+        if chosen is not None:
+            self.threads[chosen.tid].pending = None
+        return chosen
+
+    def _still_valid(self, t: Thread, event: StopEvent) -> bool:
+        """A breakpoint hit whose breakpoint is gone by now is dropped (the PC was rewound,
+        so the thread simply runs the original instruction), as gdbserver does."""
+        if event.reason != "swbreak":
+            return True
+        proc = self.processes.get(t.pid)
+        try:
+            return proc is not None and self.get_pc(t) in proc.sw_breakpoints
+        except OSError:
+            return False
+
+    @staticmethod
+    def _stepping(t: Thread) -> bool:
+        return t.action.kind in ("s", "r")
+
+    def _step_off_breakpoints(self) -> StopEvent | None:
+        for t in list(self.threads.values()):
+            if not (t.resumed and t.stopped and t.tid in self.threads and self._on_breakpoint(t)):
+                continue
+            sig, t.deliver = t.deliver, 0
+            event = self._step_over(t, sig)
+            if event is not None:
+                return event
+        return None
 
     def _on_breakpoint(self, t: Thread) -> bool:
         proc = self.processes.get(t.pid)
-        if proc is None or not proc.sw_breakpoints or t.expect_sigstop:
+        if proc is None or not proc.sw_breakpoints:
             return False
         try:
             return self.get_pc(t) in proc.sw_breakpoints
         except OSError:
             return False
 
-    def _resume_thread(self, t: Thread, sig: int) -> None:
-        """Set a thread going according to its action, stepping off a breakpoint first."""
-        if t.expect_sigstop and t.pending is None:
-            t.running = True  # it still owes us its SIGSTOP; it runs once that arrives
-            return
-        try:
-            if self._on_breakpoint(t):
-                self._step_over(t, self.processes[t.pid], self.get_pc(t), sig)
+    def _resume_one(self, t: Thread, sig: int) -> None:
+        """Set one stopped thread going per its action (stepping off a breakpoint first)."""
+        if self._on_breakpoint(t):
+            event = self._step_over(t, sig)
+            if event is not None:
+                self._ready.append(event)
+                if not self.non_stop:
+                    self._stop_all()
                 return
-            self._ptrace_resume(t, sig)
-        except OSError as exc:
-            log.debug("resume %d failed: %s", t.tid, exc)
+            if not t.stopped or t.tid not in self.threads:
+                return
+            sig = 0
+        self._ptrace_resume(t, sig)
 
     def _ptrace_resume(self, t: Thread, sig: int) -> None:
-        t.running = True
         t.user = None
         t.xstate = None
-        if t.action.kind in ("s", "r"):
-            ptrace.singlestep(t.tid, sig)
-        elif self.catch_syscalls is not None:
-            ptrace.syscall(t.tid, sig)
-        else:
-            ptrace.cont(t.tid, sig)
+        try:
+            if self.hw is not None:
+                self.hw.sync(t.pid, t.tid)
+            if self._stepping(t):
+                ptrace.singlestep(t.tid, sig)
+            elif self.catch_syscalls is not None:
+                ptrace.syscall(t.tid, sig)
+            else:
+                ptrace.cont(t.tid, sig)
+        except OSError as exc:
+            # Not in a ptrace-stop after all (dying, or blocked in vfork): its next
+            # wait status tells what became of it.
+            log.debug("resume %d failed: %s", t.tid, exc)
+        t.stopped = False
 
-    def _step_over(self, t: Thread, proc: Process, pc: int, sig: int) -> None:
-        """Step one thread past the breakpoint at its PC while the others wait."""
+    def _step_over(self, t: Thread, sig: int) -> StopEvent | None:
+        """Single-step one thread past the breakpoint at its PC while every other
+        thread stays stopped, then put the breakpoint back.
+
+        Returns an event to report (the step itself when the client asked for a
+        step, or whatever else stopped the thread); None when the thread is past
+        the breakpoint, stopped, and should go on per its action.
+        """
+        proc = self.processes[t.pid]
+        pc = self.get_pc(t)
         orig = proc.sw_breakpoints[pc]
         proc.memory.write(pc, orig)
-        t.step_over = pc
-        t.user = None
-        t.xstate = None
-        ptrace.singlestep(t.tid, sig)
-        t.running = True
-        # The step ends at once; wait for it here so no other thread can run past the hole.
-        status = self._wait_for(t.tid)
-        if pc in proc.sw_breakpoints and t.pid in self.processes:
-            proc.memory.write(pc, INT3)
-        t.step_over = None
-        if status is None:
-            return
+        try:
+            while True:
+                t.user = None
+                t.xstate = None
+                try:
+                    if self.hw is not None:
+                        self.hw.sync(t.pid, t.tid)
+                    ptrace.singlestep(t.tid, sig)
+                except OSError:
+                    return None
+                sig = 0
+                t.stopped = False
+                status = self._wait_for(t.tid)
+                if status is None:
+                    self._forget_thread(t)
+                    return None
+                swallowed = (os.WIFSTOPPED(status) and os.WSTOPSIG(status) == signal.SIGSTOP
+                             and t.expect_sigstop and status >> 16 == 0)
+                if not swallowed:
+                    break
+                t.expect_sigstop = False  # our old SIGSTOP came first: step again
+                t.stopped = True
+        finally:
+            if pc in proc.sw_breakpoints and t.pid in self.processes:
+                proc.memory.write(pc, INT3)
         plain_trap = (os.WIFSTOPPED(status) and os.WSTOPSIG(status) == signal.SIGTRAP
                       and status >> 16 == 0)
-        if plain_trap and t.action.kind == "c":
-            t.running = False
-            self._ptrace_resume(t, 0)
-            return
-        event = self._handle_status(t.tid, status)
-        if event is not None:
-            self._pending_events.append(event)
+        if plain_trap and not (self.hw is not None and self.hw.fired(t.tid)):
+            t.stopped = True
+            t.user = None
+            t.xstate = None
+            if t.action.kind == "s":
+                t.stop_signal = signal.SIGTRAP
+                return StopEvent(StopKind.SIGNAL, t.pid, t.tid, signal=signal.SIGTRAP)
+            if t.action.kind == "r" and not self._in_range(t):
+                t.stop_signal = signal.SIGTRAP
+                return StopEvent(StopKind.SIGNAL, t.pid, t.tid, signal=signal.SIGTRAP)
+            return None
+        return self._on_status(t.tid, status, collecting=True)
+
+    def _in_range(self, t: Thread) -> bool:
+        return t.action.start <= self.get_pc(t) < t.action.end
 
     def _wait_for(self, tid: int) -> int | None:
         while True:
@@ -575,221 +793,375 @@ class LinuxTarget:
 
     def poll(self) -> StopEvent | None:
         """Reap every wait status ready now; return a stop to report, if any."""
-        if self._pending_events:
-            return self._pending_events.pop(0)
         while True:
+            if self._ready:
+                event = self._ready.pop(0)
+                if self.non_stop:
+                    self._reported(event)
+                else:
+                    self._end_resume()
+                return event
             try:
                 tid, status = os.waitpid(-1, os.WNOHANG | ptrace.WALL)
             except ChildProcessError:
-                return None
+                tid = 0
             if tid == 0:
-                return None
-            event = self._handle_status(tid, status)
-            if event is not None:
-                if event.kind not in (StopKind.EXITED, StopKind.TERMINATED) or self.processes:
-                    self._stop_all()
-                self.running = False
-                return event
+                return self._no_resumed()
+            found = self._on_status(tid, status, collecting=False)
+            if found is not None:
+                return self._report(found)
 
-    def _stop_all(self) -> None:
-        """Bring every running thread to a stop, keeping their other events pending."""
+    def _no_resumed(self) -> StopEvent | None:
+        """Nothing left running (the resumed threads exited): gdb's 'N' stop."""
+        if not self.running or not self.report_no_resumed or not self.processes:
+            return None
+        if any(not t.stopped for t in self.threads.values()):
+            return None
+        self._end_resume()
+        return StopEvent(StopKind.NO_RESUMED, self.pid, 0)
+
+    def _report(self, event: StopEvent) -> StopEvent:
+        """All-stop: stop every other thread, then report the stepping thread's event
+        before any other (as gdbserver does), keeping the rest pending."""
+        if self.non_stop:
+            self._reported(event)
+            return event
+        self._stop_all()
+        trigger = self.threads.get(event.tid)
+        if trigger is not None and not self._stepping(trigger):
+            steppers = [t for t in self.threads.values()
+                        if t.pending is not None and t.resumed and self._stepping(t)]
+            if steppers:
+                chosen = min(steppers, key=lambda t: t.pending_seq)
+                self._keep_pending(trigger, event)
+                event, chosen.pending = chosen.pending, None  # type: ignore[assignment]
+        self._end_resume()
+        return event
+
+    def _end_resume(self) -> None:
         self.running = False
-        waiting: list[Thread] = []
-        for t in list(self.threads.values()):
-            if not t.running:
+        for t in self.threads.values():
+            t.resumed = False
+
+    # --- non-stop ------------------------------------------------------------------
+
+    def set_non_stop(self, on: bool) -> None:
+        """Entering all-stop stops every thread (the manual's rule for QNonStop:0)."""
+        self.non_stop = on
+        if not on and self.running:
+            self._stop_all()
+            self._end_resume()
+
+    def _reported(self, event: StopEvent) -> None:
+        """Non-stop: the reporting thread alone is stopped now."""
+        t = self.threads.get(event.tid)
+        if t is not None:
+            t.resumed = False
+            t.client_stop = False
+        self.running = any(x.resumed for x in self.threads.values())
+
+    def is_running(self, tid: int) -> bool:
+        """As the client sees it: resumed and no stop reported since."""
+        t = self.threads.get(tid)
+        return bool(t and t.resumed)
+
+    def stop_threads(self, tids: list[int]) -> None:
+        """vCont;t: stop running threads; each is reported with signal 0."""
+        for tid in tids:
+            t = self.threads.get(tid)
+            if t is None or not t.resumed:
                 continue
-            t.running = False
-            if not t.expect_sigstop:
+            t.client_stop = True
+            if t.stopped:  # stopped for us already (a step-over, a new thread): report now
+                t.client_stop = False
+                t.resumed = False
+                self._ready.append(StopEvent(StopKind.SIGNAL, t.pid, t.tid, signal=0))
+            elif not t.expect_sigstop:
                 try:
                     ptrace.tgkill(t.pid, t.tid, signal.SIGSTOP)
                     t.expect_sigstop = True
                 except OSError:
                     continue
-            waiting.append(t)
-        while waiting:
-            t = waiting.pop(0)
-            if t.tid not in self.threads:
-                continue
-            status = self._wait_for(t.tid)
-            if status is None:
-                continue
-            if os.WIFEXITED(status) or os.WIFSIGNALED(status):
-                gone = self._thread_gone(t, status)
-                if gone is not None:
-                    self._pending_events.append(gone)
-                continue
-            sig = os.WSTOPSIG(status)
-            event = status >> 16
-            if event == ptrace.EVENT_CLONE:
-                new = self._new_thread(t, ptrace.geteventmsg(t.tid))
-                if new is not None:
-                    waiting.append(new)
-                t.pending = None
-                # The parent's own SIGSTOP is still due.
-                waiting.append(t)
-                continue
-            if sig == signal.SIGSTOP and t.expect_sigstop and event == 0:
-                t.expect_sigstop = False
-                continue
-            if t.pending is None:
-                t.pending = status
-            else:  # should not happen: keep the first
-                log.debug("dropping second pending status of %d", t.tid)
-        for t in self.threads.values():
-            t.running = False
-            t.resume_requested = False
+        self.running = any(x.resumed for x in self.threads.values())
 
-    def _thread_gone(self, t: Thread, status: int) -> StopEvent | None:
-        if t.tid == t.pid:
-            # The leader's exit is the process's exit (all other threads are gone by then).
-            pid = t.pid
-            self._forget_process(pid)
-            if os.WIFEXITED(status):
-                return StopEvent(StopKind.EXITED, pid, pid, status=os.WEXITSTATUS(status))
-            return StopEvent(StopKind.TERMINATED, pid, pid, signal=os.WTERMSIG(status))
-        self.threads.pop(t.tid, None)
-        return None
+    def _keep_pending(self, t: Thread, event: StopEvent) -> None:
+        self._seq += 1
+        if t.pending is not None:
+            log.debug("thread %d: second pending event %s dropped", t.tid, event.kind)
+            return
+        t.pending = event
+        t.pending_seq = self._seq
 
-    def _new_thread(self, parent: Thread, tid: int) -> Thread | None:
-        t = Thread(tid, parent.pid, expect_sigstop=True,
-                   resume_requested=parent.resume_requested)
-        self.threads[tid] = t
-        if self._orphans.pop(tid, None) is not None:
-            t.expect_sigstop = False  # its initial stop was already seen
-            if self.running and t.resume_requested:
-                self._ptrace_resume(t, 0)
-            return None
-        t.running = True  # not stopped for us yet: its SIGSTOP is still to come
-        return t
+    def _stop_all(self) -> None:
+        """Bring every thread to a stop; the events they had meanwhile are kept pending."""
+        deadline = time.monotonic() + STOP_TIMEOUT
+        while True:
+            waiting = [t for t in self.threads.values() if not t.stopped]
+            if not waiting:
+                break
+            for t in waiting:
+                if not t.expect_sigstop:
+                    try:
+                        ptrace.tgkill(t.pid, t.tid, signal.SIGSTOP)
+                    except OSError:
+                        pass
+                    t.expect_sigstop = True
+            try:
+                tid, status = os.waitpid(-1, os.WNOHANG | ptrace.WALL)
+            except ChildProcessError:
+                for t in waiting:
+                    self._forget_thread(t)
+                break
+            if tid == 0:
+                if time.monotonic() > deadline:
+                    # A thread that will not stop (blocked in vfork, say): treat it as
+                    # stopped; its SIGSTOP is still due and is swallowed when it comes.
+                    for t in waiting:
+                        log.debug("thread %d did not stop", t.tid)
+                        t.stopped = True
+                    break
+                time.sleep(0.0005)
+                continue
+            self._collect(tid, status)
+        self.running = False
 
-    def _handle_status(self, tid: int, status: int) -> StopEvent | None:
-        """Turn one wait status into a reportable event, or act on it silently."""
+    def _collect(self, tid: int, status: int) -> None:
+        event = self._on_status(tid, status, collecting=True)
+        if event is None:
+            return
+        t = self.threads.get(event.tid)
+        if t is None or event.kind in (StopKind.EXITED, StopKind.TERMINATED):
+            self._deferred.append(event)
+        else:
+            self._keep_pending(t, event)
+
+    # --- turning wait statuses into events -------------------------------------------
+
+    def _on_status(self, tid: int, status: int, collecting: bool) -> StopEvent | None:
+        """One wait status: a reportable event, or None when handled here.
+
+        ``collecting``: seen while stopping all threads, so nothing is resumed.
+        """
         t = self.threads.get(tid)
         if t is None:
             if os.WIFSTOPPED(status):
-                self._orphans[tid] = status  # a new thread ahead of its clone event
+                self._orphans[tid] = status  # a new thread or child ahead of its parent's event
             return None
         if os.WIFEXITED(status) or os.WIFSIGNALED(status):
             return self._thread_gone(t, status)
-        t.running = False
+        t.stopped = True
         t.user = None
         t.xstate = None
         sig = os.WSTOPSIG(status)
         event = status >> 16
         if event:
-            return self._handle_ptrace_event(t, event)
+            return self._ptrace_event(t, event, collecting)
         if sig == signal.SIGSTOP and t.expect_sigstop:
             t.expect_sigstop = False
-            if self.running and t.resume_requested:
-                self._resume_thread(t, 0)
+            if t.client_stop and not collecting:  # non-stop vCont;t asked for this stop
+                return StopEvent(StopKind.SIGNAL, t.pid, t.tid, signal=0)
+            self._go_on(t, collecting)
             return None
-        if sig == (signal.SIGTRAP | 0x80):
-            return self._syscall_stop(t)
+        if sig == signal.SIGTRAP | 0x80:
+            return self._syscall_stop(t, collecting)
         if sig == signal.SIGTRAP:
-            return self._sigtrap(t)
-        if sig in self.pass_signals and t.action.kind == "c" and t.resume_requested:
-            self._resume_thread(t, sig)
+            return self._sigtrap(t, collecting)
+        if self._pass_silently(t, sig):
+            if collecting:
+                t.deliver = sig
+            else:
+                self._ptrace_resume(t, sig)
             return None
         t.stop_signal = sig
         return StopEvent(StopKind.SIGNAL, t.pid, t.tid, signal=sig)
 
-    def _sigtrap(self, t: Thread) -> StopEvent | None:
+    def _pass_silently(self, t: Thread, sig: int) -> bool:
+        """QPassSignals (and glibc's internal SIGCANCEL/SIGSETXID, as gdbserver with
+        libthread_db passes them), except while stepping."""
+        if self._stepping(t) and t.resumed:
+            return False
+        return sig in self.pass_signals or sig in GLIBC_INTERNAL_SIGNALS
+
+    def _go_on(self, t: Thread, collecting: bool) -> None:
+        """A stop the client never sees: let the thread go on if it should be running."""
+        if not collecting and self.running and t.resumed:
+            sig, t.deliver = t.deliver, 0
+            self._resume_one(t, sig)
+
+    def _thread_gone(self, t: Thread, status: int) -> StopEvent | None:
+        exited = os.WIFEXITED(status)
+        if t.tid != t.pid:
+            self._forget_thread(t)
+            if self.thread_events:
+                return StopEvent(StopKind.THREAD_EXITED, t.pid, t.tid,
+                                 status=os.WEXITSTATUS(status) if exited else 0)
+            return None
+        # The leader's exit is the process's exit (the kernel reports it last).
+        pid = t.pid
+        if pid in self.processes:
+            if self.hw is not None:
+                self._clear_hw(pid)
+            self._forget_process(pid)
+        if exited:
+            return StopEvent(StopKind.EXITED, pid, pid, status=os.WEXITSTATUS(status))
+        return StopEvent(StopKind.TERMINATED, pid, pid, signal=os.WTERMSIG(status))
+
+    def _forget_thread(self, t: Thread) -> None:
+        self.threads.pop(t.tid, None)
+        fd = self._stat_fds.pop(t.tid, None)
+        if fd is not None:
+            os.close(fd)
+
+    def _new_thread(self, parent: Thread, tid: int, collecting: bool) -> None:
+        t = Thread(tid, parent.pid, stopped=False, expect_sigstop=True, resumed=parent.resumed)
+        self.threads[tid] = t
+        if self.hw is not None:
+            self.hw.forget_thread(tid)  # it starts with no debug registers: set before it runs
+        status = self._orphans.pop(tid, None)
+        if status is not None:
+            # Its first stop came before the parent's event.
+            t.stopped = True
+            t.expect_sigstop = False
+            if os.WIFSTOPPED(status) and os.WSTOPSIG(status) != signal.SIGSTOP:
+                t.deliver = os.WSTOPSIG(status)
+            self._go_on(t, collecting)
+
+    def _sigtrap(self, t: Thread, collecting: bool) -> StopEvent | None:
         proc = self.processes[t.pid]
-        try:
-            info = ptrace.getsiginfo(t.tid)
-        except OSError:
-            info = b"\0" * 128
-        code = int.from_bytes(info[8:12], "little", signed=True)
         reason: str | None = None
         address = 0
-        hw = self.hw
-        if hw is not None:
-            check = getattr(hw, "stop_reason", None)
-            if check is not None:
-                found = check(t.tid)
-                if found is not None:
-                    reason, address = found
-        if reason is None and code in (SI_KERNEL, TRAP_BRKPT):
+        code = SI_KERNEL
+        armed = self.hw is not None and self.hw.armed(t.tid)
+        if t.action.kind == "c" and not armed and proc.sw_breakpoints:
+            # Continuing, so no step trap: PC just past one of ours is our int3
+            # (skips a GETSIGINFO per breakpoint hit).
             pc = self.get_pc(t)
             if pc - 1 in proc.sw_breakpoints:
                 self.set_pc(t, pc - 1)
                 reason = "swbreak"
-        if reason is None and t.action.kind == "r" and code != SI_KERNEL:
-            pc = self.get_pc(t)
-            if t.action.start <= pc < t.action.end:
-                self._ptrace_resume(t, 0)
+        if reason is None:
+            try:
+                info = ptrace.getsiginfo(t.tid)
+            except OSError:
+                info = b"\0" * 128
+            code = int.from_bytes(info[8:12], "little", signed=True)
+            if armed and self.hw is not None:
+                found = self.hw.stop_reason(t.tid)
+                if found is not None:
+                    reason, address = found
+            if reason is None and code in (SI_KERNEL, TRAP_BRKPT):
+                pc = self.get_pc(t)
+                if pc - 1 in proc.sw_breakpoints:
+                    self.set_pc(t, pc - 1)
+                    reason = "swbreak"
+        if reason is not None and not self._hit_wanted(t, reason):
+            if t.action.kind != "s" or not t.resumed:
+                # Steps off the breakpoint and goes on (or, while stopping all, stays).
+                self._go_on(t, collecting)
+                return None
+            reason, address = None, 0  # the step itself is done: report that
+        if reason is None and t.action.kind == "r" and t.resumed and code not in (SI_KERNEL, TRAP_BRKPT):
+            if self._in_range(t):
+                # Still inside the range: step on (or, while stopping all, just stay).
+                if not collecting and self.running:
+                    self._ptrace_resume(t, 0)
                 return None
         t.stop_signal = signal.SIGTRAP
         return StopEvent(StopKind.SIGNAL, t.pid, t.tid, signal=signal.SIGTRAP,
                          reason=reason, address=address)
 
-    def _syscall_stop(self, t: Thread) -> StopEvent | None:
-        handler = getattr(self, "on_syscall_stop", None)
-        if handler is not None:
-            result: StopEvent | None = handler(t)
-            return result
-        self._resume_if_wanted(t)
+    def _hit_wanted(self, t: Thread, reason: str) -> bool:
+        """False for a hit the client asked not to hear about: a breakpoint whose condition
+        is false (or whose dprintf ran here), a write caught by a read watchpoint's slot."""
+        if reason == SILENT:
+            return False
+        if reason in ("swbreak", "hwbreak") and self.conditions.table:
+            ztype = 0 if reason == "swbreak" else 1
+            return self.conditions.should_report(self, t.pid, t.tid, ztype, self.get_pc(t))
+        return True
+
+    def _syscall_stop(self, t: Thread, collecting: bool) -> StopEvent | None:
+        """A PTRACE_SYSCALL stop: reported when QCatchSyscalls names the call."""
+        op, number = self._syscall_info(t)
+        catch = self.catch_syscalls
+        if catch is not None and (not catch or number in catch):
+            kind = StopKind.SYSCALL_ENTRY if op == SYSCALL_ENTRY else StopKind.SYSCALL_RETURN
+            t.stop_signal = signal.SIGTRAP
+            return StopEvent(kind, t.pid, t.tid, syscall=number)
+        self._go_on(t, collecting)
         return None
 
-    def _handle_ptrace_event(self, t: Thread, event: int) -> StopEvent | None:
+    def _syscall_info(self, t: Thread) -> tuple[int, int]:
+        """(entry or exit, syscall number) of a syscall stop; PTRACE_GET_SYSCALL_INFO
+        tells entry from exit even when catching began inside a blocking call."""
+        buf = ctypes.create_string_buffer(88)
+        try:
+            ptrace.ptrace(PTRACE_GET_SYSCALL_INFO, t.tid, len(buf), ctypes.addressof(buf))
+            op = buf.raw[0]
+        except OSError:
+            op = SYSCALL_EXIT if t.in_syscall else SYSCALL_ENTRY
+        t.in_syscall = op == SYSCALL_ENTRY
+        user = self._buffers(t, False).user
+        number = int.from_bytes(user[ORIG_RAX_OFFSET:ORIG_RAX_OFFSET + 8], "little", signed=True)
+        if self.arch(t.pid).word == 4:
+            number &= 0xFFFFFFFF
+        return op, number
+
+    def _ptrace_event(self, t: Thread, event: int, collecting: bool) -> StopEvent | None:
         if event == ptrace.EVENT_CLONE:
-            self._new_thread(t, ptrace.geteventmsg(t.tid))
-            self._resume_if_wanted(t)
+            self._new_thread(t, ptrace.geteventmsg(t.tid), collecting)
+            self._go_on(t, collecting)
             return None
         if event == ptrace.EVENT_EXEC:
             return self._exec_event(t)
         if event in (ptrace.EVENT_FORK, ptrace.EVENT_VFORK):
-            return self._fork_event(t, event)
-        if event == ptrace.EVENT_VFORK_DONE:
-            if self.report_vfork:
-                return StopEvent(StopKind.VFORK_DONE, t.pid, t.tid)
-            self._resume_if_wanted(t)
-            return None
-        self._resume_if_wanted(t)
+            return self._fork_event(t, event, collecting)
+        if event == ptrace.EVENT_VFORK_DONE and self.report_vfork:
+            t.stop_signal = signal.SIGTRAP
+            return StopEvent(StopKind.VFORK_DONE, t.pid, t.tid)
+        self._go_on(t, collecting)
         return None
 
-    def _resume_if_wanted(self, t: Thread) -> None:
-        if self.running and t.resume_requested:
-            self._resume_thread(t, 0)
-
-    def _exec_event(self, t: Thread) -> StopEvent | None:
+    def _exec_event(self, t: Thread) -> StopEvent:
         pid = t.pid
         proc = self.processes[pid]
-        # After exec only the leader remains (the exec'ing thread took its tid).
-        for tid in [x.tid for x in self.threads.values() if x.pid == pid and x.tid != pid]:
-            del self.threads[tid]
-        leader = self.threads.setdefault(pid, Thread(pid, pid))
-        leader.running = False
-        leader.expect_sigstop = False
-        leader.pending = None
-        leader.user = None
-        leader.xstate = None
+        # Only the leader survives an exec (a non-leader that exec'd took its tid).
+        for other in [x for x in self.threads.values() if x.pid == pid]:
+            self._forget_thread(other)
+        leader = Thread(pid, pid, stopped=True, resumed=t.resumed, action=t.action)
+        leader.stop_signal = signal.SIGTRAP
+        self.threads[pid] = leader
         proc.memory.reopen()
         proc.sw_breakpoints.clear()
-        proc.arch = detect_arch(pid)
-        path = self.exec_file(pid)
+        self.conditions.clear_process(pid)
+        if self.hw is not None:
+            self.hw.exec_process(pid)
+        proc.arch = detect_arch(pid)  # a 64-bit program may exec a 32-bit one
         if self.report_exec:
-            return StopEvent(StopKind.EXEC, pid, pid, exec_path=path)
-        leader.stop_signal = signal.SIGTRAP
+            return StopEvent(StopKind.EXEC, pid, pid, exec_path=self.exec_file(pid))
         return StopEvent(StopKind.SIGNAL, pid, pid, signal=signal.SIGTRAP)
 
-    def _fork_event(self, t: Thread, event: int) -> StopEvent | None:
+    def _fork_event(self, t: Thread, event: int, collecting: bool) -> StopEvent | None:
         child = ptrace.geteventmsg(t.tid)
-        # The child starts with a SIGSTOP (it may already be waiting for us).
+        # The child starts stopped with a SIGSTOP (it may already be waiting for us).
         status = self._orphans.pop(child, None)
         if status is None:
             status = self._wait_for(child)
         parent = self.processes[t.pid]
-        report = self.report_vfork if event == ptrace.EVENT_VFORK else self.report_fork
-        if report:
+        vfork = event == ptrace.EVENT_VFORK
+        if self.report_vfork if vfork else self.report_fork:
             proc = Process(child, parent.arch, ProcessMemory(child), parent.launched,
                            dict(parent.sw_breakpoints))
             self.processes[child] = proc
-            self.threads[child] = Thread(child, child)
-            kind = StopKind.VFORK if event == ptrace.EVENT_VFORK else StopKind.FORK
+            thread = Thread(child, child, stopped=True)
+            if status is not None and os.WIFSTOPPED(status) and os.WSTOPSIG(status) != signal.SIGSTOP:
+                thread.deliver = os.WSTOPSIG(status)
+            self.threads[child] = thread
+            t.stop_signal = signal.SIGTRAP
+            kind = StopKind.VFORK if vfork else StopKind.FORK
             return StopEvent(kind, t.pid, t.tid, child_pid=child, child_tid=child)
         # Not followed: take our breakpoints out of the child's copy and let it go.
-        if parent.sw_breakpoints:
+        if parent.sw_breakpoints and not vfork:
             mem = ProcessMemory(child)
             try:
                 for addr, orig in parent.sw_breakpoints.items():
@@ -803,5 +1175,5 @@ class LinuxTarget:
             ptrace.detach(child, 0)
         except OSError:
             pass
-        self._resume_if_wanted(t)
+        self._go_on(t, collecting)
         return None
