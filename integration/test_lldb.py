@@ -1,0 +1,265 @@
+"""lldb 14 through gdbstub (`gdb-remote HOST:PORT`), scripted with `lldb -b -o ...`, checked line by line.
+
+gdbserver is no reference here (it misbehaves with lldb), so the expectations are what lldb prints
+against lldb-server; values that gdb can also see (registers, memory) are compared with gdb through
+gdbserver at the same breakpoint.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import signal
+import subprocess
+from dataclasses import dataclass
+
+import harness
+import pytest
+from harness import ProcessTracker, Server, source_line
+
+pytestmark = [pytest.mark.lldb, pytest.mark.skipif(shutil.which("lldb") is None, reason="no lldb")]
+
+LLDB_TIMEOUT = 90.0
+# lldb 14 on Debian prints this when its Python module is not installed; it changes nothing else.
+LLDB_NOISE = re.compile(r"embedded_interpreter|^Traceback|^  File \"<string>\"")
+
+
+@dataclass
+class LldbRun:
+    server: Server
+    argv: list[str]
+    stdout: str
+    stderr: str
+    returncode: int | None
+
+    @property
+    def lines(self) -> list[str]:
+        return [line.rstrip() for line in (self.stdout + self.stderr).splitlines()
+                if not LLDB_NOISE.search(line)]
+
+    def describe(self) -> str:
+        return (f"--- lldb rc={self.returncode}: {' '.join(self.argv)}\n" + "\n".join(self.lines)
+                + f"\n{self.server.describe()}")
+
+    def expect_lines(self, *patterns: str) -> list[re.Match[str]]:
+        """Each pattern matches a whole line, in this order (other lines may come between)."""
+        found = []
+        lines = self.lines
+        at = 0
+        for pattern in patterns:
+            regex = re.compile(pattern)
+            for i in range(at, len(lines)):
+                match = regex.fullmatch(lines[i])
+                if match:
+                    found.append(match)
+                    at = i + 1
+                    break
+            else:
+                raise AssertionError(f"no line matches {pattern!r} after line {at}\n{self.describe()}")
+        return found
+
+    def expect_absent(self, *patterns: str) -> None:
+        for pattern in patterns:
+            for line in self.lines:
+                assert not re.search(pattern, line), f"unexpected {line!r}\n{self.describe()}"
+
+
+def lldb(procs: ProcessTracker, prog: str, args: list[str], commands: list[str]) -> LldbRun:
+    """Start gdbstub --once on PROG ARGS and run lldb's COMMANDS against it, then let the stub end."""
+    path = harness.program(prog)
+    try:
+        server = harness.start_server(procs, "gdbstub", path, args)
+    except harness.HarnessError as error:
+        pytest.fail(str(error), pytrace=False)
+    argv = [shutil.which("lldb") or "lldb", "--no-lldbinit", "--no-use-colors", "-b",
+            "-o", "settings set auto-confirm true",
+            "-o", f"gdb-remote {server.address}"]
+    for command in commands:
+        argv += ["-o", command]
+    argv.append(str(path))
+    env = dict(os.environ, LANG="C.UTF-8", TERM="dumb")
+    env.pop("DEBUGINFOD_URLS", None)
+    proc = procs.spawn(argv, env=env)
+    try:
+        out, err = proc.communicate(timeout=LLDB_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate(timeout=10)
+        err += "\n*** lldb timed out"
+    server.wait_exit(harness.EXIT_TIMEOUT)
+    server.stderr.join(1)
+    server.stdout.join(1)
+    return LldbRun(server, argv, out, err, proc.returncode)
+
+
+LOOP_PROGS = pytest.mark.parametrize("prog", ["loop", pytest.param("loop-32", marks=pytest.mark.i386)])
+
+
+MAIN = r"main\(argc=2, argv=0x[0-9a-f]+\)"
+
+
+def _exe(prog: str) -> str:
+    return re.escape(prog)
+
+
+@LOOP_PROGS
+def test_breakpoint_backtrace_and_variables(procs, prog):
+    hot = source_line("hot-body")
+    r = lldb(procs, prog, ["3"], ["b hot", "c", "bt", "frame variable i", "c", "frame variable i", "kill"])
+    r.expect_lines(
+        rf"Breakpoint 1: where = {_exe(prog)}`hot \+ \d+ at loop\.c:{hot}:\d+, address = 0x[0-9a-f]+",
+        r"Process \d+ resuming",
+        r"\* thread #1, name = '[\w-]+', stop reason = breakpoint 1\.1",
+        rf"    frame #0: 0x[0-9a-f]+ {_exe(prog)}`hot\(i=0\) at loop\.c:{hot}:\d+",
+        r"\(lldb\) bt",
+        r"\* thread #1, name = '[\w-]+', stop reason = breakpoint 1\.1",
+        rf"  \* frame #0: 0x[0-9a-f]+ {_exe(prog)}`hot\(i=0\) at loop\.c:{hot}:\d+",
+        rf"    frame #1: 0x[0-9a-f]+ {_exe(prog)}`{MAIN} at loop\.c:{source_line('call-hot')}:\d+",
+        r"    frame #\d+: 0x[0-9a-f]+ libc\.so\.6`.*",
+        r"\(long\) i = 0",
+        r"\* thread #1, name = '[\w-]+', stop reason = breakpoint 1\.1",
+        rf"    frame #0: 0x[0-9a-f]+ {_exe(prog)}`hot\(i=1\) at loop\.c:{hot}:\d+",
+        r"\(long\) i = 1",
+        r"Process \d+ exited with status = 9 \(0x00000009\)\s*",
+    )
+    r.expect_absent(r"stop reason = signal SIGTRAP.*hot", r"error:")
+
+
+def _gdb_values(procs: ProcessTracker, prog: str, names: list[str]) -> dict[str, str]:
+    """The same values through gdb and gdbserver, stopped at the first call of hot()."""
+    session = harness.debug(procs, "gdbserver", harness.program(prog), ["3"],
+                            ["break hot", "continue", *(f"p/x {n}" for n in names), "kill"])
+    values = re.findall(r"^\$(\d+) = (0x[0-9a-f]+)$", session.out, re.M)
+    assert len(values) == len(names), session.describe()
+    return {name: value for name, (_, value) in zip(names, values, strict=True)}
+
+
+@LOOP_PROGS
+def test_register_read_all_registers(procs, prog):
+    wide = prog == "loop"
+    general = (["rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp", *(f"r{n}" for n in range(8, 16)),
+                "rip", "eflags"] if wide else
+               ["eax", "ebx", "ecx", "edx", "esi", "edi", "ebp", "esp", "eip", "eflags"])
+    segments = ["cs", "ss", "ds", "es", "fs", "gs"]
+    pc, sp, fp = ("rip", "rsp", "rbp") if wide else ("eip", "esp", "ebp")
+    r = lldb(procs, prog, ["3"], ["b hot", "c", "register read", "register read --all", "kill"])
+    table: dict[str, str] = {}
+    for line in r.lines:
+        found = re.fullmatch(r"\s+(\w+) = (0x[0-9a-f]+|\{.*\})(\s.*)?", line)
+        if found:
+            table.setdefault(found.group(1), found.group(2))
+    missing = [n for n in [*general, *segments] if n not in table]
+    assert not missing, f"registers missing: {missing}\n{r.describe()}"
+    fp_regs = [f"st{n}" for n in range(8)] + [f"xmm{n}" for n in range(16 if wide else 8)]
+    missing = [n for n in [*fp_regs, "mxcsr"] if n not in table]
+    assert not missing, f"registers missing from --all: {missing}\n{r.describe()}"
+    want = _gdb_values(procs, prog, [f"${pc}", f"${sp}", f"${fp}", "$eflags", "$cs", "$ss"])
+    got = {f"${n}": int(table[n], 16) for n in (pc, sp, fp, "eflags", "cs", "ss")}
+    assert got == {k: int(v, 16) for k, v in want.items()}, f"lldb {got}, gdb/gdbserver {want}\n{r.describe()}"
+
+
+@LOOP_PROGS
+def test_memory_read(procs, prog):
+    r = lldb(procs, prog, ["3"], [
+        "b add", "c",
+        "memory read --size 1 --count 14 --format c &message",
+        "memory read --size 4 --count 1 --format x &g32",
+        "memory read --size 8 --count 1 --format x &g64",
+        "memory read --size 4 --count 8 --num-per-line 4 --format d &table",
+        "kill"])
+    r.expect_lines(
+        r"\* thread #1, name = '[\w-]+', stop reason = breakpoint 1\.1",
+        r"0x[0-9a-f]+: hello, gdbstub",
+        r"0x[0-9a-f]+: 0x33333333",
+        r"0x[0-9a-f]+: 0x4444444444444444",
+        r"0x[0-9a-f]+: 1 2 3 4",
+        r"0x[0-9a-f]+: 5 6 7 8",
+    )
+    r.expect_absent(r"error:")
+
+
+@LOOP_PROGS
+def test_step_inst_step_next_finish(procs, prog):
+    add = source_line("add-body")
+    r = lldb(procs, prog, ["3"], [
+        "b add", "c", "thread step-inst", "thread step-over", "thread step-in", "thread step-out",
+        "thread step-over", "kill"])
+    r.expect_lines(
+        rf"    frame #0: 0x[0-9a-f]+ {_exe(prog)}`add\(a=42, b=3\) at loop\.c:{add}:\d+",
+        r"\(lldb\) thread step-inst",
+        r"\* thread #1, name = '[\w-]+', stop reason = instruction step into",
+        r"\(lldb\) thread step-over",
+        r"\* thread #1, name = '[\w-]+', stop reason = step over",
+        rf"    frame #0: 0x[0-9a-f]+ {_exe(prog)}`add\(a=42, b=3\) at loop\.c:{add + 1}:\d+",
+        r"\(lldb\) thread step-in",
+        r"\* thread #1, name = '[\w-]+', stop reason = step in",
+        r"\(lldb\) thread step-out",
+        r"\* thread #1, name = '[\w-]+', stop reason = step out",
+        r"Return value: \(int\) \$0 = 45",
+        rf"    frame #0: 0x[0-9a-f]+ {_exe(prog)}`{MAIN} at loop\.c:{source_line('call-add')}:\d+",
+        r"\(lldb\) thread step-over",
+        r"\* thread #1, name = '[\w-]+', stop reason = step over",
+        rf"    frame #0: 0x[0-9a-f]+ {_exe(prog)}`{MAIN} at loop\.c:{source_line('print')}:\d+",
+    )
+    r.expect_absent(r"error:")
+
+
+@LOOP_PROGS
+def test_watchpoint(procs, prog):
+    counter = source_line("hot-counter")
+    r = lldb(procs, prog, ["3"], [
+        "b hot", "c", "watchpoint set variable counter", "c", "frame variable i", "c",
+        "frame variable i", "kill"])
+    r.expect_lines(
+        r"Watchpoint created: Watchpoint 1: addr = 0x[0-9a-f]+ size = 4 state = enabled type = w",
+        r"\* thread #1, name = '[\w-]+', stop reason = watchpoint 1",
+        rf"    frame #0: 0x[0-9a-f]+ {_exe(prog)}`hot\(i=0\) at loop\.c:({counter}|{counter + 1}):\d+",
+        r"\(long\) i = 0",
+        r"\* thread #1, name = '[\w-]+', stop reason = (watchpoint 1|breakpoint 1\.1)",
+    )
+    r.expect_absent(r"error:")
+
+
+@pytest.mark.threads
+@pytest.mark.parametrize("prog", ["threads", pytest.param("threads-32", marks=pytest.mark.i386)])
+def test_threads(procs, prog):
+    r = lldb(procs, prog, [], ["b worker", "c", "thread list", "bt", "kill"])
+    r.expect_lines(
+        r"\* thread #\d+, name = 'worker-\d', stop reason = breakpoint 1\.1",
+        r"\(lldb\) thread list",
+        r"Process \d+ stopped",
+    )
+    listed = [line for line in r.lines if re.match(r"[* ] thread #\d+: tid = \d+, 0x[0-9a-f]+ ", line)]
+    names = sorted(re.search(r"name = '([\w-]+)'", line).group(1) for line in listed)  # type: ignore[union-attr]
+    assert names == sorted([prog] + [f"worker-{n}" for n in range(1, 9)]), r.describe()
+    current = [line for line in listed if line.startswith("*")]
+    assert len(current) == 1 and "stop reason = breakpoint 1.1" in current[0], r.describe()
+    assert re.search(r"`worker\(id=\d\) at threads\.c", current[0]), r.describe()
+
+
+@LOOP_PROGS
+def test_image_list_shows_shared_libraries(procs, prog):
+    r = lldb(procs, prog, ["3"], ["b add", "c", "image list", "kill"])
+    lines = "\n".join(r.lines)
+    assert re.search(rf"^\[  0\] .* /\S*/build/{_exe(prog)}\s*$", lines, re.M), r.describe()
+    assert re.search(r"^\[ *\d+\] .* /\S*/libc\.so\.6\s*$", lines, re.M), r.describe()
+    assert re.search(r"^\[ *\d+\] .* /\S*/ld-linux[-\w.]*\.so\.2\s*$", lines, re.M), r.describe()
+
+
+@LOOP_PROGS
+def test_process_detach_lets_the_program_finish(procs, prog):
+    r = lldb(procs, prog, ["3"], ["b add", "c", "breakpoint delete --force", "process detach"])
+    r.expect_lines(r"\* thread #1, name = '[\w-]+', stop reason = breakpoint 1\.1",
+                   r"Process \d+ detached")
+    assert r.server.wait_exit(harness.EXIT_TIMEOUT) is not None, r.describe()
+    assert harness.wait_until(lambda: "acc=110 counter=3 local=45" in r.server.stdout.text, 10), r.describe()
+
+
+def test_kill_ends_stub(procs):
+    r = lldb(procs, "loop", ["3"], ["b hot", "c", "kill"])
+    r.expect_lines(r"Process \d+ exited with status = 9 \(0x00000009\)\s*")
+    r.expect_absent(r"failed to send")
+    assert r.server.wait_exit(harness.EXIT_TIMEOUT) is not None, r.describe()
