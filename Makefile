@@ -40,7 +40,7 @@ deps:
 venv: $(VENV_STAMP)
 $(VENV_STAMP): pyproject.toml
 	test -x $(VPY) || $(PYTHON) -m venv $(VENV)
-	$(VPY) -m pip install -q -e '.[test]'
+	set -o pipefail; $(VPY) -m pip install -q -e '.[test]' 2>&1 | { grep -v "^WARNING: Location 'file:" || true; }
 	touch $@
 
 programs: $(ALL_BINS)
