@@ -135,8 +135,10 @@ class Expression:
             raise AgentError("no end")
         return cls(code, program)
 
-    def run(self, ctx: Context, pid: int, tid: int, output: Callable[[str], None] | None = None) -> int:
-        """The value left on top at `end`; AgentError when the run fails or exceeds its bounds."""
+    def run(self, ctx: Context, pid: int, tid: int,
+            output: Callable[[str], None] | None = None) -> int | None:
+        """The value left on top at `end` (None: the stack is empty, as after a dprintf);
+        AgentError when the run fails or exceeds its bounds."""
         stack: list[int] = []
         pc = 0
         program = self.program
@@ -150,9 +152,7 @@ class Expression:
                 raise AgentError(f"stack underflow at {pc}")
             pc = pc + 1 + size
             if op == 0x27:  # end
-                if not stack:
-                    raise AgentError("empty stack at end")
-                return stack[-1]
+                return stack[-1] if stack else None
             if op in BINARY:
                 b = stack.pop()
                 a = stack.pop()
@@ -268,8 +268,18 @@ def _read_string(ctx: Context, pid: int, addr: int) -> bytes:
 CONVERSION = re.compile(rb"%([-+ #0]*)(\d*|\*)(?:\.(\d*))?(hh|h|ll|l|j|z|t|L)?([diouxXcsp%])")
 
 
+ESCAPES = {b"\\": b"\\", b"a": b"\a", b"b": b"\b", b"e": b"\x1b", b"f": b"\f", b"n": b"\n",
+           b"r": b"\r", b"t": b"\t", b"v": b"\v", b'"': b'"'}
+
+
+def _unescape(fmt: bytes) -> bytes:
+    """gdb sends the dprintf format as typed: the agent turns its backslash escapes into bytes."""
+    return re.sub(rb"\\(.)", lambda m: ESCAPES.get(m.group(1), m.group(0)), fmt, flags=re.S)
+
+
 def format_printf(fmt: bytes, args: list[int], read_string: Callable[[int], bytes]) -> str:
     """C printf with the integer and string conversions gdb's dprintf sends (%s reads the program)."""
+    fmt = _unescape(fmt)
     out: list[str] = []
     pos = 0
     it = iter(args)
@@ -389,7 +399,7 @@ class BreakpointConditions:
         holds = not agent.conditions
         for cond in agent.conditions:
             try:
-                if cond.run(ctx, pid, tid):
+                if cond.run(ctx, pid, tid) != 0:  # None: no value, an error: report
                     holds = True
                     break
             except (AgentError, OSError):
