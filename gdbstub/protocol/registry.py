@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from . import events, extended, lldb, monitor, packets, xfer
+from . import events, extended, lldb, monitor, packets, siginfo, xfer
 
 if TYPE_CHECKING:
     from .session import Session
@@ -26,3 +26,5 @@ def install(session: Session) -> None:
     session.handlers.update(monitor.HANDLERS)
     session.handlers.update(events.HANDLERS)
     session.features += events.FEATURES
+    session.objects.update(siginfo.OBJECTS)
+    session.features += siginfo.FEATURES
