@@ -61,7 +61,8 @@ def test_rwatch_and_awatch(debug, reference, prog):
     expect(
         s,
         r"^Hardware access \(read/write\) watchpoint 3: w16\n\nOld value = 8738\nNew value = 33410$",
-        rf"^Hardware read watchpoint 2: w8\n\nValue = 129 '\\201'\n.*in reads \(\) at .*{WATCH}:{source_line('read8', 'watch')}$",
+        r"^Hardware read watchpoint 2: w8\n\nValue = 129 '\\201'\n"
+        rf".*in reads \(\) at .*{WATCH}:{source_line('read8', 'watch')}$",
         r"^Hardware access \(read/write\) watchpoint 3: w16\n\nValue = 33410$",
     )
     expect_not(s, r"^Hardware read watchpoint 2: w8\n\nValue = 17")

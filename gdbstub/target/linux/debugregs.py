@@ -138,6 +138,7 @@ class DebugRegisters:
         proc = self.procs.setdefault(pid, ProcessSlots())
         rw = RW_OF_TYPE[type_]
         found: list[int] = []
+        new: dict[int, Slot] = {}
         free = [i for i, s in enumerate(proc.slots) if s is None]
         for piece_addr, size in pieces:
             key = (piece_addr, size, rw)
@@ -151,8 +152,10 @@ class DebugRegisters:
                 return False  # all four slots are taken: gdb says so instead of missing hits
             i = reuse[0]
             free.remove(i)
-            proc.slots[i] = Slot(piece_addr, size, rw)
+            new[i] = Slot(piece_addr, size, rw)
             found.append(i)
+        for i, slot in new.items():  # all pieces fit: only now take the slots
+            proc.slots[i] = slot
         for i in found:
             slot = proc.slots[i]
             assert slot is not None
