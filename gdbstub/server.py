@@ -24,6 +24,7 @@ rsp_log = logging.getLogger("gdbstub.rsp")
 
 SPIN_SECONDS = 0.0002  # how long to poll for a quick stop after a resume
 LOG_PREFIX = 64  # packets are logged up to this many bytes (no memory contents beyond it)
+WRITE_PREFIX = 16  # of M/X packets, only this many characters of the data written
 
 
 EXIT_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
@@ -141,6 +142,9 @@ class Server:
                         self._drain_wakeup()
                         self._poll_target(session, send)
                     elif key.data == "listener":
+                        if conn.hung_up():  # a client reconnecting: it is next once this one is gone
+                            log.info("client disconnected")
+                            return
                         self.listener.refuse_pending()
                     else:
                         data = conn.recv()
@@ -203,6 +207,10 @@ class Server:
 
 def _clip(data: bytes) -> str:
     stamp = time.strftime("%H:%M:%S")
-    text = data[:LOG_PREFIX].decode("ascii", "backslashreplace")
-    more = f"...({len(data)} bytes)" if len(data) > LOG_PREFIX else ""
+    limit = LOG_PREFIX
+    if data[:1] in (b"M", b"X") and b":" in data[:40]:
+        # Memory the client writes: the address, length and a few bytes only.
+        limit = min(limit, data.index(b":") + 1 + WRITE_PREFIX)
+    text = data[:limit].decode("ascii", "backslashreplace")
+    more = f"...({len(data)} bytes)" if len(data) > limit else ""
     return f"[{stamp}] {text}{more}"

@@ -35,6 +35,17 @@ class Connection:
                 raise
             return b""
 
+    def hung_up(self) -> bool:
+        """True when the peer has closed its end (EOF is next), without consuming data."""
+        if self._sock is None:
+            return False
+        try:
+            return self._sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+        except BlockingIOError:
+            return False
+        except OSError:
+            return True
+
     def send(self, data: bytes) -> None:
         try:
             if self._sock is not None:
