@@ -13,6 +13,8 @@ import re
 from functools import cache
 from pathlib import Path
 
+from gdbstub.protocol.session import packet_name
+
 ROOT = Path(__file__).resolve().parent.parent
 FUZZ = bool(os.environ.get("GDBSTUB_FUZZ"))  # `make fuzz`: the long runs
 
@@ -77,3 +79,33 @@ def mutate(data: bytes, rng: random.Random, rounds: int) -> bytes:
         else:
             buf[pos:pos] = rng.randbytes(rng.randrange(1, 8))
     return bytes(buf)
+
+
+# Packets that reach outside the session's own process, so a fuzzer must not send them at random:
+# starting or attaching other programs, host files opened for writing or removed, monitor commands
+# that end the stub or change its logging, and non-stop mode (another resume model).
+DENIED_NAMES = {"vRun", "R", "vAttach", "!"}
+SAFE_VFILE = {b"setfs", b"pread", b"close", b"fstat", b"stat", b"readlink"}
+
+
+def allowed(packet: bytes) -> bool:
+    if not packet:
+        return True
+    name = packet_name(packet)
+    if name in DENIED_NAMES:
+        return False
+    if name == "vFile":
+        op, _, params = packet[6:].partition(b":")
+        if op == b"open":
+            fields = params.split(b",")
+            return len(fields) == 3 and fields[1] == b"0"
+        return op in SAFE_VFILE
+    if name == "qRcmd":
+        try:
+            text = bytes.fromhex(packet[6:].decode("ascii")).decode("ascii").strip()
+        except (ValueError, UnicodeDecodeError):
+            return True
+        return not text.split()[:1] or text.split()[0] in ("help", "info")
+    if name == "QNonStop":
+        return packet != b"QNonStop:1" and not re.fullmatch(rb"QNonStop:0*[1-9a-fA-F].*", packet)
+    return True

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import random
-import re
 import shutil
 import signal
 import subprocess
@@ -23,7 +22,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from rsp_corpus import FUZZ, ROOT, client_packets, mutate
+from rsp_corpus import FUZZ, ROOT, allowed, client_packets, mutate
 
 from gdbstub.protocol.session import Session, SessionEnd
 from gdbstub.target.base import StopEvent
@@ -49,38 +48,6 @@ int main(void)
     for (;;) { spins++; usleep(500); }
 }
 """
-
-# Packets that reach outside the session's own process, so a fuzzer must not send them at random:
-# starting or attaching other programs, host files opened for writing or removed, monitor commands
-# that end the stub or change its logging, and non-stop mode (another resume model).
-DENIED_NAMES = {"vRun", "R", "vAttach", "!"}
-SAFE_VFILE = {b"setfs", b"pread", b"close", b"fstat", b"stat", b"readlink"}
-
-
-def allowed(packet: bytes) -> bool:
-    if not packet:
-        return True
-    from gdbstub.protocol.session import packet_name
-
-    name = packet_name(packet)
-    if name in DENIED_NAMES:
-        return False
-    if name == "vFile":
-        op, _, params = packet[6:].partition(b":")
-        if op == b"open":
-            fields = params.split(b",")
-            return len(fields) == 3 and fields[1] == b"0"
-        return op in SAFE_VFILE
-    if name == "qRcmd":
-        try:
-            text = bytes.fromhex(packet[6:].decode("ascii")).decode("ascii").strip()
-        except (ValueError, UnicodeDecodeError):
-            return True
-        return not text.split()[:1] or text.split()[0] in ("help", "info")
-    if name == "QNonStop":
-        return packet != b"QNonStop:1" and not re.fullmatch(rb"QNonStop:0*[1-9a-fA-F].*", packet)
-    return True
-
 
 def build_program(directory: Path) -> Path:
     gcc = shutil.which("gcc")

@@ -1,0 +1,527 @@
+"""Faults and bad input against the real stub over its socket.
+
+Nothing a client sends may crash or hang the stub or change the program it holds;
+clients may vanish at any moment; the program may die or fork/exec under it; the
+stub may be told to end by a signal or be killed. Each case checks the program
+afterwards through the stub (registers, memory, '?') or through /proc, and the
+process tracker fails any test that leaves a process behind.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import socket
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import harness
+import pytest
+from harness import ProcessTracker, Server, wait_until
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+from rawclient import (
+    RawClient,
+    allowed,
+    client_packets,
+    line_address,
+    load_bias,
+    mutate,
+    read_mem,
+    rss_kib,
+    symbol_address,
+    tracer_of,
+)
+
+from gdbstub.protocol import framing
+from gdbstub.protocol.session import packet_name
+
+FUZZ = bool(os.environ.get("GDBSTUB_FUZZ"))
+EXAMPLES = 3000 if FUZZ else 60
+COUNTS = harness.ROOT / "build" / "reliability-counts.txt"
+
+LOOP = "loop-nopie"  # fixed addresses: the globals can be read without a load bias
+GLOBALS = ("g8", "g16", "g32", "g64", "message", "table", "hot")
+
+# Packets the live fuzzer must not send even by accident: they resume, end or leave the program
+# (tested on their own below), or reach outside it (see rsp_corpus.allowed).
+RESUMING = {"c", "C", "s", "S", "vCont", "k", "vKill", "D", "R", "vRun", "vAttach", "!", "vCtrlC",
+            "QNonStop", "vStopped", "i", "I", "t", "r"}
+STATE_CHANGING = {"M", "X", "G", "P", "Z", "z", "QRestoreRegisterState", "_M", "_m", "qXfer"}
+
+
+def count(line: str) -> None:
+    COUNTS.parent.mkdir(exist_ok=True)
+    with COUNTS.open("a") as f:
+        f.write(line + "\n")
+
+
+# --------------------------------------------------------------------------- fixtures
+
+
+def start(procs: ProcessTracker, prog: str, args: list[str] | None = None, *, once: bool = True,
+          extra: list[str] | None = None) -> Server:
+    return harness.start_server(procs, "gdbstub", harness.program(prog), args or [], once=once,
+                                extra=extra or [])
+
+
+@pytest.fixture
+def stub(procs: ProcessTracker) -> Callable[..., Server]:
+    def run(prog: str = LOOP, args: list[str] | None = None, **kwargs: object) -> Server:
+        return start(procs, prog, args if args is not None else ["1000000"], **kwargs)  # type: ignore[arg-type]
+
+    return run
+
+
+def snapshot(client: RawClient, exe: Path) -> tuple[bytes, ...]:
+    """What a bad packet must not change: every register and the program's globals and code."""
+    parts = [client.request(b"g")]
+    for name in GLOBALS:
+        parts.append(client.request(b"m%x,40" % symbol_address(exe, name)))
+    assert not any(p.startswith(b"E") for p in parts), parts
+    return tuple(parts)
+
+
+def stop_reply_ok(reply: bytes) -> bool:
+    return reply[:1] in (b"T", b"S") and len(reply) >= 3
+
+
+def assert_clean_exit(server: Server, inferior: int | None) -> None:
+    """The stub ended and took the program it launched with it."""
+    assert server.wait_exit(15) is not None, f"stub did not exit\n{server.describe()}"
+    if inferior is not None:
+        assert wait_until(lambda: not harness.pid_alive(inferior), 10), "program outlived the stub"
+
+
+# --------------------------------------------------------------------------- live fuzzing
+
+
+def bad_inputs() -> st.SearchStrategy[bytes]:
+    corpus = st.sampled_from(client_packets())
+    sizes = [framing.MAX_PACKET + 1, 1 << 16, 1 << 20] if not FUZZ else [framing.MAX_PACKET + 1, 1 << 20,
+                                                                          4 << 20]
+
+    def bad_checksum(p: bytes) -> bytes:
+        body = framing.escape(p)
+        return b"$" + body + b"#%02x" % ((framing.checksum(body) + 1) & 0xFF)
+
+    return st.one_of(
+        corpus.map(bad_checksum),
+        st.builds(lambda n, c: b"$" + bytes([c]) * n + b"#00", st.sampled_from(sizes),
+                  st.sampled_from(b"0aM$}")),
+        st.builds(lambda p, k: framing.encode(p)[: max(1, k % len(framing.encode(p)))], corpus,
+                  st.integers(1, 10000)),
+        st.binary(min_size=1, max_size=2048),
+        st.builds(lambda p, seed, n: mutate(framing.encode(p), random.Random(seed), n), corpus,
+                  st.integers(0, 2**32), st.integers(1, 5)),
+        corpus.map(framing.encode),
+    )
+
+
+def run_live_fuzz(client: RawClient, exe: Path, examples: int, tally: dict[str, int]) -> None:
+    base = snapshot(client, exe)
+    state = {"base": base}
+
+    @settings(max_examples=examples, deadline=None, suppress_health_check=list(HealthCheck),
+              database=None)
+    @given(bad_inputs())
+    def one(data: bytes) -> None:
+        # What the stub will make of it: the same framer, from the idle state it is in now.
+        events = framing.Framer().feed(data)
+        packets = [e.data for e in events if isinstance(e, framing.Packet)]
+        assume(all(allowed(p) and packet_name(p) not in RESUMING for p in packets))
+        assume(client.no_ack or b"QStartNoAckMode" not in packets)  # the client must know
+        retransmits = 0 if client.no_ack else sum(isinstance(e, framing.Nak) for e in events)
+        client.send_raw(data)
+        tally["packets"] += 1
+        replies = [client.receive() for _ in range(len(packets) + retransmits)]
+        changed = any(packet_name(p) in STATE_CHANGING for p in packets) and not all(
+            r.startswith(b"E") or r == b"" for r in replies)
+        status = client.request(b"?")
+        assert stop_reply_ok(status), (data[:200], status)
+        now = snapshot(client, exe)
+        if changed:
+            state["base"] = now
+        else:
+            assert now == state["base"], f"{data[:200]!r} changed the program"
+
+    one()
+
+
+@pytest.mark.parametrize("no_ack", [False, True], ids=["ack", "noack"])
+def test_live_fuzz_bad_packets(stub: Callable[..., Server], no_ack: bool) -> None:
+    """Bad checksums, oversized, truncated, garbage and mutated transcript packets over the socket:
+    after each the stub answers '?' and the program's registers and memory are as they were."""
+    server = stub()
+    exe = harness.program(LOOP)
+    tally = {"packets": 0}
+    with RawClient(server.port) as client:
+        assert stop_reply_ok(client.handshake(no_ack=no_ack))
+        rss_start = rss_kib(server.proc.pid)
+        run_live_fuzz(client, exe, EXAMPLES, tally)
+        rss_end = rss_kib(server.proc.pid)
+        assert client.request(b"vCont;c")[:1] == b"W"
+    count(f"live-fuzz[{'noack' if no_ack else 'ack'}] inputs={tally['packets']} "
+          f"stub_rss_kib start={rss_start} end={rss_end}")
+    assert_clean_exit(server, server.inferior_pid)
+
+
+@pytest.mark.parametrize("size", [framing.MAX_PACKET + 1, 1 << 20, 16 << 20])
+def test_oversized_packet_is_refused_and_memory_stays_flat(stub: Callable[..., Server], size: int) -> None:
+    server = stub()
+    with RawClient(server.port) as client:
+        first = client.handshake(no_ack=False)
+        rss_before = rss_kib(server.proc.pid)
+        chunk = b"M0,0:" + b"00" * 32768
+        client.send_raw(b"$")
+        for _ in range(size // len(chunk) + 1):
+            client.send_raw(chunk)
+        client.send_raw(b"#00")
+        assert isinstance(client.next_event(), framing.Nak)
+        assert client.request(b"?") == first
+        grown = rss_kib(server.proc.pid) - rss_before
+        assert grown < 8 * 1024, f"stub grew by {grown} KiB for a {size}-byte packet"
+
+
+def test_truncated_packet_then_a_good_one(stub: Callable[..., Server]) -> None:
+    server = stub()
+    with RawClient(server.port) as client:
+        first = client.handshake(no_ack=True)
+        client.send_raw(b"$m%x,4" % symbol_address(harness.program(LOOP), "g32"))
+        assert client.request(b"?") == first
+        client.send_raw(b"$g#6")  # cut inside the checksum
+        assert client.request(b"?") == first
+
+
+def test_binary_garbage(stub: Callable[..., Server]) -> None:
+    server = stub()
+    exe = harness.program(LOOP)
+    rng = random.Random(1234)
+    with RawClient(server.port) as client:
+        first = client.handshake(no_ack=True)
+        before = snapshot(client, exe)
+        for _ in range(20):
+            garbage = rng.randbytes(65536).replace(b"$", b"").replace(b"\x03", b"")
+            client.send_raw(garbage)
+            assert client.request(b"?") == first
+        assert snapshot(client, exe) == before
+
+
+def test_client_that_stalls_keeps_the_program(stub: Callable[..., Server]) -> None:
+    """A client that sends nothing, then half a packet, and waits: the stub waits too, program intact."""
+    server = stub()
+    inferior = server.inferior_pid
+    assert inferior is not None
+    with RawClient(server.port) as client:
+        time.sleep(3)  # connected, silent
+        client.send_raw(b"$qSupported:multipro")
+        time.sleep(3)  # half a packet
+        assert harness.pid_alive(inferior) and server.proc.poll() is None
+        rest = b"cess+;swbreak+"
+        whole = b"qSupported:multiprocess+;swbreak+"
+        client.send_raw(rest + b"#%02x" % framing.checksum(whole))
+        assert b"PacketSize" in client.receive()
+        assert stop_reply_ok(client.request(b"?"))
+        assert client.request(b"vCont;c")[:1] == b"W"
+    assert_clean_exit(server, inferior)
+
+
+def test_second_client_is_refused_and_never_mixed_in(stub: Callable[..., Server]) -> None:
+    server = stub()
+    exe = harness.program(LOOP)
+    with RawClient(server.port) as first:
+        stop = first.handshake(no_ack=False)
+        before = snapshot(first, exe)
+        second = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+        try:
+            try:
+                second.sendall(framing.encode(b"M%x,4:deadbeef" % symbol_address(exe, "g32")))
+                second.sendall(framing.encode(b"k"))
+                second.settimeout(5)
+                got = second.recv(4096)  # refused: closed at once; or queued: nothing while we are here
+            except (TimeoutError, ConnectionResetError, BrokenPipeError):
+                got = b""
+            assert got == b"", f"second client was served: {got!r}"
+            # The first client's stream carries only its own replies, the program is untouched.
+            assert first.request(b"?") == stop
+            assert snapshot(first, exe) == before
+            assert first.drain() == []
+        finally:
+            second.close()
+        assert first.request(b"?") == stop
+
+
+# --------------------------------------------------------------------------- clients that vanish
+
+
+def reconnect(server: Server) -> RawClient:
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            return RawClient(server.port)
+        except ConnectionRefusedError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+def test_client_vanishes_while_stopped_then_another_finds_the_same_state(stub: Callable[..., Server]) -> None:
+    server = stub(once=False)
+    exe = harness.program(LOOP)
+    g32 = symbol_address(exe, "g32")
+    with RawClient(server.port) as client:
+        stop = client.handshake()
+        assert client.request(b"M%x,4:78563412" % g32) == b"OK"
+        assert client.request(b"Z0,%x,1" % symbol_address(exe, "hot")) == b"OK"
+        before = snapshot(client, exe)
+    with reconnect(server) as client:
+        assert client.handshake() == stop
+        assert snapshot(client, exe) == before
+        assert client.request(b"m%x,4" % g32) == b"78563412"
+        reply = client.request(b"vCont;c")
+        assert reply.startswith(b"T05") and b"swbreak" in reply, reply  # the breakpoint is still in
+        client.send(b"k")  # no reply needed: the program is killed and the stub ends
+    assert_clean_exit(server, server.inferior_pid)
+
+
+def test_client_vanishes_while_running(stub: Callable[..., Server]) -> None:
+    server = stub("busy", [], once=False)
+    inferior = server.inferior_pid
+    with RawClient(server.port) as client:
+        client.handshake()
+        client.send(b"vCont;c")
+        time.sleep(0.3)
+    with reconnect(server) as client:
+        reply = client.handshake()
+        assert stop_reply_ok(reply), reply
+        assert client.request(b"qfThreadInfo")[:1] == b"m"
+        assert len(client.request(b"g")) > 100
+        spins = symbol_address(harness.program("busy"), "spins")
+        assert inferior is not None
+        spins += load_bias(inferior, harness.program("busy"))
+        first = int.from_bytes(bytes.fromhex(client.request(b"m%x,8" % spins).decode()), "little")
+        assert first > 0  # it ran
+        client.send(b"vCont;c")
+        time.sleep(0.2)
+        client.send_raw(b"\x03")
+        assert stop_reply_ok(client.receive())
+        later = int.from_bytes(bytes.fromhex(client.request(b"m%x,8" % spins).decode()), "little")
+        assert later > first  # and runs on under the new client
+    server.stop()
+
+
+@pytest.mark.parametrize("when", ["stopped", "running", "mid-packet"])
+def test_client_vanishes_with_once_the_program_goes_too(stub: Callable[..., Server], when: str) -> None:
+    server = stub("busy", [])
+    inferior = server.inferior_pid
+    client = RawClient(server.port)
+    client.handshake()
+    if when == "running":
+        client.send(b"vCont;c")
+        time.sleep(0.2)
+    elif when == "mid-packet":
+        client.send_raw(b"$m0,4")
+    client.sock.shutdown(socket.SHUT_RDWR)
+    client.close()
+    assert_clean_exit(server, inferior)
+
+
+def test_client_vanishes_mid_packet_then_another_is_served(stub: Callable[..., Server]) -> None:
+    server = stub(once=False)
+    with RawClient(server.port) as client:
+        stop = client.handshake()
+        client.send_raw(b"$M%x,4:1122" % symbol_address(harness.program(LOOP), "g32"))
+    with reconnect(server) as client:
+        assert client.handshake() == stop
+        assert client.request(b"m%x,4" % symbol_address(harness.program(LOOP), "g32")) == b"33333333"
+    server.stop()
+
+
+# --------------------------------------------------------------------------- the program dies or forks
+
+
+@pytest.mark.parametrize("when", ["running", "stopped"])
+def test_program_killed_from_outside(stub: Callable[..., Server], when: str) -> None:
+    server = stub("busy", [])
+    inferior = server.inferior_pid
+    assert inferior is not None
+    with RawClient(server.port) as client:
+        client.handshake()
+        if when == "running":
+            client.send(b"vCont;c")
+            time.sleep(0.2)
+            os.kill(inferior, signal.SIGKILL)
+            reply = client.receive()
+        else:
+            os.kill(inferior, signal.SIGKILL)
+            time.sleep(0.2)
+            assert client.request(b"?")  # some answer, whatever the stub knows yet
+            client.request(b"g")
+            reply = client.request(b"vCont;c")
+        assert reply.startswith(b"X09"), reply
+        assert client.request(b"?").startswith(b"X09")
+    assert_clean_exit(server, inferior)
+
+
+@pytest.mark.parametrize("events", [False, True], ids=["plain", "fork-exec-events"])
+def test_fork_and_exec_race_with_packets(procs: ProcessTracker, events: bool) -> None:
+    """The program forks and execs all the time while the client interrupts, reads and resumes:
+    whichever of a process event and a packet comes first, both are handled."""
+    server = start(procs, "churn", ["300", "/bin/true", "exec"])
+    rng = random.Random(7)
+    stops = 0
+    with RawClient(server.port) as client:
+        if events:
+            client.handshake()
+        else:
+            client.request(b"qSupported:multiprocess+;swbreak+")
+            client.request(b"QStartNoAckMode")
+            client.no_ack = True
+            client.request(b"?")
+        reply = b""
+        for _ in range(2000):
+            client.send(b"vCont;c")
+            time.sleep(rng.random() * 0.003)
+            client.send_raw(b"\x03")
+            reply = client.receive()
+            if reply[:1] in (b"W", b"X"):
+                break
+            stops += 1
+            assert stop_reply_ok(reply), reply
+            if b"fork:" in reply:  # gdb's detach-on-fork: let the child go
+                child = reply.split(b"fork:")[1].split(b";")[0]
+                pid = child[1:].split(b".")[0] if child.startswith(b"p") else child
+                assert client.request(b"D;%s" % pid) == b"OK"
+            assert stop_reply_ok(client.request(b"?"))
+            assert not client.request(b"g").startswith(b"E")
+            assert client.request(b"qfThreadInfo")[:1] == b"m"
+        # Once the program has exited, a late Ctrl-C may still be in flight: the stub ignores it.
+        assert reply.startswith(b"W00"), reply
+    count(f"fork-exec-race[{'events' if events else 'plain'}] stops={stops}")
+    assert_clean_exit(server, None)
+
+
+# --------------------------------------------------------------------------- the stub is told to end
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP], ids=lambda s: s.name)
+@pytest.mark.parametrize("running", [False, True], ids=["stopped", "running"])
+def test_signal_kills_a_launched_program(stub: Callable[..., Server], sig: signal.Signals,
+                                         running: bool) -> None:
+    server = stub("busy", [])
+    inferior = server.inferior_pid
+    with RawClient(server.port) as client:
+        client.handshake()
+        if running:
+            client.send(b"vCont;c")
+            time.sleep(0.2)
+        os.kill(server.proc.pid, sig)
+        assert_clean_exit(server, inferior)
+
+
+@pytest.fixture
+def free_busy(procs: ProcessTracker) -> Iterator[int]:
+    """A busy program not started by the stub (to attach to); killed at the end."""
+    proc = procs.spawn([str(harness.program("busy"))])
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    assert line.startswith("busy pid"), line
+    yield proc.pid
+    proc.kill()
+    proc.wait(5)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP], ids=lambda s: s.name)
+@pytest.mark.parametrize("running", [False, True], ids=["stopped", "running"])
+def test_signal_detaches_an_attached_program(procs: ProcessTracker, free_busy: int, sig: signal.Signals,
+                                             running: bool) -> None:
+    """Breakpoints come out of its memory first, then it runs on untraced (an int3 left in its hot
+    loop would kill it with SIGTRAP)."""
+    exe = harness.program("busy")
+    server = harness.start_server(procs, "gdbstub", str(free_busy), extra=["--attach"])
+    bias = load_bias(free_busy, exe)
+    loop = bias + line_address(exe, harness.source_line("spin", "busy"))
+    main = bias + symbol_address(exe, "main")  # run once, long ago: its breakpoint stays in while running
+    original = {addr: read_mem(free_busy, addr, 1) for addr in (loop, main)}
+    with RawClient(server.port) as client:
+        client.handshake()
+        assert client.request(b"Z0,%x,1" % main) == b"OK"
+        assert client.request(b"Z0,%x,1" % loop) == b"OK"
+        reply = client.request(b"vCont;c")
+        assert reply.startswith(b"T05"), reply  # the breakpoint is there and works
+        assert read_mem(free_busy, main, 1) == b"\xcc"
+        if running:
+            assert client.request(b"z0,%x,1" % loop) == b"OK"
+            client.send(b"vCont;c")
+            time.sleep(0.1)
+        os.kill(server.proc.pid, sig)
+        assert server.wait_exit(15) is not None, server.describe()
+    assert wait_until(lambda: tracer_of(free_busy) == 0, 5), "still traced"
+    for addr, byte in original.items():
+        assert read_mem(free_busy, addr, 1) == byte, hex(addr)
+    spins = bias + symbol_address(exe, "spins")
+    first = int.from_bytes(read_mem(free_busy, spins, 8), "little")
+    assert wait_until(lambda: int.from_bytes(read_mem(free_busy, spins, 8), "little") > first, 5)
+    assert harness.pid_alive(free_busy)
+
+
+@pytest.mark.parametrize("running", [False, True], ids=["stopped", "running"])
+def test_sigkill_of_the_stub_takes_the_launched_program(stub: Callable[..., Server], running: bool) -> None:
+    server = stub("busy", [])
+    inferior = server.inferior_pid
+    assert inferior is not None
+    with RawClient(server.port) as client:
+        client.handshake()
+        if running:
+            client.send(b"vCont;c")
+            time.sleep(0.2)
+        os.kill(server.proc.pid, signal.SIGKILL)
+        assert server.wait_exit(10) is not None
+    assert wait_until(lambda: not harness.pid_alive(inferior), 10), "PTRACE_O_EXITKILL did not kill it"
+
+
+# --------------------------------------------------------------------------- security
+
+
+def test_listens_on_loopback_by_default(procs: ProcessTracker) -> None:
+    """`gdbstub :0 PROG` (no host) binds 127.0.0.1, as gdbserver's `:PORT` means localhost."""
+    argv = [*harness.server_command("gdbstub", harness.program(LOOP), address=":0")]
+    proc = procs.spawn(argv, env=harness.server_env())
+    err = harness.OutputReader(proc.stderr)
+    found = err.wait_for(harness.LISTENING_RE, harness.START_TIMEOUT)
+    assert found, err.text
+    port = int(found.group(1))
+    listening = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as f:
+            for line in f.readlines()[1:]:
+                local, state = line.split()[1], line.split()[3]
+                if state == "0A" and int(local.split(":")[1], 16) == port:
+                    listening.append(local.split(":")[0])
+    assert listening == ["0100007F"], listening  # 127.0.0.1, nothing else
+    proc.kill()
+    proc.wait(5)
+
+
+def test_debug_log_shows_only_a_prefix_of_written_memory(procs: ProcessTracker) -> None:
+    exe = harness.program(LOOP)
+    server = harness.start_server(procs, "gdbstub", exe, ["3"], extra=["--debug"])
+    secret = bytes(range(0x41, 0x41 + 26)) * 10  # 260 bytes, all distinct runs
+    where = symbol_address(exe, "message")
+    with RawClient(server.port) as client:
+        client.handshake(no_ack=False)
+        assert client.request(b"M%x,%x:%s" % (where, 32, secret[:32].hex().encode())) == b"OK"
+        assert client.request(b"X%x,%x:%s" % (where, 32, framing.escape(secret[32:64]))) == b"OK"
+        big = secret[:200]
+        assert client.request(b"M%x,%x:%s" % (where, len(big), big.hex().encode()))[:1] in (b"O", b"E")
+        assert client.request(b"vCont;c")[:1] == b"W"
+    assert server.wait_exit(15) is not None
+    server.stderr.join(2)
+    log = server.stderr.text
+    assert "<- " in log and "-> " in log, "no packet log with --debug"
+    # Of each write, the address, the length and at most 16 characters of data.
+    assert secret[:32].hex()[:17] not in log
+    assert secret[32:64].decode()[:17] not in log
+    assert secret[:32].hex()[:16] in log  # the prefix itself is there: the test sees the log
