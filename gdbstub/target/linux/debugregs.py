@@ -154,8 +154,8 @@ class DebugRegisters:
             free.remove(i)
             new[i] = Slot(piece_addr, size, rw)
             found.append(i)
-        for i, slot in new.items():  # all pieces fit: only now take the slots
-            proc.slots[i] = slot
+        for i, taken in new.items():  # all pieces fit: only now take the slots
+            proc.slots[i] = taken
         for i in found:
             slot = proc.slots[i]
             assert slot is not None
