@@ -168,7 +168,7 @@ class Client:
         """Send one packet; in ack mode wait for the '+' (resending on '-')."""
         packet = framing.encode(payload)
         for _ in range(10):
-            self.sock.sendall(packet)
+            self._sendall(packet)
             if self.no_ack:
                 return
             event = self._next_event(lambda e: isinstance(e, framing.Ack | framing.Nak))
@@ -181,12 +181,18 @@ class Client:
         event = self._next_event(lambda e: isinstance(e, framing.Packet | framing.BadPacket), timeout)
         if isinstance(event, framing.BadPacket):
             if not self.no_ack:
-                self.sock.sendall(b"-")
+                self._sendall(b"-")
             return self.receive(timeout)
         assert isinstance(event, framing.Packet)
         if not self.no_ack:
-            self.sock.sendall(b"+")
+            self._sendall(b"+")
         return framing.run_length_decode(event.data)
+
+    def _sendall(self, data: bytes) -> None:
+        try:
+            self.sock.sendall(data)
+        except OSError as exc:
+            raise ClientError(f"cannot send to the stub: {exc}") from exc
 
     def request(self, payload: bytes, timeout: float | None = None) -> bytes:
         """Send a packet and return the reply's payload."""
@@ -216,6 +222,8 @@ class Client:
                 data = self.sock.recv(65536)
             except TimeoutError:
                 continue
+            except OSError as exc:
+                raise ClientError(f"cannot read from the stub: {exc}") from exc
             if not data:
                 raise ClientError("the stub closed the connection")
             self._pending += self._framer.feed(data)
@@ -359,7 +367,7 @@ class Client:
 
     def interrupt(self, timeout: float | None = None) -> StopReply:
         """Ctrl-C a running program; returns the stop it causes."""
-        self.sock.sendall(b"\x03")
+        self._sendall(b"\x03")
         return parse_stop_reply(self.receive(timeout))
 
     def cont_async(self) -> None:

@@ -1,0 +1,233 @@
+"""lldb's packets (protocol/lldb.py) and the /proc parsers behind them, against an in-memory target.
+
+The fake target stands in for a process only in these unit tests of the protocol core; the
+integration tests (integration/test_lldb.py) drive real lldb against real programs.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from gdbstub.arch.x86_64 import X86_64
+from gdbstub.protocol.session import Session
+from gdbstub.target.base import StopEvent, StopKind
+from gdbstub.target.linux import procfs
+
+MAPS = """\
+00400000-00401000 r--p 00000000 08:01 1234   /opt/demo/loop
+00401000-00402000 r-xp 00001000 08:01 1234   /opt/demo/loop
+7ffff7fc8000-7ffff7fca000 r-xp 00000000 00:00 0          [vdso]
+7ffff7fca000-7ffff7fcb000 r--p 00000000 08:01 99   /usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2
+7ffffffde000-7ffffffff000 rw-p 00000000 00:00 0          [stack]
+garbage line
+"""
+
+
+class Thread:
+    def __init__(self, tid: int) -> None:
+        self.tid, self.pid = tid, 100
+
+
+class Target:
+    """Two threads of process 100; memory is 4 KiB at 0x1000; registers are a byte array per thread."""
+
+    def __init__(self) -> None:
+        self.pid = 100
+        self.processes: dict[int, Any] = {100: object()}
+        self.threads = {100: Thread(100), 101: Thread(101)}
+        self.regs = {tid: bytearray([tid & 0xFF]) * X86_64.g_size for tid in self.threads}
+        self.memory = bytes(range(256)) * 16
+        self.killed = False
+        self.hw: Any = None
+        self.report_fork = self.report_vfork = self.report_exec = False
+
+    def arch(self, pid: int) -> Any:
+        return X86_64
+
+    def alive(self) -> bool:
+        return not self.killed
+
+    def pid_of(self, tid: int) -> int | None:
+        return 100 if tid in self.threads else None
+
+    def thread_ids(self) -> list[tuple[int, int]]:
+        return [(100, tid) for tid in self.threads]
+
+    def thread_name(self, pid: int, tid: int) -> str:
+        return "main" if tid == 100 else "worker#1"
+
+    def thread_core(self, pid: int, tid: int) -> int | None:
+        return None
+
+    def expedite(self, tid: int) -> list[tuple[int, bytes]]:
+        return [(6, b"\x01" * 8), (7, b"\x02" * 8), (16, tid.to_bytes(8, "little"))]
+
+    def get_pc(self, t: Thread) -> int:
+        return 0x401000 + t.tid
+
+    def read_registers(self, tid: int) -> bytes:
+        return bytes(self.regs[tid])
+
+    def write_registers(self, tid: int, data: bytes) -> None:
+        self.regs[tid][:] = data
+
+    def read_memory(self, pid: int, addr: int, length: int) -> bytes:
+        if not 0x1000 <= addr < 0x2000:
+            raise OSError(5, "unreadable")
+        return self.memory[addr - 0x1000 : addr - 0x1000 + length]
+
+    def breakpoints(self) -> Any:
+        return self.hw
+
+    def kill(self, pid: int | None = None) -> None:
+        self.killed = True
+
+
+@pytest.fixture
+def session() -> Session:
+    return Session(Target())  # type: ignore[arg-type]
+
+
+def pairs(reply: bytes) -> dict[str, str]:
+    assert reply.endswith(b";"), reply
+    return dict(item.split(":", 1) for item in reply.decode()[:-1].split(";"))
+
+
+# --- /proc parsers ---------------------------------------------------------------
+
+
+def test_parse_maps_skips_garbage_and_keeps_names():
+    maps = procfs.parse_maps(MAPS)
+    assert [m.path for m in maps] == [
+        "/opt/demo/loop", "/opt/demo/loop", "[vdso]",
+        "/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2", "[stack]"]
+    assert maps[1].executable and not maps[1].writable and maps[4].writable
+
+
+@pytest.mark.parametrize(("addr", "start", "end", "mapped"), [
+    (0x401234, 0x401000, 0x402000, True),  # inside a mapping
+    (0x400000, 0x400000, 0x401000, True),  # its first byte
+    (0x402000, 0x402000, 0x7FFFF7FC8000, False),  # the hole after a mapping
+    (0x10, 0, 0x400000, False),  # before the first mapping
+    (0x7FFFFFFFF000, 0x7FFFFFFFF000, 1 << 64, False),  # after the last
+])
+def test_region_at(addr, start, end, mapped):
+    region = procfs.region_at(procfs.parse_maps(MAPS), addr)
+    assert (region.start, region.end, region.mapping is not None) == (start, end, mapped)
+
+
+def test_parse_status_ids():
+    ids = procfs.parse_status(7, "Name:\tx\nPPid:\t3\nUid:\t1\t2\t2\t2\nGid:\t4\t5\t5\t5\n")
+    assert (ids.pid, ids.ppid, ids.uid, ids.euid, ids.gid, ids.egid) == (7, 3, 1, 2, 4, 5)
+
+
+# --- host and process ------------------------------------------------------------------
+
+
+def test_host_info(session):
+    info = pairs(session.handle(b"qHostInfo"))
+    assert bytes.fromhex(info["triple"]) == b"x86_64-pc-linux-gnu"
+    assert info["ptrsize"] == "8" and info["endian"] == "little"
+    assert info["watchpoint_exceptions_received"] == "after"
+
+
+def test_process_info(session, monkeypatch):
+    monkeypatch.setattr(procfs, "read_ids", lambda pid: procfs.ProcessIds(pid, 1, 0, 0, 0, 0))
+    info = pairs(session.handle(b"qProcessInfo"))
+    assert info["pid"] == "64" and info["parent-pid"] == "1" and info["ptrsize"] == "8"
+    assert bytes.fromhex(info["triple"]) == b"x86_64-pc-linux-gnu"
+
+
+def test_memory_region_info(session, monkeypatch):
+    monkeypatch.setattr(procfs, "read_maps", lambda pid: procfs.parse_maps(MAPS))
+    region = pairs(session.handle(b"qMemoryRegionInfo:7ffffffdf000"))
+    assert region["start"] == "7ffffffde000" and region["size"] == "21000"
+    assert region["permissions"] == "rw" and bytes.fromhex(region["name"]) == b"[stack]"
+    hole = pairs(session.handle(b"qMemoryRegionInfo:402000"))
+    assert hole == {"start": "402000", "size": f"{0x7FFFF7FC8000 - 0x402000:x}"}
+    assert session.handle(b"qMemoryRegionInfo:") == b"E01"
+    assert session.handle(b"qMemoryRegionInfo:zz") == b"E01"
+
+
+def test_watchpoint_support_info_only_with_debug_registers(session):
+    assert session.handle(b"qWatchpointSupportInfo:") == b""
+
+    class Hw:
+        def supported_types(self) -> frozenset[int]:
+            return frozenset({1, 2, 3, 4})
+
+    session.target.hw = Hw()
+    assert session.handle(b"qWatchpointSupportInfo:") == b"num:4;"
+
+
+# --- memory ------------------------------------------------------------------------
+
+
+def test_binary_read(session):
+    assert session.handle(b"x0,0") == b"OK"
+    assert session.handle(b"x1023,4") == bytes([0x23, 0x24, 0x25, 0x26])
+    assert session.handle(b"x9000,4") == b"E01"  # unreadable
+    assert session.handle(b"x1000") == b"E01"
+    assert session.handle(b"xzz,1") == b"E01"
+
+
+# --- threads -------------------------------------------------------------------------
+
+
+def test_thread_suffix_selects_the_thread_for_g_p_and_G(session):
+    assert session.handle(b"QThreadSuffixSupported") == b"OK"
+    assert session.thread_suffix
+    assert session.handle(b"g;thread:65;") == (b"65" * X86_64.g_size)
+    assert session.handle(b"g;thread:64;") == (b"64" * X86_64.g_size)
+    assert session.handle(b"G" + b"07" * X86_64.g_size + b";thread:65;") == b"OK"
+    assert session.target.regs[101] == bytearray([7]) * X86_64.g_size
+    assert session.target.regs[100] == bytearray([100]) * X86_64.g_size
+
+
+def test_threads_in_stop_reply(session):
+    event = StopEvent(StopKind.SIGNAL, 100, 101, signal=5, reason="swbreak")
+    assert b"threads:" not in session.stop_reply(event)
+    assert session.handle(b"QListThreadsInStopReply") == b"OK"
+    reply = session.stop_reply(event)
+    assert b";threads:64,65;thread-pcs:0000000000401064,0000000000401065;" in reply
+    assert b"hexname:%s;" % b"worker#1".hex().encode() in reply
+    assert b"reason:breakpoint;" in reply
+
+
+def test_jthreadsinfo(session):
+    session.on_stop(StopEvent(StopKind.SIGNAL, 100, 101, signal=5, reason="swbreak"))
+    threads = json.loads(session.handle(b"jThreadsInfo"))
+    assert [t["tid"] for t in threads] == [100, 101]
+    event = threads[1]
+    assert event["reason"] == "breakpoint" and event["signal"] == 5 and event["name"] == "worker#1"
+    assert event["registers"]["16"] == (101).to_bytes(8, "little").hex()
+    assert threads[0]["signal"] == 0 and "reason" not in threads[0]
+
+
+def test_jthreadsinfo_watchpoint_description(session):
+    session.on_stop(StopEvent(StopKind.SIGNAL, 100, 100, signal=5, reason="watch", address=0x4010))
+    event = json.loads(session.handle(b"jThreadsInfo"))[0]
+    assert event["reason"] == "watchpoint"
+    assert event["description"].split()[0] == str(0x4010)
+
+
+def test_save_and_restore_register_state(session):
+    session.handle(b"QThreadSuffixSupported")
+    save_id = session.handle(b"QSaveRegisterState;thread:65;")
+    assert save_id == b"1"
+    session.handle(b"G" + b"00" * X86_64.g_size + b";thread:65;")
+    assert session.handle(b"QRestoreRegisterState:1;thread:65;") == b"OK"
+    assert session.target.regs[101] == bytearray([101]) * X86_64.g_size
+    assert session.handle(b"QRestoreRegisterState:1;thread:65;") == b"E01"  # used up
+
+
+# --- kill ------------------------------------------------------------------------------
+
+
+def test_kill_replies_to_lldb(session):
+    session.handle(b"QThreadSuffixSupported")
+    assert session.handle(b"k") == b"X09"
+    assert session.target.killed and session.finished
