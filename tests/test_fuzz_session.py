@@ -28,6 +28,8 @@ from gdbstub.protocol.session import Session, SessionEnd
 from gdbstub.target.base import StopEvent
 from gdbstub.target.linux.process import LinuxTarget
 
+WALL = 0x40000000
+
 EXAMPLES = 5000 if FUZZ else 150
 fuzz = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
 COUNTS = ROOT / "build" / "reliability-counts.txt"
@@ -127,10 +129,26 @@ class Live:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+        # Reap every task, threads included (a traced thread's exit is ours to collect, or the
+        # leader can never be reaped); bounded, so a stuck task fails the test instead of hanging it.
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
             try:
-                os.waitpid(pid, 0)
+                got, _ = os.waitpid(-1, os.WNOHANG | WALL)
             except ChildProcessError:
-                pass
+                break
+            if got == 0:
+                time.sleep(0.005)
+        else:
+            raise AssertionError("launched programs could not be reaped")
+        self.launched.clear()
+
+    def tasks_known(self) -> None:
+        """Every thread the kernel has for the program is one the target knows (and no other)."""
+        pid = self.target.pid
+        tasks = {int(t) for t in os.listdir(f"/proc/{pid}/task")}
+        known = {tid for tid, t in self.target.threads.items() if t.pid == pid}
+        assert tasks == known, (tasks, known)
 
 
 @pytest.fixture(scope="module")
@@ -173,6 +191,7 @@ def send(live: Live, packet: bytes) -> None:
         assert live.snapshot() == before, f"{packet!r} answered {reply!r} but changed the program"
     status = s.handle(b"?")
     assert status is not None and status[:1] in (b"T", b"S", b"W", b"X"), (packet, status)
+    live.tasks_known()
 
 
 # --- strategies ------------------------------------------------------------------
