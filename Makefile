@@ -22,7 +22,7 @@ BINS_PIE := $(VARIANT_NAMES:%=$(BUILD)/%-pie) $(VARIANT_NAMES:%=$(BUILD)/%-32-pi
 BINS_NOPIE := $(VARIANT_NAMES:%=$(BUILD)/%-nopie) $(VARIANT_NAMES:%=$(BUILD)/%-32-nopie)
 ALL_BINS := $(BINS64) $(BINS32) $(BINS_PIE) $(BINS_NOPIE)
 
-.PHONY: deps venv programs test unit integration lint bench demo clean
+.PHONY: deps venv programs test unit integration fuzz lint bench demo clean
 
 # System packages: installed only when missing; apt-get update only when something is.
 DEB_PACKAGES := gcc gcc-multilib make gdb gdbserver lldb
@@ -68,6 +68,13 @@ unit: venv
 
 integration: deps venv programs
 	$(VPY) -m pytest integration $(PYTEST_ARGS)
+
+# The long fuzz and fault runs (the same tests `make test` runs briefly), with their counts at the end.
+FUZZ_TESTS := tests/test_fuzz_framing.py tests/test_fuzz_session.py integration/test_faults.py integration/test_long.py
+fuzz: deps venv programs
+	rm -f $(BUILD)/reliability-counts.txt
+	GDBSTUB_FUZZ=1 $(VPY) -m pytest $(FUZZ_TESTS) $(PYTEST_ARGS)
+	@cat $(BUILD)/reliability-counts.txt
 
 lint: venv
 	$(VPY) -m ruff check gdbstub tests integration

@@ -39,7 +39,7 @@ from gdbstub.protocol import framing
 from gdbstub.protocol.session import packet_name
 
 FUZZ = bool(os.environ.get("GDBSTUB_FUZZ"))
-EXAMPLES = 3000 if FUZZ else 60
+EXAMPLES = 1000 if FUZZ else 40
 COUNTS = harness.ROOT / "build" / "reliability-counts.txt"
 
 LOOP = "loop-nopie"  # fixed addresses: the globals can be read without a load bias
@@ -150,6 +150,7 @@ def run_live_fuzz(client: RawClient, exe: Path, examples: int, tally: dict[str, 
     one()
 
 
+@pytest.mark.timeout(3600 if FUZZ else 300)
 @pytest.mark.parametrize("no_ack", [False, True], ids=["ack", "noack"])
 def test_live_fuzz_bad_packets(stub: Callable[..., Server], no_ack: bool) -> None:
     """Bad checksums, oversized, truncated, garbage and mutated transcript packets over the socket:

@@ -16,6 +16,7 @@ from gdbstub.protocol.framing import Ack, BadPacket, Framer, Interrupt, Nak, Pac
 
 EXAMPLES = 20000 if FUZZ else 300
 fuzz = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
+pytestmark = pytest.mark.timeout(1800 if FUZZ else 120)
 
 SENTINEL = b"qSentinel"
 EVENT_TYPES = (Packet, Ack, Nak, Interrupt, BadPacket)

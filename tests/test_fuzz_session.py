@@ -226,6 +226,7 @@ def strategy(live: Live) -> st.SearchStrategy[list[bytes]]:
     return st.lists(one.filter(allowed), min_size=1, max_size=4)
 
 
+@pytest.mark.timeout(3600 if FUZZ else 300)
 def test_fuzz_every_packet(live: Live) -> None:
     @fuzz
     @given(strategy(live))
