@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import harness
 import pytest
 from harness import expect, normalise, source_line
 
@@ -237,3 +238,56 @@ def test_i386_finish_bt_stepi(debug, reference):
     )
     want = normalise(reference("loop-32", ["3"], script).out)
     assert normalise(ours.out) == want, ours.describe()
+
+
+@pytest.mark.parametrize("prog", ["regs", "regs-32"])
+def test_call_in_interrupted_syscall(debug, reference, prog):
+    """gdb writes orig_eax/orig_rax = -1 when it moves the PC for `call`; unless that reaches the
+    kernel, resuming a thread stopped inside pause() "restarts" the syscall 2 bytes before add_one."""
+    orig = "orig_eax" if prog.endswith("-32") else "orig_rax"
+    script = ["handle SIGALRM stop print", "continue", f"p/x ${orig}", "p add_one(41)", f"p/x ${orig}", "kill"]
+    ours = debug(prog, ["pause"], script)
+    expect(ours, r"^Program received signal SIGALRM", r"^\$1 = 0x(1d|22)$", r"^\$2 = 42$", r"^\$3 = 0x(1d|22)$")
+    want = normalise(reference(prog, ["pause"], script).out, addresses=True)
+    assert normalise(ours.out, addresses=True) == want, ours.describe()
+
+
+def test_exec_from_64_to_32_bit(debug, reference):
+    """After an exec the description follows the new program: a 64-bit parent's child runs regs-32."""
+    script = [
+        "set breakpoint pending on",
+        "set follow-fork-mode child",
+        "break basic",
+        "continue",
+        "info registers eip esp",
+        "p $_siginfo.si_signo",
+        "p $st0",
+        "p/x $orig_eax",
+        "break *regs_stop_basic",
+        "continue",
+        "info registers eax",
+        "p $st0",
+        "p $xmm1.v2_int64",
+        "continue",
+    ]
+    args = [str(harness.program("regs-32"))]
+    ours = debug("forkexec", args, script)
+    expect(ours, r"executing new program: .*regs-32", r"^eip\s+0x[0-9a-f]+\s+0x[0-9a-f]+ <basic\+\d+>$",
+           r"^eax\s+0x7\s+7$", r"^\$4 = 1\.5$")
+    want = normalise(reference("forkexec", args, script).out)
+    assert normalise(ours.out) == want, ours.describe()
+
+
+def test_attach_to_32_bit_program(procs, kind):
+    """--attach: the description comes from the running program (/proc/PID/exe is 32-bit)."""
+    busy = procs.spawn([str(harness.program("busy-32"))])
+    out = harness.OutputReader(busy.stdout)
+    assert out.wait_for(re.compile(r"busy pid \d+"), 20), "busy-32 did not start"
+    server = harness.start_server(procs, kind, str(busy.pid), extra=["--attach"])
+    script = ["info registers eip", "p spins > 0", "p $_siginfo.si_signo", "p sizeof($eax)", "p sizeof($xmm0)",
+              "kill"]
+    gdb = harness.run_gdb(procs, server.port, script, file=harness.program("busy-32"))
+    text = gdb.output
+    assert re.search(r"^eip\s+0x[0-9a-f]+\s+0x[0-9a-f]+ <(spin|main)\+\d+>$", text, re.M), text
+    assert re.search(r"^\$1 = 1\n\$2 = 19\n\$3 = 4\n\$4 = 16$", text, re.M), text
+    assert server.wait_exit() is not None, server.describe()

@@ -7,11 +7,15 @@
  *   break *regs_stop_basic / *regs_stop_avx / *regs_stop_avx512
  *
  * With the argument "segv" it instead dereferences the address 0x1234 (a
- * SIGSEGV whose $_siginfo names that address).
+ * SIGSEGV whose $_siginfo names that address). With "pause" it sleeps in
+ * pause() until SIGALRM arrives: a thread stopped inside a system call, where
+ * gdb's `call add_one(41)` only works if its orig_eax = -1 reaches the kernel
+ * (otherwise the kernel "restarts" the syscall two bytes before add_one).
  */
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #ifdef __x86_64__
 #define ACC "rax"
@@ -84,8 +88,18 @@ __attribute__((noinline, target("avx512f"))) static void avx512(void)
         printf("%d%s", (int)out[i], i < 15 ? "," : "\n");
 }
 
+__attribute__((noinline)) int add_one(int x)
+{
+    return x + 1;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc > 1 && strcmp(argv[1], "pause") == 0) {
+        alarm(1);
+        pause(); /* LINE:pause */
+        return add_one(0);
+    }
     if (argc > 1 && strcmp(argv[1], "segv") == 0) {
         volatile int *bad = (volatile int *)(uintptr_t)0x1234;
         return *bad; /* LINE:segv */
