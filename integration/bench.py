@@ -95,6 +95,22 @@ WORKLOADS: tuple[Workload, ...] = (
         ("continue",),
         r"exited normally\]$",
     ),
+    Workload(
+        "cond-2000",
+        "conditional breakpoint true once in 2000 hits (break hot if i == 1999)",
+        "bench",
+        ("2001",),
+        ("break hot if i == 1999", "continue", "p i"),
+        r"^\$1 = 1999$",
+    ),
+    Workload(
+        "next-200",
+        "next 200 times over the call loop (range stepping)",
+        "bench",
+        ("1000",),
+        (f"break {harness.location('loop', 'bench')}", "continue", "next 200", "p i"),
+        r"^\$1 = 99$",  # 200 lines: the loop line and the call, 100 times each
+    ),
 )
 
 
