@@ -1,21 +1,25 @@
-"""Threads (acceptance for the threads issue): named threads, a breakpoint in a worker, switching threads."""
+"""Threads (acceptance for the threads issue): named threads, a breakpoint in a worker, switching
+threads, threads that come and go between stops, scheduler locking, pthread handles.
+
+Each test runs against gdbserver (checking the test) and gdbstub; where output is deterministic
+the two sessions are compared line by line.
+"""
 
 from __future__ import annotations
 
 import re
 
 import pytest
-from harness import expect
+from harness import Session, expect, location, normalise, source_line
+
+pytestmark = pytest.mark.threads
+
+THREAD_ROW = re.compile(r"^(\*?\s+\d+\s+Thread \S+ \"[\w-]+\")(.*)$", re.M)
 
 
-@pytest.mark.threads
 @pytest.mark.parametrize("prog", ["threads", "threads-32"])
 def test_break_in_worker_and_list_threads(debug, prog):
-    s = debug(
-        prog,
-        [],
-        ["break worker", "continue", "info threads", "bt 2", "thread 1", "bt 1", "delete", "continue"],
-    )
+    s = debug(prog, [], ["break worker", "continue", "info threads", "bt 2", "thread 1", "bt 1", "delete", "continue"])
     expect(
         s,
         r"^Thread \d+ \"worker-\d\" hit Breakpoint 1, worker \(id=\d\)",
@@ -28,3 +32,110 @@ def test_break_in_worker_and_list_threads(debug, prog):
     assert listed[0] == prog, listed
     assert sorted(listed[1:]) == [f"worker-{n}" for n in range(1, 9)], listed
     assert "counter=36" in s.inferior_output, s.describe()
+
+
+@pytest.mark.parametrize("prog", ["threads", "threads-32"])
+def test_every_worker_hits_and_backtraces(debug, prog):
+    """Eight hits, one per worker (each reported on its own thread, none lost while the others
+    were stopped), `thread N` + bt and `thread apply all bt`, then the right result."""
+    script = ["break worker", "continue", "thread apply all bt 3", "thread 1", "bt"]
+    script += ["continue"] * 8
+    s = debug(prog, [], script)
+    hits = re.findall(r"^Thread \d+ \"worker-(\d)\" hit Breakpoint 1, worker \(id=(\d)\)", s.out, re.M)
+    assert sorted(int(a) for a, _ in hits) == list(range(1, 9)), f"hits {hits}\n{s.describe()}"
+    assert all(a == b for a, b in hits), f"a worker reported the wrong id: {hits}\n{s.describe()}"
+    expect(
+        s,
+        r"^Thread 1 \(Thread \d+\.\d+ \"threads(-32)?\"\):$",
+        r"^#\d+\s+(0x[0-9a-f]+ in )?thread_main \(arg=0x\d\) at .*threads\.c:\d+$",
+        r"^#\d+\s+(0x[0-9a-f]+ in )?main \(\) at .*threads\.c:\d+$",
+        r"^\[Inferior 1 \(process \d+\) exited normally\]$",
+    )
+    assert "counter=36" in s.inferior_output, s.describe()
+
+
+def _thread_rows(session: Session) -> str:
+    """gdb's output with thread rows cut after the thread name (where a sleeping thread is
+    exactly is timing) and `[New Thread` lines dropped (a short-lived thread may or may not be
+    seen alive at a stop)."""
+    text = THREAD_ROW.sub(r"\1", normalise(session.out))
+    return "\n".join(line for line in text.splitlines() if not line.startswith("[New Thread"))
+
+
+@pytest.mark.parametrize("prog", ["threadlife", "threadlife-32"])
+def test_threads_created_and_exited_between_stops(debug, reference, prog):
+    """A thread created and joined while main is stepped with `next`, another exiting while main is
+    stopped at a breakpoint: gdb's thread list must follow, as with gdbserver."""
+    script = ["break checkpoint", f"break {location('create-b', 'threadlife')}", "continue", "info threads",
+              "continue", "next", "next", "info threads", "continue", "info threads", "continue",
+              "info threads", "continue"]
+    ours, ref = debug(prog, [], script), reference(prog, [], script)
+    expect(ours, r"^\[Inferior 1 \(process \d+\) exited normally\]$")
+    assert "threadlife done" in ours.inferior_output, ours.describe()
+    got, want = _thread_rows(ours), _thread_rows(ref)
+    assert got == want, f"--- ours:\n{got}\n--- gdbserver:\n{want}\n{ours.describe()}"
+    rows = re.findall(r"^\*?\s+\d+\s+Thread", got, re.M)
+    assert len(rows) == 2 + 2 + 2 + 1, got
+
+
+@pytest.mark.parametrize("prog", ["schedlock", "schedlock-32"])
+def test_scheduler_locking_steps_one_thread(debug, prog):
+    """`set scheduler-locking on` + `next`: only the stepped thread runs (vCont;r:TID alone), so the
+    other thread's counter does not move; with locking off both run again and the program ends."""
+    line = source_line("bump1", "schedlock")
+    s = debug(prog, [], [
+        "break bump1", "continue", "delete", "set scheduler-locking on", "p counts[0]",
+        "next", "next", "p counts[0]", "p counts[1] - $1 * 0", "info threads",
+        "set var stop = 1", "set scheduler-locking off", "continue",
+    ])
+    expect(
+        s,
+        rf"^Thread \d+ \"schedlock(-32)?\" hit Breakpoint 1, bump1 \(\) at .*schedlock\.c:{line}$",
+        rf"^{line + 1}\s+counts\[1\]\+\+; /\* LINE:bump1-second \*/$",
+        rf"^{line + 2}\s+counts\[1\]\+\+; /\* LINE:bump1-third \*/$",
+        r"^\[Inferior 1 \(process \d+\) exited normally\]$",
+    )
+    before, after = (int(v) for v in re.findall(r"^\$[12] = (\d+)$", s.out, re.M))
+    assert before == after, f"the other thread ran under scheduler locking: {before} -> {after}\n{s.describe()}"
+    assert "schedlock done" in s.inferior_output, s.describe()
+
+
+@pytest.mark.parametrize("prog", ["schedlock", "schedlock-32"])
+def test_next_in_one_thread_while_others_run(debug, prog):
+    """Without locking `next` range-steps one thread (vCont;r:TID;c) while the other keeps running
+    through the same breakpoint-free code: the step ends in the stepped thread, on the next line."""
+    line = source_line("bump1", "schedlock")
+    s = debug(prog, [], [
+        "break bump1", "continue", "delete", "p $_thread", "next", "p $_thread", "next", "p $_thread",
+        "set var stop = 1", "continue",
+    ])
+    expect(
+        s,
+        rf"^{line + 1}\s+counts\[1\]\+\+;",
+        rf"^{line + 2}\s+counts\[1\]\+\+;",
+        r"^\[Inferior 1 \(process \d+\) exited normally\]$",
+    )
+    threads = re.findall(r"^\$\d+ = (\d+)$", s.out, re.M)
+    assert len(threads) == 3 and len(set(threads)) == 1, f"next switched threads: {threads}\n{s.describe()}"
+
+
+HANDLES = (
+    "python\n"
+    "for t in sorted(gdb.selected_inferior().threads(), key=lambda t: t.name):\n"
+    "    print('handle', t.name, t.handle().hex())\n"
+    "end"
+)
+
+
+@pytest.mark.parametrize("prog", ["threads", "threads-32"])
+def test_pthread_handles_same_as_gdbserver(procs, debug, reference, prog, tmp_path):
+    """qXfer:threads `handle=`: the pthread_t of each thread, as gdbserver's libthread_db gives it
+    (gdb's Python `InferiorThread.handle()`); `info threads` shows Thread PID.TID through both."""
+    script_file = tmp_path / "handles.gdb"
+    script_file.write_text(HANDLES + "\n")
+    script = ["break worker", "continue", f"source {script_file}"]
+    ours, ref = debug(prog, [], script), reference(prog, [], script)
+    got = sorted(re.findall(r"^handle (\S+) ([0-9a-f]+)$", ours.out, re.M))
+    want = sorted(re.findall(r"^handle (\S+) ([0-9a-f]+)$", ref.out, re.M))
+    assert len(want) == 9, ref.describe()
+    assert got == want, f"handles differ\nours: {got}\ngdbserver: {want}\n{ours.describe()}"
