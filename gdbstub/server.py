@@ -174,6 +174,7 @@ class Server:
             return
         finally:
             sel.close()
+            session.close()  # release what the session holds (vFile descriptors)
 
     def _dispatch(self, session: Session, data: bytes, send: Callable[[bytes], None]) -> None:
         was_running = session.running

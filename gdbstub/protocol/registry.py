@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from . import events, extended, lldb, monitor, packets, siginfo, xfer
+from . import events, extended, hostio, lldb, monitor, packets, siginfo, svr4, xfer
 
 if TYPE_CHECKING:
     from .session import Session
@@ -28,3 +28,6 @@ def install(session: Session) -> None:
     session.features += events.FEATURES
     session.objects.update(siginfo.OBJECTS)
     session.features += siginfo.FEATURES
+    session.handlers.update(hostio.HANDLERS)
+    session.objects.update(svr4.OBJECTS)
+    session.features += svr4.FEATURES

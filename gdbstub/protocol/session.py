@@ -71,9 +71,19 @@ class Session:
         self.features: list[Feature] = []
         self.objects: dict[str, XferObject] = {}
         self.xfer_cache: dict[str, object] = {}
+        self.close_hooks: list[Callable[[], None]] = []  # run by close(), e.g. hostio's fds
         from . import registry
 
         registry.install(self)
+
+    def close(self) -> None:
+        """The client is gone: release what handlers opened for it (idempotent)."""
+        hooks, self.close_hooks = self.close_hooks, []
+        for hook in reversed(hooks):
+            try:
+                hook()
+            except Exception:  # one failing hook must not keep the others from running
+                log.exception("session close hook failed")
 
     # --- entry points ------------------------------------------------------------
 

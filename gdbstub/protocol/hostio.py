@@ -1,0 +1,457 @@
+"""Host I/O (``vFile:``): gdb opens and reads files on the stub's side.
+
+This is how a gdb with no local copy of the program gets the executable, ld.so,
+the libraries and their separate debug info (its sysroot is ``target:`` by
+default), and how ``remote get/put/delete`` and ``info proc mappings`` work.
+
+Replies are ``F result[,errno][;binary attachment]`` with gdb's own File-I/O
+errno numbering (hex) and its big-endian ``struct stat``; the framer escapes the
+binary attachment. Paths are the client's: the stub opens them as its own user,
+never with more rights, and only descriptors this session opened can be used.
+They are all closed when the session ends.
+
+``vFile:setfs:PID`` makes later paths resolve in that process's mount namespace
+(and root) when it differs from ours, as gdbserver's setns dance does; here it
+is ``openat2(/proc/PID/root, path, RESOLVE_IN_ROOT)``, so even absolute symlinks
+inside the path stay inside the process's view and no helper process is needed.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import stat
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import construct as cs
+
+from .session import PACKET_SIZE, Handler
+
+if TYPE_CHECKING:
+    from .session import Session
+
+# gdb's File-I/O errno values (GDB manual, "Errno Values"); anything else is EUNKNOWN.
+FILEIO_EUNKNOWN = 9999
+FILEIO_ERRNO: dict[int, int] = {
+    errno.EPERM: 1,
+    errno.ENOENT: 2,
+    errno.EINTR: 4,
+    errno.EBADF: 9,
+    errno.EACCES: 13,
+    errno.EFAULT: 14,
+    errno.EBUSY: 16,
+    errno.EEXIST: 17,
+    errno.ENODEV: 19,
+    errno.ENOTDIR: 20,
+    errno.EISDIR: 21,
+    errno.EINVAL: 22,
+    errno.ENFILE: 23,
+    errno.EMFILE: 24,
+    errno.EFBIG: 27,
+    errno.ENOSPC: 28,
+    errno.ESPIPE: 29,
+    errno.EROFS: 30,
+    errno.ENAMETOOLONG: 91,
+}
+
+# gdb's open flags ("Open Flags") -> the host's.
+FILEIO_O_FLAGS: dict[int, int] = {
+    0x1: os.O_WRONLY,
+    0x2: os.O_RDWR,
+    0x8: os.O_APPEND,
+    0x200: os.O_CREAT,
+    0x400: os.O_TRUNC,
+    0x800: os.O_EXCL,
+}
+FILEIO_S_IFREG = 0o100000
+FILEIO_S_IFDIR = 0o40000
+FILEIO_S_IFCHR = 0o20000
+FILEIO_PERMS = 0o777
+
+# gdb's struct stat ("struct stat" in the File-I/O appendix): big-endian, 64 bytes.
+FioStat = cs.Struct(
+    "st_dev" / cs.Int32ub,
+    "st_ino" / cs.Int32ub,
+    "st_mode" / cs.Int32ub,
+    "st_nlink" / cs.Int32ub,
+    "st_uid" / cs.Int32ub,
+    "st_gid" / cs.Int32ub,
+    "st_rdev" / cs.Int32ub,
+    "st_size" / cs.Int64ub,
+    "st_blksize" / cs.Int64ub,
+    "st_blocks" / cs.Int64ub,
+    "st_atime" / cs.Int32ub,
+    "st_mtime" / cs.Int32ub,
+    "st_ctime" / cs.Int32ub,
+)
+
+# openat2(2)'s struct open_how (flags, mode, resolve), native little-endian u64s.
+OpenHow = cs.Struct("flags" / cs.Int64ul, "mode" / cs.Int64ul, "resolve" / cs.Int64ul)
+SYS_OPENAT2 = 437  # x86_64
+RESOLVE_IN_ROOT = 0x10
+
+_HEADER_ROOM = 32  # "F<count>;" and framing around a data reply
+
+
+class HostIOError(Exception):
+    """A failed request: its reply carries the File-I/O errno of ``code``."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+def fileio_errno(host_errno: int | None) -> int:
+    return FILEIO_ERRNO.get(host_errno or 0, FILEIO_EUNKNOWN)
+
+
+def error_reply(host_errno: int | None) -> bytes:
+    return b"F-1,%x" % fileio_errno(host_errno)
+
+
+def open_flags(fileio_flags: int) -> int:
+    """gdb's open flags -> os.open flags; unknown bits are EINVAL, as in gdbserver."""
+    known = 0
+    flags = 0
+    for bit, host in FILEIO_O_FLAGS.items():
+        if fileio_flags & bit:
+            flags |= host
+            known |= bit
+    if fileio_flags & ~known:
+        raise HostIOError(errno.EINVAL)
+    return flags
+
+
+def fileio_mode(mode: int) -> int:
+    out = mode & FILEIO_PERMS
+    if stat.S_ISREG(mode):
+        out |= FILEIO_S_IFREG
+    elif stat.S_ISDIR(mode):
+        out |= FILEIO_S_IFDIR
+    elif stat.S_ISCHR(mode):
+        out |= FILEIO_S_IFCHR
+    return out
+
+
+def encode_stat(st: os.stat_result) -> bytes:
+    """A host stat result in gdb's layout (values wider than a field are truncated, like gdbserver)."""
+    u32 = 0xFFFFFFFF
+    u64 = (1 << 64) - 1
+    return bytes(
+        FioStat.build(
+            {
+                "st_dev": st.st_dev & u32,
+                "st_ino": st.st_ino & u32,
+                "st_mode": fileio_mode(st.st_mode),
+                "st_nlink": st.st_nlink & u32,
+                "st_uid": st.st_uid & u32,
+                "st_gid": st.st_gid & u32,
+                "st_rdev": st.st_rdev & u32,
+                "st_size": st.st_size & u64,
+                "st_blksize": st.st_blksize & u64,
+                "st_blocks": st.st_blocks & u64,
+                "st_atime": int(st.st_atime) & u32,
+                "st_mtime": int(st.st_mtime) & u32,
+                "st_ctime": int(st.st_ctime) & u32,
+            }
+        )
+    )
+
+
+def escaped_length(data: bytes) -> int:
+    return len(data) + sum(data.count(c) for c in b"$#}*")
+
+
+def fit_escaped(data: bytes, room: int) -> bytes:
+    """The longest prefix of ``data`` whose escaped form fits in ``room`` bytes.
+
+    gdb checks that the count in ``F<count>;`` is the number of bytes it
+    unescapes, so the data is cut before the reply, never after escaping."""
+    if escaped_length(data) <= room:
+        return data
+    lo, hi = 0, min(len(data), room)
+    while lo < hi:  # the largest n with escaped_length(data[:n]) <= room
+        mid = (lo + hi + 1) // 2
+        if escaped_length(data[:mid]) <= room:
+            lo = mid
+        else:
+            hi = mid - 1
+    return data[:lo]
+
+
+# --- where paths resolve ----------------------------------------------------------------
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_syscall = _libc.syscall
+_syscall.restype = ctypes.c_long
+
+
+def openat2(dirfd: int, path: str, flags: int, mode: int, resolve: int) -> int:
+    how = ctypes.create_string_buffer(bytes(OpenHow.build({"flags": flags, "mode": mode, "resolve": resolve})))
+    fd = _syscall(
+        ctypes.c_long(SYS_OPENAT2),
+        ctypes.c_int(dirfd),
+        ctypes.c_char_p(os.fsencode(path)),
+        how,
+        ctypes.c_size_t(OpenHow.sizeof()),
+    )
+    if fd < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err), path)
+    return int(fd)
+
+
+def mount_ns(pid: int | str) -> tuple[int, int]:
+    st = os.stat(f"/proc/{pid}/ns/mnt")
+    return st.st_dev, st.st_ino
+
+
+def _root_differs(pid: int) -> bool:
+    """True when PID sees another file tree than the stub (mount namespace or root)."""
+    if mount_ns(pid) != mount_ns("self"):
+        return True
+    theirs, ours = os.stat(f"/proc/{pid}/root"), os.stat("/")
+    return (theirs.st_dev, theirs.st_ino) != (ours.st_dev, ours.st_ino)
+
+
+class FileSystem:
+    """Resolves the client's paths: in the stub's own tree, or in a process's."""
+
+    def __init__(self, pid: int = 0) -> None:
+        self.pid = pid
+
+    def _foreign_root(self) -> int | None:
+        """A directory fd of the process's root when its tree differs from ours, else None."""
+        if self.pid == 0:
+            return None
+        if not _root_differs(self.pid):
+            return None
+        return os.open(f"/proc/{self.pid}/root", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+
+    def open(self, path: str, flags: int, mode: int) -> int:
+        flags |= os.O_CLOEXEC
+        if not flags & os.O_PATH:
+            flags |= os.O_NOCTTY | os.O_NONBLOCK  # opening a FIFO must not hang the stub
+        root = self._foreign_root()
+        if root is None:
+            fd = os.open(path, flags, mode)
+        else:
+            try:
+                fd = openat2(root, path, flags, mode if flags & os.O_CREAT else 0, RESOLVE_IN_ROOT)
+            finally:
+                os.close(root)
+        if not flags & os.O_PATH:
+            try:
+                os.set_blocking(fd, True)
+            except OSError:
+                os.close(fd)
+                raise
+        return fd
+
+    def _in_parent(self, path: str, action: Callable[[str, int | None], object]) -> object:
+        root = self._foreign_root()
+        if root is None:
+            return action(path, None)
+        try:
+            head, _, name = path.rpartition("/")
+            parent = openat2(root, head or "/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC, 0, RESOLVE_IN_ROOT)
+        finally:
+            os.close(root)
+        try:
+            return action(name, parent)
+        finally:
+            os.close(parent)
+
+    def unlink(self, path: str) -> None:
+        self._in_parent(path, lambda p, d: os.unlink(p, dir_fd=d))
+
+    def readlink(self, path: str) -> bytes:
+        target = self._in_parent(path, lambda p, d: os.readlink(os.fsencode(p), dir_fd=d))
+        assert isinstance(target, bytes)
+        return target
+
+    def stat(self, path: str) -> os.stat_result:
+        fd = self.open(path, os.O_PATH, 0)
+        try:
+            return os.fstat(fd)
+        finally:
+            os.close(fd)
+
+
+# --- per-session state -----------------------------------------------------------------
+
+
+@dataclass
+class HostIO:
+    """One session's open files and file-system choice."""
+
+    fs: FileSystem = field(default_factory=FileSystem)
+    fds: set[int] = field(default_factory=set)
+
+    def fd(self, text: bytes) -> int:
+        fd = _int(text)
+        if fd not in self.fds:
+            raise HostIOError(errno.EINVAL)  # gdbserver's answer to a descriptor it never gave out
+        return fd
+
+    def close_all(self) -> None:
+        for fd in sorted(self.fds):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self.fds.clear()
+
+
+_STATE: weakref.WeakKeyDictionary[Session, HostIO] = weakref.WeakKeyDictionary()
+
+
+def state(s: Session) -> HostIO:
+    """The session's Host I/O state, created on first use with a close hook."""
+    hio = _STATE.get(s)
+    if hio is None:
+        hio = _STATE[s] = HostIO()
+        hooks: list[Callable[[], None]] | None = getattr(s, "close_hooks", None)
+        if hooks is not None:
+            hooks.append(hio.close_all)
+    return hio
+
+
+# --- the operations ---------------------------------------------------------------------
+
+
+def _int(text: bytes) -> int:
+    """A File-I/O number: hex with an optional minus sign."""
+    if not text or len(text) > 17:
+        raise HostIOError(errno.EINVAL)
+    try:
+        return int(text, 16)
+    except ValueError:
+        raise HostIOError(errno.EINVAL) from None
+
+
+def _path(text: bytes) -> str:
+    try:
+        raw = bytes.fromhex(text.decode("ascii"))
+    except (ValueError, UnicodeDecodeError):
+        raise HostIOError(errno.EINVAL) from None
+    if not raw or b"\0" in raw:
+        raise HostIOError(errno.ENOENT if not raw else errno.EINVAL)
+    return os.fsdecode(raw)
+
+
+def _args(params: bytes, count: int) -> list[bytes]:
+    parts = params.split(b",", count - 1)
+    if len(parts) != count:
+        raise HostIOError(errno.EINVAL)
+    return parts
+
+
+def _data_reply(result: int, data: bytes) -> bytes:
+    return b"F%x;" % result + data
+
+
+def op_setfs(s: Session, params: bytes) -> bytes:
+    pid = _int(params)
+    if pid < 0:
+        raise HostIOError(errno.EINVAL)
+    state(s).fs = FileSystem(pid)
+    return b"F0"
+
+
+def op_open(s: Session, params: bytes) -> bytes:
+    path_s, flags_s, mode_s = _args(params, 3)
+    path = _path(path_s)
+    flags = open_flags(_int(flags_s))
+    mode = _int(mode_s) & 0o7777
+    hio = state(s)
+    fd = hio.fs.open(path, flags, mode)
+    hio.fds.add(fd)
+    return b"F%x" % fd
+
+
+def op_close(s: Session, params: bytes) -> bytes:
+    hio = state(s)
+    fd = hio.fd(params)
+    hio.fds.discard(fd)
+    os.close(fd)
+    return b"F0"
+
+
+def op_pread(s: Session, params: bytes) -> bytes:
+    fd_s, count_s, offset_s = _args(params, 3)
+    fd = state(s).fd(fd_s)
+    count, offset = _int(count_s), _int(offset_s)
+    if count < 0 or offset < 0:
+        raise HostIOError(errno.EINVAL)
+    room = PACKET_SIZE - _HEADER_ROOM
+    data = os.pread(fd, min(count, room), offset)
+    data = fit_escaped(data, room)
+    return _data_reply(len(data), data)
+
+
+def op_pwrite(s: Session, params: bytes) -> bytes:
+    fd_s, offset_s, data = _args(params, 3)
+    fd = state(s).fd(fd_s)
+    offset = _int(offset_s)
+    if offset < 0:
+        raise HostIOError(errno.EINVAL)
+    return b"F%x" % os.pwrite(fd, data, offset)
+
+
+def op_fstat(s: Session, params: bytes) -> bytes:
+    fd = state(s).fd(params)
+    return _data_reply(FioStat.sizeof(), encode_stat(os.fstat(fd)))
+
+
+def op_stat(s: Session, params: bytes) -> bytes:
+    return _data_reply(FioStat.sizeof(), encode_stat(state(s).fs.stat(_path(params))))
+
+
+def op_unlink(s: Session, params: bytes) -> bytes:
+    state(s).fs.unlink(_path(params))
+    return b"F0"
+
+
+def op_readlink(s: Session, params: bytes) -> bytes:
+    target = state(s).fs.readlink(_path(params))
+    room = PACKET_SIZE - _HEADER_ROOM
+    if escaped_length(target) > room:
+        raise HostIOError(errno.ENAMETOOLONG)
+    return _data_reply(len(target), target)
+
+
+Operation = Callable[["Session", bytes], bytes]
+OPERATIONS: dict[bytes, Operation] = {
+    b"setfs": op_setfs,
+    b"open": op_open,
+    b"close": op_close,
+    b"pread": op_pread,
+    b"pwrite": op_pwrite,
+    b"fstat": op_fstat,
+    b"stat": op_stat,
+    b"unlink": op_unlink,
+    b"readlink": op_readlink,
+}
+
+
+def v_file(s: Session, args: bytes) -> bytes:
+    """``vFile:OPERATION:PARAMS``: unknown operations get the empty reply."""
+    operation, sep, params = args.removeprefix(b":").partition(b":")
+    handler = OPERATIONS.get(operation)
+    if handler is None or not sep:
+        return b""
+    try:
+        return handler(s, params)
+    except HostIOError as exc:
+        return error_reply(exc.code)
+    except OSError as exc:
+        return error_reply(exc.errno)
+
+
+HANDLERS: dict[str, Handler] = {"vFile": v_file}
