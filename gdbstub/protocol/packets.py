@@ -152,36 +152,7 @@ def write_binary(s: Session, args: bytes) -> bytes:
     return OK
 
 
-# --- breakpoints -----------------------------------------------------------------
-
-
-def _breakpoint(s: Session, args: bytes, insert: bool) -> bytes:
-    head, _, conditions = args.partition(b";")
-    req = g.parse(g.Breakpoint, head)
-    pid = s.current_pid() if s.target.threads else s.target.pid
-    if req.type == 0:
-        hook = s.handlers.get("Z0;cond") if insert and conditions else None
-        if hook is not None:
-            return hook(s, args) or E01
-        t = s.target
-        ok = t.insert_sw_breakpoint(pid, req.addr) if insert else t.remove_sw_breakpoint(pid, req.addr)
-        return OK if ok else E01
-    hw = s.target.breakpoints()
-    if hw is None or req.type not in hw.supported_types():
-        return b""
-    if insert:
-        ok = hw.insert_breakpoint(pid, req.type, req.addr, req.kind)
-    else:
-        ok = hw.remove_breakpoint(pid, req.type, req.addr, req.kind)
-    return OK if ok else E01
-
-
-def insert_breakpoint(s: Session, args: bytes) -> bytes:
-    return _breakpoint(s, args, True)
-
-
-def remove_breakpoint(s: Session, args: bytes) -> bytes:
-    return _breakpoint(s, args, False)
+# --- breakpoints: Z/z live in breakpoints.py (conditions, debug registers) -------
 
 
 # --- threads ---------------------------------------------------------------------
@@ -355,8 +326,6 @@ HANDLERS: dict[str, Handler] = {
     "m": read_memory,
     "M": write_memory,
     "X": write_binary,
-    "Z": insert_breakpoint,
-    "z": remove_breakpoint,
     "H": set_thread,
     "T": thread_alive,
     "qC": current_thread,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from . import events, extended, hostio, lldb, monitor, packets, siginfo, svr4, xfer
+from . import breakpoints, events, extended, hostio, lldb, monitor, packets, siginfo, svr4, xfer
 
 if TYPE_CHECKING:
     from .session import Session
@@ -31,3 +31,5 @@ def install(session: Session) -> None:
     session.handlers.update(hostio.HANDLERS)
     session.objects.update(svr4.OBJECTS)
     session.features += svr4.FEATURES
+    session.handlers.update(breakpoints.HANDLERS)
+    session.features += breakpoints.FEATURES
