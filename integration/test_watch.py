@@ -7,6 +7,7 @@ compared with gdbserver's, so the stub must print exactly what the reference pri
 from __future__ import annotations
 
 import re
+import shutil
 
 import harness
 import pytest
@@ -151,4 +152,20 @@ def test_watch_location_line(debug):
         s,
         r"^Hardware watchpoint 2: w32\n\nOld value = 858993459\nNew value = 2206434179$",
         rf"^Breakpoint 3, five \(\) at .*{WATCH}:{source_line('five', 'watch')}$",
+    )
+
+
+@pytest.mark.lldb
+@pytest.mark.skipif(shutil.which("lldb") is None, reason="no lldb")
+def test_lldb_watchpoint(procs):
+    """lldb asks qWatchpointSupportInfo, sets Z2 and reads the watch: stop as a watchpoint stop."""
+    from test_lldb import lldb
+
+    run = lldb(procs, "watch", [], ["b writes", "c", "watchpoint set variable w16", "c", "p w16",
+                                    "watchpoint list", "kill"])
+    run.expect_lines(
+        r"Watchpoint created: Watchpoint 1: addr = 0x[0-9a-f]+ size = 2 state = enabled type = w",
+        r"\* thread #1, name = 'watch', stop reason = watchpoint 1",
+        r"\(unsigned short\) \$0 = 33410",
+        r"Number of supported hardware watchpoints: 4",
     )
