@@ -9,7 +9,8 @@ deterministic, so a gdbstub failure is the stub's fault.
 from __future__ import annotations
 
 import pytest
-from harness import assert_same, expect, expect_not, location, register_table, source_line
+from harness import assert_same, expect, expect_not, location, normalise, register_table, source_line
+from regquirks import gdbserver_misreads, without_misread_lines
 
 LOOP = "loop.c"
 
@@ -49,28 +50,38 @@ def test_breakpoint_hit_count(debug):
 def test_info_registers_same_as_gdbserver(debug, reference, prog):
     """With ASLR off and the same environment every register is reproducible, so all must match.
 
-    Nothing is excluded: the harness gives both servers the same small environment (see
-    harness.server_env), which fixes the stack addresses; fs_base/gs_base and the AVX-512 mask
-    registers come from the same libc start-up in both cases.
+    Nothing that differs between runs is excluded: the harness gives both servers the same small
+    environment (see harness.server_env), which fixes the stack addresses; fs_base/gs_base and the
+    AVX-512 mask registers come from the same libc start-up in both cases. Only where gdbserver 13
+    reads the AVX-512 state at the wrong XSAVE offsets (AMD Zen, see regquirks.py) are k0-7 left
+    out; test_registers.py checks those against the program's own values.
     """
     script = ["break hot", "continue", "continue", "info registers", "p $pc", "p/x $sp"]
     ours = debug(prog, ["5"], script)
     ref = reference(prog, ["5"], script)
     got, want = register_table(ours.out), register_table(ref.out)
     assert "eflags" in want and ("rip" in want or "eip" in want), ref.describe()
-    diff = {name: (got.get(name), value) for name, value in want.items() if got.get(name) != value}
+    diff = {
+        name: (got.get(name), value)
+        for name, value in want.items()
+        if got.get(name) != value and not gdbserver_misreads(name)
+    }
     extra = sorted(set(got) - set(want))
     assert not diff and not extra, (
         f"registers differ (ours, gdbserver): {diff}; only ours: {extra}\n{ours.describe()}\n{ref.describe()}"
     )
-    assert_same(ours, ref)
+    assert without_misread_lines(normalise(ours.out)) == without_misread_lines(normalise(ref.out))
 
 
 @pytest.mark.parametrize("prog", ["loop", "loop-32"])
 def test_info_all_registers_same_as_gdbserver(debug, reference, prog):
-    """x87, SSE/AVX, mxcsr, segment bases: `info all-registers` reads the whole register file."""
+    """x87, SSE/AVX, mxcsr, segment bases: `info all-registers` reads the whole register file.
+
+    AVX-512 lines are compared only where gdbserver 13 reads them right (regquirks.py)."""
     script = ["break add", "continue", "info all-registers"]
-    assert_same(debug(prog, [], script), reference(prog, [], script))
+    ours, ref = debug(prog, [], script), reference(prog, [], script)
+    got, want = without_misread_lines(normalise(ours.out)), without_misread_lines(normalise(ref.out))
+    assert got == want, f"gdb output differs from gdbserver's\n{ours.describe()}"
 
 
 def test_print_globals(debug):
