@@ -198,8 +198,11 @@ def launch(
     found = stderr.wait_for(LISTENING, timeout)
     server = StubServer(process, host, int(found.group(1)) if found else 0, stderr, stdout)
     if found is None:
-        rc = process.poll()
+        try:
+            rc: int | None = process.wait(timeout=2)  # its stderr ended: it is exiting
+        except subprocess.TimeoutExpired:
+            rc = None
         server.close()
-        why = f"exited with status {rc}" if rc is not None else f"said nothing for {timeout}s"
+        why = f"exited with status {rc}" if rc is not None else f"did not listen within {timeout}s"
         raise LaunchError(f"gdbstub {why}:\n{stderr.text}")
     return server

@@ -103,6 +103,45 @@ def parse_stop_reply(data: bytes) -> StopReply:
     return reply
 
 
+class ReplyFramer:
+    """Splits the stub's byte stream into acks and packets, expanding run-length encoding.
+
+    Unlike the stub's own framer this leaves escapes in place: RLE applies to the raw body
+    (gdbserver may use '}' as a repeat count), and only binary replies are then unescaped.
+    """
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+
+    def feed(self, data: bytes) -> list[framing.Event]:
+        self._buf += data
+        events: list[framing.Event] = []
+        while self._buf:
+            c = self._buf[0]
+            if c in b"$%":
+                end = self._buf.find(b"#")
+                if end < 0 or len(self._buf) < end + 3:
+                    break
+                body = bytes(self._buf[1:end])
+                checksum = bytes(self._buf[end + 1 : end + 3])
+                del self._buf[: end + 3]
+                if c == 0x25:  # a notification ('%'): not a reply to anything we send
+                    continue
+                try:
+                    good = int(checksum, 16) == framing.checksum(body)
+                except ValueError:
+                    good = False
+                events.append(framing.Packet(framing.run_length_decode(body)) if good
+                              else framing.BadPacket("bad checksum"))
+                continue
+            del self._buf[:1]
+            if c == 0x2B:
+                events.append(framing.Ack())
+            elif c == 0x2D:
+                events.append(framing.Nak())
+        return events
+
+
 class Client:
     """One RSP connection. Every method waits at most ``timeout`` seconds."""
 
@@ -112,9 +151,10 @@ class Client:
         self.no_ack = False
         self.features: dict[str, str] = {}
         self.last_stop: StopReply | None = None
-        self._framer = framing.Framer(max_packet=1 << 24)
+        self._framer = ReplyFramer()
         self._pending: list[framing.Event] = []
         self._layout: dict[str, RegisterInfo] | None = None
+        self.breakpoints: dict[int, int] = {}  # address -> kind, of the Z0 breakpoints we set
 
     # --- connecting ----------------------------------------------------------------
 
@@ -177,7 +217,7 @@ class Client:
         raise ClientError(f"packet {payload[:40]!r} refused ten times")
 
     def receive(self, timeout: float | None = None) -> bytes:
-        """The next packet's payload (run-length encoding expanded), acknowledged."""
+        """The next packet's payload (run-length encoding expanded, escapes kept), acknowledged."""
         event = self._next_event(lambda e: isinstance(e, framing.Packet | framing.BadPacket), timeout)
         if isinstance(event, framing.BadPacket):
             if not self.no_ack:
@@ -186,7 +226,7 @@ class Client:
         assert isinstance(event, framing.Packet)
         if not self.no_ack:
             self._sendall(b"+")
-        return framing.run_length_decode(event.data)
+        return event.data
 
     def _sendall(self, data: bytes) -> None:
         try:
@@ -255,7 +295,7 @@ class Client:
             reply = self.request(f"qXfer:{obj}:read:{annex}:{len(out):x},fff".encode())
             if not reply or reply[:1] not in (b"m", b"l"):
                 raise ClientError(f"qXfer:{obj}:{annex} -> {reply[:40]!r}")
-            out += reply[1:]
+            out += framing.unescape(reply[1:])
             if reply[:1] == b"l":
                 return out
 
@@ -304,7 +344,12 @@ class Client:
     def register(self, name: str) -> int:
         """One register by name ('p' packet), e.g. register('rip')."""
         info = self.register_layout()[name]
-        return int.from_bytes(bytes.fromhex(self.checked(b"p%x" % info.regnum).decode()), "little")
+        reply = self.request(b"p%x" % info.regnum)
+        if not reply:  # gdbserver has no 'p': take it from the whole register file
+            return self.registers()[name]
+        if reply[:1] == b"E" and len(reply) == 3:
+            raise ClientError(f"p{info.regnum:x} -> {reply!r}")
+        return int.from_bytes(bytes.fromhex(reply.decode().replace("x", "0")), "little")
 
     def write_register(self, name: str, value: int) -> None:
         info = self.register_layout()[name]
@@ -334,9 +379,11 @@ class Client:
     def set_breakpoint(self, addr: int, kind: int = 1) -> None:
         """A software breakpoint (Z0)."""
         self.checked(b"Z0,%x,%x" % (addr, kind))
+        self.breakpoints[addr] = kind
 
     def remove_breakpoint(self, addr: int, kind: int = 1) -> None:
         self.checked(b"z0,%x,%x" % (addr, kind))
+        self.breakpoints.pop(addr, None)
 
     def set_watchpoint(self, addr: int, length: int, access: str = "w") -> None:
         """A hardware watchpoint: access 'w' (Z2), 'r' (Z3) or 'a' (Z4)."""
@@ -358,12 +405,50 @@ class Client:
 
     def cont(self, signal: int = 0, timeout: float | None = None) -> StopReply:
         """Continue all threads until the next stop."""
+        stepped = self._step_over_breakpoint(timeout)
+        if stepped is not None:
+            return stepped
         return self._resume(b"vCont;C%02x" % signal if signal else b"vCont;c", timeout)
 
     def step(self, thread: str | None = None, timeout: float | None = None) -> StopReply:
         """Single-step one thread (the last stop's thread by default)."""
+        addr = self._breakpoint_here()
+        if addr is not None:
+            self.remove_breakpoint(addr, self.breakpoints[addr])
+        try:
+            return self._single_step(thread, timeout)
+        finally:
+            if addr is not None and not (self.last_stop and self.last_stop.exited):
+                self.set_breakpoint(addr)
+
+    def _single_step(self, thread: str | None, timeout: float | None) -> StopReply:
         thread = thread or (self.last_stop.thread if self.last_stop else None)
         return self._resume(b"vCont;s:" + thread.encode() if thread else b"vCont;s", timeout)
+
+    def _breakpoint_here(self) -> int | None:
+        """Our breakpoint at the stopped thread's PC, which must be stepped over to go on."""
+        if not self.breakpoints or self.last_stop is None or self.last_stop.exited:
+            return None
+        layout = self.register_layout()
+        name = next((n for n in ("rip", "eip", "pc") if n in layout), None)
+        if name is None:
+            return None
+        pc = self.last_stop.registers.get(layout[name].regnum)
+        addr = int.from_bytes(pc, "little") if pc is not None else self.register(name)
+        return addr if addr in self.breakpoints else None
+
+    def _step_over_breakpoint(self, timeout: float | None) -> StopReply | None:
+        """As gdb does (gdbserver leaves it to the client): lift the breakpoint, step, put it back.
+
+        Returns the step's stop when it is not a plain step (the program exited, a signal came).
+        """
+        addr = self._breakpoint_here()
+        if addr is None:
+            return None
+        stop = self.step(timeout=timeout)
+        if stop.exited or stop.signal != 5 or self._breakpoint_here() is not None:
+            return stop
+        return None
 
     def interrupt(self, timeout: float | None = None) -> StopReply:
         """Ctrl-C a running program; returns the stop it causes."""

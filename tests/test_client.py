@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from gdbstub.client import Client, ClientError, parse_stop_reply
+from gdbstub.client import Client, ClientError, ReplyFramer, parse_stop_reply
 from gdbstub.protocol import framing
 
 TARGET_XML = b"""<?xml version="1.0"?>
@@ -65,7 +65,15 @@ class Peer:
                         continue
                     reply = self.answer(event.data)
                     if reply is not None:
-                        self.sock.sendall(framing.encode(reply) if not reply.startswith(b"$") else reply)
+                        try:
+                            self.sock.sendall(framing.encode(reply) if not reply.startswith(b"$") else reply)
+                        except OSError:
+                            return
+
+
+def raw_frame(body: bytes) -> bytes:
+    """A packet exactly as given: no escaping, so run-length encoding can be sent as a stub would."""
+    return b"$%s#%02x" % (body, framing.checksum(body))
 
 
 def xfer(doc: bytes, args: bytes) -> bytes:
@@ -85,8 +93,9 @@ def fake_stub(packet: bytes) -> bytes | None:
     if packet.startswith(b"qXfer:features:read:core.xml:"):
         return xfer(CORE_XML, packet)
     if packet == b"g":
-        # run-length encoded: 8 bytes of 0x11 as '1' then '*' + repeat count
-        return b"11" * 8 + b"2" + b"*" + bytes([29 + 15]) + b"03000000" + b"ffffffffffffffff"
+        # rbx is run-length encoded: '2' and 15 more
+        body = b"11" * 8 + b"2*" + bytes([29 + 15]) + b"03000000" + b"ffffffffffffffff"
+        return raw_frame(body)
     if packet == b"p1":
         return b"2222222222222222"
     if packet.startswith(b"m1000,"):
@@ -131,6 +140,16 @@ def test_parse_stop_replies():
         parse_stop_reply(b"OK")
     with pytest.raises(ClientError):
         parse_stop_reply(b"")
+
+
+def test_reply_framer_expands_runs_before_unescaping():
+    """gdbserver may use '}' as a repeat count: it must not be taken for an escape."""
+    framer = ReplyFramer()
+    events = framer.feed(b"+" + raw_frame(b"0*}") + raw_frame(b"a}]b")[:4])
+    assert events == [framing.Ack(), framing.Packet(b"0" * 97)]
+    events = framer.feed(raw_frame(b"a}]b")[4:] + b"%Stop:T05#00" + b"$bad#00-")
+    assert events == [framing.Packet(b"a}]b"), framing.BadPacket("bad checksum"), framing.Nak()]
+    assert framing.unescape(events[0].data) == b"a}b"
 
 
 def test_handshake_negotiates_no_ack(connect):
