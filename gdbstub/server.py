@@ -135,6 +135,14 @@ class Server:
             conn.send(packet)
 
         session.notify = send
+
+        def send_notification(payload: bytes) -> None:
+            packet = framing.encode_notification(payload)
+            if rsp_log.isEnabledFor(logging.DEBUG):
+                rsp_log.debug("-> %s", _clip(packet))
+            conn.send(packet)
+
+        session.send_notification = send_notification
         try:
             while True:
                 for key, _ in sel.select():
@@ -192,11 +200,15 @@ class Server:
                     break
 
     def _poll_target(self, session: Session, send: Callable[[bytes], None]) -> None:
-        if not session.running:
-            return
-        event = self.target.poll()
-        if event is not None:
-            send(session.on_stop(event))
+        # All-stop: one stop ends the run. Non-stop: every thread's stop is an
+        # event of its own, so take all that are ready.
+        while session.running or session.non_stop:
+            event = self.target.poll()
+            if event is None:
+                return
+            reply = session.on_stop(event)
+            if reply is not None:
+                send(reply)
 
     def _drain_wakeup(self) -> None:
         try:

@@ -75,6 +75,10 @@ def _signal_list(args: bytes) -> list[int]:
 
 
 def question(s: Session, args: bytes) -> bytes:
+    if s.non_stop:
+        from .nonstop import question_non_stop
+
+        return question_non_stop(s)
     if s.last_stop is not None and s.last_reply is not None:
         if s.last_stop.pid in s.target.processes or not s.target.alive():
             return s.last_reply
@@ -254,21 +258,33 @@ def step_signal(s: Session, args: bytes) -> bytes | None:
 
 
 def vcont_query(s: Session, args: bytes) -> bytes:
-    return b"vCont;c;C;s;S;r"
+    return b"vCont;c;C;s;S;t;r"
 
 
 def vcont(s: Session, args: bytes) -> bytes | None:
     actions = g.parse_vcont(args, s.target.pid)
     chosen: dict[int, ResumeAction] = {}
+    to_stop: list[int] = []
     for act in actions:
-        if act.kind == "t":
-            continue
         for tid in s.threads_matching(act.thread):
-            if tid in chosen:
+            if tid in chosen or tid in to_stop:
                 continue  # the leftmost action that names a thread wins
+            if act.kind == "t":
+                to_stop.append(tid)
+                continue
             sig = _host_signal(b"%x" % act.signal) if act.kind in "CS" else 0
             kind = act.kind.lower()
             chosen[tid] = ResumeAction(kind, sig, act.start, act.end)
+    if s.non_stop:
+        # Non-stop: only threads the client sees as stopped resume; the reply is OK
+        # at once and stops come later as notifications.
+        chosen = {t: a for t, a in chosen.items() if not s.target.is_running(t)}
+        if to_stop:
+            s.target.stop_threads(to_stop)
+        if chosen:
+            s.resume(chosen)
+        s.running = s.target.running
+        return OK
     if not chosen:
         return E01
     s.resume(chosen)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from . import breakpoints, events, extended, hostio, lldb, monitor, packets, siginfo, svr4, xfer
+from . import breakpoints, events, extended, hostio, lldb, monitor, nonstop, packets, siginfo, svr4, xfer
 
 if TYPE_CHECKING:
     from .session import Session
@@ -24,12 +24,14 @@ def install(session: Session) -> None:
     session.handlers.update(extended.HANDLERS)
     session.features += extended.FEATURES
     session.handlers.update(monitor.HANDLERS)
-    session.handlers.update(events.HANDLERS)
-    session.features += events.FEATURES
-    session.objects.update(siginfo.OBJECTS)
-    session.features += siginfo.FEATURES
     session.handlers.update(hostio.HANDLERS)
     session.objects.update(svr4.OBJECTS)
     session.features += svr4.FEATURES
+    session.handlers.update(nonstop.HANDLERS)
+    session.features += nonstop.FEATURES
+    session.objects.update(siginfo.OBJECTS)
+    session.features += siginfo.FEATURES
     session.handlers.update(breakpoints.HANDLERS)
     session.features += breakpoints.FEATURES
+    session.handlers.update(events.HANDLERS)
+    session.features += events.FEATURES

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from ..target.base import ResumeAction, StopEvent, StopKind
 from . import grammar as g
 from . import signals
+from .stopqueue import StopQueue
 
 if TYPE_CHECKING:
     from ..launch import Launcher
@@ -58,6 +59,10 @@ class Session:
         self.event_thread: int = 0
         self.running = False
         self.finished = False
+        self.non_stop = False
+        self.stop_queue = StopQueue()
+        self.last_events: dict[int, StopEvent] = {}  # each thread's last stop, for non-stop '?'
+        self.send_notification: Callable[[bytes], None] = lambda payload: None  # %Stop
         self.internal_errors = 0  # handler bugs caught by handle()'s last line of defence
         self.disabled: set[str] = set()  # packet names turned off (--disable-packet)
         self.program_signals: frozenset[int] | None = None
@@ -118,15 +123,26 @@ class Session:
             self.internal_errors += 1
             return E01
 
-    def on_stop(self, event: StopEvent) -> bytes:
-        """A stop the target reported while running: the reply to send now."""
-        self.running = False
+    def on_stop(self, event: StopEvent) -> bytes | None:
+        """A stop the target reported while running: the reply to send now.
+
+        In non-stop mode the stop goes out as a notification instead (or waits
+        in the queue for vStopped) and this returns None."""
         self.last_stop = event
         if event.kind not in (StopKind.EXITED, StopKind.TERMINATED):
             self.event_thread = event.tid
-            self.general_thread = g.ThreadId(event.pid, event.tid)
+            self.last_events[event.tid] = event
+            if not self.non_stop:
+                self.general_thread = g.ThreadId(event.pid, event.tid)
         reply = self.stop_reply(event)
         self.last_reply = reply
+        if self.non_stop:
+            self.running = self.target.running
+            note = self.stop_queue.push(reply)
+            if note is not None:
+                self.send_notification(note)
+            return None
+        self.running = False
         return reply
 
     # --- helpers for handlers -------------------------------------------------------

@@ -1,0 +1,64 @@
+"""Non-stop mode: threads stop and run independently.
+
+Stops are reported as ``%Stop`` notifications, at most one outstanding: the
+client drains the rest of the queue with ``vStopped``. ``vCont`` answers OK at
+once, ``vCont;t`` stops threads (reported with signal 0), and ``?`` starts a
+fresh report of every stopped thread.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ..target.base import StopEvent, StopKind
+from .session import E01, OK, Feature, Handler
+from .stopqueue import StopQueue
+
+if TYPE_CHECKING:
+    from .session import Session
+
+
+def q_non_stop(s: Session, args: bytes) -> bytes:
+    value = args.lstrip(b":")
+    if value not in (b"0", b"1"):
+        return E01
+    on = value == b"1"
+    if s.non_stop == on:
+        return OK
+    s.non_stop = on
+    s.stop_queue = StopQueue()
+    s.target.set_non_stop(on)
+    return OK
+
+
+def v_stopped(s: Session, args: bytes) -> bytes:
+    if not s.non_stop:
+        return b""
+    return s.stop_queue.acknowledge()
+
+
+def v_ctrl_c(s: Session, args: bytes) -> bytes:
+    if not s.non_stop:
+        return b""
+    s.target.interrupt()
+    return OK
+
+
+def question_non_stop(s: Session) -> bytes:
+    """Every stopped thread's stop, the first now, the rest through vStopped."""
+    replies = []
+    for pid, tid in s.target.thread_ids():
+        if s.target.is_running(tid):
+            continue
+        event = s.last_events.get(tid) or StopEvent(StopKind.SIGNAL, pid, tid, signal=0)
+        replies.append(s.stop_reply(event))
+    return s.stop_queue.restart(replies)
+
+
+HANDLERS: dict[str, Handler] = {
+    "QNonStop": q_non_stop,
+    "vStopped": v_stopped,
+    "vCtrlC": v_ctrl_c,
+}
+
+FEATURES: list[Feature] = [("QNonStop+", lambda s: True)]
