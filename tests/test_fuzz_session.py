@@ -51,15 +51,18 @@ int main(void)
 }
 """
 
-def build_program(directory: Path) -> Path:
+def build_program(directory: Path, bits: str = "64") -> Path:
     gcc = shutil.which("gcc")
     if gcc is None:
         pytest.skip("gcc is needed to build the fuzz target")
     src = directory / "fuzz_target.c"
     src.write_text(PROGRAM)
-    exe = directory / "fuzz_target"
-    subprocess.run([gcc, "-g", "-O0", "-no-pie", "-pthread", "-o", str(exe), str(src)],
-                   check=True, capture_output=True, timeout=60)
+    exe = directory / f"fuzz_target-{bits}"
+    flags = ["-m32"] if bits == "32" else []
+    done = subprocess.run([gcc, *flags, "-g", "-O0", "-no-pie", "-pthread", "-o", str(exe), str(src)],
+                          capture_output=True, timeout=60, check=False)
+    if done.returncode != 0:
+        pytest.skip(f"cannot build a {bits}-bit program: {done.stderr.decode()[-200:]}")
     return exe
 
 
@@ -151,16 +154,16 @@ class Live:
         assert tasks == known, (tasks, known)
 
 
-@pytest.fixture(scope="module")
-def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
-    exe = build_program(tmp_path_factory.mktemp("fuzz"))
+@pytest.fixture(scope="module", params=["64", "32"], ids=["x86_64", "i386"])
+def live(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
+    exe = build_program(tmp_path_factory.mktemp("fuzz"), request.param)
     state = Live(exe, buffer=symbol(exe, "buffer"), ready=symbol(exe, "ready"))
     state.start()
     yield state
     state.close()
     COUNTS.parent.mkdir(exist_ok=True)
     with COUNTS.open("a") as f:
-        f.write(f"session-fuzz packets={state.packets} relaunches={state.relaunches}\n")
+        f.write(f"session-fuzz[{request.param}] packets={state.packets} relaunches={state.relaunches}\n")
 
 
 def send(live: Live, packet: bytes) -> None:
@@ -256,3 +259,25 @@ def test_oversized_arguments(live: Live) -> None:
                    b"vFile:pread:0,ffffffff,0", b"G" + b"00" * 100000, b"P0=" + b"00" * 50000):
         send(live, packet)
 
+
+def test_every_packet_with_no_process_left(tmp_path: Path) -> None:
+    """After the program is gone (killed, exited) a client may still send anything."""
+    exe = build_program(tmp_path)
+    target = LinuxTarget()
+    pid = target.launch([str(exe)])
+    session = Session(target)
+    session.handle(b"qSupported:multiprocess+;swbreak+")
+    target.kill()
+    assert pid not in target.processes
+    tails = [b"", b":", b",", b";", b"1,1", b"0,0:00", b"\xff", b"p1.1"]
+    packets = [name.encode() + tail for name in sorted(session.handlers) for tail in tails]
+    for packet in [*packets, *client_packets()]:
+        if not allowed(packet):
+            continue
+        try:
+            reply = session.handle(packet)
+        except SessionEnd:
+            continue
+        assert session.internal_errors == 0, f"handler bug on {packet!r} (traceback in the log)"
+        assert reply is None or isinstance(reply, bytes)
+        assert not target.running and not target.processes, packet
