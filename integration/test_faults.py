@@ -254,6 +254,52 @@ def test_second_client_is_refused_and_never_mixed_in(stub: Callable[..., Server]
         assert first.request(b"?") == stop
 
 
+def task_states(pid: int) -> dict[int, str]:
+    states = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{tid}/stat") as f:
+            states[int(tid)] = f.read().rsplit(")", 1)[1].split()[0]
+    return states
+
+
+def test_packets_while_the_program_runs(stub: Callable[..., Server]) -> None:
+    """gdb sends only Ctrl-C while an all-stop program runs; a client that sends anything else
+    gets answers or errors, and the program still ends up stopped under the stub, then runs on."""
+    server = stub("busy", [])
+    inferior = server.inferior_pid
+    assert inferior is not None
+    exe = harness.program("busy")
+    with RawClient(server.port) as client:
+        client.handshake()
+        bias = load_bias(inferior, exe)
+        main, spins = bias + symbol_address(exe, "main"), bias + symbol_address(exe, "spins")
+        client.send(b"vCont;c")
+        time.sleep(0.1)
+        for packet in (b"g", b"p10", b"m%x,8" % spins, b"?", b"qfThreadInfo", b"Hg0", b"T%x" % inferior,
+                       b"Z0,%x,1" % main, b"z0,%x,1" % main, b"vCont;c", b"c", b"vCont;s", b"s",
+                       b"M%x,8:0000000000000000" % spins, b"qXfer:threads:read::0,fff", b"vCont?"):
+            client.send(packet)
+        client.drain(0.5)
+        for _ in range(10):  # stop it: Ctrl-C while it runs, '?' tells once it is stopped
+            client.send_raw(b"\x03")
+            client.drain(0.3)
+            if all(state == "t" for state in task_states(inferior).values()):
+                break
+        assert all(state == "t" for state in task_states(inferior).values()), task_states(inferior)
+        assert tracer_of(inferior) == server.proc.pid
+        assert stop_reply_ok(client.request(b"?"))
+        assert not client.request(b"g").startswith(b"E")
+        before = int.from_bytes(bytes.fromhex(client.request(b"m%x,8" % spins).decode()), "little")
+        client.send(b"vCont;c")
+        time.sleep(0.2)
+        client.send_raw(b"\x03")
+        assert stop_reply_ok(client.receive())
+        after = int.from_bytes(bytes.fromhex(client.request(b"m%x,8" % spins).decode()), "little")
+        assert after > before
+        client.send(b"k")
+    assert_clean_exit(server, inferior)
+
+
 # --------------------------------------------------------------------------- clients that vanish
 
 
