@@ -193,3 +193,18 @@ def test_range_step_over_conditional_breakpoint(debug, reference):
     script = ["break main", "continue", "break hit if i == 100", "next", "next", "next", "next", "info line *$pc"]
     s = debug("cond", ["3"], script)
     assert_same(s, reference("cond", ["3"], script))
+
+
+@pytest.mark.threads
+@pytest.mark.parametrize("prog", ["threads", "threads-32"])
+def test_condition_in_threads_misses_no_hit(debug, reference, prog):
+    """Eight workers race through one conditional breakpoint: stepping a thread past it (false
+    condition) stops the others first, so every true hit is seen, each in its own thread."""
+    script = ["break worker if id > 2", *["continue"] * 7, "info breakpoints"]
+    s = debug(prog, [], script)
+    hits = re.findall(r"^Thread \S+ \"worker-(\d)\" hit Breakpoint 1, worker \(id=(\d)\)", s.out, re.M)
+    assert sorted(int(a) for a, b in hits) == [3, 4, 5, 6, 7, 8], s.describe()
+    assert all(a == b for a, b in hits), hits
+    expect(s, r"breakpoint already hit 6 times", r"^\[Inferior 1 \(process \d+\) exited normally\]$")
+    ref = reference(prog, [], script)
+    assert len(re.findall(r"hit Breakpoint 1, worker", ref.out)) == 6

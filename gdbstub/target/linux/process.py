@@ -1056,7 +1056,9 @@ class LinuxTarget:
                     reason = "swbreak"
         if reason is not None and not self._hit_wanted(t, reason):
             if t.action.kind != "s" or not t.resumed:
-                # Steps off the breakpoint and goes on (or, while stopping all, stays).
+                if reason == "swbreak" and not collecting and self.running and not self.non_stop:
+                    return self._step_over_alone(t)
+                # Goes on (or, while stopping all, stays).
                 self._go_on(t, collecting)
                 return None
             reason, address = None, 0  # the step itself is done: report that
@@ -1069,6 +1071,22 @@ class LinuxTarget:
         t.stop_signal = signal.SIGTRAP
         return StopEvent(StopKind.SIGNAL, t.pid, t.tid, signal=signal.SIGTRAP,
                          reason=reason, address=address)
+
+    def _step_over_alone(self, t: Thread) -> StopEvent | None:
+        """A breakpoint hit nobody wants (false condition) while other threads run: stop
+        them before lifting the int3, or one could run through the breakpoint unseen."""
+        if any(x is not t and not x.stopped for x in self.threads.values()):
+            self._stop_all()
+            self.running = True
+        sig, t.deliver = t.deliver, 0
+        event = self._step_over(t, sig) or self._take_pending() or self._step_off_breakpoints()
+        if event is not None:
+            return event  # reported as usual: everything is stopped already
+        for x in list(self.threads.values()):
+            if x.resumed and x.stopped and x.tid in self.threads:
+                sig, x.deliver = x.deliver, 0
+                self._resume_one(x, sig)
+        return None
 
     def _hit_wanted(self, t: Thread, reason: str) -> bool:
         """False for a hit the client asked not to hear about: a breakpoint whose condition
