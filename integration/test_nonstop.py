@@ -205,3 +205,40 @@ def test_single_thread_resumed_while_others_stay(session: tuple[Mi, Server]) -> 
     assert mi.cmd(f"-exec-interrupt --thread {first}")["message"] == "done"
     (stop,) = mi.wait_stops(1, mark)
     assert stop["payload"]["thread-id"] == first
+
+
+@BITS
+@pytest.mark.timeout(120)
+def test_breakpoint_inserted_and_removed_while_threads_run(session: tuple[Mi, Server]) -> None:
+    """The code changes under running threads: hits are reported, none is lost or corrupts."""
+    mi, _ = session
+    _all_threads_at_hit(mi)
+    assert mi.cmd("-exec-continue --all")["message"] == "running"
+    time.sleep(0.2)
+    mark = mi.mark()
+    assert mi.cmd("-break-insert tick")["message"] == "done"  # inserted while all run
+    stops = mi.wait_stops(NTHREADS, mark)
+    assert all(s["payload"]["frame"]["func"] == "tick" for s in stops), stops
+    # Remove it while nothing is running, then run again: counting goes on without a stray trap.
+    assert mi.cmd("-break-delete")["message"] == "done"
+    mark = mi.mark()
+    assert mi.cmd("-exec-continue --all")["message"] == "running"
+    for _ in range(3):
+        # Insert and remove repeatedly under running threads.
+        assert mi.cmd("-break-insert tick")["message"] == "done"
+        time.sleep(0.05)
+        assert mi.cmd("-break-delete")["message"] == "done"
+        time.sleep(0.05)
+        mi.read()
+        for stop in mi.stops()[mark:]:
+            assert stop["payload"].get("reason") != "signal-received", stop  # no stray SIGTRAP
+            if stop["payload"].get("reason") == "breakpoint-hit":
+                assert mi.cmd(f"-exec-continue --thread {stop['payload']['thread-id']}")["message"] in (
+                    "running", "error")
+        mark = mi.mark()
+    before = [mi.value(f"counters[{i}]") for i in range(NTHREADS)]
+    time.sleep(0.3)
+    after = [mi.value(f"counters[{i}]") for i in range(NTHREADS)]
+    assert all(a > b for a, b in zip(after, before, strict=True)), (before, after)
+    mi.read()
+    assert not [s for s in mi.stops()[mark:] if s["payload"].get("reason") == "signal-received"]

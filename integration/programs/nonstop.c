@@ -1,5 +1,5 @@
 /* Four named threads count forever (bounded by a 60 s alarm); thread 0 calls marker()
- * once after a while, and every thread calls hit() once, for non-stop tests. */
+ * once after a while, every thread calls hit() once and tick() often, for non-stop tests. */
 #define _GNU_SOURCE
 #include <pthread.h>
 #include <stdio.h>
@@ -12,6 +12,7 @@ volatile int ready;
 
 __attribute__((noinline)) void marker(int id) { __asm__ volatile("" ::: "memory"); (void)id; }
 __attribute__((noinline)) void hit(int id) { __asm__ volatile("" ::: "memory"); (void)id; }
+__attribute__((noinline)) void tick(int id) { __asm__ volatile("" ::: "memory"); (void)id; }
 
 static void *spin(void *arg)
 {
@@ -27,8 +28,10 @@ static void *spin(void *arg)
         counters[id]++;
         if (id == 0 && i == 2000000)
             marker(id);
-        if ((i & 0xffff) == 0)
+        if ((i & 0xffff) == 0) {
+            tick(id);
             usleep(100);
+        }
     }
     return NULL;
 }
