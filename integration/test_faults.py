@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import random
+import resource
 import signal
 import socket
 import time
@@ -298,6 +299,54 @@ def test_packets_while_the_program_runs(stub: Callable[..., Server]) -> None:
         assert after > before
         client.send(b"k")
     assert_clean_exit(server, inferior)
+
+
+def test_client_that_floods_without_reading_then_leaves(stub: Callable[..., Server]) -> None:
+    """Megabytes of replies nobody reads: the stub blocks on that client only until it goes."""
+    server = stub(once=False)
+    exe = harness.program(LOOP)
+    hot = symbol_address(exe, "hot")
+    with RawClient(server.port) as client:
+        stop = client.handshake()
+        client.send_raw(framing.encode(b"m%x,2000" % hot) * 4000)  # 64 MiB of hex replies
+        time.sleep(0.5)
+        client.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+    with reconnect(server) as client:  # closed with a reset: the stub's blocked send fails, it moves on
+        assert client.handshake() == stop
+        assert client.request(b"m%x,4" % symbol_address(exe, "g32")) == b"33333333"
+    server.stop()
+
+
+def test_client_that_exhausts_file_descriptors(stub: Callable[..., Server]) -> None:
+    """vFile:open until the stub runs out of descriptors: the program is still served, and the
+    files are released when the client leaves, so the next client can connect."""
+    server = stub(once=False)
+    exe = harness.program(LOOP)
+    hot = symbol_address(exe, "hot")
+    path = b"/proc/self/maps".hex().encode()
+    # A lower limit than the usual thousands keeps the test short; the behaviour at it is the same.
+    resource.prlimit(server.proc.pid, resource.RLIMIT_NOFILE, (256, 256))
+    with RawClient(server.port) as client:
+        stop = client.handshake()
+        opened = 0
+        for _ in range(70000):
+            reply = client.request(b"vFile:open:%s,0,0" % path)
+            if reply.startswith(b"F-1"):
+                break
+            opened += 1
+        else:
+            pytest.skip("no descriptor limit reached")
+        assert client.request(b"?") == stop
+        assert not client.request(b"g").startswith(b"E")
+        assert client.request(b"Z0,%x,1" % hot) == b"OK"
+        assert client.request(b"vCont;c").startswith(b"T05")
+        assert not client.request(b"qXfer:threads:read::0,fff").startswith(b"E")
+    with reconnect(server) as client:
+        assert stop_reply_ok(client.handshake())
+        assert client.request(b"vFile:open:%s,0,0" % path)[:1] == b"F"
+        assert not client.request(b"vFile:open:%s,0,0" % path).startswith(b"F-1")
+    count(f"fd-exhaustion opened={opened}")
+    server.stop()
 
 
 # --------------------------------------------------------------------------- clients that vanish
