@@ -153,6 +153,7 @@ def test_memory_region_info(session, monkeypatch):
 
 
 def test_watchpoint_support_info_only_with_debug_registers(session):
+    """Answered by protocol/breakpoints.py; lldb needs it before it sets any watchpoint."""
     assert session.handle(b"qWatchpointSupportInfo:") == b""
 
     class Hw:

@@ -15,7 +15,7 @@ import weakref
 from typing import TYPE_CHECKING
 
 from ..target.base import StopEvent, StopKind
-from ..target.linux import procfs
+from ..target.linux import procfs, svr4
 from . import packets, signals
 from .session import E01, OK, PACKET_SIZE, Feature, Handler
 
@@ -23,8 +23,6 @@ if TYPE_CHECKING:
     from .session import Session
 
 TRIPLES = {8: "x86_64-pc-linux-gnu", 4: "i386-pc-linux-gnu"}
-# Debug-register slots on x86: what lldb must budget its watchpoints with.
-WATCHPOINT_SLOTS = 4
 
 
 def _hex(text: str) -> str:
@@ -97,13 +95,6 @@ def process_info(s: Session, args: bytes) -> bytes:
     ])
 
 
-def watchpoint_support_info(s: Session, args: bytes) -> bytes:
-    hw = s.target.breakpoints()
-    if hw is None or 2 not in hw.supported_types():
-        return b""
-    return _pairs([("num", WATCHPOINT_SLOTS)])
-
-
 # --- memory ----------------------------------------------------------------------
 
 
@@ -137,6 +128,31 @@ def binary_read(s: Session, args: bytes) -> bytes:
         return OK
     data = s.target.read_memory(_pid(s), addr, min(length, PACKET_SIZE))
     return data if data else b"E08"
+
+
+def shlib_info_addr(s: Session, args: bytes) -> bytes:
+    """qShlibInfoAddr: where the program's DT_DEBUG entry keeps its pointer to r_debug.
+
+    lldb reads that pointer and then follows ld.so's rendezvous (r_debug's state, the
+    svr4 list). Without this answer lldb takes the svr4 list's main-lm (gdbserver's
+    main link_map) for this address, misreads the state and misses libraries.
+    """
+    pid = _pid(s)
+    try:
+        info = svr4.elf_info(pid)
+        dynamic = svr4.dynamic_address(info, svr4.parse_auxv(s.target.auxv(pid), info.word))
+    except svr4.NoDynamicSection:
+        return E01  # a static program: lldb has nothing to follow
+    dyn = svr4.LAYOUTS[info.word].dyn
+    step = dyn.sizeof()
+    data = s.target.read_memory(pid, dynamic, max(info.dynamic_size, step))
+    for off in range(0, len(data) - step + 1, step):
+        entry = dyn.parse(data[off : off + step])
+        if entry.d_tag == svr4.DT_NULL:
+            break
+        if entry.d_tag == svr4.DT_DEBUG:
+            return b"%x" % (dynamic + off + info.word)  # d_un follows the word-sized d_tag
+    return E01
 
 
 # --- threads ---------------------------------------------------------------------
@@ -264,9 +280,9 @@ HANDLERS: dict[str, Handler] = {
     "QListThreadsInStopReply": list_threads_in_stop_reply,
     "qHostInfo": host_info,
     "qProcessInfo": process_info,
-    "qWatchpointSupportInfo": watchpoint_support_info,
     "qMemoryRegionInfo": memory_region_info,
     "x": binary_read,
+    "qShlibInfoAddr": shlib_info_addr,
     "jThreadsInfo": threads_info,
     "QSaveRegisterState": save_register_state,
     "QRestoreRegisterState": restore_register_state,
