@@ -152,12 +152,13 @@ def run_live_fuzz(client: RawClient, exe: Path, examples: int, tally: dict[str, 
 
 
 @pytest.mark.timeout(3600 if FUZZ else 300)
-@pytest.mark.parametrize("no_ack", [False, True], ids=["ack", "noack"])
-def test_live_fuzz_bad_packets(stub: Callable[..., Server], no_ack: bool) -> None:
+@pytest.mark.parametrize(("no_ack", "prog"), [(False, LOOP), (True, "loop-32-nopie")],
+                         ids=["ack-x86_64", "noack-i386"])
+def test_live_fuzz_bad_packets(stub: Callable[..., Server], no_ack: bool, prog: str) -> None:
     """Bad checksums, oversized, truncated, garbage and mutated transcript packets over the socket:
     after each the stub answers '?' and the program's registers and memory are as they were."""
-    server = stub()
-    exe = harness.program(LOOP)
+    server = stub(prog)
+    exe = harness.program(prog)
     tally = {"packets": 0}
     with RawClient(server.port) as client:
         assert stop_reply_ok(client.handshake(no_ack=no_ack))
@@ -165,7 +166,7 @@ def test_live_fuzz_bad_packets(stub: Callable[..., Server], no_ack: bool) -> Non
         run_live_fuzz(client, exe, EXAMPLES, tally)
         rss_end = rss_kib(server.proc.pid)
         assert client.request(b"vCont;c")[:1] == b"W"
-    count(f"live-fuzz[{'noack' if no_ack else 'ack'}] inputs={tally['packets']} "
+    count(f"live-fuzz[{'noack-i386' if no_ack else 'ack-x86_64'}] inputs={tally['packets']} "
           f"stub_rss_kib start={rss_start} end={rss_end}")
     assert_clean_exit(server, server.inferior_pid)
 
