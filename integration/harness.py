@@ -590,9 +590,14 @@ def expect_not(session: Session, *patterns: str) -> None:
 
 
 def assert_same(ours: Session, ref: Session, **options: bool) -> None:
-    """gdb printed the same through both servers, after `normalise(text, **options)`."""
-    got = normalise(ours.out, **options)
-    want = normalise(ref.out, **options)
+    """gdb printed the same through both servers, after `normalise(text, **options)`.
+
+    Register lines gdbserver 13 cannot get right on this CPU (AVX-512 state on AMD's XSAVE
+    layout, see regquirks.py) are left out; test_registers.py checks those values instead."""
+    from regquirks import without_misread_lines
+
+    got = without_misread_lines(normalise(ours.out, **options)) + "\n"
+    want = without_misread_lines(normalise(ref.out, **options)) + "\n"
     if got != want:
         diff = "".join(
             difflib.unified_diff(
