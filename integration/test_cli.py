@@ -291,3 +291,47 @@ def test_signal_ends_stub_and_program(procs):
     assert srv.wait_exit() is not None, srv.describe()
     assert pid is not None and wait_until(lambda: not pid_alive(pid), 10), srv.describe()
 
+
+
+@pytest.mark.parametrize("prog", ["tlsfind", "tlsfind-32"])
+def test_thread_local_variables(procs, kind, prog):
+    """qGetTLSAddr: each thread's own copy of a __thread variable."""
+    path = harness.program(prog)
+    srv = harness.start_server(procs, kind, path)
+    res = harness.run_gdb(procs, srv.port, [
+        "break checkpoint", "continue", "p tls_value", "p tls_name", "thread 1", "p tls_value", "kill"], file=path)
+    context = res.describe() + srv.describe()
+    expect_in(res.stdout, r"^\$1 = 101$", r'^\$2 = "worker-1(\\000)*"$', r"^\$3 = 1$", context=context)
+    assert "Cannot find thread-local" not in res.output, context
+
+
+def test_find_searches_memory(procs, kind):
+    """qSearch:memory: gdb's find, also for a pattern split across the stub's read chunks."""
+    path = harness.program("tlsfind")
+    srv = harness.start_server(procs, kind, path)
+    bytes_of = lambda text: ", ".join(f"(char){ord(c)}" for c in text)  # noqa: E731
+    res = harness.run_gdb(procs, srv.port, [
+        "break checkpoint", "continue",
+        f"find &haystack[0], +sizeof(haystack), {bytes_of('needle-in')}",
+        f"find &haystack[0], +sizeof(haystack), {bytes_of('split#needle')}",
+        f"find &haystack[0], +sizeof(haystack), {bytes_of('absent!')}",
+        "find /b &haystack[0], +sizeof(haystack), 0x6e, 0x65", "kill"], file=path)
+    context = res.describe() + srv.describe()
+    expect_in(res.stdout, r"<haystack\+70000>\n1 pattern found\.", r"<haystack\+65530>\n1 pattern found\.",
+              r"^Pattern not found\.$", r"<haystack\+65536>\n0x[0-9a-f]+ <haystack\+70000>\n2 patterns found\.",
+              context=context)
+
+
+def test_info_os(procs, kind):
+    """qXfer:osdata:read: info os (types), processes and threads list the stub's own program."""
+    path = harness.program("threads")
+    srv = harness.start_server(procs, kind, path)
+    res = harness.run_gdb(procs, srv.port, [
+        f"break {harness.location('worker', 'threads')}", "continue",
+        "info os", "info os processes", "info os threads", "kill"], file=path)
+    context = res.describe() + srv.describe()
+    pid = srv.inferior_pid
+    expect_in(res.stdout, r"^processes +Listing of all processes", r"^threads +Listing of all threads",
+              rf"^{pid} +root +{re.escape(str(path))} +[0-9,]+ *$", context=context)
+    thread_rows = re.findall(rf"^{pid} +threads +(\d+) +\d+ *$", res.stdout, re.M)
+    assert len(thread_rows) == 9, context

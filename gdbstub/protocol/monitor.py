@@ -126,7 +126,6 @@ def run_command(s: Session, line: str) -> bool:
             _say(s, "debug-format must be one of: all, none, timestamp\n")
         return True
     if what == "libthread-db-search-path":
-        s.xfer_cache["libthread-db-search-path"] = value
         _say(s, f"libthread-db-search-path set to `{value}'\n")
         return True
     return False

@@ -5,7 +5,22 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from . import breakpoints, events, extended, hostio, lldb, monitor, nonstop, packets, siginfo, svr4, xfer
+from . import (
+    breakpoints,
+    events,
+    extended,
+    hostio,
+    lldb,
+    monitor,
+    nonstop,
+    osdata,
+    packets,
+    search,
+    siginfo,
+    svr4,
+    tls,
+    xfer,
+)
 
 if TYPE_CHECKING:
     from .session import Session
@@ -35,3 +50,7 @@ def install(session: Session) -> None:
     session.features += breakpoints.FEATURES
     session.handlers.update(events.HANDLERS)
     session.features += events.FEATURES
+    session.objects.update(osdata.OBJECTS)
+    session.features += osdata.FEATURES
+    session.handlers.update(search.HANDLERS)
+    session.handlers.update(tls.HANDLERS)
