@@ -43,7 +43,13 @@ $(VENV_STAMP): pyproject.toml
 	set -o pipefail; $(VPY) -m pip install -q -e '.[test]' 2>&1 | { grep -v "^WARNING: Location 'file:" || true; }
 	touch $@
 
-programs: $(ALL_BINS)
+# Shared libraries the dlopen test program (dlhost.c) loads; their sources live apart in lib/.
+LIBS := $(BUILD)/libplugin.so $(BUILD)/libplugin-32.so
+programs: $(ALL_BINS) $(LIBS)
+$(BUILD)/libplugin.so: $(SRC)/lib/plugin.c | $(BUILD)
+	$(CC) $(CFLAGS_TEST) -shared -fPIC -o $@ $<
+$(BUILD)/libplugin-32.so: $(SRC)/lib/plugin.c | $(BUILD)
+	$(CC) -m32 $(CFLAGS_TEST) -shared -fPIC -o $@ $<
 $(BUILD):
 	mkdir -p $@
 $(BINS64): $(BUILD)/%: $(SRC)/%.c | $(BUILD)

@@ -1,0 +1,314 @@
+"""Host I/O (issue 6): a gdb with no local files gets everything through the stub.
+
+gdb is started with no program file: it learns the path from qXfer:exec-file, reads the
+executable, ld.so, libc and their debug info with vFile, and the library list with
+qXfer:libraries-svr4, exactly as through gdbserver. Each test runs once per server kind;
+against gdbserver it checks the test itself.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import harness
+import pytest
+from harness import assert_same, expect, source_line
+from rawclient import RawClient, fd_count
+
+from gdbstub.protocol import framing
+
+ROOT = harness.ROOT
+NOFILE_BREAK = ["break distance2", "continue", "bt", "info sharedlibrary", "continue", "bt 1"]
+
+
+def hexpath(path: str | Path) -> bytes:
+    return str(path).encode().hex().encode()
+
+
+class DecodingFramer(framing.Framer):
+    """Decodes replies as gdb does: run-length first, then the escapes (gdbserver uses both)."""
+
+    def _finish(self) -> framing.Event:
+        body = bytes(self._body)
+        event = super()._finish()
+        if isinstance(event, framing.Packet):
+            return framing.Packet(framing.unescape(framing.run_length_decode(body)))
+        return event
+
+
+def packet_data(client: RawClient, payload: bytes) -> bytes:
+    """A reply's bytes as sent (unescaped only): binary attachments must not be RLE-expanded."""
+    client.send(payload)
+    while True:
+        event = client.next_event()
+        if isinstance(event, framing.Packet):
+            if not client.no_ack:
+                client.send_raw(b"+")
+            return event.data
+
+
+# --------------------------------------------------------------------------- gdb with no file
+
+
+@pytest.mark.parametrize(
+    "prog",
+    [
+        "sample",
+        "sample-nopie",
+        pytest.param("sample-32", marks=pytest.mark.i386),
+        pytest.param("sample-32-nopie", marks=pytest.mark.i386),
+    ],
+)
+def test_no_local_file_same_as_gdbserver(debug, reference, prog):
+    """No file on gdb's side: breakpoints, bt with source lines and the library list all work."""
+    ours = debug(prog, [], NOFILE_BREAK, file=False)
+    call = source_line("call", "sample")
+    expect(
+        ours,
+        rf"^Reading .*/build/{prog} from remote target\.\.\.$",
+        rf"^Breakpoint 1, distance2 \(a=0x[0-9a-f]+, dx=0, dy=0\) at .*sample\.c:{source_line('distance2', 'sample')}$",
+        rf"^#1  0x[0-9a-f]+ in main \(\) at .*sample\.c:{call}$",
+        r"^0x[0-9a-f]+ +0x[0-9a-f]+ +Yes( \(\*\))? +target:/lib(64)?/ld-linux[-.a-z0-9_]*\.so\.2$",
+        r"^0x[0-9a-f]+ +0x[0-9a-f]+ +Yes( \(\*\))? +target:/lib[^ ]*/libc\.so\.6$",
+        r"^Breakpoint 1, distance2 \(a=0x[0-9a-f]+, dx=1, dy=-1\)",
+    )
+    assert "Remote gdbserver does not support determining executable" not in ours.output
+    assert_same(ours, reference(prog, [], NOFILE_BREAK, file=False))
+
+
+@pytest.mark.parametrize("prog", ["dlhost", pytest.param("dlhost-32", marks=pytest.mark.i386)])
+def test_puts_in_libc_and_pending_breakpoint_in_dlopened_library(debug, reference, prog):
+    script = [
+        "set breakpoint pending on",
+        "break plugin_entry",
+        "break puts",
+        "continue",
+        "bt 2",
+        "continue",
+        "bt",
+        "info sharedlibrary",
+        "continue",
+    ]
+    ours = debug(prog, [], script, file=False)
+    expect(
+        ours,
+        r'^Breakpoint 1 \(plugin_entry\) pending\.$',
+        # with libc's debug info (64-bit here) gdb shows the argument; without it, the library
+        r"^Breakpoint 2, (.*puts \(str=0x[0-9a-f]+ \"dlhost: loading the plugin\"\)"
+        r"|0x[0-9a-f]+ in puts \(\) from target:/lib[^ ]*/libc\.so\.6$)",
+        rf"^#1  0x[0-9a-f]+ in main \(\) at .*dlhost\.c:{source_line('puts', 'dlhost')}$",
+        rf"^Breakpoint 1, plugin_entry \(value=21\) at .*plugin\.c:{source_line('plugin_entry', 'lib/plugin')}$",
+        rf"^#1  0x[0-9a-f]+ in main \(\) at .*dlhost\.c:{source_line('call', 'dlhost')}$",
+        rf"Yes +target:{ROOT}/build/libplugin(-32)?\.so$",
+        r"\[Inferior 1 \(process \d+\) exited normally\]",
+    )
+    assert_same(ours, reference(prog, [], script, file=False))
+
+
+@pytest.mark.parametrize("prog", ["dlhost", pytest.param("dlhost-32", marks=pytest.mark.i386)])
+def test_libraries_svr4_documents_same_as_gdbserver(debug, reference, prog):
+    """The whole list, and the augmented form gdb's probes interface asks for
+    (``lmid=..;start=..;prev=..``: only what follows ``start``)."""
+    script = [
+        "set breakpoint pending on",
+        "break plugin_entry",
+        "continue",
+        "python doc = gdb.execute('maint packet qXfer:libraries-svr4:read::0,fff', to_string=True)",
+        "python print(doc)",
+        "python import re; lms = re.findall(r' lm=\"0x([0-9a-f]+)\"', doc); "
+        "lmid = re.findall(r'lmid=\"0x([0-9a-f]+)\"', doc)[0]; "
+        "print(gdb.execute('maint packet qXfer:libraries-svr4:read:lmid=%s;start=%s;prev=%s:0,fff'"
+        " % (lmid, lms[1], lms[0]), to_string=True))",
+        "kill",
+    ]
+    ours = debug(prog, [], script, file=False)
+    expect(
+        ours,
+        r'^received: "l<library-list-svr4 version="1\.0" main-lm="0x[0-9a-f]+"><library name="linux-(vdso|gate)'
+        r'.*<library name="/lib.*libplugin(-32)?\.so" lm="0x[0-9a-f]+" l_addr="0x[0-9a-f]+" l_ld="0x[0-9a-f]+"'
+        r' lmid="0x[0-9a-f]+"/></library-list-svr4>"$',
+        # from libc on: the vDSO (before start) is left out
+        r'^received: "l<library-list-svr4 version="1\.0"><library name="/lib[^"]*/libc\.so\.6" ',
+    )
+    assert_same(ours, reference(prog, [], script, file=False))
+
+
+def test_static_program_has_no_svr4_list_but_debugs(procs, kind, tmp_path):
+    """No PT_DYNAMIC: the stub says E01, as gdbserver does, and gdb carries on without libraries."""
+    exe = tmp_path / "static-sample"
+    subprocess.run(
+        ["gcc", "-g", "-O0", "-static", "-o", str(exe), str(ROOT / "integration/programs/sample.c")],
+        check=True,
+        timeout=120,
+    )
+    script = ["maint packet qXfer:libraries-svr4:read::0,fff", "break distance2", "continue", "bt 1"]
+    s = harness.debug(procs, kind, exe, (), script, file=False)
+    expect(s, r'^received: "E01"$', r"^Breakpoint 1, distance2 \(a=0x[0-9a-f]+, dx=0, dy=0\)")
+
+
+# --------------------------------------------------------------------------- remote get/put/delete
+
+
+def test_remote_get_copies_the_program_byte_for_byte(debug, tmp_path):
+    copy = tmp_path / "copy"
+    program = harness.program("sample")
+    s = debug("sample", [], [f"remote get {program} {copy}", "kill"], file=False)
+    assert copy.exists(), s.describe()
+    assert copy.read_bytes() == program.read_bytes()
+
+
+def test_remote_put_and_delete(debug, tmp_path):
+    # every byte value, the protocol's special characters in runs, and a size over one packet
+    payload = bytes(range(256)) * 80 + b"$#}*" * 3000 + os.urandom(20000)
+    src = tmp_path / "src"
+    src.write_bytes(payload)
+    kept, removed = tmp_path / "kept", tmp_path / "removed"
+    s = debug(
+        "sample",
+        [],
+        [f"remote put {src} {kept}", f"remote put {src} {removed}", f"remote delete {removed}", "kill"],
+        file=False,
+    )
+    assert kept.exists(), s.describe()
+    assert kept.read_bytes() == payload
+    assert not removed.exists(), s.describe()
+
+
+def test_info_proc_mappings(debug, reference):
+    script = ["break distance2", "continue", "info proc mappings"]
+    ours = debug("sample", [], script, file=False)
+    expect(ours, rf"r-xp +{ROOT}/build/sample$", r"r-xp +/usr/lib/x86_64-linux-gnu/libc\.so\.6$", r"\[stack\]$")
+    assert_same(ours, reference("sample", [], script, file=False))
+
+
+# --------------------------------------------------------------------------- raw vFile packets
+
+
+@pytest.fixture
+def client(server):
+    srv = server("sample")
+    with RawClient(srv.port) as c:
+        c.framer = DecodingFramer(max_packet=1 << 22)
+        c.handshake()
+        yield c
+
+
+def test_vfile_errno_values(client, tmp_path):
+    """gdb's File-I/O errno numbers in hex, as gdbserver sends them."""
+    assert client.request(b"vFile:setfs:0") == b"F0"
+    assert client.request(b"vFile:open:%s,0,0" % hexpath(tmp_path / "missing")) == b"F-1,2"  # ENOENT
+    assert client.request(b"vFile:open:%s,1,0" % hexpath(tmp_path)) == b"F-1,15"  # EISDIR (21)
+    assert client.request(b"vFile:open:%s,0,0" % hexpath(tmp_path / "missing/x")) == b"F-1,2"
+    (tmp_path / "file").write_text("x")
+    assert client.request(b"vFile:open:%s,0,0" % hexpath(tmp_path / "file/x")) == b"F-1,14"  # ENOTDIR (20)
+    assert client.request(b"vFile:open:%s,a01,1a4" % hexpath(tmp_path / "file")) == b"F-1,11"  # EEXIST (17)
+    assert client.request(b"vFile:unlink:%s" % hexpath(tmp_path / "missing")) == b"F-1,2"
+    assert client.request(b"vFile:readlink:%s" % hexpath(tmp_path / "file")) == b"F-1,16"  # EINVAL
+    assert client.request(b"vFile:pread:7ffe,10,0") == b"F-1,16"  # a descriptor never given out
+    assert client.request(b"vFile:close:7ffe") == b"F-1,16"
+    assert client.request(b"vFile:open:zz,0,0") == b"F-1,16"  # malformed
+    assert client.request(b"vFile:nosuchop:0") == b""
+
+
+def test_vfile_open_pread_fstat_close(client, tmp_path):
+    data = bytes(range(256)) * 4 + b"}}}$$$###***"
+    path = tmp_path / "blob"
+    path.write_bytes(data)
+    reply = client.request(b"vFile:open:%s,0,0" % hexpath(path))
+    assert re.fullmatch(rb"F[0-9a-f]+", reply), reply
+    fd = reply[1:]
+    got = packet_data(client, b"vFile:pread:%s,%x,0" % (fd, len(data) + 100))
+    assert got == b"F%x;" % len(data) + data
+    assert packet_data(client, b"vFile:pread:%s,10,%x" % (fd, len(data))) == b"F0;"
+    st = packet_data(client, b"vFile:fstat:%s" % fd)
+    assert st[:4] == b"F40;" and len(st) == 4 + 64
+    body = st[4:]
+    assert int.from_bytes(body[28:36], "big") == len(data)  # st_size, big-endian
+    assert int.from_bytes(body[8:12], "big") & 0o170000 == 0o100000  # S_IFREG
+    assert client.request(b"vFile:close:%s" % fd) == b"F0"
+    assert client.request(b"vFile:close:%s" % fd) == b"F-1,16"
+
+
+def test_vfile_readlink_and_pwrite(client, tmp_path):
+    link = tmp_path / "link"
+    link.symlink_to("some/target$#}*")
+    assert packet_data(client, b"vFile:readlink:%s" % hexpath(link)) == b"Ff;some/target$#}*"
+    path = tmp_path / "out"
+    fd = client.request(b"vFile:open:%s,601,180" % hexpath(path))[1:]  # O_WRONLY|O_CREAT|O_TRUNC, 0600
+    assert client.request(b"vFile:pwrite:%s,0,%s" % (fd, b"ab$c")) == b"F4"
+    assert client.request(b"vFile:pwrite:%s,2,%s" % (fd, b"XY")) == b"F2"
+    assert client.request(b"vFile:close:%s" % fd) == b"F0"
+    assert path.read_bytes() == b"abXY"
+    assert path.stat().st_mode & 0o777 == 0o600
+
+
+def test_pread_reply_fits_the_packet_size(client):
+    """A large read comes back cut so the escaped reply fits; the count is the bytes sent."""
+    program = harness.program("sample")
+    fd = client.request(b"vFile:open:%s,0,0" % hexpath(program))[1:]
+    content = program.read_bytes()
+    got = bytearray()
+    while len(got) < len(content):
+        reply = packet_data(client, b"vFile:pread:%s,%x,%x" % (fd, 0x10000, len(got)))
+        head, _, data = reply.partition(b";")
+        count = int(head[1:], 16)
+        assert 0 < count <= 0x4800
+        assert len(data) == count
+        got += data
+    assert bytes(got) == content
+    client.request(b"vFile:close:%s" % fd)
+
+
+def test_descriptors_are_closed_when_the_client_goes(server, kind):
+    if kind != "gdbstub":
+        pytest.skip("looks at the stub's own descriptors")
+    srv = server("sample", once=False)
+    program = harness.program("sample")
+    with RawClient(srv.port) as first:
+        first.handshake()
+        before = fd_count(srv.proc.pid)
+        for _ in range(5):
+            assert first.request(b"vFile:open:%s,0,0" % hexpath(program)).startswith(b"F")
+        assert fd_count(srv.proc.pid) == before + 5
+    with RawClient(srv.port) as second:
+        second.handshake()
+        assert harness.wait_until(lambda: fd_count(srv.proc.pid) == before, 10), (
+            fd_count(srv.proc.pid),
+            before,
+        )
+    srv.stop()
+
+
+def test_setfs_reads_the_process_mount_namespace(procs, kind, tmp_path):
+    """A program in its own mount namespace (a container's view) sees files the stub does not."""
+    script = "mount -t tmpfs none /mnt && echo inside > /mnt/hostio-marker && exec sleep 60"
+    holder = procs.spawn(["unshare", "--mount", "--propagation", "private", "sh", "-c", script])
+    marker = "/mnt/hostio-marker"
+    pid = holder.pid
+
+    def ready() -> bool:
+        try:
+            return os.readlink(f"/proc/{pid}/exe").endswith("sleep") and os.path.exists(
+                f"/proc/{pid}/root{marker}"
+            )
+        except OSError:
+            return False
+
+    assert harness.wait_until(ready, 10)
+    assert not os.path.exists(marker)
+    srv = harness.start_server(procs, kind, str(pid), extra=["--attach"])
+    with RawClient(srv.port) as c:
+        c.handshake()
+        assert c.request(b"vFile:setfs:0") == b"F0"
+        assert c.request(b"vFile:open:%s,0,0" % hexpath(marker)) == b"F-1,2"
+        assert c.request(b"vFile:setfs:%x" % pid) == b"F0"
+        reply = c.request(b"vFile:open:%s,0,0" % hexpath(marker))
+        assert re.fullmatch(rb"F[0-9a-f]+", reply), reply
+        assert c.request(b"vFile:pread:%s,100,0" % reply[1:]) == b"F7;inside\n"
+        assert c.request(b"vFile:close:%s" % reply[1:]) == b"F0"
+        c.request(b"D;%x" % pid)
+    srv.wait_exit()
+    holder.kill()
