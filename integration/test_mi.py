@@ -208,3 +208,37 @@ def test_mi_interrupt_same_as_gdbserver(procs, kind):
             s.close()
     assert seen[kind] == seen["gdbserver"], seen
     assert seen[kind]["signal-name"] == "SIGINT", seen
+
+
+# What VS Code's C/C++ extension (cppdbg with miDebuggerServerAddress) sends on connect and at a stop.
+VSCODE_SCRIPT = [
+    ("-gdb-set target-async on", False),
+    ("-interpreter-exec console \"set print pretty on\"", False),
+    (f"-break-insert -f loop.c:{source_line('add-body')}", False),
+    ("-exec-continue", True),
+    ("-thread-info", False),
+    ("-stack-info-depth --thread 1 100", False),
+    ("-stack-list-frames --thread 1 0 1000", False),
+    ("-stack-list-variables --thread 1 --frame 0 --simple-values", False),
+    ("-var-create - * \"a + b\"", False),
+    ("-var-evaluate-expression var1", False),
+    ("-data-list-register-names", False),
+    ("-data-list-register-values --skip-unavailable x 0 1 2 3 4 5 6 7 8 9 10", False),
+    ("-data-read-memory-bytes &message 14", False),
+    ("-data-disassemble -s $pc -e \"$pc + 8\" -- 0", False),
+    ("-data-evaluate-expression counter", False),
+    ("-exec-next --thread 1", True),
+    ("-var-update --all-values *", False),
+    ("-exec-finish --thread 1", True),
+    ("-break-delete 1", False),
+    ("-exec-continue", True),
+]
+
+
+@pytest.mark.parametrize("prog", ["loop", pytest.param("loop-32", marks=pytest.mark.i386)])
+def test_mi_vscode_style_session_same_as_gdbserver(procs, kind, prog):
+    ours = _session(procs, kind, prog, VSCODE_SCRIPT, ["3"])
+    ref = _session(procs, "gdbserver", prog, VSCODE_SCRIPT, ["3"])
+    names = next(recs for cmd, recs in ref.steps if cmd == "-data-list-register-names")
+    assert names and names[0]["payload"]["register-names"][:2] in (["rax", "rbx"], ["eax", "ecx"]), names
+    _compare(ours, ref)
