@@ -95,7 +95,7 @@ def test_puts_in_libc_and_pending_breakpoint_in_dlopened_library(debug, referenc
     ours = debug(prog, [], script, file=False)
     expect(
         ours,
-        r'^Breakpoint 1 \(plugin_entry\) pending\.$',
+        r"^Breakpoint 1 \(plugin_entry\) pending\.$",
         # with libc's debug info (64-bit here) gdb shows the argument; without it, the library
         r"^Breakpoint 2, (.*puts \(str=0x[0-9a-f]+ \"dlhost: loading the plugin\"\)"
         r"|0x[0-9a-f]+ in puts \(\) from target:/lib[^ ]*/libc\.so\.6$)",
@@ -291,9 +291,7 @@ def test_setfs_reads_the_process_mount_namespace(procs, kind, tmp_path):
 
     def ready() -> bool:
         try:
-            return os.readlink(f"/proc/{pid}/exe").endswith("sleep") and os.path.exists(
-                f"/proc/{pid}/root{marker}"
-            )
+            return os.readlink(f"/proc/{pid}/exe").endswith("sleep") and os.path.exists(f"/proc/{pid}/root{marker}")
         except OSError:
             return False
 
