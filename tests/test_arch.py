@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gdbstub.arch import arch_for, i386, x86_64
+from gdbstub.arch import arch_for, i386, without_xml, x86_64
 from gdbstub.arch.regs import Arch, RegBuffers
 from gdbstub.arch.xsave import (
     AMD_OFFSETS,
@@ -26,6 +26,8 @@ from gdbstub.arch.xsave import (
     guess_offsets,
 )
 from gdbstub.protocol import siginfo
+from gdbstub.protocol.session import Session
+from gdbstub.target.linux.process import LinuxTarget
 
 DATA = Path(__file__).parent / "data"
 USER = x86_64.USER_OFFSET
@@ -266,3 +268,23 @@ def test_siginfo_i386_round_trip(signo, code, union):
     again = siginfo.convert(back, 4, 8)
     assert siginfo.convert(again, 8, 4) == back
     assert back[:12] == small[:12]
+
+
+# --- clients that read no target description ------------------------------------------
+
+
+def test_without_xml_is_gdbs_builtin_layout():
+    assert without_xml(arch_for(64, buffers().xstate)).g_size == 560
+    assert without_xml(arch_for(32, buffers().xstate)).g_size == 312
+
+
+@pytest.mark.parametrize(
+    ("features", "xml"),
+    [(b"multiprocess+;xmlRegisters=i386", True), (b"xmlRegisters=i386,arm,mips,arc", True),
+     (b"multiprocess+;swbreak+", False), (b"xmlRegisters=arm", False)],
+)
+def test_qsupported_xml_registers_chooses_the_layout(features, xml):
+    """gdbserver serves its description only to clients that say xmlRegisters=i386."""
+    target = LinuxTarget()
+    Session(target).handle(b"qSupported:" + features)
+    assert target.xml_registers is xml

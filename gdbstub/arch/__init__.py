@@ -39,6 +39,13 @@ def read_xstate(tid: int) -> bytes:
         return b""
 
 
+def without_xml(arch: Arch) -> Arch:
+    """The table for a client that read no target description (no xmlRegisters=i386 in
+    qSupported): gdb then assumes its built-in 560-byte amd64 / 312-byte i386 layouts, and
+    gdbserver serves exactly those (core, sse, linux[, segments])."""
+    return i386.I386 if arch.word == 4 else x86_64.X86_64
+
+
 def detect_arch(pid: int, xstate: bytes | bytearray | None = None) -> Arch:
     """The register table for a live, ptrace-stopped process (/proc/PID/exe, XCR0)."""
     if xstate is None:

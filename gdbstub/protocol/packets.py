@@ -35,6 +35,8 @@ def q_supported(s: Session, args: bytes) -> bytes:
     t.report_fork = "fork-events" in offered
     t.report_vfork = "vfork-events" in offered
     t.report_exec = "exec-events" in offered
+    # Like gdbserver: without xmlRegisters=i386 the client uses gdb's built-in register layout.
+    t.xml_registers = "i386" in s.client_features.get("xmlRegisters", "").split(",")
     reply = [f"PacketSize={PACKET_SIZE:x}"]
     reply += [name for name, offered_now in s.features if offered_now(s)]
     return ";".join(reply).encode()

@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass, field
 
 from ...agent import BreakpointConditions
-from ...arch import detect_arch
+from ...arch import detect_arch, without_xml
 from ...arch.regs import Arch, RegBuffers
 from ..base import Breakpoints, ResumeAction, StopEvent, StopKind
 from . import ptrace
@@ -99,6 +99,7 @@ class LinuxTarget:
         self.report_fork = False
         self.report_vfork = False
         self.report_exec = False
+        self.xml_registers = True  # the client reads target.xml (qSupported xmlRegisters=i386)
         self.catch_syscalls: frozenset[int] | None = None  # None: off, empty: all
         self.program_signals: frozenset[int] | None = None  # QProgramSignals: may reach the program
         self.thread_events = False  # QThreadEvents: report thread exits ('w')
@@ -247,7 +248,7 @@ class LinuxTarget:
             from ...arch.x86_64 import X86_64
 
             return X86_64
-        return proc.arch
+        return proc.arch if self.xml_registers else without_xml(proc.arch)
 
     def kill(self, pid: int | None = None) -> None:
         """SIGKILL the process(es) and reap them; no process outlives this."""
