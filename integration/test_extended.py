@@ -163,11 +163,17 @@ def start_counter(procs, tmp_path, threads=0):
     return proc, counter
 
 
-def read_count(counter: Path) -> int:
+def read_counter(counter: Path) -> tuple[int, int]:
+    """(count, SIGUSR1s received) as the program last wrote them; (-1, -1) while unreadable."""
     try:
-        return int(counter.read_text() or "-1")
+        count, usr1 = counter.read_text().split()
+        return int(count), int(usr1)
     except (OSError, ValueError):
-        return -1
+        return -1, -1
+
+
+def read_count(counter: Path) -> int:
+    return read_counter(counter)[0]
 
 
 def still_counts(counter: Path) -> bool:
@@ -206,7 +212,7 @@ def test_vattach_multithreaded_detach_untraced(procs, kind, tmp_path):
 
 
 def test_attach_option_detach_keeps_pending_signal(procs, kind, tmp_path):
-    """--attach PID; a SIGUSR1 sent while stopped is not lost by detach (envargs dies of it)."""
+    """--attach PID; a SIGUSR1 sent while the program is stopped is delivered after detach."""
     prog, counter = start_counter(procs, tmp_path)
     srv = spawn_server(procs, kind, ["--once", "--attach", "127.0.0.1:0", str(prog.pid)])
     res = gdb(procs, f"target remote {srv.address}", [
@@ -214,11 +220,14 @@ def test_attach_option_detach_keeps_pending_signal(procs, kind, tmp_path):
         "break reached",
         "continue",
         "delete",
+        f"shell kill -USR1 {prog.pid}",
+        "p usr1_seen",
         "detach",
     ], file=envargs())
     srv.wait_exit()
     context = res.describe() + srv.describe()
-    expect_in(res.stdout, r"Breakpoint 1, reached \(\)", r"detached\]$", context=context)
+    expect_in(res.stdout, r"Breakpoint 1, reached \(\)", r"^\$1 = 0$", r"detached\]$", context=context)
+    assert wait_until(lambda: read_counter(counter)[1] == 1, 10), f"SIGUSR1 lost: {read_counter(counter)}\n{context}"
     check_detached(prog.pid, counter, context)
     # and a second attach through the stub, then kill
     srv2 = spawn_server(procs, kind, ["--once", "--attach", "127.0.0.1:0", str(prog.pid)])

@@ -1,15 +1,24 @@
 /* Prints what it was started with (argv, chosen environment variables, cwd, parent pid), then
  * optionally counts forever into a file so a detached or attached copy can be seen running.
  * Used by the extended-remote and CLI tests.  argv entries are printed one per line in brackets.
- * If GDBSTUB_COUNT_FILE is set the program loops, writing an increasing counter there. */
+ * If GDBSTUB_COUNT_FILE is set the program loops, writing an increasing counter and the number of
+ * SIGUSR1 it received there ("COUNT USR1"). */
 #define _GNU_SOURCE
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <pthread.h>
+#include <signal.h>
 
 volatile unsigned long count;
+volatile sig_atomic_t usr1_seen; /* SIGUSR1 deliveries: a signal sent while stopped must not be lost */
+
+static void on_usr1(int sig)
+{
+    (void)sig;
+    usr1_seen++;
+}
 extern char **environ;
 
 __attribute__((noinline)) void reached(void)
@@ -41,6 +50,7 @@ int main(int argc, char **argv)
     reached();
     const char *file = getenv("GDBSTUB_COUNT_FILE");
     if (file) {
+        signal(SIGUSR1, on_usr1);
         int nthreads = getenv("GDBSTUB_THREADS") ? atoi(getenv("GDBSTUB_THREADS")) : 0;
         pthread_t t;
         for (int i = 0; i < nthreads; i++)
@@ -48,7 +58,7 @@ int main(int argc, char **argv)
         for (;;) {
             FILE *f = fopen(file, "w");
             if (f) {
-                fprintf(f, "%lu\n", count);
+                fprintf(f, "%lu %d\n", count, (int)usr1_seen);
                 fclose(f);
             }
             reached();
