@@ -71,6 +71,10 @@ class Target:
     def read_registers(self, tid: int) -> bytes:
         return bytes(self.regs[tid])
 
+    def read_register(self, tid: int, regnum: int) -> bytes | None:
+        reg = X86_64.by_num(regnum)
+        return None if reg is None else bytes([tid & 0xFF]) * reg.size
+
     def write_registers(self, tid: int, data: bytes) -> None:
         self.regs[tid][:] = data
 
@@ -196,6 +200,10 @@ def test_threads_in_stop_reply(session):
     assert b";threads:64,65;thread-pcs:0000000000401064,0000000000401065;" in reply
     assert b"hexname:%s;" % b"worker#1".hex().encode() in reply
     assert b"reason:breakpoint;" in reply
+    # the rest of the user area travels too (rax is 0, eflags 0x11, orig_rax 0x39), once each
+    assert b";00:%s;" % (b"65" * 8) in reply and b";11:%s;" % (b"65" * 4) in reply
+    assert b";39:%s;" % (b"65" * 8) in reply
+    assert reply.count(b";10:") == 1
 
 
 def test_jthreadsinfo(session):

@@ -198,7 +198,24 @@ def stop_reply_threads(s: Session, event: StopEvent) -> bytes:
     # The stub knows an int3 of ours ran; watchpoints already travel as gdb's 'watch:ADDR'.
     if _stop_reason(event)[0] == "breakpoint":
         parts.append(b"reason:breakpoint;")
+    parts.append(_general_registers(s, event))
     return b"".join(parts)
+
+
+def _general_registers(s: Session, event: StopEvent) -> bytes:
+    """All registers of the user area (one GETREGS), as lldb-server sends: no 'p' per register."""
+    try:
+        arch = s.target.arch(event.pid)
+        out = []
+        for reg in arch.regs:
+            if reg.buffer != "user" or reg.name in arch.expedite:
+                continue
+            value = s.target.read_register(event.tid, reg.regnum)
+            if value is not None:
+                out.append(b"%02x:%s;" % (reg.regnum, value.hex().encode()))
+        return b"".join(out)
+    except OSError:
+        return b""
 
 
 def threads_info(s: Session, args: bytes) -> bytes:
