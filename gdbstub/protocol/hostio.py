@@ -162,6 +162,9 @@ def encode_stat(st: os.stat_result) -> bytes:
     )
 
 
+_SPECIAL = frozenset(b"$#}*")
+
+
 def escaped_length(data: bytes) -> int:
     return len(data) + sum(data.count(c) for c in b"$#}*")
 
@@ -171,16 +174,19 @@ def fit_escaped(data: bytes, room: int) -> bytes:
 
     gdb checks that the count in ``F<count>;`` is the number of bytes it
     unescapes, so the data is cut before the reply, never after escaping."""
-    if escaped_length(data) <= room:
-        return data
-    lo, hi = 0, min(len(data), room)
-    while lo < hi:  # the largest n with escaped_length(data[:n]) <= room
-        mid = (lo + hi + 1) // 2
-        if escaped_length(data[:mid]) <= room:
-            lo = mid
-        else:
-            hi = mid - 1
-    return data[:lo]
+    n = min(len(data), room)
+    length = escaped_length(data[:n])
+    while length > room:  # drop the excess; each dropped byte saves one or two
+        excess = length - room
+        length -= escaped_length(data[n - excess : n])
+        n -= excess
+    while n < len(data):  # then take back single bytes while they fit
+        cost = 2 if data[n] in _SPECIAL else 1
+        if length + cost > room:
+            break
+        length += cost
+        n += 1
+    return data[:n]
 
 
 # --- where paths resolve ----------------------------------------------------------------
