@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 
+import harness
 import pytest
 from harness import Session, expect, location, normalise, source_line
 
@@ -139,3 +140,74 @@ def test_pthread_handles_same_as_gdbserver(procs, debug, reference, prog, tmp_pa
     want = sorted(re.findall(r"^handle (\S+) ([0-9a-f]+)$", ref.out, re.M))
     assert len(want) == 9, ref.describe()
     assert got == want, f"handles differ\nours: {got}\ngdbserver: {want}\n{ours.describe()}"
+
+
+# --- raw packets: what gdb 13 only sends in non-stop, and no-resumed -------------------------------
+
+def _connect(procs, kind: str, prog: str, features: str):
+    from gdbstub.client import Client
+
+    srv = harness.start_server(procs, kind, harness.program(prog))
+    client = Client.connect("127.0.0.1", srv.port, handshake=False, timeout=30)
+    client.request(b"qSupported:multiprocess+;swbreak+;hwbreak+;vContSupported+;" + features.encode())
+    assert client.request(b"QStartNoAckMode") == b"OK"
+    client.no_ack = True
+    client.request(b"?")
+    return srv, client
+
+
+def _thread_of(reply: bytes) -> bytes:
+    found = re.search(rb"thread:([^;]+);", reply)
+    assert found, reply
+    return found.group(1)
+
+
+@pytest.mark.parametrize("kind", ["gdbserver", "gdbstub"])
+def test_no_resumed_when_the_only_resumed_thread_exits(procs, kind):
+    """vCont;c for one thread that then exits while the others stay stopped: 'N' (no-resumed+)."""
+    prog = str(harness.program("threadlife"))
+    srv, c = _connect(procs, kind, "threadlife", "no-resumed+")
+    with c:
+        checkpoint, go = c.symbol("checkpoint", prog), c.symbol("go", prog)
+        assert c.request(b"Z0,%x,1" % checkpoint) == b"OK"
+        c.send(b"vCont;c")
+        main = _thread_of(c.receive())
+        threads = c.threads()
+        assert len(threads) == 2, threads
+        sleeper = next(t for t in threads if t.encode() != main)
+        assert c.request(b"z0,%x,1" % checkpoint) == b"OK"
+        assert c.request(b"M%x,4:01000000" % go) == b"OK"
+        c.send(b"vCont;c:" + sleeper.encode())
+        assert c.receive() == b"N"
+        assert c.threads() == [main.decode()]
+        c.send(b"vCont;c")
+        assert c.receive().startswith(b"W0")
+    assert srv.wait_exit() is not None, srv.describe()
+    assert "threadlife done" in srv.stdout.text
+
+
+def test_thread_events_create_and_exit(procs):
+    """QThreadEvents:1 (gdb sends it in non-stop): every clone is reported with 'create', every
+    thread exit with 'w'; the breakpoint stops come in between and nothing is lost."""
+    prog = str(harness.program("threadlife"))
+    srv, c = _connect(procs, "gdbstub", "threadlife", "QThreadEvents+")
+    kinds = []
+    with c:
+        checkpoint = c.symbol("checkpoint", prog)
+        assert c.request(b"Z0,%x,1" % checkpoint) == b"OK"
+        assert c.request(b"QThreadEvents:1") == b"OK"
+        reply = b""
+        for _ in range(20):
+            if b"swbreak" in reply:  # step off the breakpoint as gdb does
+                assert c.request(b"z0,%x,1" % checkpoint) == b"OK"
+                c.send(b"vCont;s:" + _thread_of(reply))
+                assert c.receive().startswith(b"T05")
+                assert c.request(b"Z0,%x,1" % checkpoint) == b"OK"
+            c.send(b"vCont;c")
+            reply = c.receive()
+            kinds.append("break" if b"swbreak" in reply else "create" if b"create:" in reply else reply[:1].decode())
+            if reply[:1] in (b"W", b"X"):
+                break
+    assert kinds.count("create") == 2 and kinds.count("w") == 2 and kinds.count("break") == 3, kinds
+    assert kinds[0] == "create" and kinds[-1] == "W", kinds
+    assert srv.wait_exit() is not None, srv.describe()

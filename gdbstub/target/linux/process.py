@@ -75,6 +75,7 @@ class Thread:
     xstate: bytearray | None = None
     stop_signal: int = 0  # the signal of the last reported stop
     in_syscall: bool = False  # between a syscall-entry stop and its exit stop
+    report_create: bool = False  # QThreadEvents: its first stop is reported as 'create'
     client_stop: bool = False  # non-stop vCont;t: report the SIGSTOP as a stop with signal 0
 
 
@@ -633,9 +634,12 @@ class LinuxTarget:
         self.running = any(t.resumed for t in self.threads.values())
 
     def _take_pending(self) -> StopEvent | None:
-        """The next still-valid event kept from an earlier stop (process exits first)."""
-        if self._deferred:
-            return self._deferred.pop(0)
+        """The next still-valid event kept from an earlier stop (exits first: a thread's
+        only when the request continues threads, not just steps one)."""
+        continuing = any(t.resumed and not self._stepping(t) for t in self.threads.values())
+        for i, gone in enumerate(self._deferred):
+            if gone.kind is not StopKind.THREAD_EXITED or continuing:
+                return self._deferred.pop(i)
         candidates = sorted((t for t in self.threads.values() if t.resumed and t.pending is not None),
                             key=lambda t: t.pending_seq)
         chosen: StopEvent | None = None
@@ -959,6 +963,9 @@ class LinuxTarget:
             return self._ptrace_event(t, event, collecting)
         if sig == signal.SIGSTOP and t.expect_sigstop:
             t.expect_sigstop = False
+            if t.report_create:
+                t.report_create = False
+                return StopEvent(StopKind.THREAD_CREATED, t.pid, t.tid)
             if t.client_stop and not collecting:  # non-stop vCont;t asked for this stop
                 return StopEvent(StopKind.SIGNAL, t.pid, t.tid, signal=0)
             self._go_on(t, collecting)
@@ -1013,19 +1020,27 @@ class LinuxTarget:
         if fd is not None:
             os.close(fd)
 
-    def _new_thread(self, parent: Thread, tid: int, collecting: bool) -> None:
-        t = Thread(tid, parent.pid, stopped=False, expect_sigstop=True, resumed=parent.resumed)
+    def _new_thread(self, parent: Thread, tid: int, collecting: bool) -> StopEvent | None:
+        """A clone: the new thread runs as its parent does, or (QThreadEvents) stops
+        and is reported with 'create', as gdbserver does."""
+        t = Thread(tid, parent.pid, stopped=False, expect_sigstop=True, resumed=parent.resumed,
+                   report_create=self.thread_events)
         self.threads[tid] = t
         if self.hw is not None:
             self.hw.forget_thread(tid)  # it starts with no debug registers: set before it runs
         status = self._orphans.pop(tid, None)
-        if status is not None:
-            # Its first stop came before the parent's event.
-            t.stopped = True
-            t.expect_sigstop = False
-            if os.WIFSTOPPED(status) and os.WSTOPSIG(status) != signal.SIGSTOP:
-                t.deliver = os.WSTOPSIG(status)
-            self._go_on(t, collecting)
+        if status is None:
+            return None
+        # Its first stop came before the parent's event.
+        t.stopped = True
+        t.expect_sigstop = False
+        if os.WIFSTOPPED(status) and os.WSTOPSIG(status) != signal.SIGSTOP:
+            t.deliver = os.WSTOPSIG(status)
+        if t.report_create:
+            t.report_create = False
+            return StopEvent(StopKind.THREAD_CREATED, t.pid, t.tid)
+        self._go_on(t, collecting)
+        return None
 
     def _sigtrap(self, t: Thread, collecting: bool) -> StopEvent | None:
         proc = self.processes[t.pid]
@@ -1128,9 +1143,10 @@ class LinuxTarget:
 
     def _ptrace_event(self, t: Thread, event: int, collecting: bool) -> StopEvent | None:
         if event == ptrace.EVENT_CLONE:
-            self._new_thread(t, ptrace.geteventmsg(t.tid), collecting)
-            self._go_on(t, collecting)
-            return None
+            created = self._new_thread(t, ptrace.geteventmsg(t.tid), collecting)
+            if created is None or self.non_stop:
+                self._go_on(t, collecting)
+            return created
         if event == ptrace.EVENT_EXEC:
             return self._exec_event(t)
         if event in (ptrace.EVENT_FORK, ptrace.EVENT_VFORK):
