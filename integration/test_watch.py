@@ -54,19 +54,23 @@ def test_watch_misaligned_region_takes_two_slots(debug, reference, prog):
 
 
 @pytest.mark.parametrize("prog", ["watch", "watch-32"])
-def test_rwatch_and_awatch(debug, reference, prog):
-    """rwatch ignores the write to w8 (x86 has only access slots) and stops at the read; awatch stops at both."""
-    script = ["break writes", "continue", "rwatch w8", "awatch w16", "continue", "continue", "continue",
-              "info watchpoints"]
+def test_rwatch_and_awatch_each_width(debug, reference, prog):
+    """rwatch ignores the writes (x86 has only access slots: the stub filters) and stops at the
+    reads; awatch stops at both. All four slots in use."""
+    script = ["break writes", "continue", "rwatch w32", "awatch w64", "rwatch w8", "awatch w16",
+              *["continue"] * 8, "info watchpoints"]
     s = debug(prog, [], script)
     expect(
         s,
-        r"^Hardware access \(read/write\) watchpoint 3: w16\n\nOld value = 8738\nNew value = 33410$",
-        r"^Hardware read watchpoint 2: w8\n\nValue = 129 '\\201'\n"
+        r"^Hardware access \(read/write\) watchpoint 5: w16\n\nOld value = 8738\nNew value = 33410$",
+        r"^Hardware access \(read/write\) watchpoint 3: w64\n\nOld value = \d+\nNew value = 9548902814626120836$",
+        r"^Hardware read watchpoint 4: w8\n\nValue = 129 '\\201'\n"
         rf".*in reads \(\) at .*{WATCH}:{source_line('read8', 'watch')}$",
-        r"^Hardware access \(read/write\) watchpoint 3: w16\n\nValue = 33410$",
+        r"^Hardware access \(read/write\) watchpoint 5: w16\n\nValue = 33410$",
+        r"^Hardware read watchpoint 2: w32\n\nValue = 2206434179$",
+        r"^Hardware access \(read/write\) watchpoint 3: w64\n\nValue = 9548902814626120836$",
     )
-    expect_not(s, r"^Hardware read watchpoint 2: w8\n\nValue = 17")
+    expect_not(s, r"^Hardware read watchpoint 4: w8\n\nValue = 17", r"^Hardware read watchpoint 2: w32\n\nOld")
     assert_same(s, reference(prog, [], script))
 
 
@@ -119,6 +123,24 @@ def test_hbreak_does_not_write_code(procs):
     assert found, log
     assert f"Z0,{found.group(1)}," not in log, log
     assert re.search(r"-> .*\$T05hwbreak:;", log), log
+
+
+@pytest.mark.parametrize("prog", ["watch", "watch-32"])
+def test_hbreak_in_code_nobody_can_write(debug, reference, prog):
+    """A shared read-only file mapping: int3 cannot go there (gdb says so), Z1 stops there."""
+    script = ["break code_ready", "continue", "break *readonly_code", "continue", "delete 2",
+              "hbreak *readonly_code", "continue", "p $pc == readonly_code", "stepi", "p $eax", "continue"]
+    s = debug(prog, [], script)
+    expect(
+        s,
+        r"^Cannot insert breakpoint 2\.\nCannot access memory at address 0x[0-9a-f]+$",
+        r"^Breakpoint 3, 0x[0-9a-f]+ in \?\? \(\)$",
+        r"^\$1 = 1$",
+        r"^\$2 = 42$",
+        r"^\[Inferior 1 \(process \d+\) exited normally\]$",
+    )
+    assert "code=42" in s.inferior_output, s.describe()
+    assert_same(s, reference(prog, [], script))
 
 
 def test_five_watchpoints_fifth_refused(debug, reference):

@@ -2,8 +2,12 @@
  * that goes out of scope, a global written by a worker thread, five globals for five watchpoints,
  * a misaligned 8-byte field (two debug-register slots).
  * Lines tagged "LINE:name" are looked up by the tests. */
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 unsigned char w8 = 0x11;
 unsigned short w16 = 0x2222;
@@ -63,6 +67,35 @@ __attribute__((noinline)) int plain(int x)
     return x * 3; /* LINE:plain */
 }
 
+/* Code nobody can write, not even through /proc/PID/mem: a shared read-only mapping of a file.
+ * Only a hardware breakpoint can stop there. */
+typedef int (*code_t)(void);
+code_t readonly_code;
+
+__attribute__((noinline)) void code_ready(void)
+{
+    sink += 1; /* LINE:code-ready */
+}
+
+static int run_readonly_code(void)
+{
+    static const unsigned char insns[] = {0xb8, 0x2a, 0x00, 0x00, 0x00, 0xc3}; /* mov $42,%eax; ret */
+    char path[] = "/tmp/gdbstub-watch-XXXXXX";
+    int fd = mkstemp(path);
+    if (fd < 0 || write(fd, insns, sizeof insns) != (ssize_t)sizeof insns)
+        return -1;
+    close(fd);
+    fd = open(path, O_RDONLY);
+    unlink(path);
+    void *map = mmap(NULL, 4096, PROT_READ | PROT_EXEC, MAP_SHARED, fd, 0);
+    close(fd);
+    if (map == MAP_FAILED)
+        return -1;
+    readonly_code = (code_t)map;
+    code_ready();
+    return readonly_code();
+}
+
 int main(void)
 {
     writes();
@@ -74,6 +107,7 @@ int main(void)
     five();
     sink += plain(2);
     sink += plain(3);
-    printf("sink=%ld shared=%d g5=%d\n", sink, shared, g5); /* LINE:print */
+    int code = run_readonly_code();
+    printf("sink=%ld shared=%d g5=%d code=%d\n", sink, shared, g5, code); /* LINE:print */
     return 0;
 }
