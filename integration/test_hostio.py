@@ -284,7 +284,10 @@ def test_descriptors_are_closed_when_the_client_goes(server, kind):
 
 def test_setfs_reads_the_process_mount_namespace(procs, kind, tmp_path):
     """A program in its own mount namespace (a container's view) sees files the stub does not."""
-    script = "mount -t tmpfs none /mnt && echo inside > /mnt/hostio-marker && exec sleep 60"
+    script = (
+        "mount -t tmpfs none /mnt && echo inside > /mnt/hostio-marker"
+        " && ln -s /mnt/hostio-marker /mnt/hostio-link && exec sleep 60"
+    )
     holder = procs.spawn(["unshare", "--mount", "--propagation", "private", "sh", "-c", script])
     marker = "/mnt/hostio-marker"
     pid = holder.pid
@@ -307,6 +310,45 @@ def test_setfs_reads_the_process_mount_namespace(procs, kind, tmp_path):
         assert re.fullmatch(rb"F[0-9a-f]+", reply), reply
         assert c.request(b"vFile:pread:%s,100,0" % reply[1:]) == b"F7;inside\n"
         assert c.request(b"vFile:close:%s" % reply[1:]) == b"F0"
+        # an absolute symlink inside their tree resolves inside their tree
+        link = "/mnt/hostio-link"
+        assert c.request(b"vFile:readlink:%s" % hexpath(link)) == b"F12;/mnt/hostio-marker"
+        reply = c.request(b"vFile:open:%s,0,0" % hexpath(link))
+        assert re.fullmatch(rb"F[0-9a-f]+", reply), reply
+        assert c.request(b"vFile:pread:%s,100,0" % reply[1:]) == b"F7;inside\n"
+        assert c.request(b"vFile:close:%s" % reply[1:]) == b"F0"
+        assert c.request(b"vFile:unlink:%s" % hexpath(link)) == b"F0"
+        assert not os.path.lexists(f"/proc/{pid}/root{link}")
+        assert c.request(b"vFile:setfs:0") == b"F0"
+        assert c.request(b"vFile:readlink:%s" % hexpath(link)) == b"F-1,2"
         c.request(b"D;%x" % pid)
     srv.wait_exit()
     holder.kill()
+
+
+@pytest.mark.parametrize("prog", ["busy", pytest.param("busy-32", marks=pytest.mark.i386)])
+def test_attach_with_no_local_file(procs, kind, prog):
+    """--attach PID and a gdb with no file: the path comes from qXfer:exec-file with the PID."""
+    holder = procs.spawn([str(harness.program(prog))])
+    assert harness.wait_until(lambda: os.path.exists(f"/proc/{holder.pid}/exe") and _spinning(holder.pid), 10)
+    srv = harness.start_server(procs, kind, str(holder.pid), extra=["--attach"])
+    result = harness.run_gdb(procs, srv.port, ["bt", "info sharedlibrary", "detach"])
+    session = harness.Session(srv, result, srv.wait_exit())
+    expect(
+        session,
+        rf"^Reading {ROOT}/build/{prog} from remote target\.\.\.$",
+        r"^#0  (0x[0-9a-f]+ in )?spin \(\) at .*busy\.c:\d+$",
+        r"^#1  0x[0-9a-f]+ in main \(\) at .*busy\.c:\d+$",
+        r"Yes( \(\*\))? +target:/lib[^ ]*/libc\.so\.6$",
+        r"^\[Inferior 1 \(process \d+\) detached\]$",
+    )
+    assert harness.pid_alive(holder.pid)
+    holder.kill()
+
+
+def _spinning(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/maps") as maps:
+            return "libc" in maps.read()
+    except OSError:
+        return False
