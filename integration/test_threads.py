@@ -7,6 +7,7 @@ the two sessions are compared line by line.
 
 from __future__ import annotations
 
+import os
 import re
 
 import harness
@@ -211,3 +212,21 @@ def test_thread_events_create_and_exit(procs):
     assert kinds.count("create") == 2 and kinds.count("w") == 2 and kinds.count("break") == 3, kinds
     assert kinds[0] == "create" and kinds[-1] == "W", kinds
     assert srv.wait_exit() is not None, srv.describe()
+
+
+@pytest.mark.parametrize("prog", ["schedlock", "schedlock-32"])
+def test_attach_to_running_threads(procs, kind, prog):
+    """--attach PID to a program whose threads already run: every thread is traced and listed,
+    and after detach the program goes on to its normal end."""
+    program = harness.program(prog)
+    inferior = procs.spawn([str(program)])
+    assert harness.wait_until(lambda: len(os.listdir(f"/proc/{inferior.pid}/task")) == 3, 10)
+    srv = harness.start_server(procs, kind, str(inferior.pid), extra=["--attach"])
+    result = harness.run_gdb(procs, srv.port, ["info threads", "p counts[1] > 0", "set var stop = 1", "detach"],
+                             file=program)
+    session = Session(srv, result)
+    rows = re.findall(r"^\*?\s+\d+\s+Thread \d+\.\d+ \"schedlock(-32)?\"", result.stdout, re.M)
+    assert len(rows) == 3, session.describe()
+    expect(session, r"^\$1 = 1$", r"^\[Inferior 1 \(process \d+\) detached\]$")
+    out, _ = inferior.communicate(timeout=20)
+    assert inferior.returncode == 0 and "schedlock done" in out, session.describe()
