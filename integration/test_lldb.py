@@ -66,11 +66,12 @@ class LldbRun:
                 assert not re.search(pattern, line), f"unexpected {line!r}\n{self.describe()}"
 
 
-def lldb(procs: ProcessTracker, prog: str, args: list[str], commands: list[str]) -> LldbRun:
+def lldb(procs: ProcessTracker, prog: str, args: list[str], commands: list[str],
+         extra: tuple[str, ...] = ()) -> LldbRun:
     """Start gdbstub --once on PROG ARGS and run lldb's COMMANDS against it, then let the stub end."""
     path = harness.program(prog)
     try:
-        server = harness.start_server(procs, "gdbstub", path, args)
+        server = harness.start_server(procs, "gdbstub", path, args, extra=extra)
     except harness.HarnessError as error:
         pytest.fail(str(error), pytrace=False)
     argv = [shutil.which("lldb") or "lldb", "--no-lldbinit", "--no-use-colors", "-b",
@@ -263,3 +264,33 @@ def test_kill_ends_stub(procs):
     r.expect_lines(r"Process \d+ exited with status = 9 \(0x00000009\)\s*")
     r.expect_absent(r"failed to send")
     assert r.server.wait_exit(harness.EXIT_TIMEOUT) is not None, r.describe()
+
+
+@LOOP_PROGS
+def test_memory_regions(procs, prog):
+    """qMemoryRegionInfo from /proc/PID/maps: lldb's `memory region` and its unwinder use it."""
+    r = lldb(procs, prog, ["3"], ["b add", "c", "memory region $pc", "memory region &counter",
+                                  "memory region $sp", "memory region 0", "kill"])
+    r.expect_lines(
+        rf"\[0x[0-9a-f]+-0x[0-9a-f]+\) r-x /\S*/build/{_exe(prog)}( PT_LOAD\[\d\])?",
+        rf"\[0x[0-9a-f]+-0x[0-9a-f]+\) rw- /\S*/build/{_exe(prog)}( PT_LOAD\[\d\])?",
+        r"\[0x[0-9a-f]+-0x[0-9a-f]+\) rw- \[stack\]",
+        r"\[0x0+-0x[0-9a-f]+\) ---",
+    )
+
+
+def test_lldb_uses_its_fast_packets(procs):
+    """lldb only uses what the stub answers well: binary reads, thread lists in stop replies,
+    jThreadsInfo, thread suffixes, memory regions. A fallback to 'm' or Hg means a reply was wrong."""
+    r = lldb(procs, "threads", [], ["b worker", "c", "bt", "thread list", "register read", "kill"],
+             extra=("--debug",))
+    r.expect_lines(r"\* thread #\d+, name = 'worker-\d', stop reason = breakpoint 1\.1")
+    log = r.server.stderr.text
+    received = re.findall(r"<- \[[0-9:]+\] (\S+)", log)
+    names = {re.match(r"[A-Za-z_?!]+", p).group(0) if re.match(r"[A-Za-z_?!]+", p) else p  # type: ignore[union-attr]
+             for p in received}
+    for wanted in ("QThreadSuffixSupported", "QListThreadsInStopReply", "qHostInfo", "qProcessInfo",
+                   "jThreadsInfo", "qMemoryRegionInfo", "x", "qShlibInfoAddr"):
+        assert wanted in names, f"lldb never sent {wanted}: {sorted(names)}\n{r.describe()}"
+    assert not any(p.startswith("m") and re.match(r"m[0-9a-f]+,", p) for p in received), sorted(names)
+    assert not any(p.startswith("Hg") for p in received), "lldb fell back to Hg: thread suffix refused"
