@@ -352,3 +352,18 @@ def _spinning(pid: int) -> bool:
             return "libc" in maps.read()
     except OSError:
         return False
+
+
+@pytest.mark.parametrize("prog", ["sample-pie", pytest.param("sample-32-pie", marks=pytest.mark.i386)])
+def test_info_auxv_same_as_gdbserver(debug, reference, prog):
+    """The raw vector in the inferior's own word size: gdb decodes it the same way through both."""
+    script = ["info auxv", "break main", "continue", "info auxv"]
+    ours = debug(prog, [], script, file=False)
+    expect(
+        ours,
+        r"^3 +AT_PHDR +Program headers for program +0x[0-9a-f]+$",
+        r"^9 +AT_ENTRY +Entry point of program +0x[0-9a-f]+$",
+        r"^0 +AT_NULL +End of vector +0x0$",
+        r"^Breakpoint 1, main \(\) at .*sample\.c:\d+$",
+    )
+    assert_same(ours, reference(prog, [], script, file=False))
