@@ -25,7 +25,7 @@ UNORDERED = ("library-loaded", "library-unloaded", "tsv-created")
 
 def _normalise(value: Any, pids: dict[str, str]) -> Any:
     if isinstance(value, dict):
-        return {k: _normalise(v, pids) for k, v in value.items() if k not in ("core",)}
+        return {k: _normalise(v, pids) for k, v in value.items() if k not in ("core", "cores")}
     if isinstance(value, list):
         return [_normalise(v, pids) for v in value]
     if isinstance(value, str):
@@ -242,3 +242,25 @@ def test_mi_vscode_style_session_same_as_gdbserver(procs, kind, prog):
     names = next(recs for cmd, recs in ref.steps if cmd == "-data-list-register-names")
     assert names and names[0]["payload"]["register-names"][:2] in (["rax", "rbx"], ["eax", "ecx"]), names
     _compare(ours, ref)
+
+
+# Eclipse CDT and CLion also ask for thread groups, changed registers and the feature list.
+ECLIPSE_SCRIPT = [
+    ("-list-features", False),
+    ("-list-thread-groups", False),
+    (f"-break-insert -f loop.c:{source_line('hot-body')}", False),
+    ("-exec-continue", True),
+    ("-list-thread-groups i1", False),
+    ("-thread-list-ids", False),
+    ("-data-list-changed-registers", False),
+    ("-exec-continue", True),
+    ("-data-list-changed-registers", False),
+    ("-stack-list-arguments 1 0 1", False),
+    ("-break-delete", False),
+    ("-exec-continue", True),
+]
+
+
+def test_mi_eclipse_style_session_same_as_gdbserver(procs, kind):
+    _compare(_session(procs, kind, "loop", ECLIPSE_SCRIPT, ["3"]),
+             _session(procs, "gdbserver", "loop", ECLIPSE_SCRIPT, ["3"]))
