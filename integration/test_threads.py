@@ -230,3 +230,26 @@ def test_attach_to_running_threads(procs, kind, prog):
     expect(session, r"^\$1 = 1$", r"^\[Inferior 1 \(process \d+\) detached\]$")
     out, _ = inferior.communicate(timeout=20)
     assert inferior.returncode == 0 and "schedlock done" in out, session.describe()
+
+
+@pytest.mark.parametrize("kind", ["gdbserver", "gdbstub"])
+def test_vcont_step_one_thread_continue_others(procs, kind):
+    """vCont;s:TID;c steps TID while the others run; vCont;s:TID alone (scheduler locking) leaves
+    the others where they are. The stop is always the stepped thread's."""
+    prog = str(harness.program("schedlock"))
+    srv, c = _connect(procs, kind, "schedlock", "")
+    with c:
+        bump1, counts = c.symbol("bump1", prog), c.symbol("counts", prog)
+        assert c.request(b"Z0,%x,1" % bump1) == b"OK"
+        c.send(b"vCont;c")
+        stepped = _thread_of(c.receive())
+        assert c.request(b"z0,%x,1" % bump1) == b"OK"
+        for payload in (b"vCont;s:" + stepped + b";c", b"vCont;s:" + stepped):
+            before = c.read_memory(counts, 8)
+            c.send(payload)
+            reply = c.receive()
+            assert reply.startswith(b"T05") and _thread_of(reply) == stepped, (payload, reply)
+            if payload.endswith(stepped):
+                assert c.read_memory(counts, 8) == before, "another thread ran during vCont;s:TID"
+        c.request(b"vKill;%x" % srv.inferior_pid)
+    assert srv.wait_exit() is not None, srv.describe()
