@@ -5,24 +5,36 @@ packet again. `make test` runs a bounded number of examples, `make fuzz` many mo
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from rsp_corpus import FUZZ, client_packets, mutate
+from rsp_corpus import FUZZ, ROOT, client_packets, mutate
 
 from gdbstub.protocol import framing
 from gdbstub.protocol.framing import Ack, BadPacket, Framer, Interrupt, Nak, Packet
 
-EXAMPLES = 20000 if FUZZ else 300
+EXAMPLES = 10000 if FUZZ else 300
 fuzz = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
 pytestmark = pytest.mark.timeout(1800 if FUZZ else 120)
+COUNTS = ROOT / "build" / "reliability-counts.txt"
 
 SENTINEL = b"qSentinel"
+FED = [0]  # inputs fed to a framer, for the counts report
+
+
+@pytest.fixture(scope="module", autouse=True)
+def report_counts() -> Iterator[None]:
+    yield
+    COUNTS.parent.mkdir(exist_ok=True)
+    with COUNTS.open("a") as f:
+        f.write(f"framing-fuzz inputs={FED[0]}\n")
 EVENT_TYPES = (Packet, Ack, Nak, Interrupt, BadPacket)
 
 
 def feed_chunks(framer: Framer, data: bytes, cuts: list[int]) -> list[framing.Event]:
+    FED[0] += 1
     events: list[framing.Event] = []
     pos = 0
     for cut in sorted({c % (len(data) + 1) for c in cuts}):
@@ -81,6 +93,7 @@ def test_mutated_transcript_packets_then_a_good_one(
 def test_truncated_packet_is_dropped_and_the_next_one_is_read(payload: bytes, keep: int) -> None:
     """Half a packet (a client that died or a retransmission after a lost tail), then a whole one."""
     whole = framing.encode(payload)
+    FED[0] += 1
     events = Framer().feed(whole[: min(keep, len(whole) - 1)] + framing.encode(SENTINEL))
     assert events[-1] == Packet(SENTINEL), events
     assert all(not isinstance(e, Packet) or e.data == SENTINEL for e in events)
@@ -91,6 +104,7 @@ def test_truncated_packet_is_dropped_and_the_next_one_is_read(payload: bytes, ke
 def test_bad_checksum_is_a_bad_packet(payload: bytes, delta: int) -> None:
     body = framing.escape(payload)
     wrong = (framing.checksum(body) + 1 + delta % 255) & 0xFF
+    FED[0] += 1
     events = Framer().feed(b"$" + body + b"#%02x" % wrong + framing.encode(SENTINEL))
     assert isinstance(events[0], BadPacket)
     assert events[-1] == Packet(SENTINEL)
