@@ -530,11 +530,13 @@ def free_busy(procs: ProcessTracker) -> Iterator[int]:
     proc.wait(5)
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP], ids=lambda s: s.name)
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP, None],
+                         ids=lambda s: s.name if s else "client-leaves")
 @pytest.mark.parametrize("running", [False, True], ids=["stopped", "running"])
-def test_signal_detaches_an_attached_program(procs: ProcessTracker, free_busy: int, sig: signal.Signals,
-                                             running: bool) -> None:
-    """Breakpoints come out of its memory first, then it runs on untraced (an int3 left in its hot
+def test_signal_detaches_an_attached_program(procs: ProcessTracker, free_busy: int,
+                                             sig: signal.Signals | None, running: bool) -> None:
+    """When the stub ends (a signal, or its --once client leaves), an attached program is detached:
+    breakpoints come out of its memory first, then it runs on untraced (an int3 left in its hot
     loop would kill it with SIGTRAP)."""
     exe = harness.program("busy")
     server = harness.start_server(procs, "gdbstub", str(free_busy), extra=["--attach"])
@@ -553,7 +555,10 @@ def test_signal_detaches_an_attached_program(procs: ProcessTracker, free_busy: i
             assert client.request(b"z0,%x,1" % loop) == b"OK"
             client.send(b"vCont;c")
             time.sleep(0.1)
-        os.kill(server.proc.pid, sig)
+        if sig is None:
+            client.close()
+        else:
+            os.kill(server.proc.pid, sig)
         assert server.wait_exit(15) is not None, server.describe()
     assert wait_until(lambda: tracer_of(free_busy) == 0, 5), "still traced"
     for addr, byte in original.items():
