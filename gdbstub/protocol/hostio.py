@@ -322,9 +322,7 @@ def state(s: Session) -> HostIO:
     hio = _STATE.get(s)
     if hio is None:
         hio = _STATE[s] = HostIO()
-        hooks: list[Callable[[], None]] | None = getattr(s, "close_hooks", None)
-        if hooks is not None:
-            hooks.append(hio.close_all)
+        s.close_hooks.append(hio.close_all)
     return hio
 
 
