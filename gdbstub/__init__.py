@@ -2,6 +2,6 @@
 
 __version__ = "0.1.0"
 
-from .api import LaunchError, StubServer, launch  # the Python API: see README
+from .api import LaunchError, StubServer, attach, launch  # the Python API: see README
 
-__all__ = ["LaunchError", "StubServer", "__version__", "launch"]
+__all__ = ["LaunchError", "StubServer", "__version__", "attach", "launch"]

@@ -24,7 +24,7 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import IO
+from typing import IO, Any
 
 from .client import DEFAULT_TIMEOUT, Client
 
@@ -83,8 +83,9 @@ class StubServer:
     """A running stub: its port, its output, and the program's pid."""
 
     def __init__(self, process: subprocess.Popen[str], host: str, port: int,
-                 stderr: _Lines, stdout: _Lines | None) -> None:
+                 stderr: _Lines, stdout: _Lines | None, *, attached: bool = False) -> None:
         self.process = process
+        self.attached = attached  # the program is not ours: close() lets it go on
         self.host = host
         self.port = port
         self._stderr = stderr
@@ -123,8 +124,18 @@ class StubServer:
             return None
 
     def close(self) -> None:
-        """Kill the stub and everything it started (they share a process session)."""
-        pid = self.pid
+        """Kill the stub and everything it started (they share a process session).
+
+        An attached program is not killed: the stub is asked to end (SIGTERM), which
+        detaches from it and takes its breakpoints out first.
+        """
+        if self.attached and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                pass
+        pid = None if self.attached else self.pid
         if pid is not None and self.process.poll() is None:
             # Still the stub's child (a zombie at worst), so the pid cannot have been reused.
             try:
@@ -160,6 +171,15 @@ def _session_alive(sid: int) -> bool:
         return False
 
 
+def attach(pid: int, **options: Any) -> StubServer:
+    """Start ``python -m gdbstub --once --attach HOST:PORT PID``: debug a running process.
+
+    Takes launch()'s keyword options. Leaving the ``with`` block detaches; the process runs on.
+    """
+    extra = [*options.pop("extra_args", ()), "--attach"]
+    return _start([str(pid)], extra, attached=True, **options)
+
+
 def launch(
     argv: Sequence[str | os.PathLike[str]],
     *,
@@ -183,8 +203,26 @@ def launch(
     """
     if not argv:
         raise ValueError("launch needs a program to run")
+    return _start([os.fspath(a) for a in argv], list(extra_args), port=port, host=host, debug=debug,
+                  env=env, cwd=cwd, capture_output=capture_output, timeout=timeout, python=python)
+
+
+def _start(
+    tail: list[str],
+    extra_args: list[str],
+    *,
+    attached: bool = False,
+    port: int = 0,
+    host: str = "127.0.0.1",
+    debug: bool = False,
+    env: Mapping[str, str] | None = None,
+    cwd: str | os.PathLike[str] | None = None,
+    capture_output: bool = True,
+    timeout: float = 20.0,
+    python: str = sys.executable,
+) -> StubServer:
     command = [python, "-m", "gdbstub", "--once", *(["--debug"] if debug else []), *extra_args,
-               f"{host}:{port}", *(os.fspath(a) for a in argv)]
+               f"{host}:{port}", *tail]
     child_env = dict(os.environ if env is None else env)
     # Make the package importable by the child even when it is not installed.
     paths = [str(PACKAGE_ROOT), *filter(None, child_env.get("PYTHONPATH", "").split(os.pathsep))]
@@ -196,7 +234,8 @@ def launch(
     stderr = _Lines(process.stderr)
     stdout = _Lines(process.stdout) if capture_output else None
     found = stderr.wait_for(LISTENING, timeout)
-    server = StubServer(process, host, int(found.group(1)) if found else 0, stderr, stdout)
+    server = StubServer(process, host, int(found.group(1)) if found else 0, stderr, stdout,
+                        attached=attached)
     if found is None:
         try:
             rc: int | None = process.wait(timeout=2)  # its stderr ended: it is exiting

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import time
 
 import harness
 import pytest
@@ -128,3 +129,25 @@ def test_fixture_gdbstub_client(gdbstub_client):
     assert len(threads) == 1
     with pytest.raises(ClientError):
         client.read_memory(0, 4)  # unmapped
+
+
+def test_attach_and_leave_running(procs: ProcessTracker):
+    busy = harness.program("busy")
+    proc = procs.spawn([str(busy)])
+    out = harness.OutputReader(proc.stdout)
+    found = out.wait_for(re.compile(r"busy pid (\d+)"), 20)
+    assert found, out.text
+    pid = int(found.group(1))
+    with gdbstub.attach(pid) as server, server.connect() as client:
+        assert client.last_stop is not None and client.last_stop.tid == pid
+        spins = client.symbol("spins", busy)
+        before = int.from_bytes(client.read_memory(spins, 8), "little")
+        client.cont_async()
+        time.sleep(0.2)  # let it spin a while
+        client.interrupt()
+        assert int.from_bytes(client.read_memory(spins, 8), "little") > before
+        stub = server.process.pid
+    assert wait_until(lambda: not pid_alive(stub), 10)
+    status = dict(line.split(":", 1) for line in open(f"/proc/{pid}/status").read().splitlines() if ":" in line)
+    assert status["TracerPid"].strip() == "0" and status["State"].split()[0] in ("R", "S"), status
+    proc.kill()
