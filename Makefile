@@ -12,6 +12,9 @@ CC ?= gcc
 CFLAGS_TEST := -g -O0 -Wall -fno-omit-frame-pointer
 LDLIBS_TEST := -pthread
 PYTEST_ARGS ?=
+# JOBS=2 runs the integration tests on 2 pytest-xdist workers (each test has its own ports and processes).
+JOBS ?= 1
+XDIST := $(if $(filter-out 1,$(JOBS)),-n $(JOBS),)
 
 NAMES := $(basename $(notdir $(wildcard $(SRC)/*.c)))
 # Programs that also get explicit PIE and non-PIE builds (the default build is the compiler's default).
@@ -67,13 +70,13 @@ $(VARIANT_NAMES:%=$(BUILD)/%-32-nopie): $(BUILD)/%-32-nopie: $(SRC)/%.c | $(BUIL
 
 test: deps venv programs
 	$(VPY) -m pytest tests $(PYTEST_ARGS)
-	$(VPY) -m pytest integration $(PYTEST_ARGS)
+	$(VPY) -m pytest integration $(XDIST) $(PYTEST_ARGS)
 
 unit: venv
 	$(VPY) -m pytest tests $(PYTEST_ARGS)
 
 integration: deps venv programs
-	$(VPY) -m pytest integration $(PYTEST_ARGS)
+	$(VPY) -m pytest integration $(XDIST) $(PYTEST_ARGS)
 
 # The long fuzz and fault runs (the same tests `make test` runs briefly), with their counts at the end.
 FUZZ_TESTS := tests/test_fuzz_framing.py tests/test_fuzz_session.py integration/test_faults.py integration/test_long.py
