@@ -79,6 +79,18 @@ def reference(procs: ProcessTracker) -> Debug:
 
 
 @pytest.fixture
+def debug_both(procs: ProcessTracker) -> Callable[..., dict[str, Session]]:
+    """debug_both(PROGRAM, ARGS, COMMANDS) -> {"gdbserver": Session, "gdbstub": Session}, same script."""
+
+    def run(name: str, args: Sequence[str] = (), commands: Sequence[str] = (), **kwargs: Any) -> dict[str, Session]:
+        prog = harness.program(name)
+        result: dict[str, Session] = _or_fail(harness.debug_both, procs, prog, args, commands, **kwargs)
+        return result
+
+    return run
+
+
+@pytest.fixture
 def server(procs: ProcessTracker, kind: str) -> Callable[..., Server]:
     """server(PROGRAM, ARGS, once=True) -> a started Server of KIND (killed at teardown if still up)."""
 
