@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import harness
@@ -211,6 +213,34 @@ def test_vfile_errno_values(client, tmp_path):
     assert client.request(b"vFile:close:7ffe") == b"F-1,16"
     assert client.request(b"vFile:open:zz,0,0") == b"F-1,16"  # malformed
     assert client.request(b"vFile:nosuchop:0") == b""
+
+
+def test_forbidden_path_is_eacces_for_an_unprivileged_stub(procs, kind):
+    """The server opens files with its own rights only: run it as nobody, ask for root's file."""
+    if os.getuid() != 0 or not shutil.which("setpriv"):
+        pytest.skip("needs root and setpriv to start the server as another user")
+    folder = tempfile.mkdtemp(prefix="hostio-", dir="/tmp")
+    try:
+        os.chmod(folder, 0o755)
+        secret = Path(folder) / "secret"
+        secret.write_text("root only")
+        os.chmod(secret, 0o600)
+        drop = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+        argv = drop + harness.server_command(kind, harness.program("sample"))
+        proc = procs.spawn(argv, env=harness.server_env())
+        err = harness.OutputReader(proc.stderr)
+        harness.OutputReader(proc.stdout)
+        found = err.wait_for(harness.LISTENING_RE, harness.START_TIMEOUT)
+        assert found, err.text
+        with RawClient(int(found.group(1))) as c:
+            c.handshake()
+            assert c.request(b"vFile:open:%s,0,0" % hexpath(secret)) == b"F-1,d"  # EACCES (13)
+            assert c.request(b"vFile:open:%s,0,0" % hexpath(Path(folder) / "missing")) == b"F-1,2"
+            assert c.request(b"vFile:unlink:%s" % hexpath(secret)) == b"F-1,d"
+            c.send(b"k")  # kill: the server ends (--once)
+        proc.wait(timeout=harness.EXIT_TIMEOUT)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def test_vfile_open_pread_fstat_close(client, tmp_path):
