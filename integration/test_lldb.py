@@ -259,8 +259,9 @@ def test_process_detach_lets_the_program_finish(procs, prog):
     assert harness.wait_until(lambda: "acc=110 counter=3 local=45" in r.server.stdout.text, 10), r.describe()
 
 
-def test_kill_ends_stub(procs):
-    r = lldb(procs, "loop", ["3"], ["b hot", "c", "kill"])
+@LOOP_PROGS
+def test_kill_ends_stub(procs, prog):
+    r = lldb(procs, prog, ["3"], ["b hot", "c", "kill"])
     r.expect_lines(r"Process \d+ exited with status = 9 \(0x00000009\)\s*")
     r.expect_absent(r"failed to send")
     assert r.server.wait_exit(harness.EXIT_TIMEOUT) is not None, r.describe()
