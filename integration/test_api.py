@@ -151,3 +151,14 @@ def test_attach_and_leave_running(procs: ProcessTracker):
     status = dict(line.split(":", 1) for line in open(f"/proc/{pid}/status").read().splitlines() if ":" in line)
     assert status["TracerPid"].strip() == "0" and status["State"].split()[0] in ("R", "S"), status
     proc.kill()
+
+
+def test_client_watchpoint(gdbstub_client):
+    client = gdbstub_client([LOOP, "3"])
+    counter = client.symbol("counter", LOOP)
+    client.set_watchpoint(counter, 4, "w")
+    stop = client.cont()
+    assert stop.signal == 5 and int(stop.info["watch"], 16) == counter, stop
+    assert int.from_bytes(client.read_memory(counter, 4), "little") == 1
+    client.remove_watchpoint(counter, 4, "w")
+    assert client.cont().exit_status == 7
