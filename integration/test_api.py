@@ -162,3 +162,18 @@ def test_client_watchpoint(gdbstub_client):
     assert int.from_bytes(client.read_memory(counter, 4), "little") == 1
     client.remove_watchpoint(counter, 4, "w")
     assert client.cont().exit_status == 7
+
+
+@pytest.mark.i386
+def test_client_on_a_32_bit_program():
+    prog = str(harness.BUILD / "loop-32")
+    with gdbstub.launch([prog, "3"]) as server, server.connect() as client:
+        add = client.symbol("add", prog)  # 4-byte auxv entries for the load bias
+        client.set_breakpoint(add)
+        assert client.cont().signal == 5
+        regs = client.registers()
+        assert regs["eip"] == add and "rip" not in regs
+        args = client.read_memory(regs["esp"] + 4, 8)  # cdecl: arguments above the return address
+        assert (int.from_bytes(args[:4], "little"), int.from_bytes(args[4:], "little")) == (42, 3)
+        client.remove_breakpoint(add)
+        assert client.cont().exit_status == 7
