@@ -253,3 +253,15 @@ def test_vcont_step_one_thread_continue_others(procs, kind):
                 assert c.read_memory(counts, 8) == before, "another thread ran during vCont;s:TID"
         c.request(b"vKill;%x" % srv.inferior_pid)
     assert srv.wait_exit() is not None, srv.describe()
+
+
+@pytest.mark.parametrize("prog", ["leaderexit", "leaderexit-32"])
+def test_leader_exits_first(debug, reference, prog):
+    """main() calls pthread_exit: its zombie leaves the thread list (as with gdbserver), stops stay
+    prompt, and the process exit is reported when the worker ends."""
+    script = ["break tick", "continue", "continue", "info threads", "continue", "continue"]
+    ours, ref = debug(prog, [], script), reference(prog, [], script)
+    got, want = _thread_rows(ours), _thread_rows(ref)
+    assert got == want, f"--- ours:\n{got}\n--- gdbserver:\n{want}\n{ours.describe()}"
+    expect(ours, r"hit Breakpoint 1, tick \(i=2\)", r"^\[Inferior 1 \(process \d+\) exited normally\]$")
+    assert "worker done" in ours.inferior_output, ours.describe()

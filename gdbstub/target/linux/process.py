@@ -899,7 +899,9 @@ class LinuxTarget:
 
     def _stop_all(self) -> None:
         """Bring every thread to a stop; the events they had meanwhile are kept pending."""
-        deadline = time.monotonic() + STOP_TIMEOUT
+        start = time.monotonic()
+        deadline = start + STOP_TIMEOUT
+        zombies_checked = False
         while True:
             waiting = [t for t in self.threads.values() if not t.stopped]
             if not waiting:
@@ -918,6 +920,17 @@ class LinuxTarget:
                     self._forget_thread(t)
                 break
             if tid == 0:
+                if not zombies_checked and time.monotonic() - start > 0.02:
+                    # A leader that called pthread_exit is a zombie until the last thread
+                    # goes: it never stops again (nor reports its exit before then).
+                    zombies_checked = True
+                    for t in waiting:
+                        if _task_state(t.pid, t.tid) in ("Z", "X", ""):
+                            t.stopped = True
+                            if t.tid == t.pid and any(x.pid == t.pid and x.tid != t.tid
+                                                      for x in self.threads.values()):
+                                self._forget_thread(t)  # gone from the list, as gdbserver does
+                    continue
                 if time.monotonic() > deadline:
                     # A thread that will not stop (blocked in vfork, say): treat it as
                     # stopped; its SIGSTOP is still due and is swallowed when it comes.
@@ -951,6 +964,8 @@ class LinuxTarget:
         if t is None:
             if os.WIFSTOPPED(status):
                 self._orphans[tid] = status  # a new thread or child ahead of its parent's event
+            elif tid in self.processes:  # a zombie leader dropped from the list: the process exit
+                return self._thread_gone(Thread(tid, tid), status)
             return None
         if os.WIFEXITED(status) or os.WIFSIGNALED(status):
             return self._thread_gone(t, status)
@@ -1212,3 +1227,13 @@ class LinuxTarget:
             pass
         self._go_on(t, collecting)
         return None
+
+
+def _task_state(pid: int, tid: int) -> str:
+    """The state letter of /proc/PID/task/TID/stat ("" when the thread is gone)."""
+    try:
+        with open(f"/proc/{pid}/task/{tid}/stat", "rb") as f:
+            stat = f.read()
+        return stat[stat.rindex(b")") + 2:].split()[0].decode()
+    except (OSError, ValueError, IndexError):
+        return ""
