@@ -418,7 +418,11 @@ class BreakpointConditions:
 
 
 def _print(text: str) -> None:
+    """dprintf output goes to the stub's stdout, as gdbserver's does (the program's terminal)."""
     import sys
 
-    sys.stdout.write(text)
-    sys.stdout.flush()
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except (OSError, ValueError):
+        pass  # stdout closed: the output is lost, the stub goes on
