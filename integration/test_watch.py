@@ -74,16 +74,17 @@ def test_rwatch_and_awatch_each_width(debug, reference, prog):
     assert_same(s, reference(prog, [], script))
 
 
-def test_watch_stack_variable_goes_out_of_scope(debug, reference):
+@pytest.mark.parametrize("prog", ["watch", "watch-32"])
+def test_watch_stack_variable_goes_out_of_scope(debug, reference, prog):
     script = ["break scoped", "continue", "watch local", "continue", "continue", "continue", "continue",
               "continue", "continue"]
-    s = debug("watch", [], script)
+    s = debug(prog, [], script)
     expect(
         s,
         r"^Hardware watchpoint 2: local\n\nOld value = 1\nNew value = 3$",
         r"^Watchpoint 2 deleted because the program has left the block in\nwhich its expression is valid\.$",
     )
-    assert_same(s, reference("watch", [], script), addresses=True)
+    assert_same(s, reference(prog, [], script), addresses=True)
 
 
 @pytest.mark.threads
