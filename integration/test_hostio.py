@@ -397,3 +397,27 @@ def test_info_auxv_same_as_gdbserver(debug, reference, prog):
         r"^Breakpoint 1, main \(\) at .*sample\.c:\d+$",
     )
     assert_same(ours, reference(prog, [], script, file=False))
+
+
+def test_library_list_takes_no_more_packets_than_gdbserver(debug, reference, tmp_path):
+    """With libraries-svr4 gdb does not walk link_map itself: no more `m` reads than through gdbserver
+    (without the packet it needs about twice as many)."""
+    script = ["set breakpoint pending on", "break plugin_entry", "continue", "kill"]
+
+    def run(fixture, name: str) -> tuple[int, int]:
+        log = tmp_path / name
+        before = [
+            f"set logging file {log}",
+            "set logging overwrite on",
+            "set logging debugredirect on",
+            "set logging enabled on",
+            "set debug remote 1",
+        ]
+        session = fixture("dlhost", [], script, file=False, before=before)
+        expect(session, r"^Breakpoint 1, plugin_entry \(value=21\)")
+        text = log.read_bytes()
+        return len(re.findall(rb"Sending packet: \$m", text)), text.count(b"Sending packet: $qXfer:libraries-svr4:read")
+
+    (our_m, our_svr4), (ref_m, ref_svr4) = run(debug, "ours.log"), run(reference, "ref.log")
+    assert our_svr4 == ref_svr4 > 0
+    assert our_m <= ref_m + 10, (our_m, ref_m)
