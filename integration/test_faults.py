@@ -500,6 +500,55 @@ def test_fork_and_exec_race_with_packets(procs: ProcessTracker, events: bool) ->
     assert_clean_exit(server, None)
 
 
+def children_of(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [int(x) for x in f.read().split()]
+    except OSError:
+        return []
+
+
+@pytest.mark.timeout(1800 if FUZZ else 300)
+def test_kills_from_outside_race_with_fork_events(procs: ProcessTracker) -> None:
+    """SIGKILL the program or the child it just forked at random moments while fork events are
+    reported and the client interrupts: every run ends with W or X, the stub with it, no traceback."""
+    rng = random.Random(99)
+    rounds = 60 if FUZZ else 6
+    kills = 0
+    for _ in range(rounds):
+        server = start(procs, "churn", ["100000", "/bin/true"])
+        inferior = server.inferior_pid
+        assert inferior is not None
+        end = b""
+        with RawClient(server.port) as client:
+            client.handshake()
+            for _ in range(300):
+                client.send(b"vCont;c")
+                time.sleep(rng.random() * 0.01)
+                if rng.random() < 0.2:
+                    victims = children_of(inferior) if rng.random() < 0.5 else []
+                    try:
+                        os.kill(rng.choice(victims) if victims else inferior, signal.SIGKILL)
+                        kills += 1
+                    except ProcessLookupError:
+                        pass
+                client.send_raw(b"\x03")
+                reply = client.receive()
+                if reply[:1] in (b"W", b"X"):
+                    end = reply
+                    break
+                assert stop_reply_ok(reply), reply
+                if b"fork:" in reply:  # detach-on-fork, as gdb does
+                    child = reply.split(b"fork:")[1].split(b";")[0]
+                    assert client.request(b"D;%s" % child[1:].split(b".")[0]) == b"OK"
+            assert end[:1] in (b"W", b"X"), "the program never ended"
+        assert_clean_exit(server, inferior)
+        server.stderr.join(2)
+        assert "Traceback" not in server.stderr.text and "internal error" not in server.stderr.text, \
+            server.describe()
+    count(f"kill-fork-race rounds={rounds} kills={kills}")
+
+
 # --------------------------------------------------------------------------- the stub is told to end
 
 
