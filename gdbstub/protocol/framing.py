@@ -50,33 +50,35 @@ def checksum(data: bytes) -> int:
 
 
 def escape(data: bytes) -> bytes:
-    """Escape '$', '#', '}' and '*' as '}' followed by the byte xor 0x20."""
-    if not any(c in data for c in b"$#}*"):
-        return data
-    out = bytearray()
-    for c in data:
-        if c in b"$#}*":
-            out.append(0x7D)
-            out.append(c ^ 0x20)
-        else:
-            out.append(c)
-    return bytes(out)
+    """Escape '$', '#', '}' and '*' as '}' followed by the byte xor 0x20.
+
+    bytes.replace runs in C: hundreds of times faster than a Python loop on
+    the large binary replies of vFile:pread and x. '}' goes first so the
+    escapes added later are not escaped again."""
+    if b"}" in data:
+        data = data.replace(b"}", b"}]")
+    if b"$" in data:
+        data = data.replace(b"$", b"}\x04")
+    if b"#" in data:
+        data = data.replace(b"#", b"}\x03")
+    if b"*" in data:
+        data = data.replace(b"*", b"}\x0a")
+    return data
 
 
 def unescape(data: bytes) -> bytes:
     if b"}" not in data:
         return data
     out = bytearray()
-    it = iter(data)
-    for c in it:
-        if c == 0x7D:
-            nxt = next(it, None)
-            if nxt is None:
-                break
-            out.append(nxt ^ 0x20)
-        else:
-            out.append(c)
-    return bytes(out)
+    pos = 0
+    while True:
+        i = data.find(b"}", pos)
+        if i < 0 or i + 1 >= len(data):
+            out += data[pos:i] if i >= 0 else data[pos:]
+            return bytes(out)
+        out += data[pos:i]
+        out.append(data[i + 1] ^ 0x20)
+        pos = i + 2
 
 
 def run_length_decode(data: bytes) -> bytes:
