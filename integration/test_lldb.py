@@ -74,12 +74,17 @@ def lldb(procs: ProcessTracker, prog: str, args: list[str], commands: list[str],
         server = harness.start_server(procs, "gdbstub", path, args, extra=extra)
     except harness.HarnessError as error:
         pytest.fail(str(error), pytrace=False)
+    return run_lldb(procs, server, str(path), commands)
+
+
+def run_lldb(procs: ProcessTracker, server: Server, path: str, commands: list[str]) -> LldbRun:
+    """lldb -b: connect to SERVER with PATH as the target file, run COMMANDS, let the stub end."""
     argv = [shutil.which("lldb") or "lldb", "--no-lldbinit", "--no-use-colors", "-b",
             "-o", "settings set auto-confirm true",
             "-o", f"gdb-remote {server.address}"]
     for command in commands:
         argv += ["-o", command]
-    argv.append(str(path))
+    argv.append(path)
     env = dict(os.environ, LANG="C.UTF-8", TERM="dumb")
     env.pop("DEBUGINFOD_URLS", None)
     proc = procs.spawn(argv, env=env)
@@ -295,3 +300,30 @@ def test_lldb_uses_its_fast_packets(procs):
         assert wanted in names, f"lldb never sent {wanted}: {sorted(names)}\n{r.describe()}"
     assert not any(p.startswith("m") and re.match(r"m[0-9a-f]+,", p) for p in received), sorted(names)
     assert not any(p.startswith("Hg") for p in received), "lldb fell back to Hg: thread suffix refused"
+
+
+def test_attach_backtrace_and_detach(procs):
+    """gdbstub --attach PID, then lldb: a running program is stopped, inspected and let go."""
+    busy = harness.program("busy")
+    proc = procs.spawn([str(busy)])
+    out = harness.OutputReader(proc.stdout)
+    found = out.wait_for(re.compile(r"busy pid (\d+)"), 20)
+    assert found, out.text
+    pid = int(found.group(1))
+    try:
+        server = harness.start_server(procs, "gdbstub", str(pid), extra=("--attach",))
+    except harness.HarnessError as error:
+        pytest.fail(str(error), pytrace=False)
+    r = run_lldb(procs, server, str(busy), ["bt", "p spins > 0", "process detach"])
+    r.expect_lines(
+        r"\* thread #1, name = 'busy', stop reason = .*",
+        r"  \* frame #0: 0x[0-9a-f]+ busy`spin at busy\.c:\d+:\d+",
+        r"    frame #1: 0x[0-9a-f]+ busy`main at busy\.c:\d+:\d+",
+        r"\(bool\) \$0 = true",
+        rf"Process {pid} detached",
+    )
+    status = harness.read_proc(pid)
+    assert status is not None and not status.zombie, r.describe()
+    tracer = [line for line in open(f"/proc/{pid}/status").read().splitlines() if line.startswith("TracerPid:")]
+    assert tracer == ["TracerPid:\t0"], tracer
+    proc.kill()
