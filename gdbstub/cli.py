@@ -13,7 +13,7 @@ import sys
 from dataclasses import dataclass, field
 
 from . import __version__
-from .launch import Launcher
+from .launch import Launcher, Terminal
 from .server import Server, ServerOptions
 from .target.linux.process import LaunchError, LinuxTarget
 from .transport import AddressError, Listener, is_loopback, parse_address
@@ -195,6 +195,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     launcher = Launcher(startup_with_shell=opts.startup_with_shell,
                         disable_aslr=opts.disable_aslr, wrapper=list(opts.wrapper))
+    terminal = Terminal()
+    launcher.terminal = terminal
     if addr.kind == "stdio":
         # The channel is our stdin/stdout: the program reads /dev/null and writes to stderr.
         devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
@@ -207,6 +209,7 @@ def main(argv: list[str] | None = None) -> int:
         elif opts.program:
             launcher.start(target, list(opts.program))
     except LaunchError as exc:
+        terminal.restore()
         if str(exc):
             print(exc, file=sys.stderr)
         print(f"During startup program exited with code {exc.exit_code}.", file=sys.stderr)
@@ -221,6 +224,7 @@ def main(argv: list[str] | None = None) -> int:
         listener = Listener(addr)
     except OSError as exc:
         target.close()
+        terminal.restore()
         print(f"Can't bind address: {exc.strerror}.", file=sys.stderr)
         print("Exiting", file=sys.stderr, flush=True)
         return 1
@@ -231,4 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     options = ServerOptions(once=opts.once, extended=opts.multi, disabled_packets=opts.disabled)
     server = Server(listener, target, launcher, options)
     server.install_signals()
-    return server.serve()
+    try:
+        return server.serve()
+    finally:
+        terminal.restore()

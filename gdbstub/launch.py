@@ -8,6 +8,7 @@ import os
 import re
 import shlex
 import shutil
+import signal
 import sys
 from dataclasses import dataclass, field
 
@@ -26,6 +27,39 @@ def shell_word(arg: str) -> str:
     return arg
 
 
+class Terminal:
+    """The stub's controlling terminal, handed to each program it starts (its own process
+    group becomes the foreground one, as gdbserver does) and given back when the stub ends.
+    Without this the program would be stopped by SIGTTIN on its first read."""
+
+    def __init__(self, fd: int = 0) -> None:
+        self.fd = fd
+        self.original: int | None = None
+        try:
+            if os.isatty(fd) and os.tcgetpgrp(fd) == os.getpgrp():
+                self.original = os.getpgrp()
+        except OSError:
+            self.original = None
+
+    def _set(self, pgrp: int) -> None:
+        # A background process may not change the foreground group unless it ignores SIGTTOU.
+        old = signal.signal(signal.SIGTTOU, signal.SIG_IGN)
+        try:
+            os.tcsetpgrp(self.fd, pgrp)
+        except OSError:
+            pass
+        finally:
+            signal.signal(signal.SIGTTOU, old)
+
+    def give(self, pgrp: int) -> None:
+        if self.original is not None:
+            self._set(pgrp)
+
+    def restore(self) -> None:
+        if self.original is not None:
+            self._set(self.original)
+
+
 @dataclass
 class Launcher:
     """The settings new programs start with; extended-remote packets change them."""
@@ -38,6 +72,7 @@ class Launcher:
     wrapper: list[str] = field(default_factory=list)
     stdio_fds: tuple[int, int, int] | None = None  # for the stdio transport: off the channel
     initial_env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
+    terminal: Terminal | None = None  # set by the CLI when the program shares the stub's terminal
 
     def reset_env(self) -> None:
         self.env = dict(self.initial_env)
@@ -69,6 +104,8 @@ class Launcher:
         # An empty LaunchError message: a shell or wrapper already said why it failed.
         pid = target.launch(cmd, env=self.env, disable_aslr=self.disable_aslr, cwd=self.cwd,
                             stdio_fds=self.stdio_fds, startup_execs=execs)
+        if self.terminal is not None and self.stdio_fds is None:
+            self.terminal.give(pid)  # the program runs in its own process group (setpgid)
         print(f"Process {prog} created; pid = {pid}", file=sys.stderr, flush=True)
         return pid
 

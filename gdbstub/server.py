@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from .launch import Launcher
 from .protocol import framing
 from .protocol.session import Session, SessionEnd
+from .target.base import StopEvent, StopKind
 from .target.linux.process import LinuxTarget
 from .transport import Connection, Listener
 
@@ -206,6 +207,7 @@ class Server:
             event = self.target.poll()
             if event is None:
                 return
+            _say_exit(event)
             reply = session.on_stop(event)
             if reply is not None:
                 send(reply)
@@ -216,6 +218,18 @@ class Server:
                 pass
         except BlockingIOError:
             pass
+
+
+def _say_exit(event: StopEvent) -> None:
+    """gdbserver's note on its terminal when a program ends."""
+    if event.kind is StopKind.EXITED:
+        print(f"\nChild exited with status {event.status}", file=sys.stderr, flush=True)
+    elif event.kind is StopKind.TERMINATED:
+        try:
+            name = signal.Signals(event.signal).name
+        except ValueError:
+            name = f"SIG{event.signal}"
+        print(f"\nChild terminated with signal = 0x{event.signal:x} ({name})", file=sys.stderr, flush=True)
 
 
 def _clip(data: bytes) -> str:

@@ -6,6 +6,7 @@ behaviour is gdbserver's own.
 
 from __future__ import annotations
 
+import os
 import re
 import socket
 from pathlib import Path
@@ -335,3 +336,54 @@ def test_info_os(procs, kind):
               rf"^{pid} +root +{re.escape(str(path))} +[0-9,]+ *$", context=context)
     thread_rows = re.findall(rf"^{pid} +threads +(\d+) +\d+ *$", res.stdout, re.M)
     assert len(thread_rows) == 9, context
+
+
+def _read_until(fd: int, pattern: re.Pattern[bytes], seen: bytearray, timeout: float) -> re.Match[bytes] | None:
+    import select
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        found = pattern.search(seen)
+        if found:
+            return found
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return None
+        ready, _, _ = select.select([fd], [], [], remaining)
+        if ready:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:
+                return pattern.search(seen)
+            if not chunk:
+                return pattern.search(seen)
+            seen += chunk
+
+
+def test_program_reads_the_stub_terminal(procs, kind):
+    """On a terminal the program is handed the foreground: it reads what is typed there
+    (without that it would stop with SIGTTIN), and the stub gets the terminal back."""
+    import fcntl
+    import termios
+
+    master, slave = os.openpty()
+    try:
+        proc = procs.spawn([*base_command(kind), "--once", "127.0.0.1:0", "/bin/cat"], stdin=slave, stdout=slave,
+                           stderr=slave, env=harness.server_env(), text=False,
+                           preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0))
+        os.close(slave)
+        seen = bytearray()
+        listening = _read_until(master, re.compile(rb"Listening on port (\d+)"), seen, 20)
+        assert listening, bytes(seen)
+        gdb_proc = procs.spawn(harness.gdb_command(int(listening.group(1)), ["continue"]))
+        assert _read_until(master, re.compile(rb"Remote debugging from host"), seen, 20), bytes(seen)
+        os.write(master, b"typed-on-the-tty\n")
+        # the terminal echoes the line, then cat writes it back
+        assert _read_until(master, re.compile(rb"(typed-on-the-tty\r?\n.*){2}", re.S), seen, 20), bytes(seen)
+        os.write(master, b"\x04")
+        out, _ = gdb_proc.communicate(timeout=30)
+        assert "exited normally" in out, out + bytes(seen).decode(errors="replace")
+        assert proc.wait(timeout=10) == 0, bytes(seen)
+    finally:
+        os.close(master)

@@ -177,8 +177,11 @@ def read_count(counter: Path) -> int:
 
 
 def still_counts(counter: Path) -> bool:
-    before = read_count(counter)
-    return wait_until(lambda: read_count(counter) > before >= 0, 10)
+    # The program rewrites the file (truncate, write): a read may catch it empty.
+    firsts: list[int] = []
+    if not wait_until(lambda: firsts.append(read_count(counter)) or firsts[-1] >= 0, 10):
+        return False
+    return wait_until(lambda: read_count(counter) > firsts[-1], 10)
 
 
 def check_detached(pid: int, counter: Path, context: str) -> None:
