@@ -441,14 +441,19 @@ class LinuxTarget:
     def _flush(self, t: Thread, user: bool, xstate: bool, rollback: bool = False) -> None:
         """Write the edited caches back. The kernel applies SETREGS field by field
         and stops at a bad one (a null segment selector, say): with ``rollback``
-        the registers are put back as they were, so a refused write changes
-        nothing; either way the caches are dropped and later reads are true."""
+        (a client's write) the registers are put back as they were, so a refused
+        write changes nothing, and after an accepted one the caches are dropped
+        too, since the kernel may have adjusted what it took (eflags' fixed bits):
+        later reads show the registers as they are."""
         saved = ptrace.getregs(t.tid) if rollback and user and t.user is not None else None
         try:
             if user and t.user is not None:
                 ptrace.setregs(t.tid, t.user)
             if xstate and t.xstate is not None:
                 ptrace.setregset(t.tid, ptrace.NT_X86_XSTATE, t.xstate)
+            if rollback:
+                t.user = None
+                t.xstate = None
         except OSError:
             t.user = None
             t.xstate = None
