@@ -313,6 +313,22 @@ def test_client_that_floods_without_reading_then_leaves(stub: Callable[..., Serv
     server.stop()
 
 
+def test_stub_blocked_on_a_client_that_does_not_read_still_ends_on_sigterm(
+        stub: Callable[..., Server]) -> None:
+    server = stub("busy", [])
+    inferior = server.inferior_pid
+    exe = harness.program("busy")
+    with RawClient(server.port) as client:
+        client.handshake()
+        assert inferior is not None
+        main = load_bias(inferior, exe) + symbol_address(exe, "main")
+        client.send_raw(framing.encode(b"m%x,2000" % main) * 4000)
+        time.sleep(0.5)
+        assert server.proc.poll() is None
+        os.kill(server.proc.pid, signal.SIGTERM)
+        assert_clean_exit(server, inferior)
+
+
 def test_client_that_exhausts_file_descriptors(stub: Callable[..., Server]) -> None:
     """vFile:open until the stub runs out of descriptors: the program is still served, and the
     files are released when the client leaves, so the next client can connect."""
