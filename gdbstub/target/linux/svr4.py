@@ -173,7 +173,9 @@ def r_debug_address(read: ReadMemory, dynamic: int, size: int, word: int) -> int
             break
         if entry.d_tag == DT_DEBUG:
             return int(entry.d_val)
-    return 0
+    # No DT_DEBUG at all (ld.so run as the program): as gdbserver, an error, so that gdb
+    # walks the link map itself from ld.so's _r_debug instead of trusting an empty list.
+    raise NoDynamicSection("no DT_DEBUG in the program's dynamic section")
 
 
 def read_string(read: ReadMemory, addr: int, limit: int = PATH_MAX) -> bytes:
