@@ -7,8 +7,8 @@ gets an error reply. Thread ids follow the multiprocess form ``pPID.TID``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import construct as cs
