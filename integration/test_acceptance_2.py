@@ -1,0 +1,179 @@
+"""Acceptance checks for issue 2 (foundation) that no other test makes exactly as the issue words them.
+
+- `make demo` (integration/demo.sh) runs its real gdb session to the end.
+- `--debug` logs every packet in both directions, each with a timestamp.
+- Ctrl-C (0x03) while the program runs: a stop with SIGINT; `W` and `X` stop replies at the end.
+- A `*` in a packet the client sends is data, not a run-length code (gdbserver reads it the same way).
+- Without `--once`: the launched program is killed when its client goes (even while it runs), and
+  the next client gets a fresh launch (issue 2, "Command line").
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+
+import harness
+import pytest
+from harness import ProcessTracker, pid_alive, wait_until
+from rawclient import RawClient, symbol_address
+
+BUSY_PID = re.compile(r"busy pid (\d+)")
+CREATED = re.compile(r"Process \S+ created; pid = (\d+)")
+
+
+def test_make_demo(procs: ProcessTracker) -> None:
+    """The README's first command: demo.sh drives stock gdb through gdbstub to a normal exit."""
+    env = dict(os.environ, PYTHON=sys.executable, LANG="C.UTF-8", TERM="dumb")
+    env.pop("DEBUGINFOD_URLS", None)
+    proc = procs.spawn(["bash", str(harness.ROOT / "integration" / "demo.sh")], env=env)
+    try:
+        out, err = proc.communicate(timeout=240)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate(timeout=10)
+        pytest.fail(f"demo.sh timed out\n{out}\n{err}")
+    text = out + err
+    assert proc.returncode == 0, text
+    for pattern in (
+        r"^Breakpoint 1, distance2 \(",
+        r"^#1  0x[0-9a-f]+ in main \(\)",
+        r"^rip\s+0x",
+        r"^Value returned is \$\d+ = 25$",
+        r"exited normally\]$",
+        r"^== demo OK",
+    ):
+        assert re.search(pattern, text, re.M), f"{pattern!r} missing\n{text}"
+
+
+def test_debug_logs_both_directions_with_timestamps(procs: ProcessTracker) -> None:
+    srv = harness.start_server(procs, "gdbstub", harness.program("loop"), extra=["--debug"])
+    with RawClient(srv.port) as client:
+        client.handshake(no_ack=False)
+        assert client.request(b"qC").startswith(b"QC")
+        client.send(b"vKill;%x" % (srv.inferior_pid or 0))
+        client.receive()
+    assert srv.wait_exit() is not None, srv.describe()
+    srv.stderr.join(2)
+    log = srv.stderr.text
+    stamp = r"\[\d\d:\d\d:\d\d(?:\.\d+)?\]"
+    for pattern in (
+        rf"^<- {stamp} qSupported:",
+        rf"^-> {stamp} \$PacketSize=",
+        rf"^<- {stamp} qC$",
+        rf"^-> {stamp} \$QC",
+        rf"^<- {stamp} vKill;",
+        rf"^-> {stamp} \$OK",
+    ):
+        assert re.search(pattern, log, re.M), f"{pattern!r} not in the --debug log\n{log}"
+
+
+def test_ctrl_c_stops_with_sigint_then_exit_and_signal_replies(procs: ProcessTracker, kind: str) -> None:
+    """0x03 while running -> T02 with thread:; a crash then `C0b` -> X0b; a normal run -> W with the code."""
+    srv = harness.start_server(procs, kind, harness.program("busy"))
+    with RawClient(srv.port) as client:
+        client.handshake()
+        client.send(b"vCont;c")
+        assert srv.stdout.wait_for(BUSY_PID, 20), srv.describe()
+        client.send_raw(b"\x03")
+        reply = client.receive()
+        assert reply.startswith(b"T02") and b"thread:" in reply, reply
+        client.send(b"vKill;%x" % (srv.inferior_pid or 0))
+        assert client.receive() == b"OK"
+    srv.wait_exit()
+
+    srv = harness.start_server(procs, kind, harness.program("crash"))
+    with RawClient(srv.port) as client:
+        client.handshake()
+        assert client.request(b"vCont;c").startswith(b"T0b")
+        reply = client.request(b"vCont;C0b")
+        assert re.fullmatch(rb"X0?b(;process:[0-9a-f]+)?", reply), reply
+    assert srv.wait_exit() is not None, srv.describe()
+
+    srv = harness.start_server(procs, kind, harness.program("loop"), ["3", "7"])
+    with RawClient(srv.port) as client:
+        client.handshake()
+        reply = client.request(b"vCont;c")
+        assert re.fullmatch(rb"W0?7(;process:[0-9a-f]+)?", reply), reply
+    assert srv.wait_exit() is not None, srv.describe()
+
+
+def test_star_in_a_client_packet_is_data(procs: ProcessTracker) -> None:
+    """gdb never run-length encodes what it sends; a raw `*` must reach the handler as itself.
+
+    gdbstub only: gdbserver 13 drops the connection on these packets."""
+    srv = harness.start_server(procs, "gdbstub", harness.program("loop-nopie"))
+    g8 = symbol_address(harness.program("loop-nopie"), "g8")
+    with RawClient(srv.port) as client:
+        client.handshake()
+        # An unknown packet with a '*' in it: the empty reply, and the session goes on.
+        assert client.request(b"qGdbstubAcceptance*x") == b""
+        # 'm' whose length would read as a run ("1* " = "1111") if decoded: not 0x1111 bytes of g8 on.
+        reply = client.request(b"m%x,1* " % g8)
+        assert reply.startswith(b"E") or len(reply) <= 2, reply
+        assert client.request(b"qC").startswith(b"QC")
+        client.send(b"vKill;%x" % (srv.inferior_pid or 0))
+        client.receive()
+    srv.wait_exit()
+
+
+# gdbstub keeps gdbserver's lifetime instead: the program stays (stopped) for the next client, and
+# test_control/test_faults/test_long assert that. Which one is wanted is the lead's decision
+# (/work/shared/notes/acceptance.md); strict, so these fail loudly once the stub does what issue 2 says.
+FRESH_LAUNCH = pytest.mark.xfail(
+    strict=True,
+    reason="issue 2 fresh launch per client not implemented: "
+    "the stub keeps the program for the next client, as gdbserver does",
+)
+
+
+def _created_pids(srv: harness.Server) -> list[int]:
+    return [int(m.group(1)) for m in CREATED.finditer(srv.stderr.text)]
+
+
+@FRESH_LAUNCH
+def test_without_once_next_client_gets_a_fresh_launch(procs: ProcessTracker) -> None:
+    """Issue 2: on disconnect the launched program is killed and the next client gets a fresh launch."""
+    srv = harness.start_server(procs, "gdbstub", harness.program("loop"), ["5"], once=False)
+    first_pid = srv.inferior_pid
+    assert first_pid is not None, srv.describe()
+    prog = harness.program("loop")
+    first = harness.run_gdb(procs, srv.port, ["break hot", "continue", "continue", "p i", "disconnect"], file=prog)
+    assert re.search(r"^\$1 = 1$", first.stdout, re.M), first.describe() + srv.describe()
+    try:
+        assert srv.proc.poll() is None, f"server exited after disconnect\n{srv.describe()}"
+        assert wait_until(lambda: not pid_alive(first_pid), 10), (
+            f"the program {first_pid} outlived its client\n{srv.describe()}"
+        )
+        second = harness.run_gdb(procs, srv.port, ["p counter", "break hot", "continue", "p i", "kill"], file=prog)
+        for pattern in (r"^\$1 = 0$", r"^Breakpoint 1, hot \(i=0\)", r"^\$2 = 0$"):
+            assert re.search(pattern, second.stdout, re.M), (
+                f"{pattern!r} missing: not a fresh launch\n{second.describe()}{srv.describe()}"
+            )
+        pids = _created_pids(srv)
+        assert len(pids) == 2 and pids[1] != first_pid, srv.describe()
+    finally:
+        srv.stop()
+
+
+@FRESH_LAUNCH
+def test_without_once_a_running_program_dies_with_its_client(procs: ProcessTracker) -> None:
+    """kill -9 gdb while the program runs: the program goes, the stub listens on with a new one."""
+    srv = harness.start_server(procs, "gdbstub", harness.program("busy"), once=False)
+    try:
+        gdb = procs.spawn(harness.gdb_command(srv.port, ["continue"], harness.program("busy")))
+        found = srv.stdout.wait_for(BUSY_PID, 30)
+        assert found, srv.describe()
+        pid = int(found.group(1))
+        os.killpg(gdb.pid, signal.SIGKILL)
+        gdb.wait(timeout=10)
+        assert wait_until(lambda: not pid_alive(pid), 10), f"program {pid} outlived its client\n{srv.describe()}"
+        assert srv.proc.poll() is None, f"server exited without --once\n{srv.describe()}"
+        with RawClient(srv.port) as client:
+            reply = client.handshake()
+            assert reply.startswith(b"T05"), reply  # a fresh program, stopped at its first instruction
+    finally:
+        srv.stop()
