@@ -177,3 +177,20 @@ def test_without_once_a_running_program_dies_with_its_client(procs: ProcessTrack
             assert reply.startswith(b"T05"), reply  # a fresh program, stopped at its first instruction
     finally:
         srv.stop()
+
+
+def test_non_loopback_address_warns(procs: ProcessTracker) -> None:
+    """Binding every interface prints the warning; the default loopback address does not."""
+    texts = {}
+    for address in ("0.0.0.0:0", "127.0.0.1:0"):
+        argv = harness.server_command("gdbstub", harness.program("loop"), address=address)
+        srv_proc = procs.spawn(argv, env=harness.server_env())
+        err = harness.OutputReader(srv_proc.stderr)
+        harness.OutputReader(srv_proc.stdout)
+        assert err.wait_for(harness.LISTENING_RE, harness.START_TIMEOUT), err.text
+        srv_proc.kill()
+        srv_proc.wait(10)
+        err.join(2)
+        texts[address] = err.text
+    assert re.search(r"warning: .*anyone who can reach", texts["0.0.0.0:0"]), texts
+    assert "warning" not in texts["127.0.0.1:0"], texts
