@@ -112,7 +112,9 @@ def v_attach(s: Session, args: bytes) -> bytes:
         log.info("vAttach %d failed: %s", pid, exc)
         return E01
     print(f"Attached; pid = {pid}", file=sys.stderr, flush=True)
-    return _stopped_at_start(s, pid, 19)  # gdbserver reports the attach SIGSTOP
+    # gdbserver says T00 here; SIGTRAP as for --attach (Session.initial_stop), which lldb
+    # shows as a stop reason. gdb does not pass SIGTRAP on when resuming.
+    return _stopped_at_start(s, pid, 5)
 
 
 # --- settings for the next run ------------------------------------------------------

@@ -162,8 +162,10 @@ def dynamic_address(info: ElfInfo, auxv: dict[int, int]) -> int:
     return (info.dynamic_vaddr + bias) & mask
 
 
-def r_debug_address(read: ReadMemory, dynamic: int, size: int, word: int) -> int:
-    """DT_DEBUG's value in the in-memory dynamic section: &r_debug, or 0 before ld.so fills it."""
+def r_debug_address(read: ReadMemory, dynamic: int, size: int, word: int, *, strict: bool = False) -> int:
+    """DT_DEBUG's value in the in-memory dynamic section: &r_debug, or 0 before ld.so fills it.
+
+    ``strict``: no DT_DEBUG entry at all raises NoDynamicSection instead of giving 0."""
     dyn = LAYOUTS[word].dyn
     step = dyn.sizeof()
     data = read(dynamic, max(size, step))
@@ -173,9 +175,11 @@ def r_debug_address(read: ReadMemory, dynamic: int, size: int, word: int) -> int
             break
         if entry.d_tag == DT_DEBUG:
             return int(entry.d_val)
-    # No DT_DEBUG at all (ld.so run as the program): as gdbserver, an error, so that gdb
-    # walks the link map itself from ld.so's _r_debug instead of trusting an empty list.
-    raise NoDynamicSection("no DT_DEBUG in the program's dynamic section")
+    if strict:
+        # ld.so run as the program has no DT_DEBUG: as gdbserver, an error, so that gdb
+        # walks the link map itself from ld.so's _r_debug instead of trusting an empty list.
+        raise NoDynamicSection("no DT_DEBUG in the program's dynamic section")
+    return 0
 
 
 def read_string(read: ReadMemory, addr: int, limit: int = PATH_MAX) -> bytes:
@@ -256,4 +260,4 @@ def find_r_debug(pid: int, read: ReadMemory, auxv_raw: bytes) -> tuple[int, int]
     info = elf_info(pid)
     auxv = parse_auxv(auxv_raw, info.word)
     dynamic = dynamic_address(info, auxv)
-    return info.word, r_debug_address(read, dynamic, info.dynamic_size, info.word)
+    return info.word, r_debug_address(read, dynamic, info.dynamic_size, info.word, strict=True)
