@@ -63,3 +63,51 @@ def test_gdb_has_no_register_complaints(procs: ProcessTracker, prog: str) -> Non
     lines = [line for line in s.gdb.stderr.splitlines() if "File transfers from remote targets" not in line]
     complaints = [line for line in lines if bad.search(line)]
     assert not complaints, s.describe()
+
+
+def test_issue_2_packet_replies(procs: ProcessTracker) -> None:
+    """The small packets of issue 2's list, through the real stub: the replies the issue names."""
+    prog = harness.program("loop-nopie")
+    srv = harness.start_server(procs, "gdbstub", prog)
+    pid = srv.inferior_pid
+    assert pid is not None
+    with RawClient(srv.port) as client:
+        supported = client.request(b"qSupported:multiprocess+;swbreak+;hwbreak+;xmlRegisters=i386")
+        assert re.search(rb"(^|;)PacketSize=[0-9a-f]+(;|$)", supported), supported
+        for feature in (
+            b"qXfer:features:read+",
+            b"qXfer:auxv:read+",
+            b"qXfer:exec-file:read+",
+            b"multiprocess+",
+            b"swbreak+",
+        ):
+            assert feature in supported.split(b";"), (feature, supported)
+        assert client.request(b"QStartNoAckMode") == b"OK"
+        client.no_ack = True
+        assert client.request(b"vMustReplyEmpty") == b""
+        assert client.request(b"qGdbstubNoSuchPacket") == b""
+        stop = client.request(b"?")
+        assert stop.startswith(b"T05") and b"thread:p%x.%x;" % (pid, pid) in stop, stop
+        assert client.request(b"qC") == b"QCp%x.%x" % (pid, pid)
+        assert client.request(b"qfThreadInfo") == b"mp%x.%x" % (pid, pid)
+        assert client.request(b"qsThreadInfo") == b"l"
+        assert client.request(b"qAttached:%x" % pid) == b"0"  # launched, so `kill` on quit
+        assert client.request(b"Hgp%x.%x" % (pid, pid)) == b"OK"
+        assert client.request(b"Hc-1") == b"OK"
+        assert client.request(b"Tp%x.%x" % (pid, pid)) == b"OK"
+        assert client.request(b"Tp%x.7fffffff" % pid).startswith(b"E")
+        assert client.request(b"qSymbol::") == b"OK"
+        assert client.request(b"qTStatus") == b""
+        vcont = client.request(b"vCont?")
+        assert vcont.startswith(b"vCont;c;C;s;S") and b"r" in vcont.split(b";"), vcont  # issue 5: range steps
+        exe = client.request(b"qXfer:exec-file:read:%x:0,fff" % pid)
+        assert exe == b"l" + str(prog).encode(), exe
+        xml = client.request(b"qXfer:features:read:target.xml:0,fff")
+        assert xml[:1] in (b"m", b"l") and b"i386:x86-64" in xml, xml[:200]
+        auxv = client.request(b"qXfer:auxv:read::0,fff")
+        assert auxv[:1] == b"l" and len(auxv) > 16, auxv[:40]
+        g = client.request(b"g")
+        assert re.fullmatch(rb"[0-9a-fx]+", g) and len(g) >= 2 * 8 * 17, g[:80]
+        client.send(b"vKill;%x" % pid)
+        assert client.receive() == b"OK"
+    assert srv.wait_exit() is not None, srv.describe()
