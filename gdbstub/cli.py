@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from . import __version__
 from .launch import Launcher, Terminal
+from .protocol.monitor import set_debug_format
 from .server import Server, ServerOptions
 from .target.linux.process import LaunchError, LinuxTarget
 from .transport import AddressError, Listener, is_loopback, parse_address
@@ -57,6 +58,8 @@ Debug options:
   --debug               Log every packet, both directions, with timestamps.
   --remote-debug        The same as --debug.
   --debug-file=FILE     Write debug output to FILE instead of stderr.
+  --debug-format=all|none|timestamp
+                        Start each debug line with the time (all, timestamp) or not.
   --disable-packet=OPT1[,OPT2,...]
                         Disable support for RSP packets or features.
                           Options:
@@ -72,6 +75,7 @@ class Options:
     attach: bool = False
     debug: bool = False
     debug_file: str | None = None
+    debug_format: str | None = None
     disable_aslr: bool = True
     startup_with_shell: bool = False
     wrapper: list[str] = field(default_factory=list)
@@ -118,7 +122,9 @@ def parse_args(argv: list[str]) -> Options:
             opts.debug_file = value
             opts.debug = True
         elif name == "--debug-format" and eq:
-            pass
+            if value not in ("all", "none", "timestamp"):
+                raise UsageError(f"Unknown --debug-format value: {value}")
+            opts.debug_format = value
         elif name == "--disable-randomization":
             opts.disable_aslr = True
         elif name == "--no-disable-randomization":
@@ -188,6 +194,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{exc}\n{USAGE}", file=sys.stderr, end="", flush=True)
         return 2
     _setup_logging(opts)
+    if opts.debug_format is not None:
+        set_debug_format(opts.debug_format)
     try:
         addr = parse_address(opts.comm)
     except AddressError as exc:

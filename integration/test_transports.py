@@ -97,3 +97,15 @@ def test_unix_socket_reconnect(procs, tmp_path):
     context = second.describe() + srv.describe()
     expect_in(second.stdout, r"^\$1 = 0$", r"killed\]$", context=context)
     assert srv.wait_exit() is not None, context
+
+
+def test_stdio_extended_remote(procs):
+    """target extended-remote | gdbstub --multi -: run, kill, run again over the pipe."""
+    stub = f"{sys.executable} -m gdbstub --multi -"
+    res = gdb(procs, f"target extended-remote | {stub}", [
+        f"set remote exec-file {envargs()}", "break reached", "run first", "kill", "run second", "continue",
+        "monitor exit"], file=envargs())
+    context = res.describe()
+    assert len(re.findall(r"Breakpoint 1, reached \(\)", res.stdout)) == 2, context
+    expect_in(res.stdout, r"exited with code 03\]$", context=context)
+    expect_in(res.output, r"^argv\[1\]=\[first\]$", r"^argv\[1\]=\[second\]$", context=context)

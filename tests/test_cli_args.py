@@ -159,3 +159,10 @@ def test_monitor_exit_finishes_session() -> None:
     s = _session()
     assert s.handle(b"qRcmd," + b"exit".hex().encode()) == b"OK"
     assert s.finished
+
+
+def test_debug_format_option() -> None:
+    assert cli.parse_args(["--debug-format=timestamp", ":1", "p"]).debug_format == "timestamp"
+    with pytest.raises(cli.UsageError):
+        cli.parse_args(["--debug-format=colour", ":1", "p"])
+    assert monitor.set_debug_format("none") and not monitor.set_debug_format("colour")

@@ -56,7 +56,8 @@ class _Stamped(logging.Formatter):
         return f"{stamp}.{int(record.msecs):03d} {record.getMessage()}"
 
 
-def _set_format(kind: str) -> bool:
+def set_debug_format(kind: str) -> bool:
+    """all/timestamp: log lines start with the time; none: bare (monitor and --debug-format)."""
     if kind not in ("all", "none", "timestamp"):
         return False
     formatter = logging.Formatter("%(message)s") if kind == "none" else _Stamped()
@@ -122,7 +123,7 @@ def run_command(s: Session, line: str) -> bool:
         _say(s, f"Protocol debug output {'enabled' if _ON[value] else 'disabled'}.\n")
         return True
     if what == "debug-format":
-        if not _set_format(value):
+        if not set_debug_format(value):
             _say(s, "debug-format must be one of: all, none, timestamp\n")
         return True
     if what == "libthread-db-search-path":
