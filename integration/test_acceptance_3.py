@@ -13,7 +13,7 @@ import re
 import harness
 import pytest
 from harness import ProcessTracker
-from rawclient import RawClient, symbol_address
+from rawclient import RawClient, read_mem, symbol_address
 
 STOP_KEY = re.compile(rb"([0-9a-zA-Z_]+):([^;]*);")
 
@@ -111,3 +111,31 @@ def test_issue_2_packet_replies(procs: ProcessTracker) -> None:
         client.send(b"vKill;%x" % pid)
         assert client.receive() == b"OK"
     assert srv.wait_exit() is not None, srv.describe()
+
+
+def test_software_breakpoint_hidden_from_memory_reads(procs: ProcessTracker) -> None:
+    """Issue 2: an inserted int3 is in the program's memory (seen through /proc) but `m` shows the
+    original bytes, in reads that start before it, end after it or hold several; also after a hit."""
+    prog = harness.program("loop-nopie")
+    hot, add = symbol_address(prog, "hot"), symbol_address(prog, "add")
+    srv = harness.start_server(procs, "gdbstub", prog, ["3"])
+    pid = srv.inferior_pid
+    assert pid is not None
+    with RawClient(srv.port) as client:
+        client.handshake()
+        before = {a: client.request(b"m%x,10" % (a - 4)) for a in (hot, add)}
+        for a in (hot, add):
+            assert client.request(b"Z0,%x,1" % a) == b"OK"
+        for a in (hot, add):
+            assert client.request(b"m%x,10" % (a - 4)) == before[a]
+            assert client.request(b"m%x,1" % a) == before[a][8:10]
+        assert client.request(b"vCont;c").startswith(b"T05")  # hits hot: int3 written for sure now
+        assert read_mem(pid, hot, 1) == b"\xcc", "the breakpoint is not in the program's memory"
+        assert client.request(b"m%x,10" % (hot - 4)) == before[hot]
+        span = client.request(b"m%x,%x" % (hot - 4, add - hot + 20))
+        assert span[:32] == before[hot] and span[2 * (add - hot) : 2 * (add - hot) + 32] == before[add]
+        assert client.request(b"vCont;c").startswith(b"T05")  # stepped over hot's int3, stops in add
+        assert client.request(b"m%x,10" % (hot - 4)) == before[hot]
+        client.send(b"vKill;%x" % pid)
+        client.receive()
+    srv.wait_exit()
