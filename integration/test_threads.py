@@ -184,7 +184,7 @@ def test_no_resumed_when_the_only_resumed_thread_exits(procs, kind):
         c.send(b"vCont;c")
         assert c.receive().startswith(b"W0")
     assert srv.wait_exit() is not None, srv.describe()
-    assert "threadlife done" in srv.stdout.text
+    assert srv.stdout.wait_for(re.compile("threadlife done"), 10), srv.describe()
 
 
 def test_thread_events_create_and_exit(procs):
