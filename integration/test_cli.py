@@ -387,3 +387,23 @@ def test_program_reads_the_stub_terminal(procs, kind):
         assert proc.wait(timeout=10) == 0, bytes(seen)
     finally:
         os.close(master)
+
+
+def test_client_vanishes_mid_run_then_reconnect(procs):
+    """Without --once: gdb is killed while the program runs; the stub stops the program and the
+    next client finds it stopped where it was (gdbserver 13 waits for a stop that never comes)."""
+    import signal as sig
+
+    busy = harness.program("busy")
+    srv = harness.start_server(procs, "gdbstub", busy, once=False)
+    first = procs.spawn(harness.gdb_command(srv.port, ["continue"], busy))
+    found = srv.stdout.wait_for(re.compile(r"busy pid (\d+)"), 30)
+    assert found, srv.describe()
+    os.killpg(first.pid, sig.SIGKILL)
+    first.wait(timeout=10)
+    assert srv.stderr.wait_for(re.compile(r"will reopen the connection"), 20), srv.describe()
+    res = harness.run_gdb(procs, srv.port, ["bt 1", "p spins > 0", "kill"], file=busy)
+    context = res.describe() + srv.describe()
+    expect_in(res.stdout, r"^#0 .* in spin \(\)", r"^\$1 = 1$", r"killed\]$", context=context)
+    assert srv.wait_exit() is not None, context
+    assert wait_until(lambda: not pid_alive(int(found.group(1))), 10), context
