@@ -102,3 +102,14 @@ def test_killed_from_outside(procs, server, kind):
     assert re.search(r"^The program has no registers now\.$", text, re.M), text
     assert re.search(r"^No threads\.$", text, re.M), text
     assert srv.wait_exit() is not None, f"--once server still running\n{srv.describe()}"
+
+
+@pytest.mark.parametrize("prog", ["signals", "signals-32"])
+def test_stepi_delivers_signal_into_handler(debug, reference, prog):
+    """stepi at a SIGUSR1 stop steps with the signal (vCont;S1e): the thread stops at the first
+    instruction of the handler, under a signal frame."""
+    script = ["continue", "stepi", "bt 2", "stepi", "continue"]
+    ours, ref = debug(prog, [], script), reference(prog, [], script)
+    expect(ours, r"^on_usr1 \(sig=\d+\) at ", r"^#1  <signal handler called>$",
+           r"^\[Inferior 1 \(process \d+\) exited with code 02\]$")
+    same_as_gdbserver(ours, ref)
