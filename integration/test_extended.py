@@ -241,7 +241,10 @@ def test_attach_option_detach_keeps_pending_signal(procs, kind, tmp_path):
     assert prog.wait(10) == -signal.SIGKILL, context
 
 
-def test_two_inferiors_at_once(procs, kind):
+@pytest.mark.parametrize("second", ["envargs", "envargs-32"])
+def test_two_inferiors_at_once(procs, kind, second):
+    """Two programs under one connection (multiprocess), also a 64- and a 32-bit one together."""
+    other = harness.program(second)
     srv = multi_server(procs, kind)
     res = gdb(procs, f"target extended-remote {srv.address}", [
         f"set remote exec-file {envargs()}",
@@ -249,10 +252,14 @@ def test_two_inferiors_at_once(procs, kind):
         "run one",
         "add-inferior",
         "inferior 2",
-        f"file {envargs()}",
-        f"set remote exec-file {envargs()}",
+        f"file {other}",
+        f"set remote exec-file {other}",
         "run two",
+        "p $pc",
         "info inferiors",
+        "inferior 1",
+        "p $pc",
+        "inferior 2",
         "inferior 1",
         "continue",
         "inferior 2",
@@ -265,6 +272,9 @@ def test_two_inferiors_at_once(procs, kind):
     assert len(pids) == 2 and pids[0][1] != pids[1][1], context
     srv.stdout.join(2)
     assert "argv[1]=[one]" in srv.stdout.text and "argv[1]=[two]" in srv.stdout.text, context
+    width = 8 if second == "envargs-32" else 12  # each inferior keeps its own architecture
+    expect_in(res.stdout, rf"^\$1 = \(void \(\*\)\(\)\) 0x[0-9a-f]{{{width}}} <reached\+\d+>$",
+              r"^\$2 = \(void \(\*\)\(\)\) 0x[0-9a-f]{12} <reached\+\d+>$", context=context)
     assert len(re.findall(r"exited with code 03\]$", res.stdout, re.M)) == 2, context
 
 
