@@ -265,3 +265,28 @@ def test_leader_exits_first(debug, reference, prog):
     assert got == want, f"--- ours:\n{got}\n--- gdbserver:\n{want}\n{ours.describe()}"
     expect(ours, r"hit Breakpoint 1, tick \(i=2\)", r"^\[Inferior 1 \(process \d+\) exited normally\]$")
     assert "worker done" in ours.inferior_output, ours.describe()
+
+
+def test_ctrl_c_stops_every_thread(procs, server):
+    """Ctrl-C while two threads spin: SIGINT stops the program (all-stop), every thread is listed
+    and readable, and the program goes on after it."""
+    srv = server("schedlock")
+    mi = harness.MIClient(procs, harness.program("schedlock"))
+    try:
+        assert mi.send("-gdb-set mi-async on")["message"] == "done"
+        assert mi.send(f"-target-select remote {srv.address}")["message"] == "connected"
+        for _ in range(2):
+            assert mi.send("-exec-continue")["message"] == "running"
+            assert harness.wait_until(lambda: len(os.listdir(f"/proc/{srv.inferior_pid}/task")) == 3, 20)
+            assert mi.send("-exec-interrupt")["message"] == "done"
+            stopped = mi.wait_stopped(30)["payload"]
+            assert stopped.get("signal-name") == "SIGINT", stopped
+            info = mi.send("-thread-info")["payload"]
+            threads = info["threads"]
+            assert len(threads) == 3, info
+            assert all(t.get("state") == "stopped" and "frame" in t for t in threads), info
+        assert mi.send('-data-evaluate-expression "counts[0] > 0 && counts[1] > 0"')["payload"] == {"value": "1"}
+        mi.send('-interpreter-exec console "kill"')
+    finally:
+        mi.close()
+    assert srv.wait_exit() is not None, srv.describe()
