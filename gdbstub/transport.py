@@ -188,9 +188,9 @@ class Listener:
         assert self._sock is not None
         conn, peer = self._sock.accept()
         conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1) if self.addr.kind == "tcp" else None
-        host = peer[0] if isinstance(peer, tuple) else "local"
-        port = peer[1] if isinstance(peer, tuple) else 0
-        return Connection(conn.fileno(), conn.fileno(), f"{host}, port {port}", conn)
+        if isinstance(peer, tuple):
+            return Connection(conn.fileno(), conn.fileno(), f"{peer[0]}, port {peer[1]}", conn)
+        return Connection(conn.fileno(), conn.fileno(), f"local, Unix socket {self.addr.path}", conn)
 
     def refuse_pending(self) -> None:
         """Accept and drop a second client while one is being served."""
