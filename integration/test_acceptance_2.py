@@ -194,3 +194,24 @@ def test_non_loopback_address_warns(procs: ProcessTracker) -> None:
         texts[address] = err.text
     assert re.search(r"warning: .*anyone who can reach", texts["0.0.0.0:0"]), texts
     assert "warning" not in texts["127.0.0.1:0"], texts
+
+
+@pytest.mark.parametrize("prog", ["busy", "busy-32"])
+def test_ctrl_c_twice_then_kill(procs: ProcessTracker, kind: str, prog: str) -> None:
+    """Interrupt, resume, interrupt again (64- and 32-bit): each stop is SIGINT in the spinning thread."""
+    srv = harness.start_server(procs, kind, harness.program(prog))
+    pid = srv.inferior_pid
+    with RawClient(srv.port) as client:
+        client.handshake()
+        assert srv.stdout is not None
+        for round_ in range(2):
+            client.send(b"vCont;c")
+            if round_ == 0:
+                assert srv.stdout.wait_for(BUSY_PID, 20), srv.describe()
+            client.send_raw(b"\x03")
+            reply = client.receive()
+            assert reply.startswith(b"T02") and b"thread:p%x.%x;" % (pid, pid) in reply, reply
+        client.send(b"vKill;%x" % (pid or 0))
+        assert client.receive() == b"OK"
+    assert srv.wait_exit() is not None, srv.describe()
+    assert wait_until(lambda: not pid_alive(pid or 0), 10)
