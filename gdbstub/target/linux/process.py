@@ -4,6 +4,16 @@ All-stop: when one thread reports an event every other thread is stopped with
 SIGSTOP; events those threads had meanwhile are kept pending and reported on a
 later resume, never lost. Every ptrace call happens on the calling thread,
 which must be the thread that launched or attached (the server's event loop).
+
+Each thread is ``stopped`` (in a ptrace-stop we have seen) or not, and
+``resumed`` (the client wants it running) or not. A wait status becomes a
+StopEvent, or is handled silently (our SIGSTOPs, clones, passed signals,
+uncaught syscalls, range steps still in range). A breakpoint hit is rewound at
+once, so a pending one whose breakpoint gdb removed meanwhile is just dropped.
+On resume a pending event of a resumed thread is reported before anything runs
+(the stepping thread's first, as gdbserver does); otherwise threads on a
+breakpoint step off it one at a time with every other thread stopped, then all
+resumed threads run.
 """
 
 from __future__ import annotations
