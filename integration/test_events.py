@@ -155,3 +155,14 @@ def test_catch_syscall_off_again(debug, reference):
     script = ["catch syscall write", "continue", "delete", "continue"]
     s = both(debug, reference, "events", ["write"], script)
     expect(s, r"^Catchpoint 1 \(call to syscall write\)", r"^\[Inferior 1 \(process \d+\) exited normally\]$")
+
+
+@pytest.mark.parametrize("prog", ["threadexec", "threadexec-32"])
+def test_exec_from_a_non_leader_thread(debug, reference, prog):
+    """A worker thread execs while another sleeps: one thread is left (with the leader's id), the
+    new (32-bit) program's breakpoints work."""
+    args = [str(harness.program("loop-32")), "2"]
+    script = ["catch exec", "continue", "info threads", "break hot", "continue", "continue", "delete", "continue"]
+    s = both(debug, reference, prog, args, script)
+    expect(s, r"^Catchpoint 1 \(exec'd .*/loop-32\), ", r"^\* 1    Thread \d+\.\d+ \"loop-32\"",
+           r"^Breakpoint 2, hot \(i=1\)", r"^\[Inferior 1 \(process \d+\) exited with code 07\]$")
