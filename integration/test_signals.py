@@ -113,3 +113,19 @@ def test_stepi_delivers_signal_into_handler(debug, reference, prog):
     expect(ours, r"^on_usr1 \(sig=\d+\) at ", r"^#1  <signal handler called>$",
            r"^\[Inferior 1 \(process \d+\) exited with code 02\]$")
     same_as_gdbserver(ours, ref)
+
+
+@pytest.mark.threads
+@pytest.mark.parametrize("prog", ["threadsig", "threadsig-32"])
+def test_thread_directed_signal_reported_on_its_thread(debug, prog):
+    """pthread_kill(worker, SIGUSR1): the stop names that worker, $_siginfo is its signal, and the
+    signal goes to that worker's handler on continue."""
+    s = debug(prog, [], ["continue", "p $_siginfo.si_signo", "break on_usr1", "continue", "bt 1", "continue"])
+    expect(
+        s,
+        r"^Thread 2 \"sig-target\" received signal SIGUSR1, User defined signal 1\.$",
+        r"^\$1 = 10$",
+        r"^Thread 2 \"sig-target\" hit Breakpoint 1, on_usr1 \(sig=10\) at ",
+        r"^\[Inferior 1 \(process \d+\) exited normally\]$",
+    )
+    assert "hits=1" in s.inferior_output, s.describe()
