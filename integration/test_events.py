@@ -166,3 +166,13 @@ def test_exec_from_a_non_leader_thread(debug, reference, prog):
     s = both(debug, reference, prog, args, script)
     expect(s, r"^Catchpoint 1 \(exec'd .*/loop-32\), ", r"^\* 1    Thread \d+\.\d+ \"loop-32\"",
            r"^Breakpoint 2, hot \(i=1\)", r"^\[Inferior 1 \(process \d+\) exited with code 07\]$")
+
+
+def test_catch_fork_without_multiprocess(debug, kind, request):
+    """gdb with `set remote multiprocess-feature-packet off` still offers fork-events and then lets
+    the child go with a plain 'D'. gdbserver answers it with an error ("Can't detach process.");
+    gdbstub detaches the new child only and the parent runs on."""
+    if kind == "gdbserver":
+        request.applymarker(pytest.mark.xfail(strict=True, reason="gdbserver: Can't detach process."))
+    s = debug("forkexec", [], ["set remote multiprocess-feature-packet off", "catch fork", "continue", "continue"])
+    expect(s, r"^Catchpoint 1 \(forked process \d+\), ", r"^\[Inferior 1 \(Remote target\) exited with code 03\]$")

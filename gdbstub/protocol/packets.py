@@ -6,7 +6,7 @@ from __future__ import annotations
 import signal
 from typing import TYPE_CHECKING
 
-from ..target.base import ResumeAction
+from ..target.base import ResumeAction, StopKind
 from . import grammar as g
 from . import signals
 from .session import E01, OK, PACKET_SIZE, Feature, Handler, SessionEnd
@@ -32,8 +32,9 @@ def q_supported(s: Session, args: bytes) -> bytes:
     s.no_resumed = "no-resumed" in offered
     s.target.report_no_resumed = s.no_resumed
     t = s.target
-    t.report_fork = "fork-events" in offered
-    t.report_vfork = "vfork-events" in offered
+    # A fork child needs a pid of its own in thread ids (and D;PID to let it go): multiprocess.
+    t.report_fork = "fork-events" in offered and s.multiprocess
+    t.report_vfork = "vfork-events" in offered and s.multiprocess
     t.report_exec = "exec-events" in offered
     # Like gdbserver: without xmlRegisters=i386 the client uses gdb's built-in register layout.
     t.xml_registers = "i386" in s.client_features.get("xmlRegisters", "").split(",")
@@ -320,6 +321,11 @@ def detach(s: Session, args: bytes) -> bytes:
         pid = int(args[1:], 16)
         if pid not in s.target.processes:
             return E01
+    elif len(s.target.processes) > 1 and s.last_stop is not None and \
+            s.last_stop.kind in (StopKind.FORK, StopKind.VFORK) and s.last_stop.child_pid in s.target.processes:
+        # Plain 'D' right after a fork stop (gdb with multiprocess turned off on its side):
+        # gdb is letting the new child go, not everything.
+        pid = s.last_stop.child_pid
     s.target.detach(pid)
     if not s.target.alive() and not s.extended:
         s.finished = True
