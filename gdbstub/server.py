@@ -212,6 +212,9 @@ class Server:
             if event is None:
                 return
             _say_exit(event)
+            if event.kind in (StopKind.EXITED, StopKind.TERMINATED) and not self.target.processes:
+                if self.launcher.terminal is not None:
+                    self.launcher.terminal.restore()  # nothing runs on it now: the stub takes it back
             reply = session.on_stop(event)
             if reply is not None:
                 send(reply)
