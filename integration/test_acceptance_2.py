@@ -215,3 +215,39 @@ def test_ctrl_c_twice_then_kill(procs: ProcessTracker, kind: str, prog: str) -> 
         assert client.receive() == b"OK"
     assert srv.wait_exit() is not None, srv.describe()
     assert wait_until(lambda: not pid_alive(pid or 0), 10)
+
+
+def test_binary_x_write_nak_and_bad_checksum(procs: ProcessTracker, kind: str) -> None:
+    """`X` with every byte value (escaped `$ # } *`), read back with `m`; a bad checksum gets `-`
+    and the retransmitted packet is served; a `-` after a reply gets that reply again."""
+    from gdbstub.protocol import framing
+
+    exe = harness.program("loop-nopie")
+    message = symbol_address(exe, "message")  # char message[32]
+    srv = harness.start_server(procs, kind, exe)
+    with RawClient(srv.port) as client:
+        client.handshake(no_ack=False)
+        assert client.request(b"X%x,0:" % message) == b"OK"  # gdb's probe for X support
+        data = bytes([0x23, 0x24, 0x7D, 0x2A, 0x00, 0xFF, 0x03, 0x2B, 0x2D]) + bytes(range(0x80, 0x97))
+        assert len(data) == 32
+        assert client.request(b"X%x,%x:" % (message, len(data)) + data) == b"OK"
+        assert client.request(b"m%x,%x" % (message, len(data))) == data.hex().encode()
+        # A damaged packet: NAK, then the same packet intact is answered.
+        body = b"m%x,4" % message
+        client.send_raw(b"$" + body + b"#%02x" % ((framing.checksum(body) + 1) & 0xFF))
+        event = client.next_event()
+        assert isinstance(event, framing.Nak), event
+        assert client.request(body) == data[:4].hex().encode()
+        # We NAK the reply: the stub sends it again.
+        client.send(b"qC")
+        first = client.next_event()
+        while isinstance(first, framing.Ack):
+            first = client.next_event()
+        assert isinstance(first, framing.Packet) and first.data.startswith(b"QC"), first
+        client.send_raw(b"-")
+        again = client.next_event()
+        assert again == first, (first, again)
+        client.send_raw(b"+")
+        client.send(b"vKill;%x" % (srv.inferior_pid or 0))
+        assert client.receive() == b"OK"
+    assert srv.wait_exit() is not None, srv.describe()
