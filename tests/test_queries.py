@@ -1,0 +1,93 @@
+"""qSearch:memory, qXfer:osdata and the TLS layout facts, without a live process."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import pytest
+
+from gdbstub.protocol import osdata, search, tls
+
+
+class Memory:
+    """Readable bytes at BASE; reads past the end come back short, reads before it fail."""
+
+    def __init__(self, base: int, data: bytes) -> None:
+        self.base, self.data = base, data
+
+    def read_memory(self, pid: int, addr: int, length: int) -> bytes:
+        if addr < self.base:
+            raise OSError(5, "unmapped")
+        start = addr - self.base
+        return self.data[start : start + length]
+
+
+class FakeSession:
+    def __init__(self, memory: Memory) -> None:
+        self.target = memory
+
+    def current_pid(self) -> int:
+        return 1
+
+
+def _search(memory: Memory, addr: int, length: int, pattern: bytes) -> bytes:
+    args = b":memory:%x;%x;" % (addr, length) + pattern
+    return search.search_memory(FakeSession(memory), args)  # type: ignore[arg-type]
+
+
+def test_search_finds_across_chunks() -> None:
+    data = bytearray(b"x" * 200000)
+    at = search.CHUNK + 2  # half in the first read (CHUNK + 5 bytes), whole only in the second
+    data[at : at + 6] = b"needle"
+    memory = Memory(0x1000, bytes(data))
+    assert _search(memory, 0x1000, len(data), b"needle") == b"1,%x" % (0x1000 + at)
+    assert _search(memory, 0x1000, len(data), b"absent") == b"0"
+    # a range that ends before the pattern is complete does not match it
+    assert _search(memory, 0x1000, at + 5, b"needle") == b"0"
+
+
+def test_search_pattern_with_separators_and_errors() -> None:
+    memory = Memory(0x1000, b"ab;c:d" + b"z" * 10)
+    assert _search(memory, 0x1000, 16, b";c:") == b"1,1002"
+    assert _search(memory, 0x1000, 1000, b"nothere") == b"0"  # runs off the end: short read
+    assert _search(memory, 0x10, 0x10, b"ab") == b"E01"  # unreadable start
+    assert search.search_memory(FakeSession(memory), b":memory:zz;1;a") == b"E01"  # type: ignore[arg-type]
+    assert search.search_memory(FakeSession(memory), b":memory:1000;10;") == b"E01"  # type: ignore[arg-type]
+    assert search.search_memory(FakeSession(memory), b":other:1;1;a") == b""  # type: ignore[arg-type]
+
+
+def test_osdata_documents() -> None:
+    types = osdata._osdata(None, "")  # type: ignore[arg-type]
+    assert b'<osdata type="types">' in types and b">processes<" in types and b">threads<" in types
+    mine = str(os.getpid()).encode()
+    processes = osdata._osdata(None, "processes")  # type: ignore[arg-type]
+    assert b'<column name="pid">' + mine + b"</column>" in processes
+    threads = osdata._osdata(None, "threads")  # type: ignore[arg-type]
+    assert b'<column name="tid">' + mine + b"</column>" in threads
+    with pytest.raises(KeyError):
+        osdata._osdata(None, "bogus")  # type: ignore[arg-type]
+
+
+def test_osdata_escapes_values() -> None:
+    doc = osdata.document("t", [[("command", "a<b>&\"c\"")]])
+    assert b"a&lt;b&gt;&amp;\"c\"" in doc
+
+
+def test_tls_layout_from_this_libc() -> None:
+    path = tls.libc_path(os.getpid())
+    assert path is not None
+    layout = tls.layout_from_libc(path)
+    assert layout is not None
+    word_bits = 64 if os.uname().machine == "x86_64" else 32
+    assert layout.pthread_dtvp.bits == word_bits
+    assert layout.dtv_slot.bits == 2 * word_bits  # dtv_t: a pointer and to_free
+    assert layout.l_tls_modid.bits == word_bits and layout.l_tls_modid.offset > 0
+
+
+def test_tls_layout_of_a_file_without_descriptors(tmp_path: Any) -> None:
+    assert tls.layout_from_libc("/bin/true") is None
+    junk = tmp_path / "junk"
+    junk.write_bytes(b"not an elf")
+    assert tls.layout_from_libc(str(junk)) is None
+    assert tls.layout_from_libc(str(tmp_path / "missing")) is None
