@@ -15,6 +15,21 @@ import pytest
 from harness import ProcessTracker
 from rawclient import RawClient, read_mem, symbol_address
 
+from gdbstub.protocol import framing
+
+
+class WireFramer(framing.Framer):
+    """Decodes replies as gdb does, run-length before escapes: in `0*}` the `}` is a count (a run
+    of 97), not an escape. (RawClient unescapes first, which garbles such gdbserver replies.)"""
+
+    def _finish(self) -> framing.Event:
+        body = bytes(self._body)
+        event = super()._finish()
+        if isinstance(event, framing.Packet):
+            return framing.Packet(framing.unescape(framing.run_length_decode(body)))
+        return event
+
+
 STOP_KEY = re.compile(rb"([0-9a-zA-Z_]+):([^;]*);")
 
 
@@ -139,3 +154,22 @@ def test_software_breakpoint_hidden_from_memory_reads(procs: ProcessTracker) -> 
         client.send(b"vKill;%x" % pid)
         client.receive()
     srv.wait_exit()
+
+
+@pytest.mark.parametrize(("prog", "core_bytes"), [("loop", 164), ("loop-32", 64)])
+def test_first_stop_is_the_first_instruction_as_gdbserver(procs: ProcessTracker, prog: str, core_bytes: int) -> None:
+    """Issue 2: launched stopped at its first instruction (ld.so's entry): the core registers of the
+    first stop equal gdbserver's (ASLR off, the same environment and arguments)."""
+    seen = {}
+    for kind in harness.KINDS:
+        srv = harness.start_server(procs, kind, harness.program(prog), ["3"])
+        with RawClient(srv.port) as client:
+            client.framer = WireFramer(max_packet=1 << 22)
+            stop = client.handshake()
+            assert stop.startswith(b"T05"), (kind, stop)
+            g = client.request(b"g")
+            seen[kind] = g[: 2 * core_bytes]
+            client.send(b"vKill;%x" % (srv.inferior_pid or 0))
+            client.receive()
+        srv.wait_exit()
+    assert seen["gdbstub"] == seen["gdbserver"], seen
