@@ -17,7 +17,7 @@ from .launch import Launcher
 from .protocol import framing
 from .protocol.session import Session, SessionEnd
 from .target.base import StopEvent, StopKind
-from .target.linux.process import LinuxTarget
+from .target.linux.process import LaunchError, LinuxTarget
 from .transport import Connection, Listener
 
 log = logging.getLogger("gdbstub.server")
@@ -75,9 +75,11 @@ class Server:
     def serve(self) -> int:
         """Accept clients until done; returns the process exit status.
 
-        gdbserver's lifetime: after a client leaves, the stub ends with --once, on stdio,
-        after ``monitor exit`` or a non-extended kill, or when nothing is left to debug
-        outside extended mode; otherwise it waits for the next client, program kept."""
+        After a client leaves, the stub ends with --once, on stdio, after ``monitor exit``
+        or a non-extended kill, or when an attached program was all there was outside
+        extended mode. Otherwise it waits for the next client. A program it launched is
+        killed when its client leaves (never left running), and outside extended mode
+        the next client gets a fresh launch of it."""
         try:
             while True:
                 conn = self.listener.accept()
@@ -94,12 +96,20 @@ class Server:
                         break
                 if self.options.once or self.listener.addr.kind == "stdio":
                     break
-                if not self.extended_seen and not self.target.alive():
-                    break
+                relaunch = self.target.launched() and not self.extended_seen
+                # No launched program outlives its client, even one left running: kill
+                # what we started and detach from what we attached to.
+                self.target.close()
+                if relaunch:
+                    try:  # the next client gets a fresh launch
+                        self.launcher.start(self.target)
+                    except LaunchError as exc:
+                        print(exc, file=sys.stderr, flush=True)
+                        break
+                elif not self.extended_seen:
+                    break  # an attached program was detached: nothing left to debug
                 print("Remote side has terminated connection.  "
                       "gdbstub will reopen the connection.", file=sys.stderr, flush=True)
-                if self.target.running:  # the client left mid-run: the next one finds it stopped
-                    self.target._stop_all()
                 self.listener.announce()
         except StubExit as exc:
             log.info("exiting on %s", exc)

@@ -179,19 +179,28 @@ def test_multiprocess_off(procs, kind):
 
 
 def test_reconnect_twice(procs, kind):
+    """Without --once the server takes client after client. gdbserver keeps the program between
+    them; gdbstub kills the program it launched when its client leaves (issue 2: no launched
+    program outlives its client) and starts it afresh for the next one."""
     srv = harness.start_server(procs, kind, envargs(), once=False)
     prog = envargs()
     first = harness.run_gdb(procs, srv.port, ["break reached", "continue", "disconnect"], file=prog)
     context = first.describe() + srv.describe()
     expect_in(first.stdout, r"Breakpoint 1, reached", context=context)
+    first_pid = srv.inferior_pid
     second = harness.run_gdb(procs, srv.port, ["p count", "p count = 41", "disconnect"], file=prog)
     context = second.describe() + srv.describe()
     expect_in(second.stdout, r"^\$1 = 0$", r"^\$2 = 41$", context=context)
     third = harness.run_gdb(procs, srv.port, ["p count", "kill"], file=prog)
     context = third.describe() + srv.describe()
-    expect_in(third.stdout, r"^\$1 = 41$", r"killed\]$", context=context)
+    kept = "41" if kind == "gdbserver" else "0"
+    expect_in(third.stdout, rf"^\$1 = {kept}$", r"killed\]$", context=context)
     assert srv.proc.poll() is not None or srv.wait_exit() is not None, context
     assert srv.stderr.text.count("Remote debugging from host") == 3, context
+    if kind == "gdbstub":
+        pids = [int(p) for p in re.findall(r"created; pid = (\d+)", srv.stderr.text)]
+        assert len(set(pids)) == 3 and pids[0] == first_pid, context
+        assert not any(pid_alive(p) for p in pids), context
 
 
 def test_loader_as_program(procs, kind):
@@ -390,8 +399,9 @@ def test_program_reads_the_stub_terminal(procs, kind):
 
 
 def test_client_vanishes_mid_run_then_reconnect(procs):
-    """Without --once: gdb is killed while the program runs; the stub stops the program and the
-    next client finds it stopped where it was (gdbserver 13 waits for a stop that never comes)."""
+    """Without --once: gdb is killed while the program runs; the stub kills that program (never
+    left running) and the next client gets a fresh one, stopped at its first instruction
+    (gdbserver 13 instead waits for a stop that never comes)."""
     import signal as sig
 
     busy = harness.program("busy")
@@ -402,8 +412,11 @@ def test_client_vanishes_mid_run_then_reconnect(procs):
     os.killpg(first.pid, sig.SIGKILL)
     first.wait(timeout=10)
     assert srv.stderr.wait_for(re.compile(r"will reopen the connection"), 20), srv.describe()
-    res = harness.run_gdb(procs, srv.port, ["bt 1", "p spins > 0", "kill"], file=busy)
+    assert wait_until(lambda: not pid_alive(int(found.group(1))), 10), srv.describe()
+    res = harness.run_gdb(procs, srv.port, ["p spins", "info inferiors", "kill"], file=busy)
     context = res.describe() + srv.describe()
-    expect_in(res.stdout, r"^#0 .* in spin \(\)", r"^\$1 = 1$", r"killed\]$", context=context)
+    expect_in(res.stdout, r"^\$1 = 0$", r"killed\]$", context=context)
+    pids = [int(p) for p in re.findall(r"created; pid = (\d+)", srv.stderr.text)]
+    assert len(set(pids)) == 2, context
     assert srv.wait_exit() is not None, context
-    assert wait_until(lambda: not pid_alive(int(found.group(1))), 10), context
+    assert not any(pid_alive(p) for p in pids), context

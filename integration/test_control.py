@@ -85,18 +85,27 @@ def test_detach_lets_program_finish(debug):
     assert s.server_rc is not None, f"--once server still running after detach\n{s.describe()}"
 
 
-def test_reconnect_after_disconnect(procs, server):
-    """Without --once the server outlives a client: `disconnect` keeps the program stopped where it was."""
+def test_reconnect_after_disconnect(procs, server, kind):
+    """Without --once the server outlives a client. After `disconnect` gdbserver keeps the program
+    stopped where it was; gdbstub kills the program it launched and the next client debugs a fresh
+    launch of it (issue 2: no launched program outlives its client)."""
     srv = server("loop", ["5"], once=False)
     prog = harness.program("loop")
-    first = harness.run_gdb(procs, srv.port, ["break hot", "continue", "p i", "disconnect"], file=prog)
-    assert re.search(r"^\$1 = 0$", first.stdout, re.M), first.describe() + srv.describe()
+    first = harness.run_gdb(procs, srv.port, ["break hot", "continue", "continue", "p i", "disconnect"], file=prog)
+    assert re.search(r"^\$1 = 1$", first.stdout, re.M), first.describe() + srv.describe()
     assert srv.proc.poll() is None, f"server exited after disconnect\n{first.describe()}{srv.describe()}"
+    first_pid = srv.inferior_pid
     second = harness.run_gdb(
         procs, srv.port, ["p counter", "break hot", "continue", "p i", "p counter", "kill"], file=prog
     )
-    for pattern in (r"^\$1 = 0$", r"^Breakpoint 1, hot \(i=1\)", r"^\$2 = 1$", r"^\$3 = 1$", r"killed\]$"):
+    if kind == "gdbserver":  # the same process, where the first client left it
+        want = (r"^\$1 = 1$", r"^Breakpoint 1, hot \(i=2\)", r"^\$2 = 2$", r"^\$3 = 2$", r"killed\]$")
+    else:  # a fresh launch
+        want = (r"^\$1 = 0$", r"^Breakpoint 1, hot \(i=0\)", r"^\$2 = 0$", r"^\$3 = 0$", r"killed\]$")
+    for pattern in want:
         assert re.search(pattern, second.stdout, re.M), f"{pattern!r} missing\n{second.describe()}{srv.describe()}"
+    if kind == "gdbstub":
+        assert first_pid is not None and not pid_alive(first_pid), srv.describe()
     srv.wait_exit(5)
     srv.stop()
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import resource
 import signal
 import socket
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import harness
 import pytest
-from harness import ProcessTracker, Server, wait_until
+from harness import ProcessTracker, Server, pid_alive, wait_until
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from rawclient import (
@@ -308,7 +309,7 @@ def test_client_that_floods_without_reading_then_leaves(stub: Callable[..., Serv
         time.sleep(0.5)
         client.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
     with reconnect(server) as client:  # closed with a reset: the stub's blocked send fails, it moves on
-        assert client.handshake() == stop
+        assert stop_reply_ok(client.handshake()), stop  # a fresh launch of the program
         assert client.request(b"m%x,4" % symbol_address(exe, "g32")) == b"33333333"
     server.stop()
 
@@ -375,26 +376,29 @@ def reconnect(server: Server) -> RawClient:
             time.sleep(0.05)
 
 
-def test_client_vanishes_while_stopped_then_another_finds_the_same_state(stub: Callable[..., Server]) -> None:
+def test_client_vanishes_while_stopped_then_another_gets_a_fresh_program(stub: Callable[..., Server]) -> None:
+    """Issue 2: a launched program does not outlive its client; the next client debugs a fresh
+    launch (gdbserver would keep the old process)."""
     server = stub(once=False)
+    first = server.inferior_pid
     exe = harness.program(LOOP)
     g32 = symbol_address(exe, "g32")
     with RawClient(server.port) as client:
-        stop = client.handshake()
+        client.handshake()
         assert client.request(b"M%x,4:78563412" % g32) == b"OK"
         assert client.request(b"Z0,%x,1" % symbol_address(exe, "hot")) == b"OK"
-        before = snapshot(client, exe)
     with reconnect(server) as client:
-        assert client.handshake() == stop
-        assert snapshot(client, exe) == before
-        assert client.request(b"m%x,4" % g32) == b"78563412"
+        assert stop_reply_ok(client.handshake())
+        assert first is not None and wait_until(lambda: not pid_alive(first), 10)
+        assert client.request(b"m%x,4" % g32) == b"33333333"  # the write died with the old one
         reply = client.request(b"vCont;c")
-        assert reply.startswith(b"T05") and b"swbreak" in reply, reply  # the breakpoint is still in
-        client.send(b"k")  # no reply needed: the program is killed and the stub ends
-    assert_clean_exit(server, server.inferior_pid)
+        assert reply.startswith(b"W07"), reply  # no breakpoint left over: runs to its end
+    server.stop()
 
 
 def test_client_vanishes_while_running(stub: Callable[..., Server]) -> None:
+    """The program a vanished client left running is killed, never left running; the next client
+    gets a fresh one, stopped at its first instruction, that runs under it."""
     server = stub("busy", [], once=False)
     inferior = server.inferior_pid
     with RawClient(server.port) as client:
@@ -404,19 +408,20 @@ def test_client_vanishes_while_running(stub: Callable[..., Server]) -> None:
     with reconnect(server) as client:
         reply = client.handshake()
         assert stop_reply_ok(reply), reply
+        assert inferior is not None and wait_until(lambda: not pid_alive(inferior), 10)
+        fresh = int(re.findall(r"created; pid = (\d+)", server.stderr.text)[-1])
+        assert fresh != inferior
         assert client.request(b"qfThreadInfo")[:1] == b"m"
         assert len(client.request(b"g")) > 100
-        spins = symbol_address(harness.program("busy"), "spins")
-        assert inferior is not None
-        spins += load_bias(inferior, harness.program("busy"))
+        spins = symbol_address(harness.program("busy"), "spins") + load_bias(fresh, harness.program("busy"))
         first = int.from_bytes(bytes.fromhex(client.request(b"m%x,8" % spins).decode()), "little")
-        assert first > 0  # it ran
+        assert first == 0  # fresh: not run yet
         client.send(b"vCont;c")
         time.sleep(0.2)
         client.send_raw(b"\x03")
         assert stop_reply_ok(client.receive())
         later = int.from_bytes(bytes.fromhex(client.request(b"m%x,8" % spins).decode()), "little")
-        assert later > first  # and runs on under the new client
+        assert later > first  # and runs under the new client
     server.stop()
 
 
@@ -442,7 +447,7 @@ def test_client_vanishes_mid_packet_then_another_is_served(stub: Callable[..., S
         stop = client.handshake()
         client.send_raw(b"$M%x,4:1122" % symbol_address(harness.program(LOOP), "g32"))
     with reconnect(server) as client:
-        assert client.handshake() == stop
+        assert stop_reply_ok(client.handshake()), stop  # a fresh launch
         assert client.request(b"m%x,4" % symbol_address(harness.program(LOOP), "g32")) == b"33333333"
     server.stop()
 
