@@ -213,6 +213,12 @@ class Server:
                 self._poll_target(session, send)
                 if time.perf_counter() > deadline:
                     break
+            else:
+                if not session.non_stop:
+                    # Stopped while we polled: that stop's SIGCHLD is in the wake-up
+                    # pipe by now; take it here instead of waking up for it later.
+                    # All-stop: nothing else runs, and the next resume polls first.
+                    self._drain_wakeup()
 
     def _poll_target(self, session: Session, send: Callable[[bytes], None]) -> None:
         # All-stop: one stop ends the run. Non-stop: every thread's stop is an
@@ -231,7 +237,7 @@ class Server:
 
     def _drain_wakeup(self) -> None:
         try:
-            while os.read(self._wake_r, 4096):
+            while len(os.read(self._wake_r, 4096)) == 4096:  # a short read emptied it
                 pass
         except BlockingIOError:
             pass
