@@ -120,21 +120,10 @@ def test_star_in_a_client_packet_is_data(procs: ProcessTracker) -> None:
     srv.wait_exit()
 
 
-# gdbstub keeps gdbserver's lifetime instead: the program stays (stopped) for the next client, and
-# test_control/test_faults/test_long assert that. Which one is wanted is the lead's decision
-# (/work/shared/notes/acceptance.md); strict, so these fail loudly once the stub does what issue 2 says.
-FRESH_LAUNCH = pytest.mark.xfail(
-    strict=True,
-    reason="issue 2 fresh launch per client not implemented: "
-    "the stub keeps the program for the next client, as gdbserver does",
-)
-
-
 def _created_pids(srv: harness.Server) -> list[int]:
     return [int(m.group(1)) for m in CREATED.finditer(srv.stderr.text)]
 
 
-@FRESH_LAUNCH
 def test_without_once_next_client_gets_a_fresh_launch(procs: ProcessTracker) -> None:
     """Issue 2: on disconnect the launched program is killed and the next client gets a fresh launch."""
     srv = harness.start_server(procs, "gdbstub", harness.program("loop"), ["5"], once=False)
@@ -159,7 +148,6 @@ def test_without_once_next_client_gets_a_fresh_launch(procs: ProcessTracker) -> 
         srv.stop()
 
 
-@FRESH_LAUNCH
 def test_without_once_a_running_program_dies_with_its_client(procs: ProcessTracker) -> None:
     """kill -9 gdb while the program runs: the program goes, the stub listens on with a new one."""
     srv = harness.start_server(procs, "gdbstub", harness.program("busy"), once=False)
