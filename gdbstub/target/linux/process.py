@@ -627,6 +627,8 @@ class LinuxTarget:
             self._ready.append(event)
             return
         for t in list(self.threads.values()):
+            if self._ready:
+                break  # a step-off ended in an event: everything is stopped again
             if t.resumed and t.stopped and t.tid in self.threads:
                 sig, t.deliver = t.deliver, 0
                 self._resume_one(t, sig)
@@ -785,6 +787,10 @@ class LinuxTarget:
             if t.action.kind == "r" and not self._in_range(t):
                 t.stop_signal = signal.SIGTRAP
                 return StopEvent(StopKind.SIGNAL, t.pid, t.tid, signal=signal.SIGTRAP)
+            if self._on_breakpoint(t):
+                # Landed on the next breakpoint: that is a hit, as if its int3 had run.
+                t.stop_signal = signal.SIGTRAP
+                return StopEvent(StopKind.SIGNAL, t.pid, t.tid, signal=signal.SIGTRAP, reason="swbreak")
             return None
         return self._on_status(t.tid, status, collecting=True)
 
@@ -1085,7 +1091,9 @@ class LinuxTarget:
             if pc - 1 in proc.sw_breakpoints:
                 self.set_pc(t, pc - 1)
                 reason = "swbreak"
-        if reason is None:
+        if reason is None and t.action.kind != "r" and not armed and not self._after_our_int3(t, proc):
+            pass  # the reason would stay None whatever the siginfo says: skip GETSIGINFO
+        elif reason is None:
             try:
                 info = ptrace.getsiginfo(t.tid)
             except OSError:
@@ -1117,6 +1125,15 @@ class LinuxTarget:
         t.stop_signal = signal.SIGTRAP
         return StopEvent(StopKind.SIGNAL, t.pid, t.tid, signal=signal.SIGTRAP,
                          reason=reason, address=address)
+
+    def _after_our_int3(self, t: Thread, proc: Process) -> bool:
+        """Whether the PC is just past one of our breakpoints (True when unsure)."""
+        if not proc.sw_breakpoints:
+            return False
+        try:
+            return self.get_pc(t) - 1 in proc.sw_breakpoints
+        except OSError:
+            return True
 
     def _step_over_alone(self, t: Thread) -> StopEvent | None:
         """A breakpoint hit nobody wants (false condition) while other threads run: stop
