@@ -12,8 +12,9 @@ CC ?= gcc
 CFLAGS_TEST := -g -O0 -Wall -fno-omit-frame-pointer
 LDLIBS_TEST := -pthread
 PYTEST_ARGS ?=
-# JOBS=2 runs the integration tests on 2 pytest-xdist workers (each test has its own ports and processes).
-JOBS ?= 1
+# The integration tests run on JOBS pytest-xdist workers (each test has its own ports and processes);
+# JOBS=1 runs them serially (about twice as long).
+JOBS ?= 2
 XDIST := $(if $(filter-out 1,$(JOBS)),-n $(JOBS),)
 
 NAMES := $(basename $(notdir $(wildcard $(SRC)/*.c)))
