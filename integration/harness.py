@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import difflib
+import fcntl
 import os
 import queue
 import re
@@ -53,15 +54,21 @@ def program(name: str) -> Path:
 
 
 def build_programs() -> None:
-    """Run `make programs` (incremental, so cheap when nothing changed)."""
-    done = subprocess.run(
-        ["make", "-s", "-C", str(ROOT), "programs"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        stdin=subprocess.DEVNULL,
-        check=False,
-    )
+    """Run `make programs` (incremental, so cheap when nothing changed).
+
+    Under a lock: pytest-xdist workers each call this, and two makes must not write one binary at once.
+    """
+    BUILD.mkdir(exist_ok=True)
+    with open(BUILD / ".make.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        done = subprocess.run(
+            ["make", "-s", "-C", str(ROOT), "programs"],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            stdin=subprocess.DEVNULL,
+            check=False,
+        )
     if done.returncode != 0:
         raise HarnessError(f"make programs failed:\n{done.stdout}\n{done.stderr}")
 
