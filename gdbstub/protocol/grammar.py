@@ -168,8 +168,23 @@ class VContAction:
     thread: ThreadId | None  # None: every thread not named otherwise
 
 
+_VCONT_SEEN: dict[tuple[bytes, int], tuple[VContAction, ...]] = {}  # gdb repeats the same few
+
+
 def parse_vcont(args: bytes, default_pid: int) -> list[VContAction]:
-    """``;ACTION[:TID]...`` of vCont."""
+    """``;ACTION[:TID]...`` of vCont (the actions are immutable, so parses are remembered)."""
+    key = (args, default_pid)
+    seen = _VCONT_SEEN.get(key)
+    if seen is not None:
+        return list(seen)
+    actions = _parse_vcont(args, default_pid)
+    if len(_VCONT_SEEN) >= 64:
+        _VCONT_SEEN.clear()
+    _VCONT_SEEN[key] = tuple(actions)
+    return actions
+
+
+def _parse_vcont(args: bytes, default_pid: int) -> list[VContAction]:
     if not args.startswith(b";"):
         raise ValueError("vCont needs actions")
     actions = []
