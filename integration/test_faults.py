@@ -52,6 +52,9 @@ GLOBALS = ("g8", "g16", "g32", "g64", "message", "table", "hot")
 RESUMING = {"c", "C", "s", "S", "vCont", "k", "vKill", "D", "R", "vRun", "vAttach", "!", "vCtrlC",
             "QNonStop", "vStopped", "i", "I", "t", "r"}
 STATE_CHANGING = {"M", "X", "G", "P", "Z", "z", "QRestoreRegisterState", "_M", "_m", "qXfer"}
+# Renegotiation changes how registers are presented, not the program: qSupported with or without
+# xmlRegisters=i386 chooses the 'g' layout, as with gdbserver.
+RENEGOTIATING = {"qSupported"}
 
 
 def count(line: str) -> None:
@@ -84,6 +87,16 @@ def snapshot(client: RawClient, exe: Path) -> tuple[bytes, ...]:
         parts.append(client.request(b"m%x,40" % symbol_address(exe, name)))
     assert not any(p.startswith(b"E") for p in parts), parts
     return tuple(parts)
+
+
+def differences(before: tuple[bytes, ...], after: tuple[bytes, ...]) -> list[tuple[int, int, bytes, bytes]]:
+    """(part, byte offset, old, new) of each changed byte run, for a readable failure."""
+    out = []
+    for part, (a, b) in enumerate(zip(before, after, strict=True)):
+        if a != b:
+            first = next((i for i in range(min(len(a), len(b))) if a[i] != b[i]), min(len(a), len(b)))
+            out.append((part, first // 2, a[first:first + 16], b[first:first + 16]))
+    return out
 
 
 def stop_reply_ok(reply: bytes) -> bool:
@@ -139,10 +152,12 @@ def run_live_fuzz(client: RawClient, exe: Path, examples: int, tally: dict[str, 
         replies = [client.receive() for _ in range(len(packets) + retransmits)]
         changed = any(packet_name(p) in STATE_CHANGING for p in packets) and not all(
             r.startswith(b"E") or r == b"" for r in replies)
+        changed |= any(packet_name(p) in RENEGOTIATING for p in packets)
         status = client.request(b"?")
         assert stop_reply_ok(status), (data[:200], status)
         if not changed:
-            assert snapshot(client, exe) == before, f"{data[:200]!r} changed the program"
+            after = snapshot(client, exe)
+            assert after == before, f"{data[:200]!r} changed the program: {differences(before, after)}"
 
     one()
 
