@@ -23,7 +23,11 @@ from .transport import Connection, Listener
 log = logging.getLogger("gdbstub.server")
 rsp_log = logging.getLogger("gdbstub.rsp")
 
-SPIN_SECONDS = 0.0002  # how long to poll for a quick stop after a resume
+# How long to poll for a quick stop after a resume. 0: poll once (an event kept from
+# the last stop is there at once), then sleep until SIGCHLD, as gdbserver does: on a
+# loaded machine polling burns the CPU the stepped thread needs to finish its step
+# and gdb needs to answer, and wall time got worse, not better.
+SPIN_SECONDS = 0.0
 LOG_PREFIX = 64  # packets are logged up to this many bytes (no memory contents beyond it)
 WRITE_PREFIX = 16  # of M/X packets, only this many characters of the data written
 
@@ -205,9 +209,8 @@ class Server:
         if reply is not None:
             send(reply)
         elif session.running and not was_running:
-            # A resume. Steps and short runs end within microseconds: poll for a
-            # while before going back to select, which saves the SIGCHLD ->
-            # wake-up pipe -> epoll round trip on every step and breakpoint hit.
+            # A resume: poll (for SPIN_SECONDS) before going back to epoll; a stop
+            # found here saves the SIGCHLD -> wake-up pipe -> epoll round trip.
             deadline = time.perf_counter() + SPIN_SECONDS
             while session.running:
                 self._poll_target(session, send)
