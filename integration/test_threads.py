@@ -210,7 +210,7 @@ def test_thread_events_create_and_exit(procs):
             if reply[:1] in (b"W", b"X"):
                 break
     assert kinds.count("create") == 2 and kinds.count("w") == 2 and kinds.count("break") == 3, kinds
-    assert kinds[0] == "create" and kinds[-1] == "W", kinds
+    assert kinds[-1] == "W", kinds  # a create and a breakpoint hit may come in either order
     assert srv.wait_exit() is not None, srv.describe()
 
 
