@@ -72,23 +72,24 @@ def test_two_stubs_race_for_one_port(procs, kind):
     first = procs.spawn([*base_command(kind), *args], env=harness.server_env())
     second = procs.spawn([*base_command(kind), *args], env=harness.server_env())
     readers = [harness.OutputReader(p.stderr) for p in (first, second)]
-    losers = []
-    for proc, reader in zip((first, second), readers, strict=True):
-        try:
-            proc.wait(timeout=10)
-            losers.append((proc, reader))
-        except Exception:
-            pass
-    assert len(losers) == 1, [r.text for r in readers]
-    loser, reader = losers[0]
+    # The loser exits as soon as its bind fails; the winner waits for a client (bounded, no fixed wait).
+    assert wait_until(lambda: first.poll() is not None or second.poll() is not None, 10), [r.text for r in readers]
+    if first.poll() is not None:
+        (loser, reader), (winner, win_reader) = (first, readers[0]), (second, readers[1])
+    else:
+        (loser, reader), (winner, win_reader) = (second, readers[1]), (first, readers[0])
     reader.join()
     assert loser.returncode != 0
     assert "Can't bind address: Address already in use." in reader.text, reader.text
     assert "Exiting" in reader.text, reader.text
-    winner = first if loser is second else second
-    win_reader = readers[0] if winner is first else readers[1]
     assert win_reader.wait_for(re.compile(rf"Listening on port {port}$"), 10), win_reader.text
-    assert winner.poll() is None
+    assert winner.poll() is None, win_reader.text
+    # Only one of them exited, and the one left owns the port: it serves a client there.
+    client = RawClient(port)
+    try:
+        assert client.request(b"?").startswith(b"T05"), win_reader.text
+    finally:
+        client.close()
     winner.kill()
     winner.wait(5)
 
