@@ -242,3 +242,36 @@ def test_breakpoint_inserted_and_removed_while_threads_run(session: tuple[Mi, Se
     assert all(a > b for a, b in zip(after, before, strict=True)), (before, after)
     mi.read()
     assert not [s for s in mi.stops()[mark:] if s["payload"].get("reason") == "signal-received"]
+
+
+HAMMER = pytest.mark.parametrize("session", ["nshammer", "nshammer-32"], indirect=True)
+
+
+@HAMMER
+@pytest.mark.timeout(120)
+def test_false_condition_step_overs_lose_no_hit(session: tuple[Mi, Server]) -> None:
+    """count() is hit all the time by four threads; only thread 0's hits are wanted
+    (the condition is evaluated in the server), so the server steps the others over
+    the breakpoint constantly. While it does, thread 0 must never run past the lifted
+    int3: each resume of thread 0 stops at its very next call."""
+    mi, _ = session
+    assert mi.cmd('-break-insert -c "id == 0" count')["message"] == "done"
+    start = mark = mi.mark()
+    assert mi.cmd("-exec-continue --all")["message"] == "running"
+    (stop,) = mi.wait_stops(1, mark)
+    assert stop["payload"]["frame"]["args"][0]["value"] == "0", stop
+    first = stop["payload"]["thread-id"]
+    others_before = [mi.value(f"calls[{i}]") for i in range(1, NTHREADS)]
+    for expected in range(15):
+        assert mi.value("calls[0]") == expected
+        mark = mi.mark()
+        assert mi.cmd(f"-exec-continue --thread {first}")["message"] == "running"
+        (stop,) = mi.wait_stops(1, mark)
+        assert stop["payload"]["thread-id"] == first, stop
+        assert stop["payload"]["reason"] == "breakpoint-hit", stop
+    assert mi.value("calls[0]") == 15
+    # The other threads ran all along (through the breakpoint, unreported).
+    others_after = [mi.value(f"calls[{i}]") for i in range(1, NTHREADS)]
+    assert all(a > b for a, b in zip(others_after, others_before, strict=True)), (others_before, others_after)
+    mi.read()
+    assert len(mi.stops()[start:]) == 16, mi.stops()[start:]

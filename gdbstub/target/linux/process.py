@@ -709,7 +709,7 @@ class LinuxTarget:
     def _resume_one(self, t: Thread, sig: int) -> None:
         """Set one stopped thread going per its action (stepping off a breakpoint first)."""
         if self._on_breakpoint(t):
-            event = self._step_over(t, sig)
+            event = self._step_over_non_stop(t, sig) if self.non_stop else self._step_over(t, sig)
             if event is not None:
                 self._ready.append(event)
                 if not self.non_stop:
@@ -719,6 +719,40 @@ class LinuxTarget:
                 return
             sig = 0
         self._ptrace_resume(t, sig)
+
+    def _step_over_non_stop(self, t: Thread, sig: int) -> StopEvent | None:
+        """Non-stop: the other threads pause (unseen by the client) while the int3 is
+        out, as gdbserver's step-over does: one running meanwhile could pass the
+        lifted breakpoint and its hit would be lost. They go on afterwards."""
+        paused = any(x is not t and not x.stopped for x in self.threads.values())
+        if paused:
+            self._stop_all()
+        event = self._step_over(t, sig)
+        if paused:
+            self._restart_paused(t)
+        self.running = any(x.resumed for x in self.threads.values())
+        return event
+
+    def _restart_paused(self, skip: Thread) -> None:
+        """After a non-stop step-over: events seen while pausing are queued for the
+        client (their threads stay stopped), the other resumed threads run on."""
+        self._ready.extend(self._deferred)
+        self._deferred.clear()
+        for x in list(self.threads.values()):
+            if x is skip or not (x.resumed and x.stopped) or x.tid not in self.threads:
+                continue
+            if x.pending is not None:
+                event, x.pending = x.pending, None
+                if self._still_valid(x, event):
+                    self._ready.append(event)
+                    x.resumed = False
+                    continue
+            if x.client_stop and not x.expect_sigstop:  # its vCont;t SIGSTOP came meanwhile
+                self._ready.append(StopEvent(StopKind.SIGNAL, x.pid, x.tid, signal=0))
+                x.resumed = False
+                continue
+            sig, x.deliver = x.deliver, 0
+            self._resume_one(x, sig)
 
     def _ptrace_resume(self, t: Thread, sig: int) -> None:
         t.user = None
