@@ -186,6 +186,15 @@ def test_mi_threads_same_as_gdbserver(procs, kind):
     _compare(ours, _session(procs, "gdbserver", "threads", script, []), threads=True)
 
 
+def user_ticks(pid: int) -> int:
+    """User CPU time of PID in clock ticks (/proc/PID/stat field 14); 0 once it is gone."""
+    try:
+        stat = open(f"/proc/{pid}/stat").read()
+    except OSError:
+        return 0
+    return int(stat[stat.rindex(")") + 2 :].split()[11])
+
+
 def test_mi_interrupt_same_as_gdbserver(procs, kind):
     """-exec-interrupt while running: where it stops varies, so compare the stop's shape only."""
     seen: dict[str, dict[str, Any]] = {}
@@ -197,7 +206,11 @@ def test_mi_interrupt_same_as_gdbserver(procs, kind):
         try:
             assert s.run(f"-target-select remote {s.server.address}")["message"] == "connected"
             assert s.run("-exec-continue")["message"] == "running"
-            assert s.server.stdout.wait_for(re.compile(r"busy pid \d+"), 20), s.server.describe()
+            started = s.server.stdout.wait_for(re.compile(r"busy pid (\d+)"), 20)
+            assert started, s.server.describe()
+            # Past its printf and spinning (else the stop may land in write()): 30 ms of user CPU.
+            pid = int(started.group(1))
+            assert harness.wait_until(lambda pid=pid: user_ticks(pid) >= 3, 20), s.server.describe()
             assert s.mi.send("-exec-interrupt")["message"] == "done"
             stopped = s.mi.wait_stopped()["payload"]
             seen[which] = {"reason": stopped.get("reason"), "signal-name": stopped.get("signal-name"),
