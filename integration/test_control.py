@@ -19,6 +19,15 @@ def inferior_pid(text: str) -> int:
     return int(found.group(1) or found.group(2))
 
 
+def user_ticks(pid: int) -> int:
+    """User CPU time of PID in clock ticks (/proc/PID/stat field 14); 0 once it is gone."""
+    try:
+        stat = open(f"/proc/{pid}/stat").read()
+    except OSError:
+        return 0
+    return int(stat[stat.rindex(")") + 2 :].split()[11])
+
+
 def test_ctrl_c_interrupts_busy_loop(procs, server):
     """gdb/MI `-exec-interrupt` sends \\x03 while the inferior runs; the stop is a SIGINT in spin()."""
     srv = server("busy")
@@ -30,7 +39,11 @@ def test_ctrl_c_interrupts_busy_loop(procs, server):
         assert connected["message"] == "connected", connected
         for _ in range(2):  # interrupt, resume, interrupt again
             assert mi.send("-exec-continue")["message"] == "running"
-            assert srv.stdout.wait_for(BUSY_PID, 20), f"busy.c never started\n{srv.describe()}"
+            started = srv.stdout.wait_for(BUSY_PID, 20)
+            assert started, f"busy.c never started\n{srv.describe()}"
+            # Past its printf and spinning (else the stop may land in write()): 30 ms of user CPU.
+            pid = int(started.group(1))
+            assert wait_until(lambda pid=pid: user_ticks(pid) >= 3, 20), srv.describe()
             assert mi.send("-exec-interrupt")["message"] == "done"
             stopped = mi.wait_stopped(30)["payload"]
             assert stopped.get("reason") == "signal-received", stopped
