@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("gdbstub.session")
 
-PACKET_SIZE = 0x4000
+PACKET_SIZE = 0x47FF  # gdbserver's: gdb reads memory in chunks of half of it (dump: 10% fewer round trips)
 OK = b"OK"
 E01 = b"E01"
 E02 = b"E02"
