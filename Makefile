@@ -69,15 +69,23 @@ $(VARIANT_NAMES:%=$(BUILD)/%-32-pie): $(BUILD)/%-32-pie: $(SRC)/%.c | $(BUILD)
 $(VARIANT_NAMES:%=$(BUILD)/%-32-nopie): $(BUILD)/%-32-nopie: $(SRC)/%.c | $(BUILD)
 	$(CC) -m32 $(CFLAGS_TEST) -fno-pie -no-pie -o $@ $< $(LDLIBS_TEST)
 
+# Unit tests first, then integration even when a unit test failed (CI shows every failure in one run);
+# the slowest tests are listed, and the exit status is non-zero when either part failed.
+DURATIONS := --durations=25
 test: deps venv programs
-	$(VPY) -m pytest tests $(PYTEST_ARGS)
-	$(VPY) -m pytest integration $(XDIST) $(PYTEST_ARGS)
+	@unit=0; integration=0; \
+	echo "$(VPY) -m pytest tests $(DURATIONS) $(PYTEST_ARGS)"; \
+	$(VPY) -m pytest tests $(DURATIONS) $(PYTEST_ARGS) || unit=$$?; \
+	echo "$(VPY) -m pytest integration $(XDIST) $(DURATIONS) $(PYTEST_ARGS)"; \
+	$(VPY) -m pytest integration $(XDIST) $(DURATIONS) $(PYTEST_ARGS) || integration=$$?; \
+	echo "make test: unit tests exit status $$unit, integration tests exit status $$integration"; \
+	[ $$unit = 0 ] && [ $$integration = 0 ]
 
 unit: venv
 	$(VPY) -m pytest tests $(PYTEST_ARGS)
 
 integration: deps venv programs
-	$(VPY) -m pytest integration $(XDIST) $(PYTEST_ARGS)
+	$(VPY) -m pytest integration $(XDIST) $(DURATIONS) $(PYTEST_ARGS)
 
 # The long fuzz and fault runs (the same tests `make test` runs briefly), with their counts at the end.
 FUZZ_TESTS := tests/test_fuzz_framing.py tests/test_fuzz_session.py integration/test_faults.py integration/test_long.py
