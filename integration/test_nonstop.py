@@ -97,6 +97,20 @@ def session(procs: ProcessTracker, kind: str, request: pytest.FixtureRequest) ->
 BITS = pytest.mark.parametrize("session", ["nonstop", "nonstop-32"], indirect=True)
 
 
+def _counters_after(mi: Mi, indices: range, before: list[int], done: Any = all, timeout: float = 20) -> list[int]:
+    """Read counters[INDICES] again until DONE (all/any) of them are past BEFORE or TIMEOUT passes.
+
+    A bounded wait instead of one fixed sleep: on a loaded machine a running thread may not get
+    the CPU for a while; the callers assert on the values returned."""
+    deadline = time.monotonic() + timeout
+    time.sleep(0.3)
+    while True:
+        after = [mi.value(f"counters[{i}]") for i in indices]
+        if done(a > b for a, b in zip(after, before, strict=True)) or time.monotonic() > deadline:
+            return after
+        time.sleep(0.1)
+
+
 @BITS
 @pytest.mark.timeout(120)
 def test_breakpoint_in_one_thread_others_keep_running(session: tuple[Mi, Server]) -> None:
@@ -114,8 +128,7 @@ def test_breakpoint_in_one_thread_others_keep_running(session: tuple[Mi, Server]
     assert len(running) == NTHREADS  # main and the other three spinners
     # The others still count while thread 0 sits at the breakpoint.
     before = [mi.value(f"counters[{i}]") for i in range(1, NTHREADS)]
-    time.sleep(0.3)
-    after = [mi.value(f"counters[{i}]") for i in range(1, NTHREADS)]
+    after = _counters_after(mi, range(1, NTHREADS), before)
     assert all(a > b for a, b in zip(after, before, strict=True)), (before, after)
     # The CLI's view, as a user typing `info threads` sees it.
     start = len(mi.records)
@@ -153,8 +166,7 @@ def test_interrupt_all_reports_each_thread_once(session: tuple[Mi, Server]) -> N
     # And they run again: `continue -a &` as typed at the CLI, then every counter moves.
     before = [mi.value(f"counters[{i}]") for i in range(NTHREADS)]
     assert mi.cmd('-interpreter-exec console "continue -a &"')["message"] in ("done", "running")
-    time.sleep(0.3)
-    after = [mi.value(f"counters[{i}]") for i in range(NTHREADS)]
+    after = _counters_after(mi, range(NTHREADS), before)
     assert all(a > b for a, b in zip(after, before, strict=True)), (before, after)
 
 
@@ -193,8 +205,7 @@ def test_single_thread_resumed_while_others_stay(session: tuple[Mi, Server]) -> 
     first = spinners[0]["id"]
     before = [mi.value(f"counters[{i}]") for i in range(NTHREADS)]
     assert mi.cmd(f"-exec-continue --thread {first}")["message"] == "running"
-    time.sleep(0.3)
-    after = [mi.value(f"counters[{i}]") for i in range(NTHREADS)]
+    after = _counters_after(mi, range(NTHREADS), before, done=any)
     moved = [i for i in range(NTHREADS) if after[i] != before[i]]
     assert len(moved) == 1, (before, after)
     states = {t["id"]: t.get("state") for t in mi.threads()}
@@ -237,8 +248,7 @@ def test_breakpoint_inserted_and_removed_while_threads_run(session: tuple[Mi, Se
                     "running", "error")
         mark = mi.mark()
     before = [mi.value(f"counters[{i}]") for i in range(NTHREADS)]
-    time.sleep(0.3)
-    after = [mi.value(f"counters[{i}]") for i in range(NTHREADS)]
+    after = _counters_after(mi, range(NTHREADS), before)
     assert all(a > b for a, b in zip(after, before, strict=True)), (before, after)
     mi.read()
     assert not [s for s in mi.stops()[mark:] if s["payload"].get("reason") == "signal-received"]
