@@ -47,10 +47,14 @@ def v_ctrl_c(s: Session, args: bytes) -> bytes:
 def question_non_stop(s: Session) -> bytes:
     """Every stopped thread's stop, the first now, the rest through vStopped."""
     replies = []
+    # Before anything ran, the program's own stop at its entry (SIGTRAP, as gdbserver has it).
+    first = s.initial_stop() if s.last_stop is None else None
     for pid, tid in s.target.thread_ids():
         if s.target.is_running(tid):
             continue
-        event = s.last_events.get(tid) or StopEvent(StopKind.SIGNAL, pid, tid, signal=0)
+        event = s.last_events.get(tid)
+        if event is None:
+            event = first if first is not None and first.tid == tid else StopEvent(StopKind.SIGNAL, pid, tid, signal=0)
         replies.append(s.stop_reply(event))
     return s.stop_queue.restart(replies)
 

@@ -3,11 +3,13 @@
  * most threads: the server steps those over all the time, and no hit of the thread the
  * condition is true for may be lost meanwhile. */
 #include <pthread.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 #define NTHREADS 4
 
 volatile unsigned long calls[NTHREADS];
+static int exit_code = -1;
 
 __attribute__((noinline)) void count(int id)
 {
@@ -17,14 +19,19 @@ __attribute__((noinline)) void count(int id)
 static void *spin(void *arg)
 {
     int id = (int)(long)arg;
-    for (;;)
+    for (;;) {
         count(id);
+        if (id == 0 && exit_code >= 0 && calls[0] == 2000000)
+            exit(exit_code);
+    }
     return NULL;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     pthread_t t[NTHREADS];
+    if (argc > 1)
+        exit_code = atoi(argv[1]);
     alarm(60);
     for (long i = 0; i < NTHREADS; i++)
         pthread_create(&t[i], NULL, spin, (void *)i);

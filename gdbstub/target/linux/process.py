@@ -96,6 +96,8 @@ class Process:
     memory: ProcessMemory
     launched: bool
     sw_breakpoints: dict[int, bytes] = field(default_factory=dict)  # addr -> original byte
+    # Breakpoints removed (non-stop: while threads ran): a hit already in flight is rewound.
+    removed: set[int] = field(default_factory=set)
     exited: bool = False
 
 
@@ -575,6 +577,7 @@ class LinuxTarget:
         except OSError:
             return False
         proc.sw_breakpoints[addr] = orig
+        proc.removed.discard(addr)
         return True
 
     def remove_sw_breakpoint(self, pid: int, addr: int) -> bool:
@@ -588,6 +591,7 @@ class LinuxTarget:
             proc.memory.write(addr, orig)
         except OSError:
             return False
+        proc.removed.add(addr)
         return True
 
     def auxv(self, pid: int) -> bytes:
@@ -1099,6 +1103,14 @@ class LinuxTarget:
         if self.hw is not None:
             self.hw.forget_thread(tid)  # it starts with no debug registers: set before it runs
         status = self._orphans.pop(tid, None)
+        if status is None and self.non_stop and t.report_create:
+            # Non-stop: report it now, in order with its parent's progress, as gdbserver
+            # does (its first stop comes as soon as it is scheduled; it may take a while
+            # on a busy machine, and meanwhile the parent would run on unseen).
+            status = self._wait_for(tid)
+            if status is None or not os.WIFSTOPPED(status):
+                self._forget_thread(t)  # gone already (the process is exiting)
+                return None
         if status is None:
             return None
         # Its first stop came before the parent's event.
@@ -1142,6 +1154,11 @@ class LinuxTarget:
                 if pc - 1 in proc.sw_breakpoints:
                     self.set_pc(t, pc - 1)
                     reason = "swbreak"
+                elif pc - 1 in proc.removed:
+                    # The int3 of a breakpoint removed after this thread ran it (non-stop):
+                    # back to the original instruction, and the hit is nobody's.
+                    self.set_pc(t, pc - 1)
+                    reason = SILENT
         if reason is not None and not self._hit_wanted(t, reason):
             if t.action.kind != "s" or not t.resumed:
                 if reason == "swbreak" and not collecting and self.running and not self.non_stop:
@@ -1161,11 +1178,12 @@ class LinuxTarget:
                          reason=reason, address=address)
 
     def _after_our_int3(self, t: Thread, proc: Process) -> bool:
-        """Whether the PC is just past one of our breakpoints (True when unsure)."""
-        if not proc.sw_breakpoints:
+        """Whether the PC is just past one of our breakpoints, present or removed (True when unsure)."""
+        if not proc.sw_breakpoints and not proc.removed:
             return False
         try:
-            return self.get_pc(t) - 1 in proc.sw_breakpoints
+            pc = self.get_pc(t)
+            return pc - 1 in proc.sw_breakpoints or pc - 1 in proc.removed
         except OSError:
             return True
 
@@ -1249,6 +1267,7 @@ class LinuxTarget:
         self.threads[pid] = leader
         proc.memory.reopen()
         proc.sw_breakpoints.clear()
+        proc.removed.clear()
         self.conditions.clear_process(pid)
         if self.hw is not None:
             self.hw.exec_process(pid)
