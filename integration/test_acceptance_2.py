@@ -239,3 +239,37 @@ def test_binary_x_write_nak_and_bad_checksum(procs: ProcessTracker, kind: str) -
         client.send(b"vKill;%x" % (srv.inferior_pid or 0))
         assert client.receive() == b"OK"
     assert srv.wait_exit() is not None, srv.describe()
+
+
+@pytest.mark.parametrize("prog", ["schedlock", "schedlock-32"])
+def test_ctrl_c_in_a_threaded_program_stops_all(procs: ProcessTracker, kind: str, prog: str) -> None:
+    """All-stop Ctrl-C with three threads running: one T02 reply naming a thread of the program,
+    every thread then ptrace-stopped (/proc state t) and listed by qfThreadInfo; twice."""
+    exe = harness.program(prog)
+    srv = harness.start_server(procs, kind, exe)
+    pid = srv.inferior_pid
+    assert pid is not None
+    with RawClient(srv.port) as client:
+        client.handshake()
+        for _ in range(2):
+            client.send(b"vCont;c")
+            assert wait_until(lambda: len(os.listdir(f"/proc/{pid}/task")) == 3, 20), "threads never started"
+            client.send_raw(b"\x03")
+            reply = client.receive()
+            found = re.match(rb"T02.*thread:p([0-9a-f]+)\.([0-9a-f]+);", reply)
+            assert found and int(found.group(1), 16) == pid, reply
+            tids = {int(t) for t in os.listdir(f"/proc/{pid}/task")}
+            assert int(found.group(2), 16) in tids, (reply, tids)
+            states = {t: harness.read_proc(t) for t in tids}
+            stopped = {t: (info.state if info else None) for t, info in states.items()}
+            assert all(state == "t" for state in stopped.values()), stopped  # ptrace-stopped, every one
+            threads = client.request(b"qfThreadInfo")
+            listed = set()
+            while threads != b"l":
+                assert threads[:1] == b"m", threads
+                listed |= {int(t.split(b".")[1], 16) for t in threads[1:].split(b",")}
+                threads = client.request(b"qsThreadInfo")
+            assert listed == tids, (listed, tids)
+        client.send(b"vKill;%x" % pid)
+        assert client.receive() == b"OK"
+    assert srv.wait_exit() is not None, srv.describe()
