@@ -1,0 +1,159 @@
+"""Non-stop mode from gdb's own command line (on a pseudo-terminal, as a user types it),
+against gdbserver and gdbstub alike: `continue -a &`, a breakpoint in one thread while
+the others run, `info threads`, `thread N`, `interrupt -a`, `continue -a &` again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pty
+import re
+import shutil
+import time
+from collections.abc import Iterator
+
+import pytest
+from harness import ProcessTracker, Server, program, start_server
+
+NTHREADS = 4  # spinners in nonstop.c (plus main)
+TIMEOUT = 30.0
+PROMPT = "(gdb) "
+
+
+class Cli:
+    """gdb on a pty: type a line, wait (bounded) for what it prints."""
+
+    def __init__(self, procs: ProcessTracker) -> None:
+        master, slave = pty.openpty()
+        env = dict(os.environ, LANG="C.UTF-8", TERM="dumb")
+        env.pop("DEBUGINFOD_URLS", None)
+        self.proc = procs.spawn([shutil.which("gdb") or "gdb", "-nx", "-q"],
+                                stdin=slave, stdout=slave, stderr=slave, env=env)
+        os.close(slave)
+        self.fd = master
+        self.out = ""
+
+    def _read(self, deadline: float) -> None:
+        import select
+
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise AssertionError(f"gdb printed nothing expected in time; last output:\n{self.out[-3000:]}")
+        ready, _, _ = select.select([self.fd], [], [], min(remaining, 0.5))
+        if ready:
+            try:
+                data = os.read(self.fd, 65536)
+            except OSError:
+                data = b""
+            if not data:
+                raise AssertionError(f"gdb exited; output:\n{self.out[-3000:]}")
+            self.out += data.decode("utf-8", "replace").replace("\r", "")
+
+    def expect(self, pattern: str, since: int = 0, timeout: float = TIMEOUT) -> re.Match[str]:
+        deadline = time.monotonic() + timeout
+        regex = re.compile(pattern, re.M)
+        while True:
+            found = regex.search(self.out, since)
+            if found:
+                return found
+            self._read(deadline)
+
+    def cmd(self, line: str, timeout: float = TIMEOUT) -> str:
+        """Type LINE; return what it printed up to the next prompt."""
+        start = len(self.out)
+        os.write(self.fd, line.encode() + b"\n")
+        echo = self.expect(re.escape(line) + r"\n", start, timeout)
+        end = self.expect(re.escape(PROMPT), echo.end(), timeout)
+        return self.out[echo.end():end.start()]
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            os.write(self.fd, b"kill\nquit\n")
+        try:
+            self.proc.wait(timeout=5)
+        except Exception:
+            self.proc.kill()
+            self.proc.wait(timeout=5)
+        os.close(self.fd)
+
+
+@pytest.fixture(params=["nonstop", "nonstop-32"])
+def cli(request: pytest.FixtureRequest, procs: ProcessTracker, kind: str) -> Iterator[tuple[Cli, Server]]:
+    name = request.param
+    srv = start_server(procs, kind, program(name))
+    gdb = Cli(procs)
+    try:
+        gdb.expect(re.escape(PROMPT))
+        for line in ("set confirm off", "set pagination off", "set width 0", "set height 0",
+                     "set style enabled off", "set non-stop on", "set sysroot /", f"file {program(name)}"):
+            gdb.cmd(line)
+        gdb.cmd(f"target remote {srv.address}", timeout=60)
+        yield gdb, srv
+    finally:
+        gdb.close()
+        srv.stop()
+
+
+def _threads(text: str) -> dict[int, str]:
+    """`info threads` rows: gdb thread number -> the rest of the row."""
+    rows = {}
+    for line in text.splitlines():
+        found = re.match(r"[* ] +(\d+) +Thread \S+ (.*)", line)
+        if found:
+            rows[int(found.group(1))] = found.group(2)
+    return rows
+
+
+def _counter(gdb: Cli, index: int) -> int:
+    return int(gdb.cmd(f"print counters[{index}]").split("=")[-1])
+
+
+@pytest.mark.timeout(150)
+def test_cli_session(cli: tuple[Cli, Server]) -> None:
+    gdb, _ = cli
+    gdb.cmd("break marker")
+    mark = len(gdb.out)
+    gdb.cmd("continue -a &")
+    hit = gdb.expect(r'Thread (\d+) "[^"]*" hit Breakpoint 1, marker', mark)
+    stopped = int(hit.group(1))
+    gdb.expect(r"\n[^\n]*\n", hit.end())  # its source line too
+    rows = _threads(gdb.cmd("info threads"))
+    assert len(rows) == NTHREADS + 1, rows
+    assert sum("(running)" in r for r in rows.values()) == NTHREADS, rows
+    assert "marker (id=0)" in rows[stopped], rows
+    # The others count on while thread `stopped` waits.
+    before = _counter(gdb, 1)
+    time.sleep(0.3)
+    assert _counter(gdb, 1) > before
+    # thread N: its registers and stack, while the others run.
+    assert f"Switching to thread {stopped}" in gdb.cmd(f"thread {stopped}")
+    bt = gdb.cmd("bt")
+    assert re.search(r"#0 .*marker", bt) and re.search(r"#1 .*spin", bt), bt
+    assert re.search(r"^rip|^eip", gdb.cmd("info registers"), re.M)
+    gdb.cmd("delete")
+    # interrupt -a: each running thread reports once, then nothing runs.
+    mark = len(gdb.out)
+    gdb.cmd("interrupt -a")
+    for _ in range(NTHREADS):
+        found = gdb.expect(r'Thread (\d+) "[^"]*" stopped\.', mark)
+        mark = found.end()
+    time.sleep(0.5)
+    rows = _threads(gdb.cmd("info threads"))
+    assert not any("(running)" in r for r in rows.values()), rows
+    # continue -a &: every thread runs again (thread 0 too, off the breakpoint it sat at).
+    counts = [_counter(gdb, i) for i in range(NTHREADS)]
+    gdb.cmd("continue -a &")
+    time.sleep(0.3)
+    rows = _threads(gdb.cmd("info threads"))
+    assert all("(running)" in r for r in rows.values()), rows
+    assert all(_counter(gdb, i) > counts[i] for i in range(NTHREADS))
+    # One thread stopped alone, then continued alone.
+    mark = len(gdb.out)
+    gdb.cmd("interrupt -a")
+    gdb.expect(r'Thread \d+ "[^"]*" stopped\.', mark)
+    time.sleep(0.5)
+    gdb.cmd(f"thread {stopped}")
+    gdb.cmd("continue &")
+    rows = _threads(gdb.cmd("info threads"))
+    assert [n for n, r in rows.items() if "(running)" in r] == [stopped], rows
