@@ -147,9 +147,10 @@ class Framer:
             if self._state == 1:
                 j = data.find(b"#", i)
                 end = n if j < 0 else j
-                restart = data.find(b"$", i, end)
-                if restart >= 0:
+                restart = data.rfind(b"$", i, end)
+                if restart >= 0:  # each '$' before the last one cut a packet short too
                     self._restart()
+                    self.dropped += data.count(b"$", i, restart)
                     i = restart + 1
                     continue
                 if not self._overflow:
