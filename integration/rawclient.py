@@ -9,6 +9,7 @@ Also: the program's symbols (pyelftools), and what a process holds (/proc: RSS, 
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import socket
 import sys
@@ -133,6 +134,7 @@ class RawClient:
 # --- the program and the stub process ---------------------------------------------------
 
 
+@functools.cache  # the fuzz tests look the same few symbols up twice per input; the programs do not change
 def symbol_address(exe: Path | str, name: str) -> int:
     """st_value of NAME in EXE's symbol table (add the load bias for PIE)."""
     from elftools.elf.elffile import ELFFile
