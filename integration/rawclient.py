@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import re
 import socket
 import sys
 import time
@@ -34,6 +35,7 @@ __all__ = [
 ]
 
 TIMEOUT = 20.0
+_HEX = re.compile(rb"[0-9a-fA-F]+")
 
 
 class ProtocolTimeout(Exception):
@@ -50,6 +52,7 @@ class RawClient:
         self.no_ack = False
         self.closed = False  # the stub closed the connection
         self.sent = 0  # packets (well-formed or not) written
+        self.console = b""  # what 'O' packets carried
 
     # --- raw bytes ------------------------------------------------------------------
 
@@ -82,13 +85,20 @@ class RawClient:
         return self.events.pop(0)
 
     def receive(self, timeout: float | None = None) -> bytes:
-        """The next packet's payload (acks and NAKs skipped); acks it unless in no-ack mode."""
+        """The next reply's payload (acks and NAKs skipped); acks it unless in no-ack mode.
+
+        Console output ('O' + hex, as qRcmd sends before its reply) is collected in
+        ``console``, as gdb prints it and goes on waiting for the reply."""
         while True:
             event = self.next_event(timeout)
             if isinstance(event, framing.Packet):
                 if not self.no_ack:
                     self.send_raw(b"+")
-                return framing.run_length_decode(event.data)
+                data = framing.run_length_decode(event.data)
+                if len(data) > 1 and data[:1] == b"O" and _HEX.fullmatch(data[1:]):
+                    self.console += bytes.fromhex(data[1:].decode()) if len(data) % 2 else b""
+                    continue
+                return data
             if isinstance(event, framing.BadPacket):
                 raise AssertionError(f"stub sent a damaged packet: {event.reason}")
 
