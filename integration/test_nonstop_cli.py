@@ -10,11 +10,13 @@ import os
 import pty
 import re
 import shutil
+import signal
 import time
 from collections.abc import Iterator
 
 import pytest
-from harness import ProcessTracker, Server, program, start_server
+from harness import ProcessTracker, Server, pid_alive, program, read_proc, start_server, wait_until
+from rawclient import tracer_of
 
 NTHREADS = 4  # spinners in nonstop.c (plus main)
 TIMEOUT = 30.0
@@ -78,7 +80,7 @@ class Cli:
         os.close(self.fd)
 
 
-@pytest.fixture(params=["nonstop", "nonstop-32"])
+@pytest.fixture
 def cli(request: pytest.FixtureRequest, procs: ProcessTracker, kind: str) -> Iterator[tuple[Cli, Server]]:
     name = request.param
     srv = start_server(procs, kind, program(name))
@@ -109,6 +111,11 @@ def _counter(gdb: Cli, index: int) -> int:
     return int(gdb.cmd(f"print counters[{index}]").split("=")[-1])
 
 
+NONSTOP = pytest.mark.parametrize("cli", ["nonstop", "nonstop-32"], indirect=True)
+THREADLIFE = pytest.mark.parametrize("cli", ["threadlife", "threadlife-32"], indirect=True)
+
+
+@NONSTOP
 @pytest.mark.timeout(150)
 def test_cli_session(cli: tuple[Cli, Server]) -> None:
     gdb, _ = cli
@@ -157,3 +164,61 @@ def test_cli_session(cli: tuple[Cli, Server]) -> None:
     gdb.cmd("continue &")
     rows = _threads(gdb.cmd("info threads"))
     assert [n for n, r in rows.items() if "(running)" in r] == [stopped], rows
+
+
+@THREADLIFE
+@pytest.mark.timeout(120)
+def test_cli_threads_come_and_go(cli: tuple[Cli, Server]) -> None:
+    """Threads created and exiting while main runs: `info threads` follows them."""
+    gdb, _ = cli
+    gdb.cmd("break checkpoint")
+    counts = []
+    for n in (1, 2, 3):
+        mark = len(gdb.out)
+        gdb.cmd("continue -a &" if n == 1 else "continue &")
+        hit = gdb.expect(rf"hit Breakpoint 1, checkpoint \(n={n}\)", mark)
+        gdb.expect(r"\n[^\n]*\n", hit.end())
+        rows = _threads(gdb.cmd("info threads"))
+        assert "checkpoint (n=%d)" % n in rows[1], rows
+        counts.append(len(rows))
+        assert sum("(running)" in r for r in rows.values()) == len(rows) - 1, rows
+    assert counts == [2, 2, 1]
+    mark = len(gdb.out)
+    gdb.cmd("continue &")
+    gdb.expect(r"\[Inferior 1 \(process \d+\) exited normally\]", mark)
+
+
+@NONSTOP
+@pytest.mark.timeout(120)
+def test_cli_detach_while_running(cli: tuple[Cli, Server], procs: ProcessTracker) -> None:
+    """detach while every thread runs (one sat at a breakpoint): the program runs on untraced."""
+    gdb, srv = cli
+    pid = srv.inferior_pid
+    assert pid is not None
+    gdb.cmd("break tick")
+    mark = len(gdb.out)
+    gdb.cmd("continue -a &")
+    gdb.expect(r"hit Breakpoint 1, tick", mark)
+    assert "Detaching from program" in gdb.cmd("detach") + gdb.out[mark:]
+    try:
+        assert wait_until(lambda: tracer_of(pid) == 0, 10)
+        time.sleep(0.5)
+        assert pid_alive(pid)
+        assert read_proc(pid) is not None and read_proc(pid).state in "RS"  # type: ignore[union-attr]
+    finally:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+        wait_until(lambda: not pid_alive(pid), 10)
+
+
+@NONSTOP
+@pytest.mark.timeout(120)
+def test_cli_kill_while_running(cli: tuple[Cli, Server]) -> None:
+    gdb, srv = cli
+    pid = srv.inferior_pid
+    assert pid is not None
+    gdb.cmd("continue -a &")
+    time.sleep(0.3)
+    out = gdb.cmd("kill")
+    assert wait_until(lambda: not pid_alive(pid), 10), out
+    assert "No threads." in gdb.cmd("info threads")
