@@ -179,7 +179,7 @@ def test_cli_threads_come_and_go(cli: tuple[Cli, Server]) -> None:
         hit = gdb.expect(rf"hit Breakpoint 1, checkpoint \(n={n}\)", mark)
         gdb.expect(r"\n[^\n]*\n", hit.end())
         rows = _threads(gdb.cmd("info threads"))
-        assert "checkpoint (n=%d)" % n in rows[1], rows
+        assert f"checkpoint (n={n})" in rows[1], rows
         counts.append(len(rows))
         assert sum("(running)" in r for r in rows.values()) == len(rows) - 1, rows
     assert counts == [2, 2, 1]
