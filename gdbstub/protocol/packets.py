@@ -3,6 +3,7 @@ threads, resuming, kill and detach."""
 
 from __future__ import annotations
 
+import functools
 import signal
 from typing import TYPE_CHECKING
 
@@ -57,8 +58,14 @@ def must_reply_empty(s: Session, args: bytes) -> bytes:
 
 
 def q_pass_signals(s: Session, args: bytes) -> bytes:
-    s.target.pass_signals = frozenset(_signal_list(args))
+    s.target.pass_signals = _signal_set(args)
     return OK
+
+
+@functools.lru_cache(maxsize=16)
+def _signal_set(args: bytes) -> frozenset[int]:
+    """gdb sends the same two QPassSignals lists around every breakpoint hit."""
+    return frozenset(_signal_list(args))
 
 
 def q_program_signals(s: Session, args: bytes) -> bytes:
