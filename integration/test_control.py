@@ -139,8 +139,10 @@ def test_no_inferior_survives_when_gdb_vanishes(procs, server, kind, request):
     pid = int(found.group(1))
     os.killpg(gdb.pid, signal.SIGKILL)
     gdb.wait(timeout=10)
+    # gdbstub gets 10 s; gdbserver's documented failure (strict xfail) shows after 3 s as well.
+    grace = 3 if kind == "gdbserver" else 10
     try:
-        assert wait_until(lambda: not pid_alive(pid), 10), f"inferior {pid} outlived gdb\n{srv.describe()}"
+        assert wait_until(lambda: not pid_alive(pid), grace), f"inferior {pid} outlived gdb\n{srv.describe()}"
         assert srv.wait_exit(15) is not None, f"--once server outlived its client\n{srv.describe()}"
     except AssertionError:
         srv.stop()  # a failure (gdbserver's xfail) leaves both running: no 10 s leak-check grace for them
