@@ -222,3 +222,25 @@ def test_cli_kill_while_running(cli: tuple[Cli, Server]) -> None:
     out = gdb.cmd("kill")
     assert wait_until(lambda: not pid_alive(pid), 10), out
     assert "No threads." in gdb.cmd("info threads")
+
+
+@pytest.mark.parametrize("bits", ["", "-32"])
+@pytest.mark.timeout(120)
+def test_all_stop_on_top_of_non_stop(debug, bits: str) -> None:  # type: ignore[no-untyped-def]
+    """`maint set target-non-stop on` with the all-stop UI: gdb speaks non-stop (vCont;t to
+    stop the others after each event, QThreadEvents while it does) and shows all-stop.
+    Each thread's hit of hit() is reported once; then a breakpoint, next, kill."""
+    session = debug(
+        "nonstop" + bits,
+        commands=["break hit", *["continue"] * 4, "info threads", "delete", "break marker", "continue",
+                  "next", "bt 1", "kill"],
+        before=["maint set target-non-stop on", "set sysroot /"],
+    )
+    out = session.output
+    ids = sorted(int(i) for i in re.findall(r"hit Breakpoint 1, hit \(id=(\d)\)", out))
+    assert ids == list(range(NTHREADS)), session.describe()
+    rows = _threads(out)
+    assert len(rows) == NTHREADS + 1 and not any("(running)" in r for r in rows.values()), rows
+    assert re.search(r"hit Breakpoint 2, marker \(id=0\)", out), session.describe()
+    assert re.search(r"#0 +spin \(arg=0x0\)", out), session.describe()
+    assert re.search(r"\[Inferior 1 \(process \d+\) killed\]", out), session.describe()
