@@ -267,3 +267,52 @@ def _read_counters(pid: int, srv: Server, bits: str) -> list[int]:
     size = 4 if bits else 8
     raw = read_mem(pid, _symbol(srv, "counters"), 4 * size)
     return [int.from_bytes(raw[i:i + size], "little") for i in range(0, len(raw), size)]
+
+
+@BITS
+@pytest.mark.timeout(60)
+def test_reconnect_after_non_stop(procs: ProcessTracker, bits: str) -> None:
+    """A client leaves in non-stop with every thread running; the next one (a fresh launch,
+    issue 2) starts in all-stop: a breakpoint hit stops every thread. A third one in
+    non-stop: '?' lists the fresh program's one stopped thread.
+
+    gdbstub only: gdbserver keeps non-stop across connections (its '?' in the next,
+    all-stop, connection answers OK), which no client expects."""
+    srv = start_server(procs, "gdbstub", program("nonstop" + bits), once=False)
+    try:
+        first = NonStopClient(srv.port)
+        first.start()
+        first.question()
+        assert first.request(b"vCont;c") == b"OK"
+        time.sleep(0.3)
+        first.close()
+        second = NonStopClient(srv.port)
+        second.request(b"qSupported:multiprocess+;swbreak+;hwbreak+;vContSupported+")
+        stop = second.request(b"?")
+        assert stop.startswith(b"T05"), stop
+        pid = int(thread_of(stop)[1:].split(b".")[0], 16)
+        exe = program("nonstop" + bits)
+        from rawclient import load_bias, symbol_address
+
+        hit = symbol_address(exe, "hit") + load_bias(pid, exe)
+        assert second.request(b"Z0,%x,1" % hit) == b"OK"
+        stop = second.request(b"vCont;c")  # all-stop: the stop is the reply
+        assert stop.startswith(b"T05swbreak:"), stop
+        tasks = os.listdir(f"/proc/{pid}/task")
+        assert len(tasks) > 1
+        states = [_task_state(pid, int(t)) for t in tasks]
+        assert set(states) == {"t"}, states  # every thread stopped
+        assert not second.notes
+        second.close()
+        third = NonStopClient(srv.port)
+        third.start()
+        (only,) = third.question()
+        assert only.startswith(b"T05") and thread_of(only) != thread_of(stop), only
+        third.close()
+    finally:
+        srv.stop()
+
+
+def _task_state(pid: int, tid: int) -> str:
+    with open(f"/proc/{pid}/task/{tid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()[0]

@@ -28,7 +28,17 @@ def q_non_stop(s: Session, args: bytes) -> bytes:
     s.non_stop = on
     s.stop_queue = StopQueue()
     s.target.set_non_stop(on)
+    if on:  # (idempotent: toggling on again adds a harmless second hook)
+        s.close_hooks.append(lambda: _leave_non_stop(s))
     return OK
+
+
+def _leave_non_stop(s: Session) -> None:
+    """The client is gone: the target goes back to all-stop (its threads stopped), so the
+    next client starts as a fresh connection does, in all-stop without thread events
+    (gdb sends QThreadEvents only when it speaks non-stop)."""
+    s.target.set_non_stop(False)
+    s.target.thread_events = False
 
 
 def v_stopped(s: Session, args: bytes) -> bytes:
