@@ -244,3 +244,41 @@ def test_all_stop_on_top_of_non_stop(debug, bits: str) -> None:  # type: ignore[
     assert re.search(r"hit Breakpoint 2, marker \(id=0\)", out), session.describe()
     assert re.search(r"#0 +spin \(arg=0x0\)", out), session.describe()
     assert re.search(r"\[Inferior 1 \(process \d+\) killed\]", out), session.describe()
+
+
+@NONSTOP
+@pytest.mark.timeout(120)
+def test_cli_step_one_thread_while_others_run(cli: tuple[Cli, Server]) -> None:
+    """next / step / finish in the stopped thread while the others count (and hit a
+    breakpoint of their own meanwhile, reported on its own)."""
+    gdb, _ = cli
+    gdb.cmd("break marker")
+    mark = len(gdb.out)
+    gdb.cmd("continue -a &")
+    hit = gdb.expect(r'Thread (\d+) "[^"]*" hit Breakpoint 1, marker', mark)
+    stopped = int(hit.group(1))
+    gdb.expect(r"\n[^\n]*\n", hit.end())
+    gdb.cmd(f"thread {stopped}")
+    gdb.cmd("delete")
+    mark = len(gdb.out)
+    gdb.cmd("finish")
+    back = gdb.expect(r"Run till exit from .*\n(?:.*\n)*?.*spin \(arg=0x0\)", mark)
+    gdb.expect(r"\n[^\n]*\n", back.end())
+    lines = []
+    for _ in range(4):
+        mark = len(gdb.out)
+        gdb.cmd("next")
+        found = gdb.expect(r"^(\d+)\t", mark)
+        lines.append(int(found.group(1)))
+    assert len(set(lines)) > 1, lines  # it moved through the loop
+    before = _counter(gdb, 1)
+    time.sleep(0.3)
+    assert _counter(gdb, 1) > before  # the others ran on all along
+    rows = _threads(gdb.cmd("info threads"))
+    assert [n for n, r in rows.items() if "(running)" not in r] == [stopped], rows
+    assert "spin (arg=0x0)" in rows[stopped], rows
+    # A breakpoint the others hit while this thread steps: each hit reported on its own.
+    gdb.cmd("break tick")
+    mark = len(gdb.out)
+    gdb.cmd("next")
+    gdb.expect(r'Thread (\d+) "[^"]*" hit Breakpoint \d+, tick', mark)
