@@ -282,3 +282,20 @@ def test_cli_step_one_thread_while_others_run(cli: tuple[Cli, Server]) -> None:
     mark = len(gdb.out)
     gdb.cmd("next")
     gdb.expect(r'Thread (\d+) "[^"]*" hit Breakpoint \d+, tick', mark)
+
+
+@pytest.mark.parametrize("cli", ["threadsig", "threadsig-32"], indirect=True)
+@pytest.mark.timeout(120)
+def test_cli_signal_stops_one_thread(cli: tuple[Cli, Server]) -> None:
+    """A SIGUSR1 sent to one thread stops that thread alone; continued, it gets the signal."""
+    gdb, srv = cli
+    mark = len(gdb.out)
+    gdb.cmd("continue -a &")
+    got = gdb.expect(r'Thread (\d+) "sig-target" received signal SIGUSR1', mark)
+    rows = _threads(gdb.cmd("info threads"))
+    assert [n for n, r in rows.items() if "(running)" in r] == [1], rows  # main waits on, running
+    gdb.cmd(f"thread {got.group(1)}")
+    mark = len(gdb.out)
+    gdb.cmd("continue &")
+    gdb.expect(r"\[Inferior 1 \(process \d+\) exited normally\]", mark)
+    assert wait_until(lambda: "hits=1" in srv.stdout.text, 10), srv.stdout.text
