@@ -230,7 +230,11 @@ class Server:
         # All-stop: one stop ends the run. Non-stop: every thread's stop is an
         # event of its own, so take all that are ready.
         while session.running or session.non_stop:
-            event = self.target.poll()
+            try:
+                event = self.target.poll()
+            except Exception:  # a ptrace race or a bug: keep serving, never take the program down
+                log.exception("error while waiting for the program")
+                break
             if event is None:
                 break
             _say_exit(event)
