@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from harness import ProcessTracker, Server, pid_alive, program, start_server, wait_until
+from harness import BUILD, ProcessTracker, Server, pid_alive, program, start_server, wait_until
 from rawclient import tracer_of
 
 from gdbstub.protocol import framing
@@ -165,8 +165,11 @@ def test_thread_create_and_exit_notifications(connect, bits: str) -> None:  # ty
 def test_process_exit_while_threads_run(connect, bits: str) -> None:  # type: ignore[no-untyped-def]
     """One thread calls exit(3) while three others spin: one W03 notification."""
     srv, c = connect("nshammer" + bits, "3")
-    c.question()
+    (first,) = c.question()
+    assert c.request(b"Hg" + thread_of(first)) == b"OK"  # as gdb does (gdbserver needs it for M)
     assert c.request(b"vCont;c") == b"OK"
+    time.sleep(0.2)
+    assert c.request(b"M%x,1:01" % _symbol(srv, "quit")) == b"OK"  # written while they run
     stops = c.stops()
     assert [(s[:1], int(s[1:].split(b";")[0], 16)) for s in stops] == [(b"W", 3)], stops
     assert srv.inferior_pid is not None
@@ -257,7 +260,7 @@ def test_ctrl_c_and_question(connect, bits: str) -> None:  # type: ignore[no-unt
 def _symbol(srv: Server, name: str) -> int:
     from rawclient import load_bias, symbol_address
 
-    exe = srv.argv[-1]
+    exe = next(a for a in srv.argv if a.startswith(str(BUILD)))  # the program, before its arguments
     return symbol_address(exe, name) + load_bias(srv.inferior_pid or 0, exe)
 
 
@@ -316,3 +319,32 @@ def test_reconnect_after_non_stop(procs: ProcessTracker, bits: str) -> None:
 def _task_state(pid: int, tid: int) -> str:
     with open(f"/proc/{pid}/task/{tid}/stat") as f:
         return f.read().rsplit(")", 1)[1].split()[0]
+
+
+@BITS
+@pytest.mark.timeout(60)
+def test_process_exit_with_a_thread_stopped(connect, bits: str) -> None:  # type: ignore[no-untyped-def]
+    """A thread the client stopped (vCont;t) goes with the process when another thread
+    calls exit(3): its stop, then one W03, and '?' has nothing left to list."""
+    srv, c = connect("nshammer" + bits, "3")
+    (first,) = c.question()
+    assert c.request(b"Hg" + thread_of(first)) == b"OK"  # as gdb does (gdbserver needs it for M)
+    assert c.request(b"vCont;c") == b"OK"
+    threads: list[bytes] = []
+    deadline = time.monotonic() + TIMEOUT
+    while len(threads) < 5 and time.monotonic() < deadline:
+        time.sleep(0.05)
+        reply = c.request(b"qfThreadInfo")
+        threads = []
+        while reply.startswith(b"m"):
+            threads += reply[1:].split(b",")
+            reply = c.request(b"qsThreadInfo")
+    last = threads[-1]  # a spinner; thread 0 (the one that exits) is the second
+    assert c.request(b"vCont;t:" + last) == b"OK"
+    stops = c.stops()
+    assert stops[0].startswith(b"T00") and thread_of(stops[0]) == last, stops
+    assert c.request(b"M%x,1:01" % _symbol(srv, "quit")) == b"OK"
+    while not any(s.startswith((b"W", b"X")) for s in stops):
+        stops += c.stops()
+    assert [(s[:1], int(s[1:].split(b";")[0], 16)) for s in stops[1:]] == [(b"W", 3)], stops
+    assert c.question() == []

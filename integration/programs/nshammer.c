@@ -10,6 +10,7 @@
 
 volatile unsigned long calls[NTHREADS];
 static int exit_code = -1;
+volatile int quit;
 
 __attribute__((noinline)) void count(int id)
 {
@@ -21,7 +22,7 @@ static void *spin(void *arg)
     int id = (int)(long)arg;
     for (;;) {
         count(id);
-        if (id == 0 && exit_code >= 0 && calls[0] == 2000000)
+        if (id == 0 && exit_code >= 0 && quit)
             exit(exit_code);
     }
     return NULL;
