@@ -15,6 +15,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 
 import harness
 import pytest
@@ -273,3 +274,21 @@ def test_ctrl_c_in_a_threaded_program_stops_all(procs: ProcessTracker, kind: str
         client.send(b"vKill;%x" % pid)
         assert client.receive() == b"OK"
     assert srv.wait_exit() is not None, srv.describe()
+
+
+def test_stub_killed_while_relaunching_leaves_no_program(procs: ProcessTracker) -> None:
+    """SIGKILL the stub (only the stub) just after a client leaves, while it kills the program and
+    launches the next one: no program may survive, whatever instant the kill lands. Before the fix
+    (the child stops before exec and dies with the stub until PTRACE_O_EXITKILL is set) a kill
+    between fork and PTRACE_SETOPTIONS left `busy` running untraced. The delays sweep 0-12 ms;
+    it can miss the window, but never fails without a leak."""
+    for attempt in range(40):
+        tracker = ProcessTracker()
+        srv = harness.start_server(tracker, "gdbstub", harness.program("busy"), once=False)
+        with RawClient(srv.port) as client:
+            client.handshake()
+        time.sleep(0.0003 * attempt)
+        os.kill(srv.proc.pid, signal.SIGKILL)
+        srv.proc.wait(10)
+        leaked = tracker.finish(grace=5)
+        assert not leaked, f"attempt {attempt}: left behind {leaked}\n{srv.describe()}"

@@ -50,6 +50,8 @@ ORIG_RAX_OFFSET = 120  # in the 64-bit user_regs_struct (32-bit tracees too)
 FS_BASE_OFFSET = 168
 GS_BASE_OFFSET = 176
 GLIBC_INTERNAL_SIGNALS = frozenset({32, 33})  # SIGCANCEL, SIGSETXID
+PR_SET_PDEATHSIG = 1
+_prctl = ctypes.CDLL(None, use_errno=True).prctl
 
 DEFAULT_OPTIONS = (
     ptrace.O_EXITKILL
@@ -138,12 +140,20 @@ class LinuxTarget:
         running ``exec PROG``, a wrapper): the stub runs through them first."""
         path = argv[0]
         err_r, err_w = os.pipe2(os.O_CLOEXEC)
+        stub = os.getpid()
         pid = os.fork()
         if pid == 0:  # child
             try:
                 os.close(err_r)
+                # Until the stub has set PTRACE_O_EXITKILL (while this child stops below),
+                # die with it: a stub killed mid-launch must not leave the program running.
+                _prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+                if os.getppid() != stub:
+                    os._exit(127)
                 ptrace.traceme()
                 os.setpgid(0, 0)
+                os.kill(os.getpid(), signal.SIGSTOP)
+                _prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0)  # EXITKILL from here; a detached program lives on
                 if disable_aslr:
                     ptrace.disable_aslr()
                 if stdio_fds is not None:
@@ -158,9 +168,15 @@ class LinuxTarget:
                 pass
             os._exit(127)
         os.close(err_w)
-        failure = os.read(err_r, 64)
-        os.close(err_r)
         _, status = os.waitpid(pid, ptrace.WALL)
+        if os.WIFSTOPPED(status):  # the SIGSTOP before exec
+            ptrace.set_options(pid, ptrace.O_EXITKILL | ptrace.O_TRACEEXEC)
+        while os.WIFSTOPPED(status) and status >> 16 != ptrace.EVENT_EXEC:
+            sig = os.WSTOPSIG(status)
+            ptrace.cont(pid, 0 if sig in (signal.SIGSTOP, signal.SIGTRAP) else sig)
+            _, status = os.waitpid(pid, ptrace.WALL)
+        failure = os.read(err_r, 64)  # the exec's errno; EOF once exec closed the pipe
+        os.close(err_r)
         if failure or not os.WIFSTOPPED(status):
             if os.WIFSTOPPED(status):
                 ptrace.kill_quietly(pid)
@@ -653,6 +669,14 @@ class LinuxTarget:
             sig, t.deliver = t.deliver, 0
             self._resume_one(t, sig)
         self.running = any(t.resumed for t in self.threads.values())
+        self._wake_if_ready()
+
+    def _wake_if_ready(self) -> None:
+        """Non-stop: events queued while handling a request (vCont, vCont;t) are not
+        followed by a SIGCHLD of their own; send one, so the event loop polls for them
+        instead of waiting for some other thread's stop."""
+        if self._ready:
+            os.kill(os.getpid(), signal.SIGCHLD)
 
     def _take_pending(self) -> StopEvent | None:
         """The next still-valid event kept from an earlier stop (exits first: a thread's
@@ -947,6 +971,7 @@ class LinuxTarget:
                 except OSError:
                     continue
         self.running = any(x.resumed for x in self.threads.values())
+        self._wake_if_ready()
 
     def _keep_pending(self, t: Thread, event: StopEvent) -> None:
         self._seq += 1
