@@ -28,6 +28,7 @@ def q_non_stop(s: Session, args: bytes) -> bytes:
     s.non_stop = on
     s.stop_queue = StopQueue()
     s.target.set_non_stop(on)
+    s.running = s.target.running  # QNonStop:0 stopped every thread
     if on:  # (idempotent: toggling on again adds a harmless second hook)
         s.close_hooks.append(lambda: _leave_non_stop(s))
     return OK
