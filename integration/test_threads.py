@@ -13,6 +13,7 @@ import re
 import harness
 import pytest
 from harness import Session, expect, location, normalise, source_line
+from rawclient import load_bias, symbol_address
 
 pytestmark = pytest.mark.threads
 
@@ -221,6 +222,16 @@ def test_attach_to_running_threads(procs, kind, prog):
     program = harness.program(prog)
     inferior = procs.spawn([str(program)])
     assert harness.wait_until(lambda: len(os.listdir(f"/proc/{inferior.pid}/task")) == 3, 10)
+    # Attach once spin1 has counted (read from outside), so that `p counts[1] > 0` is 1 whatever the timing.
+    word = 4 if prog.endswith("-32") else 8
+    counts1 = symbol_address(program, "counts") + load_bias(inferior.pid, program) + word
+
+    def spin1_counted() -> bool:
+        with open(f"/proc/{inferior.pid}/mem", "rb") as mem:
+            mem.seek(counts1)
+            return int.from_bytes(mem.read(word), "little") > 0
+
+    assert harness.wait_until(spin1_counted, 10)
     srv = harness.start_server(procs, kind, str(inferior.pid), extra=["--attach"])
     result = harness.run_gdb(procs, srv.port, ["info threads", "p counts[1] > 0", "set var stop = 1", "detach"],
                              file=program)
