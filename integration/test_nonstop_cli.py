@@ -299,3 +299,21 @@ def test_cli_signal_stops_one_thread(cli: tuple[Cli, Server]) -> None:
     gdb.cmd("continue &")
     gdb.expect(r"\[Inferior 1 \(process \d+\) exited normally\]", mark)
     assert wait_until(lambda: "hits=1" in srv.stdout.text, 10), srv.stdout.text
+
+
+@NONSTOP
+@pytest.mark.timeout(120)
+def test_cli_watchpoint_set_while_running(cli: tuple[Cli, Server]) -> None:
+    """A hardware watchpoint set while every thread runs takes effect in the running
+    threads too (their debug registers change under them, as gdbserver does it)."""
+    gdb, _ = cli
+    gdb.cmd("break marker")
+    mark = len(gdb.out)
+    gdb.cmd("continue -a &")
+    hit = gdb.expect(r'Thread (\d+) "[^"]*" hit Breakpoint 1, marker', mark)
+    gdb.expect(r"\n[^\n]*\n", hit.end())
+    gdb.cmd(f"thread {hit.group(1)}")  # gdb sets watchpoints from a stopped thread
+    gdb.cmd("delete")
+    mark = len(gdb.out)
+    gdb.cmd("watch counters[1]")
+    gdb.expect(r'Thread \d+ "spin-1" hit Hardware watchpoint \d+: counters\[1\]', mark, timeout=20)

@@ -162,7 +162,7 @@ class DebugRegisters:
             slot.users[type_] += 1
             if type_ == Z_READ:
                 slot.value = self._peek(pid, slot)
-        proc.update()
+        self._update(pid, proc)
         return True
 
     def remove_breakpoint(self, pid: int, type_: int, addr: int, kind: int) -> bool:
@@ -182,8 +182,17 @@ class DebugRegisters:
                     proc.previous[i] = slot.key
                     proc.slots[i] = None
                 break
-        proc.update()
+        self._update(pid, proc)
         return removed
+
+    def _update(self, pid: int, proc: ProcessSlots) -> None:
+        """New wanted registers; threads running now (non-stop) pick them up only when they
+        next resume, so the tracee may pause them for it (``debug_registers_changed``)."""
+        before = proc.wanted
+        proc.update()
+        changed = getattr(self.tracee, "debug_registers_changed", None)
+        if changed is not None and proc.wanted != before:
+            changed(pid)
 
     def _peek(self, pid: int, slot: Slot) -> bytes:
         try:

@@ -671,6 +671,20 @@ class LinuxTarget:
         self.running = any(t.resumed for t in self.threads.values())
         self._wake_if_ready()
 
+    def debug_registers_changed(self, pid: int) -> None:
+        """Non-stop: a running thread has the old debug registers until it next resumes, so
+        stop each with a SIGSTOP of ours; it goes on at once with the new ones (gdbserver
+        stops them too). All-stop: nothing runs while the client changes them."""
+        if not self.non_stop:
+            return
+        for t in self.threads.values():
+            if t.pid == pid and not t.stopped and not t.expect_sigstop:
+                try:
+                    ptrace.tgkill(t.pid, t.tid, signal.SIGSTOP)
+                except OSError:
+                    continue
+                t.expect_sigstop = True
+
     def _wake_if_ready(self) -> None:
         """Non-stop: events queued while handling a request (vCont, vCont;t) are not
         followed by a SIGCHLD of their own; send one, so the event loop polls for them
