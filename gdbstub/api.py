@@ -37,8 +37,10 @@ class LaunchError(Exception):
     """The stub did not come up; carries what it printed."""
 
 
-class _Lines:
-    """Collects a pipe's lines on a daemon thread, so the stub never blocks writing to it."""
+class OutputReader:
+    """Collects a pipe's lines on a daemon thread, so the writer never blocks on a full pipe.
+
+    Also the integration harness's reader for the servers it starts."""
 
     def __init__(self, stream: IO[str] | None) -> None:
         self.lines: list[str] = []
@@ -78,12 +80,16 @@ class _Lines:
                     return None
                 self._cond.wait(remaining)
 
+    def join(self, timeout: float = 2.0) -> None:
+        """Wait (bounded) until the pipe's writer has closed it and every line is in."""
+        self._thread.join(timeout)
+
 
 class StubServer:
     """A running stub: its port, its output, and the program's pid."""
 
     def __init__(self, process: subprocess.Popen[str], host: str, port: int,
-                 stderr: _Lines, stdout: _Lines | None, *, attached: bool = False) -> None:
+                 stderr: OutputReader, stdout: OutputReader | None, *, attached: bool = False) -> None:
         self.process = process
         self.attached = attached  # the program is not ours: close() lets it go on
         self.host = host
@@ -231,8 +237,8 @@ def _start(
         command, stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE if capture_output else None, stderr=subprocess.PIPE,
         text=True, env=child_env, cwd=cwd, start_new_session=True)
-    stderr = _Lines(process.stderr)
-    stdout = _Lines(process.stdout) if capture_output else None
+    stderr = OutputReader(process.stderr)
+    stdout = OutputReader(process.stdout) if capture_output else None
     found = stderr.wait_for(LISTENING, timeout)
     server = StubServer(process, host, int(found.group(1)) if found else 0, stderr, stdout,
                         attached=attached)

@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import gdbstub.api
+
 ROOT = Path(__file__).resolve().parent.parent
 BUILD = ROOT / "build"
 PROGRAM_SOURCES = ROOT / "integration" / "programs"
@@ -159,50 +161,7 @@ def become_subreaper() -> None:
 # --------------------------------------------------------------------------- process tracking
 
 
-class OutputReader:
-    """Collects a pipe's lines on a thread so the child never blocks on a full pipe."""
-
-    def __init__(self, stream: Any) -> None:
-        self.lines: list[str] = []
-        self._cond = threading.Condition()
-        self._eof = False
-        self._thread = threading.Thread(target=self._run, args=(stream,), daemon=True)
-        self._thread.start()
-
-    def _run(self, stream: Any) -> None:
-        try:
-            for line in iter(stream.readline, ""):
-                with self._cond:
-                    self.lines.append(line)
-                    self._cond.notify_all()
-        except (OSError, ValueError):
-            pass
-        finally:
-            with self._cond:
-                self._eof = True
-                self._cond.notify_all()
-
-    @property
-    def text(self) -> str:
-        with self._cond:
-            return "".join(self.lines)
-
-    def wait_for(self, pattern: re.Pattern[str], timeout: float) -> re.Match[str] | None:
-        """First match of PATTERN in the output so far or later; None on timeout or EOF."""
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while True:
-                for line in self.lines:
-                    found = pattern.search(line)
-                    if found:
-                        return found
-                remaining = deadline - time.monotonic()
-                if self._eof or remaining <= 0:
-                    return None
-                self._cond.wait(remaining)
-
-    def join(self, timeout: float = 2.0) -> None:
-        self._thread.join(timeout)
+OutputReader = gdbstub.api.OutputReader  # one reader for the API and the harness
 
 
 class ProcessTracker:
