@@ -170,10 +170,14 @@ class LinuxTarget:
         os.close(err_w)
         _, status = os.waitpid(pid, ptrace.WALL)
         if os.WIFSTOPPED(status):  # the SIGSTOP before exec
-            ptrace.set_options(pid, ptrace.O_EXITKILL | ptrace.O_TRACEEXEC)
-        while os.WIFSTOPPED(status) and status >> 16 != ptrace.EVENT_EXEC:
+            # EXITKILL only: with TRACEEXEC the stop would come inside execve (rax -ENOSYS),
+            # not at the first instruction with the registers gdbserver shows there.
+            ptrace.set_options(pid, ptrace.O_EXITKILL)
+            ptrace.cont(pid, 0)
+            _, status = os.waitpid(pid, ptrace.WALL)
+        while os.WIFSTOPPED(status) and os.WSTOPSIG(status) != signal.SIGTRAP:  # the SIGTRAP after exec
             sig = os.WSTOPSIG(status)
-            ptrace.cont(pid, 0 if sig in (signal.SIGSTOP, signal.SIGTRAP) else sig)
+            ptrace.cont(pid, 0 if sig == signal.SIGSTOP else sig)
             _, status = os.waitpid(pid, ptrace.WALL)
         failure = os.read(err_r, 64)  # the exec's errno; EOF once exec closed the pipe
         os.close(err_r)
