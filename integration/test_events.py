@@ -162,7 +162,7 @@ def test_exec_from_a_non_leader_thread(debug, reference, prog):
     args = [str(harness.program("loop-32")), "2"]
     script = ["catch exec", "continue", "info threads", "break hot", "continue", "continue", "delete", "continue"]
     s = both(debug, reference, prog, args, script)
-    expect(s, r"^Catchpoint 1 \(exec'd .*/loop-32\), ", r"^\* 1    Thread \d+\.\d+ \"loop-32\"",
+    expect(s, r"^Catchpoint 1 \(exec'd .*/loop-32\), ", r"^\* 1 +Thread \d+\.\d+ \"loop-32\"",
            r"^Breakpoint 2, hot \(i=1\)", r"^\[Inferior 1 \(process \d+\) exited with code 07\]$")
 
 
