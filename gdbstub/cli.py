@@ -13,7 +13,7 @@ import sys
 from dataclasses import dataclass, field
 
 from . import __version__
-from .launch import Launcher, Terminal
+from .launcher import Launcher, Terminal
 from .protocol.monitor import set_debug_format
 from .server import Server, ServerOptions
 from .target.linux.process import LaunchError, LinuxTarget

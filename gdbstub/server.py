@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from .launch import Launcher
+from .launcher import Launcher
 from .protocol import framing, registry  # noqa: F401  (registry: see below)
 from .protocol.session import Session, SessionEnd
 from .target.base import StopEvent, StopKind

@@ -1,8 +1,9 @@
 """gdbstub.launch stays the API function whatever else is imported.
 
-The package also has a submodule gdbstub/launch.py; a submodule loaded after the package replaces
-the package attribute of the same name, which made `gdbstub.launch(...)` fail with "'module' object
-is not callable" once anything had imported gdbstub.cli (found by the full suite on one worker).
+The program launcher used to be a submodule gdbstub/launch.py; a submodule loaded after the
+package replaces the package attribute of the same name, which made `gdbstub.launch(...)` fail
+with "'module' object is not callable" once anything had imported gdbstub.cli (found by the full
+suite on one worker). It is gdbstub/launcher.py now; this keeps the name clash from coming back.
 Each order is tried in a fresh interpreter, since imports are cached per process.
 """
 
@@ -21,9 +22,9 @@ CHECK = "import gdbstub.api; assert gdbstub.launch is gdbstub.api.launch, gdbstu
     [
         "import gdbstub",
         "import gdbstub.cli",
-        "from gdbstub.launch import Launcher",
+        "from gdbstub.launcher import Launcher",
         "import gdbstub.server",
-        "import gdbstub, gdbstub.launch, gdbstub.cli",
+        "import gdbstub, gdbstub.launcher, gdbstub.cli",
     ],
 )
 def test_launch_is_the_api_function(first: str) -> None:

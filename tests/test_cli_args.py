@@ -8,7 +8,7 @@ import socket
 import pytest
 
 from gdbstub import cli
-from gdbstub.launch import Launcher, shell_word
+from gdbstub.launcher import Launcher, shell_word
 from gdbstub.protocol import monitor
 from gdbstub.protocol.session import Session
 from gdbstub.target.linux.process import LinuxTarget

@@ -11,7 +11,7 @@ import os
 import sys
 from typing import TYPE_CHECKING
 
-from ..launch import Launcher
+from ..launcher import Launcher
 from ..target.base import StopEvent, StopKind
 from ..target.linux.process import LaunchError
 from . import grammar as g

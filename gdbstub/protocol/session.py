@@ -18,7 +18,7 @@ from . import signals
 from .stopqueue import StopQueue
 
 if TYPE_CHECKING:
-    from ..launch import Launcher
+    from ..launcher import Launcher
     from ..target.linux.process import LinuxTarget
     from .xfer import XferObject
 
