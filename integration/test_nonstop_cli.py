@@ -271,15 +271,16 @@ def test_cli_step_one_thread_while_others_run(cli: tuple[Cli, Server]) -> None:
         found = gdb.expect(r"^(\d+)\t", mark)
         lines.append(int(found.group(1)))
     assert len(set(lines)) > 1, lines  # it moved through the loop
-    before = _counter(gdb, 1)
-    time.sleep(0.3)
-    assert _counter(gdb, 1) > before  # the others ran on all along
     rows = _threads(gdb.cmd("info threads"))
     assert [n for n, r in rows.items() if "(running)" not in r] == [stopped], rows
     assert "spin (arg=0x0)" in rows[stopped], rows
+    before = [_counter(gdb, i) for i in range(1, NTHREADS)]
+    time.sleep(0.3)
+    after = [_counter(gdb, i) for i in range(1, NTHREADS)]
+    assert all(a > b for a, b in zip(after, before, strict=True)), (before, after, gdb.out[-3000:])
     # A breakpoint the others hit while this thread steps: each hit reported on its own.
-    gdb.cmd("break tick")
     mark = len(gdb.out)
+    gdb.cmd("break tick")
     gdb.cmd("next")
     gdb.expect(r'Thread (\d+) "[^"]*" hit Breakpoint \d+, tick', mark)
 

@@ -288,7 +288,10 @@ def vcont(s: Session, args: bytes) -> bytes | None:
     if s.non_stop:
         # Non-stop: only threads the client sees as stopped resume; the reply is OK
         # at once and stops come later as notifications.
-        chosen = {t: a for t, a in chosen.items() if not s.target.is_running(t)}
+        # Nor a thread whose stop is still in the notification queue: the client
+        # has not seen it (a wildcard resume sent meanwhile), as gdbserver does.
+        queued = s.stop_queue.threads()
+        chosen = {t: a for t, a in chosen.items() if not s.target.is_running(t) and t not in queued}
         if to_stop:
             s.target.stop_threads(to_stop)
         if chosen:

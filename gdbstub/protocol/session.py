@@ -138,7 +138,7 @@ class Session:
         self.last_reply = reply
         if self.non_stop:
             self.running = self.target.running
-            note = self.stop_queue.push(reply)
+            note = self.stop_queue.push(reply, event.tid)
             if note is not None:
                 self.send_notification(note)
             return None
