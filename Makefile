@@ -30,7 +30,8 @@ ALL_BINS := $(BINS64) $(BINS32) $(BINS_PIE) $(BINS_NOPIE)
 .PHONY: deps venv programs test unit integration fuzz lint bench demo clean
 
 # System packages: installed only when missing; apt-get update only when something is.
-DEB_PACKAGES := gcc gcc-multilib make gdb gdbserver lldb
+# python3-venv: Debian's python3 cannot `-m venv` without it (unused when python3 is not Debian's).
+DEB_PACKAGES := gcc gcc-multilib make gdb gdbserver lldb python3-venv
 deps:
 	@missing=""; \
 	for p in $(DEB_PACKAGES); do dpkg -s "$$p" >/dev/null 2>&1 || missing="$$missing $$p"; done; \
