@@ -34,7 +34,9 @@ ALL_BINS := $(BINS64) $(BINS32) $(BINS_PIE) $(BINS_NOPIE)
 DEB_PACKAGES := gcc gcc-multilib make gdb gdbserver lldb python3-venv
 deps:
 	@missing=""; \
-	for p in $(DEB_PACKAGES); do dpkg -s "$$p" >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	for p in $(DEB_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' "$$p" 2>/dev/null | grep -q ' installed$$' || missing="$$missing $$p"; \
+	done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  sudo=""; [ "$$(id -u)" = 0 ] || sudo="sudo -n"; \
