@@ -5,17 +5,15 @@ speak raw RSP where gdb cannot send what a test needs."""
 from __future__ import annotations
 
 import contextlib
-import os
 import re
 import shutil
 import socket
-import subprocess
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import harness
-from harness import GDB_PREAMBLE, GDB_TIMEOUT, START_TIMEOUT, GdbResult, HarnessError, ProcessTracker, Server
+from harness import GDB_TIMEOUT, START_TIMEOUT, GdbResult, HarnessError, ProcessTracker, Server
 
 
 def base_command(kind: str) -> list[str]:
@@ -72,22 +70,7 @@ def gdb(
     timeout: float = GDB_TIMEOUT,
 ) -> GdbResult:
     """gdb -batch with TARGET as the connect command (e.g. 'target extended-remote 127.0.0.1:N')."""
-    argv = [shutil.which("gdb") or "gdb", "-nx", "-batch"]
-    for cmd in (*GDB_PREAMBLE, *before, target, *commands):
-        argv += ["-ex", cmd]
-    if file is not None:
-        argv.append(str(file))
-    env = dict(os.environ, LANG="C.UTF-8", TERM="dumb")
-    env.pop("DEBUGINFOD_URLS", None)
-    proc = procs.spawn(argv, env=env)
-    try:
-        out, err = proc.communicate(timeout=timeout)
-        return GdbResult(argv, out, err, proc.returncode)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, 9)
-        out, err = proc.communicate(timeout=10)
-        return GdbResult(argv, out or "", err or "", proc.returncode, timed_out=True)
+    return harness.run_gdb(procs, 0, commands, file=file, before=before, timeout=timeout, target=target)
 
 
 def expect_in(text: str, *patterns: str, context: str = "") -> None:

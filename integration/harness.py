@@ -395,10 +395,15 @@ class GdbResult:
 
 
 def gdb_command(
-    port: int, commands: Iterable[str], file: Path | str | None = None, before: Iterable[str] = ()
+    port: int,
+    commands: Iterable[str],
+    file: Path | str | None = None,
+    before: Iterable[str] = (),
+    target: str | None = None,
 ) -> list[str]:
+    """gdb -batch argv; TARGET is the connect command (default: target remote 127.0.0.1:PORT)."""
     argv = [shutil.which("gdb") or "gdb", "-nx", "-batch"]
-    for cmd in (*GDB_PREAMBLE, *before, f"target remote 127.0.0.1:{port}", *commands):
+    for cmd in (*GDB_PREAMBLE, *before, target or f"target remote 127.0.0.1:{port}", *commands):
         argv += ["-ex", cmd]
     if file is not None:
         argv.append(str(file))
@@ -413,9 +418,11 @@ def run_gdb(
     file: Path | str | None = None,
     before: Iterable[str] = (),
     timeout: float = GDB_TIMEOUT,
+    target: str | None = None,
 ) -> GdbResult:
-    """Run stock gdb in batch mode against 127.0.0.1:PORT; a timeout kills it and is reported, not raised."""
-    argv = gdb_command(port, commands, file, before)
+    """Run stock gdb in batch mode against 127.0.0.1:PORT (or with the connect command TARGET);
+    a timeout kills it and is reported, not raised."""
+    argv = gdb_command(port, commands, file, before, target)
     env = dict(os.environ, LANG="C.UTF-8", TERM="dumb")
     env.pop("DEBUGINFOD_URLS", None)
     proc = tracker.spawn(argv, env=env)
