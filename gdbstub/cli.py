@@ -99,6 +99,20 @@ DISABLE_NAMES: dict[str, set[str]] = {
 DISABLE_NAMES["threads"] = set().union(*DISABLE_NAMES.values())
 
 
+# Options that only set one Options field: name -> (field, value).
+SWITCHES: dict[str, tuple[str, bool]] = {
+    "--once": ("once", True),
+    "--multi": ("multi", True),
+    "--attach": ("attach", True),
+    "--debug": ("debug", True),
+    "--remote-debug": ("debug", True),
+    "--disable-randomization": ("disable_aslr", True),
+    "--no-disable-randomization": ("disable_aslr", False),
+    "--startup-with-shell": ("startup_with_shell", True),
+    "--no-startup-with-shell": ("startup_with_shell", False),
+}
+
+
 def parse_args(argv: list[str]) -> Options:
     opts = Options()
     i = 0
@@ -110,14 +124,8 @@ def parse_args(argv: list[str]) -> Options:
             i += 1
             break
         name, eq, value = arg.partition("=")
-        if name == "--once":
-            opts.once = True
-        elif name == "--multi":
-            opts.multi = True
-        elif name == "--attach":
-            opts.attach = True
-        elif name in ("--debug", "--remote-debug"):
-            opts.debug = True  # --debug=all|threads|... (newer gdbserver) included
+        if name in SWITCHES:  # --debug=all|threads|... (newer gdbserver) included
+            setattr(opts, *SWITCHES[name])
         elif name == "--debug-file" and eq:
             opts.debug_file = value
             opts.debug = True
@@ -125,14 +133,6 @@ def parse_args(argv: list[str]) -> Options:
             if value not in ("all", "none", "timestamp"):
                 raise UsageError(f"Unknown --debug-format value: {value}")
             opts.debug_format = value
-        elif name == "--disable-randomization":
-            opts.disable_aslr = True
-        elif name == "--no-disable-randomization":
-            opts.disable_aslr = False
-        elif name == "--startup-with-shell":
-            opts.startup_with_shell = True
-        elif name == "--no-startup-with-shell":
-            opts.startup_with_shell = False
         elif name == "--disable-packet" and eq:
             for item in value.split(","):
                 if item not in DISABLE_NAMES:

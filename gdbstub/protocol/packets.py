@@ -4,7 +4,6 @@ threads, resuming, kill and detach."""
 from __future__ import annotations
 
 import functools
-import signal
 from typing import TYPE_CHECKING
 
 from ..target.base import ResumeAction, StopKind
@@ -340,10 +339,6 @@ def detach(s: Session, args: bytes) -> bytes:
     if not s.target.alive() and not s.extended:
         s.finished = True
     return OK
-
-
-def interrupt_signal() -> int:
-    return int(signal.SIGINT)
 
 
 HANDLERS: dict[str, Handler] = {
