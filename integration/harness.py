@@ -170,10 +170,10 @@ _gdb_version = "gdb13"
 # gdb 16 runs chrooted in its root, in a mount namespace of its own (`unshare -m`): /proc, /dev,
 # /tmp and this checkout are bind-mounted at their own paths, and the mounts vanish with gdb.
 _GDB16_CHROOT = r"""
-root=$0
+root=$0 checkout=$1 cwd=$(pwd); shift
 mount --bind /proc "$root/proc" && mount --rbind /dev "$root/dev" && mount --bind /tmp "$root/tmp" &&
-mkdir -p "$root$GDBSTUB_CHECKOUT" && mount --bind "$GDBSTUB_CHECKOUT" "$root$GDBSTUB_CHECKOUT" &&
-exec chroot "$root" /bin/sh -c 'cd "$GDBSTUB_CWD" 2>/dev/null || cd /; exec gdb "$@"' gdb "$@"
+mkdir -p "$root$checkout" && mount --bind "$checkout" "$root$checkout" &&
+exec chroot "$root" /bin/sh -c 'cd "$0" 2>/dev/null || cd /; exec gdb "$@"' "$cwd" "$@"
 """
 
 
@@ -200,12 +200,12 @@ def gdb_argv() -> list[str]:
     """How to start the current gdb (arguments follow)."""
     if _gdb_version == "gdb13":
         return [shutil.which("gdb") or "gdb"]
-    return ["unshare", "--mount", "--propagation", "private", "sh", "-c", _GDB16_CHROOT, str(GDB16_ROOT)]
+    return ["unshare", "--mount", "--propagation", "private", "sh", "-c", _GDB16_CHROOT, str(GDB16_ROOT), str(ROOT)]
 
 
-def gdb_env(cwd: Path | str = ROOT) -> dict[str, str]:
-    """gdb's environment: no debuginfod, a dumb terminal, and what the gdb 16 chroot script reads."""
-    env = dict(os.environ, LANG="C.UTF-8", TERM="dumb", GDBSTUB_CHECKOUT=str(ROOT), GDBSTUB_CWD=str(cwd))
+def gdb_env() -> dict[str, str]:
+    """gdb's environment: no debuginfod, a dumb terminal."""
+    env = dict(os.environ, LANG="C.UTF-8", TERM="dumb")
     env.pop("DEBUGINFOD_URLS", None)
     return env
 

@@ -9,9 +9,11 @@ from elftools.elf.elffile import ELFFile
 
 from . import i386, x86_64
 from .regs import Arch
-from .xsave import SSE, X87, layout, xcr0_of
+from .xsave import SSE, X87, cpuid, layout, xcr0_of
 
-XSTATE_MAX = 4096
+# The kernel's XSAVE regset is as large as every XCR0 feature needs (CPUID 0xD: ECX), 11008 bytes
+# with AMX: a smaller PTRACE_SETREGSET is refused (EFAULT), so register writes would fail.
+XSTATE_MAX = max(4096, cpuid(0xD, 0)[2])
 
 
 def elf_class(path: str) -> int:

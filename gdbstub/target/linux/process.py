@@ -27,7 +27,7 @@ import time
 from dataclasses import dataclass, field
 
 from ...agent import BreakpointConditions
-from ...arch import detect_arch, without_xml
+from ...arch import XSTATE_MAX, detect_arch, without_xml
 from ...arch.regs import Arch, RegBuffers
 from ..base import Breakpoints, ResumeAction, StopEvent, StopKind
 from . import ptrace
@@ -40,7 +40,6 @@ SI_KERNEL = 0x80
 TRAP_BRKPT = 1
 TRAP_TRACE = 2
 TRAP_HWBKPT = 4
-XSTATE_MAX = 4096
 INT3 = b"\xcc"
 STOP_TIMEOUT = 2.0  # how long stopping all threads waits for one that will not stop
 PTRACE_GET_SYSCALL_INFO = 0x420E
@@ -468,7 +467,7 @@ class LinuxTarget:
             t.user = ptrace.getregs(t.tid)
         if need_xstate and t.xstate is None:
             t.xstate = ptrace.getregset(t.tid, ptrace.NT_X86_XSTATE, XSTATE_MAX)
-        return RegBuffers(t.user, t.xstate if t.xstate is not None else bytearray(4096))
+        return RegBuffers(t.user, t.xstate if t.xstate is not None else bytearray(XSTATE_MAX))
 
     def _flush(self, t: Thread, user: bool, xstate: bool, rollback: bool = False) -> None:
         """Write the edited caches back. The kernel applies SETREGS field by field
