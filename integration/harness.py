@@ -357,7 +357,7 @@ def _shell_order(names: tuple[str, ...]) -> dict[str, int]:
     """The order /bin/sh passes these variables on to what it execs (one `env` run per name set)."""
     listed = subprocess.run(
         ["/bin/sh", "-c", "exec /usr/bin/env -0"],
-        env={name: "x" for name in names},
+        env=dict.fromkeys(names, "x"),
         cwd=str(ROOT),
         capture_output=True,
         timeout=10,

@@ -21,6 +21,7 @@ from harness import assert_same, expect, source_line
 from rawclient import RawClient, fd_count
 
 from gdbstub.protocol import framing
+from gdbstub.protocol.session import PACKET_SIZE
 
 ROOT = harness.ROOT
 NOFILE_BREAK = ["break distance2", "continue", "bt", "info sharedlibrary", "continue", "bt 1"]
@@ -285,7 +286,7 @@ def test_pread_reply_fits_the_packet_size(client):
         reply = packet_data(client, b"vFile:pread:%s,%x,%x" % (fd, 0x10000, len(got)))
         head, _, data = reply.partition(b";")
         count = int(head[1:], 16)
-        assert 0 < count <= 0x4800
+        assert 0 < count <= PACKET_SIZE
         assert len(data) == count
         got += data
     assert bytes(got) == content

@@ -9,7 +9,7 @@ from __future__ import annotations
 import zlib
 from dataclasses import dataclass
 
-MAX_PACKET = 0x4800  # payload bytes we accept (above session.PACKET_SIZE); larger packets are NAKed
+MAX_PACKET = 0x20100  # payload bytes we accept (above session.PACKET_SIZE); larger packets are NAKed
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("gdbstub.session")
 
-PACKET_SIZE = 0x47FF  # gdbserver's: gdb reads memory in chunks of half of it (dump: 10% fewer round trips)
+# gdbserver 16's: gdb 16 then reads memory with `x` in 64 KiB chunks, and gdb 13 with `m` in 64 KiB
+# chunks too (gdbserver 13's 0x47ff gave 9 KiB: a 4 MiB dump took 456 round trips instead of 64).
+PACKET_SIZE = 0x2001F
 OK = b"OK"
 E01 = b"E01"
 E02 = b"E02"
