@@ -191,7 +191,8 @@ def main(argv: list[str] | None = None) -> int:
             json.dumps(
                 {
                     version: {
-                        name: {kind: [{"seconds": s.seconds, "error": s.error} for s in runs] for kind, runs in per.items()}
+                        name: {kind: [{"seconds": s.seconds, "error": s.error} for s in runs]
+                               for kind, runs in per.items()}
                         for name, per in table.items()
                     }
                     for version, table in results.items()
