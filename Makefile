@@ -48,6 +48,8 @@ deps:
 venv: $(VENV_STAMP)
 $(VENV_STAMP): pyproject.toml
 	test -x $(VPY) || $(PYTHON) -m venv $(VENV)
+	@# the distribution was called gdbstub before: two would register the same pytest plugin
+	$(VPY) -m pip uninstall -y -q gdbstub >/dev/null 2>&1 || true
 	set -o pipefail; $(VPY) -m pip install -q -e '.[test]' 2>&1 | { grep -v "^WARNING: Location 'file:" || true; }
 	touch $@
 
