@@ -59,9 +59,19 @@ def test_tcp_addresses(text: str, host: str, port: int, family: int) -> None:
 
 
 @pytest.mark.parametrize("text", ["tcp8:123:1234", "udp123::::1234", "garbage:1234:1234", "1.2.3.4:99999",
-                                  "host:port", "tcp4:[::1]:1", "nocolon", "unix:"])
+                                  "host:port", "tcp4:[::1]:1", "nocolon", "unix:", "127.0.0.1:"])
 def test_bad_addresses(text: str) -> None:
     with pytest.raises(AddressError):
+        parse_address(text)
+
+
+@pytest.mark.parametrize(("text", "why"), [
+    ("tcp8:123:1234", "Name or service not known"), ("udp123::::1234", "Name or service not known"),
+    ("garbage:1234:1234", "Name or service not known"), (":abc", "Servname not supported for ai_socktype"),
+])
+def test_unresolvable_addresses_worded_as_gdbserver(text: str, why: str) -> None:
+    """Harnesses tell a failed start by gdbserver's own words."""
+    with pytest.raises(AddressError, match=f"^{text}: cannot resolve name: {why}$"):
         parse_address(text)
 
 
