@@ -161,7 +161,6 @@ def test_monitor_help_info_and_unknown() -> None:
     assert s.handle(b"qRcmd," + b"bogus".hex().encode()) == b"E01"
     assert s.handle(b"qRcmd,zz") == b"E01"
     assert monitor.run_command(s, "set libthread-db-search-path /x")
-    assert monitor.run_command(s, "set debug-format timestamp") and monitor.run_command(s, "set debug-format none")
     assert not monitor.run_command(s, "set debug maybe")
 
 
@@ -173,6 +172,24 @@ def test_monitor_exit_finishes_session() -> None:
 
 def test_debug_format_option() -> None:
     assert cli.parse_args(["--debug-format=timestamp", ":1", "p"]).debug_format == "timestamp"
-    with pytest.raises(cli.UsageError):
-        cli.parse_args(["--debug-format=colour", ":1", "p"])
     assert monitor.set_debug_format("none") and not monitor.set_debug_format("colour")
+    assert monitor.debug_format("timestamp,,none") == (
+        "Timestamps will be added to debug output.\nAll extra debug format options disabled.\n", None)
+    assert monitor.debug_format("all,colour,none") == ("All extra debug format options enabled.\n", "colour")
+    assert monitor.debug_format("all none") == ("", "all none")
+
+
+@pytest.mark.parametrize(("value", "reply", "said"), [
+    ("all", b"OK", "All extra debug format options enabled.\n"),
+    ("none", b"OK", "All extra debug format options disabled.\n"),
+    ("timestamp", b"OK", "Timestamps will be added to debug output.\n"),
+    (",", b"OK", ""),
+    ("timestamp,bogus", b"E01", 'Timestamps will be added to debug output.\nUnknown debug-format argument: "bogus"\n'),
+])
+def test_monitor_debug_format(value: str, reply: bytes, said: str) -> None:
+    s = _session()
+    assert s.handle(b"qRcmd," + f"set debug-format {value}".encode().hex().encode()) == reply
+    text = b"".join(bytes.fromhex(p[1:].decode()) for p in s.sent).decode()  # type: ignore[attr-defined]
+    assert text.startswith(said)
+    assert text[len(said):] == ("" if reply == b"OK" else monitor.HELP)
+    monitor.set_debug_format("none")
