@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from . import __version__
 from .launcher import Launcher, Terminal
 from .protocol.monitor import debug_format
+from .protocol.session import S_STOP_REPLIES
 from .server import Server, ServerOptions
 from .target.linux.process import LaunchError, LinuxTarget
 from .transport import AddressError, Listener, is_loopback, parse_address
@@ -88,15 +89,17 @@ class UsageError(Exception):
     pass
 
 
-# gdbserver's --disable-packet names -> the packet names the session turns off.
+# gdbserver's --disable-packet names -> the packet names the session turns off. "T" is not
+# the thread-alive packet but the T stop reply (then sent as bare Sxx; session.S_STOP_REPLIES),
+# and "threads" means the threading packets only, as in gdbserver.
 DISABLE_NAMES: dict[str, set[str]] = {
     "vCont": {"vCont", "vCont?"},
-    "T": {"T"},
     "Tthread": {"Tthread"},
     "qC": {"qC"},
     "qfThreadInfo": {"qfThreadInfo", "qsThreadInfo"},
 }
 DISABLE_NAMES["threads"] = set().union(*DISABLE_NAMES.values())
+DISABLE_NAMES["T"] = {S_STOP_REPLIES}
 
 
 # Options that only set one Options field: name -> (field, value).

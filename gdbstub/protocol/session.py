@@ -30,6 +30,9 @@ E01 = b"E01"
 E02 = b"E02"
 E03 = b"E03"
 
+# In Session.disabled: stop replies in the bare 'Sxx' form (gdbserver's --disable-packet=T).
+S_STOP_REPLIES = "T-stop-reply"
+
 Handler = Callable[["Session", bytes], "bytes | None"]
 # A feature's entry in qSupported: a name and a test of whether it is offered now.
 Feature = tuple[str, Callable[["Session"], bool]]
@@ -130,9 +133,14 @@ class Session:
         in the queue for vStopped) and this returns None."""
         self.last_stop = event
         if event.kind not in (StopKind.EXITED, StopKind.TERMINATED):
+            bare = S_STOP_REPLIES in self.disabled
+            if not self.non_stop and bare:
+                self._keep_general_thread()
             self.event_thread = event.tid
             self.last_events[event.tid] = event
-            if not self.non_stop:
+            if not self.non_stop and not bare:
+                # gdb takes the thread the reply names as its general thread. (Without
+                # thread: (Tthread off) too: gdbserver then hangs, this keeps gdb going.)
                 self.general_thread = g.ThreadId(event.pid, event.tid)
         reply = self.stop_reply(event)
         self.last_reply = reply
@@ -144,6 +152,18 @@ class Session:
             return None
         self.running = False
         return reply
+
+    def _keep_general_thread(self) -> None:
+        """A stop reply without a thread is, to gdb, a stop of the thread it has been reading:
+        pin that one (what 'any thread' meant until now), as gdbserver does, so that g and p
+        keep answering for it rather than for the thread that stopped."""
+        if self.general_thread.tid > 0 and self.general_thread.tid in self.target.threads:
+            return
+        try:
+            tid = self.current_tid()
+        except OSError:
+            return
+        self.general_thread = g.ThreadId(self.target.pid_of(tid) or self.target.pid, tid)
 
     # --- helpers for handlers -------------------------------------------------------
 
@@ -188,6 +208,8 @@ class Session:
         if event.kind is StopKind.NO_RESUMED:
             return b"N"
         sig = signals.to_gdb(event.signal) if event.kind is StopKind.SIGNAL else 5
+        if S_STOP_REPLIES in self.disabled:  # no registers, thread or core: gdb asks for them
+            return b"S%02x" % sig
         parts = [b"T%02x" % sig]
         if event.kind is StopKind.SIGNAL:
             if event.reason == "swbreak" and self.swbreak:
