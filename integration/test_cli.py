@@ -98,13 +98,31 @@ def test_two_stubs_race_for_one_port(procs, kind):
 
 @pytest.mark.parametrize("prog", ["/nonexistent/prog", "/etc/passwd"])
 def test_program_that_cannot_start(procs, kind, prog):
+    """gdbserver's lines exactly, but for the name in front: 'gdbserver: Cannot exec PROG',
+    'gdbserver: Error: WHY', then the exit code and 'Exiting'."""
     rc, _, err = run_cli(procs, kind, ["--no-startup-with-shell", "127.0.0.1:0", prog])
     assert rc not in (0, None), err
-    expect_in(err, r"^During startup program exited with code 127\.$", r"^Exiting$")
-    assert "Listening" not in err
-    if kind == "gdbstub":
-        why = "No such file or directory" if prog.startswith("/non") else "Permission denied"
-        expect_in(err, rf"^Cannot exec {re.escape(prog)}: {why}\.$")
+    why = "No such file or directory" if prog.startswith("/non") else "Permission denied"
+    lines = [line.removeprefix(f"{kind}: ") for line in err.splitlines()]
+    assert lines == [f"Cannot exec {prog}", f"Error: {why}", "During startup program exited with code 127.",
+                     "Exiting"], err
+
+
+@pytest.mark.parametrize("shell", ["--no-startup-with-shell", "--startup-with-shell"])
+def test_stdio_program_that_cannot_start(procs, kind, shell):
+    """Issue 14 item 9: on stdio the child first says 'stdin/stdout redirected' (gdbserver's
+    child does), then why it could not start, the exit code 127 and 'Exiting'."""
+    rc, out, err = run_cli(procs, kind, [shell, "-", "/nonexistent/prog"])
+    assert rc not in (0, None) and out == "", err
+    lines = [line.removeprefix(f"{kind}: ") for line in err.splitlines()]
+    if shell == "--no-startup-with-shell":
+        assert lines[1:3] == ["Cannot exec /nonexistent/prog", "Error: No such file or directory"], err
+        lines[1:3] = ["why"]
+    else:  # the shell's own words, e.g. '/bin/sh: 1: exec: /nonexistent/prog: not found'
+        assert "/nonexistent/prog" in lines[1] and "sh: " in lines[1], err
+        lines[1] = "why"
+    assert lines == ["stdin/stdout redirected", "why", "During startup program exited with code 127.",
+                     "Exiting"], err
 
 
 def test_program_that_cannot_start_through_shell(procs, kind):
