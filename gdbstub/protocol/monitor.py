@@ -78,7 +78,7 @@ DEBUG_FORMATS = {
 def debug_format(value: str) -> tuple[str, str | None]:
     """Apply a comma list as gdbserver does (left to right, empty items skipped; monitor and
     --debug-format): what to say for the options taken, and the first unknown one or None."""
-    said = []
+    said: list[str] = []
     for option in value.split(","):
         if not option:
             continue
