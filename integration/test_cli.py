@@ -131,8 +131,19 @@ def test_program_that_cannot_start_through_shell(procs, kind):
     expect_in(err, r"^During startup program exited with code 127\.$", r"^Exiting$")
 
 
-@pytest.mark.parametrize("address", ["tcp8:123:2345", "udp123::::2345", "garbage:1234:2345", "127.0.0.1:99999",
-                                     "127.0.0.1:port"])
+@pytest.mark.parametrize(("address", "why"), [
+    ("tcp8:123:2345", "Name or service not known"), ("udp123::::2345", "Name or service not known"),
+    ("garbage:1234:2345", "Name or service not known"), ("127.0.0.1:port", "Servname not supported for ai_socktype"),
+])
+def test_unresolvable_address(procs, kind, address, why):
+    """Issue 14 item 8: gdbserver's exact two lines, before any program starts; harnesses give
+    up on a start when they see 'cannot resolve name'."""
+    rc, out, err = run_cli(procs, kind, ["--once", address, str(envargs())])
+    assert rc not in (0, None) and out == "", err
+    assert err.splitlines() == [f"{address}: cannot resolve name: {why}", "Exiting"], err
+
+
+@pytest.mark.parametrize("address", ["tcp8:123:2345", "garbage:1234:2345", "127.0.0.1:99999", "127.0.0.1:port"])
 def test_garbage_address_refused(procs, address):
     rc, _, err = run_cli(procs, "gdbstub", ["--once", address, str(envargs())])
     assert rc not in (0, None), err
@@ -335,6 +346,32 @@ def test_startup_with_shell_option(procs, kind, tmp_path):
     expect_in(srv.stdout.text, r"^argv\[1\]=\[one\]$", context=context)
     found = PID_LINE.search(srv.stdout.text)
     assert found and int(found.group(1)) == srv.proc.pid, context
+
+
+DEBUG_FORMAT_SAID = {
+    "all": "All extra debug format options enabled.",
+    "none": "All extra debug format options disabled.",
+    "timestamp": "Timestamps will be added to debug output.",
+}
+
+
+def test_monitor_debug_format(procs, kind):
+    """Issue 14 item 10: monitor set debug-format, each option's confirmation as gdbserver's,
+    a comma list option by option, and an unknown option named with the help and an error."""
+    srv = harness.start_server(procs, kind, envargs())
+    values = ["all", "none", "timestamp", "timestamp,none", ",", "timestamp,bogus", "ALL"]
+    res = harness.run_gdb(procs, srv.port, [*(f"monitor set debug-format {v}" for v in values), "kill"],
+                          file=envargs())
+    context = res.describe() + srv.describe()
+    said = DEBUG_FORMAT_SAID
+    help_head = "The following monitor commands are supported:"
+    expected = [said["all"], said["none"], said["timestamp"], said["timestamp"], said["none"],
+                said["timestamp"], 'Unknown debug-format argument: "bogus"', help_head, "Protocol error with Rcmd",
+                'Unknown debug-format argument: "ALL"', help_head, "Protocol error with Rcmd"]
+    # gdb shows monitor output on stderr; the help's body (indented) is each server's own
+    lines = [line for line in res.stderr.splitlines() if not line.startswith(("  ", "warning:"))]
+    assert lines == expected, context
+    assert "set debug-format option1[,option2,...]" in res.stderr, context
 
 
 def test_monitor_exit_ends_stub_at_once(procs, kind):
