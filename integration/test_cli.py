@@ -302,6 +302,34 @@ def test_once_multi_without_program(procs, kind):
     assert srv.wait_exit() is not None, context
 
 
+@pytest.mark.parametrize("ending", ["continue", "kill", "detach"])
+def test_multi_ends_with_plain_client(procs, kind, ending):
+    """Issue 14 item 5: --multi keeps the stub only for extended-remote clients. A plain
+    `target remote` client whose program exited, was killed or detached takes the stub with it
+    (pwntools starts `gdbserver --multi` so and waits for the end)."""
+    srv = spawn_server(procs, kind, ["--multi", "127.0.0.1:0", str(envargs())])
+    res = harness.run_gdb(procs, srv.port, [ending], file=envargs())
+    context = res.describe() + srv.describe()
+    expect_in(res.stdout, {"continue": r"exited with code 03\]$", "kill": r"killed\]$",
+                           "detach": r"detached\]$"}[ending], context=context)
+    assert srv.wait_exit() is not None, context
+
+
+def test_multi_stays_after_extended_client(procs, kind):
+    """Once a client sent '!' the stub outlives its programs, also for a later plain client."""
+    srv = spawn_server(procs, kind, ["--multi", "127.0.0.1:0", str(envargs())])
+    res = gdb(procs, f"target extended-remote {srv.address}", ["continue"], file=envargs())
+    context = res.describe() + srv.describe()
+    expect_in(res.stdout, r"exited with code 03\]$", context=context)
+    client = RawClient(srv.port)  # still listening: the connection is served
+    try:
+        assert client.request(b"?").startswith((b"W", b"X", b"T")), context
+        assert client.request(b"qRcmd," + b"exit".hex().encode()) == b"OK", context
+    finally:
+        client.close()
+    assert srv.wait_exit() is not None, context
+
+
 @pytest.mark.parametrize("option", ["--debug", "--remote-debug", "--debug-file"])
 def test_debug_options(procs, tmp_path, option):
     log = tmp_path / "debug.log"

@@ -47,7 +47,8 @@ class Session:
 
     def __init__(self, target: LinuxTarget, *, extended: bool = False) -> None:
         self.target = target
-        self.extended = extended
+        self.extended = extended  # may start programs (vRun, R): --multi or '!'
+        self.extended_requested = False  # the client sent '!': the stub outlives its programs
         self.no_ack = False
         self.client_features: dict[str, str] = {}
         self.multiprocess = False
