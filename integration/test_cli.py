@@ -402,6 +402,13 @@ def test_monitor_debug_format(procs, kind):
     assert "set debug-format option1[,option2,...]" in res.stderr, context
 
 
+def test_debug_format_option_refused(procs, kind):
+    """--debug-format= takes the same list; an unknown option ends the server with its name."""
+    rc, _, err = run_cli(procs, kind, ["--debug-format=timestamp,bogus", "127.0.0.1:0", str(envargs())])
+    assert rc not in (0, None), err
+    assert err.splitlines() == ['Unknown debug-format argument: "bogus"'], err
+
+
 def test_monitor_exit_ends_stub_at_once(procs, kind):
     srv = spawn_server(procs, kind, ["127.0.0.1:0", str(envargs())])
     pid = srv.inferior_pid
