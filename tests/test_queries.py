@@ -51,7 +51,7 @@ def test_search_pattern_with_separators_and_errors() -> None:
     memory = Memory(0x1000, b"ab;c:d" + b"z" * 10)
     assert _search(memory, 0x1000, 16, b";c:") == b"1,1002"
     assert _search(memory, 0x1000, 1000, b"nothere") == b"0"  # runs off the end: short read
-    assert _search(memory, 0x10, 0x10, b"ab") == b"E01"  # unreadable start
+    assert _search(memory, 0x10, 0x10, b"ab") == b"E00"  # unreadable start: gdbserver's E00
     assert search.search_memory(FakeSession(memory), b":memory:zz;1;a") == b"E01"  # type: ignore[arg-type]
     assert search.search_memory(FakeSession(memory), b":memory:1000;10;") == b"E01"  # type: ignore[arg-type]
     assert search.search_memory(FakeSession(memory), b":other:1;1;a") == b""  # type: ignore[arg-type]
