@@ -243,10 +243,6 @@ def empty(s: Session, args: bytes) -> bytes:
     return b""
 
 
-def q_symbol(s: Session, args: bytes) -> bytes:
-    return OK
-
-
 # --- resuming --------------------------------------------------------------------
 
 
@@ -389,7 +385,6 @@ HANDLERS: dict[str, Handler] = {
     "qAttached": attached,
     "qOffsets": empty,
     "qTStatus": empty,
-    "qSymbol": q_symbol,
     "c": cont,
     "s": step,
     "C": cont_signal,
