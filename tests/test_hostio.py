@@ -141,6 +141,16 @@ def test_errors(session, tmp_path):
     assert vfile(session, b"open") == b""
 
 
+def test_offsets_beyond_off_t_are_einval(session, tmp_path):
+    """pread/pwrite take a signed off_t: 2^63 and above cannot reach the system call."""
+    (tmp_path / "f").write_bytes(b"data")
+    fd = vfile(session, b"open:%s,2,0" % hexpath(tmp_path / "f"))[1:]
+    assert vfile(session, b"pread:%s,10,8000000000000000" % fd) == b"F-1,16"
+    assert vfile(session, b"pread:%s,10,ffffffffffffff00" % fd) == b"F-1,16"
+    assert vfile(session, b"pwrite:%s,ffffffffffffff00,x" % fd) == b"F-1,16"
+    assert vfile(session, b"pread:%s,10,0" % fd) == b"F4;data"
+
+
 def test_pread_of_a_directory_is_eisdir(session, tmp_path):
     fd = vfile(session, b"open:%s,0,0" % hexpath(tmp_path))[1:]
     assert vfile(session, b"pread:%s,10,0" % fd) == b"F-1,15"

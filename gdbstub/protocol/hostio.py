@@ -95,6 +95,7 @@ OpenHow = cs.Struct("flags" / cs.Int64ul, "mode" / cs.Int64ul, "resolve" / cs.In
 SYS_OPENAT2 = 437  # x86_64
 RESOLVE_IN_ROOT = 0x10
 
+OFF_T_END = 1 << 63  # pread/pwrite offsets are a signed off_t: beyond, EINVAL as gdbserver's
 HOSTIO_PATH_MAX = 4096  # gdbserver's path buffer, NUL included
 _HEADER_ROOM = 32  # "F<count>;" and framing around a data reply
 
@@ -399,7 +400,7 @@ def op_pread(s: Session, params: bytes) -> bytes:
     fd_s, count_s, offset_s = _args(params, 3)
     fd = state(s).fd(fd_s)
     count, offset = _int(count_s), _int(offset_s)
-    if count < 0 or offset < 0:
+    if count < 0 or not 0 <= offset < OFF_T_END:
         raise HostIOError(errno.EINVAL)
     room = PACKET_SIZE - _HEADER_ROOM
     data = os.pread(fd, min(count, room), offset)
@@ -411,7 +412,7 @@ def op_pwrite(s: Session, params: bytes) -> bytes:
     fd_s, offset_s, data = _args(params, 3)
     fd = state(s).fd(fd_s)
     offset = _int(offset_s)
-    if offset < 0:
+    if not 0 <= offset < OFF_T_END:
         raise HostIOError(errno.EINVAL)
     return b"F%x" % os.pwrite(fd, data, offset)
 
