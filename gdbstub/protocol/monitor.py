@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from . import tls
 from .session import E01, OK, Handler
 
 if TYPE_CHECKING:
@@ -25,8 +26,8 @@ The following monitor commands are supported:
   set debug-format option1[,option2,...]
     Add or remove timestamps on debug log lines
     Options: all, none, timestamp
-  set libthread-db-search-path PATH
-    Accepted for compatibility (threads are found through /proc)
+  set libthread-db-search-path [PATH]
+    Where libthread_db.so.1 must be for thread-local variables (as gdbserver)
   info
     Show the stub's own state: processes, threads, launch settings
   help
@@ -35,6 +36,7 @@ The following monitor commands are supported:
     Kill launched programs, detach attached ones, and quit the stub
 """
 
+THREAD_DB_COMMAND = "set libthread-db-search-path"  # matched on the raw line, as gdbserver does
 _ON = {"on": True, "1": True, "off": False, "0": False}
 
 
@@ -133,6 +135,10 @@ def run_command(s: Session, line: str) -> bool:
     if len(words) == 1 and words[0] in commands:
         commands[words[0]]()
         return True
+    if line.startswith(THREAD_DB_COMMAND) and line[len(THREAD_DB_COMMAND):][:1] in ("", " "):
+        path = tls.set_search_path(s, line[len(THREAD_DB_COMMAND):].lstrip())
+        _say(s, f"libthread-db-search-path set to `{path}'\n")
+        return True
     if words[0] != "set" or len(words) < 3:
         return False
     what, value = words[1], " ".join(words[2:])
@@ -143,9 +149,6 @@ def run_command(s: Session, line: str) -> bool:
     if what == "remote-debug" and value in _ON:
         _set_level("gdbstub.rsp", _ON[value])
         _say(s, f"Protocol debug output {'enabled' if _ON[value] else 'disabled'}.\n")
-        return True
-    if what == "libthread-db-search-path":
-        _say(s, f"libthread-db-search-path set to `{value}'\n")
         return True
     return False
 
