@@ -1,8 +1,8 @@
 """lldb 14 through gdbstub (`gdb-remote HOST:PORT`), scripted with `lldb -b -o ...`, checked line by line.
 
-gdbserver is no reference here (it misbehaves with lldb), so the expectations are what lldb prints
-against lldb-server; values that gdb can also see (registers, memory) are compared with gdb through
-gdbserver at the same breakpoint.
+gdbserver is no reference here (it misbehaves with lldb): the reference is lldb-server, which the
+newer tests run the same lldb script through (`lldb(..., kind="lldb-server")`); values that gdb can
+also see (registers, memory) are compared with gdb through gdbserver at the same breakpoint.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import select
 import shutil
 import signal
 import subprocess
@@ -20,6 +21,8 @@ import pytest
 from harness import ProcessTracker, Server, source_line
 
 pytestmark = [pytest.mark.lldb, pytest.mark.skipif(shutil.which("lldb") is None, reason="no lldb")]
+LLDB_SERVER = shutil.which("lldb-server")
+needs_lldb_server = pytest.mark.skipif(LLDB_SERVER is None, reason="no lldb-server (the reference)")
 
 LLDB_TIMEOUT = 90.0
 # lldb 14 on Debian prints this when its Python module is not installed; it changes nothing else.
@@ -67,14 +70,42 @@ class LldbRun:
 
 
 def lldb(procs: ProcessTracker, prog: str, args: list[str], commands: list[str],
-         extra: tuple[str, ...] = ()) -> LldbRun:
-    """Start gdbstub --once on PROG ARGS and run lldb's COMMANDS against it, then let the stub end."""
+         extra: tuple[str, ...] = (), kind: str = "gdbstub") -> LldbRun:
+    """Start KIND (gdbstub --once, or lldb-server) on PROG ARGS and run lldb's COMMANDS against it,
+    then let the server end."""
     path = harness.program(prog)
     try:
-        server = harness.start_server(procs, "gdbstub", path, args, extra=extra)
+        if kind == "lldb-server":
+            server = start_lldb_server(procs, path, args)
+        else:
+            server = harness.start_server(procs, "gdbstub", path, args, extra=extra)
     except harness.HarnessError as error:
         pytest.fail(str(error), pytrace=False)
     return run_lldb(procs, server, str(path), commands)
+
+
+def start_lldb_server(procs: ProcessTracker, path: os.PathLike[str], args: list[str]) -> Server:
+    """`lldb-server gdbserver 127.0.0.1:0 -- PROG ARGS`: it writes the port it chose to --pipe.
+
+    Like gdbstub --once it serves one client and leaves with it."""
+    assert LLDB_SERVER is not None
+    read_end, write_end = os.pipe()
+    argv = [LLDB_SERVER, "gdbserver", "--pipe", str(write_end), "127.0.0.1:0", "--", os.fspath(path), *args]
+    try:
+        proc = procs.spawn(argv, env=harness.server_env(), pass_fds=(write_end,))
+    finally:
+        os.close(write_end)
+    try:
+        ready, _, _ = select.select([read_end], [], [], harness.START_TIMEOUT)
+        port = os.read(read_end, 32).rstrip(b"\0") if ready else b""
+    finally:
+        os.close(read_end)
+    server = Server("lldb-server", proc, int(port) if port.isdigit() else 0,
+                    harness.OutputReader(proc.stdout), harness.OutputReader(proc.stderr), argv)
+    if not server.port:
+        server.stop()
+        raise harness.HarnessError(f"lldb-server did not give its port\n{server.describe()}")
+    return server
 
 
 def run_lldb(procs: ProcessTracker, server: Server, path: str, commands: list[str]) -> LldbRun:
@@ -327,3 +358,21 @@ def test_attach_backtrace_and_detach(procs):
     tracer = [line for line in open(f"/proc/{pid}/status").read().splitlines() if line.startswith("TracerPid:")]
     assert tracer == ["TracerPid:\t0"], tracer
     proc.kill()
+
+
+@needs_lldb_server
+@pytest.mark.threads
+@pytest.mark.parametrize("prog", ["together", pytest.param("together-32", marks=pytest.mark.i386)])
+def test_simultaneous_breakpoint_hits_each_count_once(procs, prog):
+    """Three threads hit one breakpoint at once (often in the same stop): lldb counts every hit,
+    through gdbstub as through lldb-server; none is lost and none is counted twice."""
+    commands = ["b together", "breakpoint modify --auto-continue 1", "c", "breakpoint list"]
+    counts = {}
+    for kind in ("lldb-server", "gdbstub"):
+        r = lldb(procs, prog, [], commands, kind=kind)
+        exited, listed = r.expect_lines(
+            r"Process \d+ exited with status = (\d+) .*",
+            r"1: name = 'together', locations = 1, resolved = 1, hit count = (\d+) .*")
+        assert exited.group(1) == "0", r.describe()  # the program saw its three calls
+        counts[kind] = int(listed.group(1))
+    assert counts == {"lldb-server": 3, "gdbstub": 3}

@@ -43,6 +43,7 @@ class Target:
         self.killed = False
         self.hw: Any = None
         self.report_fork = self.report_vfork = self.report_exec = False
+        self.pending: dict[int, StopEvent] = {}  # events kept for a later resume (all-stop)
 
     def arch(self, pid: int) -> Any:
         return X86_64
@@ -85,6 +86,9 @@ class Target:
 
     def breakpoints(self) -> Any:
         return self.hw
+
+    def pending_event(self, tid: int) -> StopEvent | None:
+        return self.pending.get(tid)
 
     def kill(self, pid: int | None = None) -> None:
         self.killed = True
@@ -197,7 +201,8 @@ def test_threads_in_stop_reply(session):
     assert b"threads:" not in session.stop_reply(event)
     assert session.handle(b"QListThreadsInStopReply") == b"OK"
     reply = session.stop_reply(event)
-    assert b";threads:64,65;thread-pcs:0000000000401064,0000000000401065;" in reply
+    assert b";threads:64,65;jstopinfo:" in reply
+    assert b";thread-pcs:0000000000401064,0000000000401065;" in reply
     assert b"hexname:%s;" % b"worker#1".hex().encode() in reply
     assert b"reason:breakpoint;" in reply
     # the rest of the user area travels too (rax is 0, eflags 0x11, orig_rax 0x39), once each
@@ -213,7 +218,46 @@ def test_jthreadsinfo(session):
     event = threads[1]
     assert event["reason"] == "breakpoint" and event["signal"] == 5 and event["name"] == "worker#1"
     assert event["registers"]["16"] == (101).to_bytes(8, "little").hex()
-    assert threads[0]["signal"] == 0 and "reason" not in threads[0]
+    assert "signal" not in threads[0] and "reason" not in threads[0]  # as lldb-server: no stop
+
+
+def _jstopinfo(reply: bytes) -> list[dict[str, Any]]:
+    found = pairs(reply)["jstopinfo"]
+    return json.loads(bytes.fromhex(found))  # type: ignore[no-any-return]
+
+
+def test_simultaneous_breakpoint_hits_reach_lldb_at_once(session):
+    """Thread 100 reports a hit while 101 keeps one pending: lldb sees both in this stop."""
+    session.handle(b"QListThreadsInStopReply")
+    session.target.pending[101] = StopEvent(StopKind.SIGNAL, 100, 101, signal=5, reason="swbreak")
+    reply = session.on_stop(StopEvent(StopKind.SIGNAL, 100, 100, signal=5, reason="swbreak"))
+    assert reply is not None and reply.startswith(b"T05")
+    assert _jstopinfo(reply) == [
+        {"tid": 100, "name": "main", "signal": 5, "reason": "breakpoint"},
+        {"tid": 101, "name": "worker#1", "signal": 5, "reason": "breakpoint"},
+    ]
+    threads = json.loads(session.handle(b"jThreadsInfo"))
+    assert [(t["tid"], t.get("reason"), t.get("signal")) for t in threads] == [
+        (100, "breakpoint", 5), (101, "breakpoint", 5)]
+    other = session.handle(b"qThreadStopInfo65")
+    assert other.startswith(b"T05") and b"thread:65;" in other and b"reason:breakpoint;" in other
+
+
+def test_other_pending_events_wait_their_turn(session):
+    """A pending signal is reported on a later resume, as for gdb: shown now, it would come twice."""
+    session.handle(b"QListThreadsInStopReply")
+    session.target.pending[101] = StopEvent(StopKind.SIGNAL, 100, 101, signal=10)
+    reply = session.on_stop(StopEvent(StopKind.SIGNAL, 100, 100, signal=5, reason="swbreak"))
+    assert reply is not None
+    assert _jstopinfo(reply)[1] == {"tid": 101, "name": "worker#1"}
+    assert session.handle(b"qThreadStopInfo65").startswith(b"T00")
+
+
+def test_thread_stop_info_errors(session):
+    assert session.handle(b"qThreadStopInfo") == b"E01"
+    assert session.handle(b"qThreadStopInfozz") == b"E01"
+    assert session.handle(b"qThreadStopInfo999") == b"E01"  # no such thread
+    assert session.internal_errors == 0
 
 
 def test_jthreadsinfo_watchpoint_description(session):

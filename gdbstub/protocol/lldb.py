@@ -275,7 +275,10 @@ def threads_info(s: Session, args: bytes) -> bytes:
 
 def thread_stop_info(s: Session, args: bytes) -> bytes:
     """qThreadStopInfoTID: one thread's stop as a T reply (signal 0 when it has none)."""
-    tid = int(args, 16)
+    try:
+        tid = int(args, 16)
+    except ValueError:
+        return E01
     pid = s.target.pid_of(tid)
     if pid is None:
         return E01
