@@ -177,8 +177,9 @@ def _gdb_values(procs: ProcessTracker, prog: str, names: list[str]) -> dict[str,
 @LOOP_PROGS
 def test_register_read_all_registers(procs, prog):
     wide = prog == "loop"
+    flags = "rflags" if wide else "eflags"  # lldb's name, as lldb-server gives it
     general = (["rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp", *(f"r{n}" for n in range(8, 16)),
-                "rip", "eflags"] if wide else
+                "rip", "rflags"] if wide else
                ["eax", "ebx", "ecx", "edx", "esi", "edi", "ebp", "esp", "eip", "eflags"])
     segments = ["cs", "ss", "ds", "es", "fs", "gs"]
     pc, sp, fp = ("rip", "rsp", "rbp") if wide else ("eip", "esp", "ebp")
@@ -194,7 +195,8 @@ def test_register_read_all_registers(procs, prog):
     missing = [n for n in [*fp_regs, "mxcsr"] if n not in table]
     assert not missing, f"registers missing from --all: {missing}\n{r.describe()}"
     want = _gdb_values(procs, prog, [f"${pc}", f"${sp}", f"${fp}", "$eflags", "$cs", "$ss"])
-    got = {f"${n}": int(table[n], 16) for n in (pc, sp, fp, "eflags", "cs", "ss")}
+    got = {f"${n}": int(table[n], 16) for n in (pc, sp, fp, "cs", "ss")}
+    got["$eflags"] = int(table[flags], 16)
     assert got == {k: int(v, 16) for k, v in want.items()}, f"lldb {got}, gdb/gdbserver {want}\n{r.describe()}"
 
 
@@ -376,3 +378,51 @@ def test_simultaneous_breakpoint_hits_each_count_once(procs, prog):
         assert exited.group(1) == "0", r.describe()  # the program saw its three calls
         counts[kind] = int(listed.group(1))
     assert counts == {"lldb-server": 3, "gdbstub": 3}
+
+
+def _register_sets(r: LldbRun, command: str) -> dict[str, dict[str, str]]:
+    """What one `register read` printed: each set's title and its registers' values."""
+    lines = r.lines
+    start = lines.index(f"(lldb) {command}")
+    sets: dict[str, dict[str, str]] = {}
+    current: dict[str, str] | None = None
+    for line in lines[start + 1:]:
+        if line.startswith("(lldb) "):
+            break
+        title = re.fullmatch(r"(\S.*):", line)
+        if title:
+            current = sets.setdefault(title.group(1), {})
+            continue
+        found = re.fullmatch(r"\s+(\w+) = (0x[0-9a-f]+|\{.*\})(\s.*)?", line)
+        if found and current is not None:
+            current[found.group(1)] = found.group(2)
+    return sets
+
+
+@needs_lldb_server
+@LOOP_PROGS
+def test_register_sets_as_lldb_server(procs, prog):
+    """`register read` shows lldb-server's sets ("General Purpose Registers" with rflags, ...),
+    every register available; gdb's target.xml is untouched (test_registers compares it)."""
+    commands = ["b hot", "c", "register read", "register read --all", "kill"]
+    runs = {kind: lldb(procs, prog, ["3"], commands, kind=kind) for kind in ("lldb-server", "gdbstub")}
+    ref, got = runs["lldb-server"], runs["gdbstub"]
+    ref_general, got_general = _register_sets(ref, "register read"), _register_sets(got, "register read")
+    assert list(ref_general) == list(got_general) == ["General Purpose Registers"], got.describe()
+    gpr = "General Purpose Registers"
+    missing = [n for n in ref_general[gpr] if n not in got_general[gpr]]
+    assert not missing, f"missing from {gpr}: {missing}\n{got.describe()}"
+    wide = prog == "loop"
+    same = ["rip", "rflags", "cs", "ss"] if wide else ["eip", "eflags", "cs", "ss", "ds", "es", "gs", "eax"]
+    assert ({n: int(got_general[gpr][n], 16) for n in same}
+            == {n: int(ref_general[gpr][n], 16) for n in same}), got.describe()
+    ref_all, got_all = _register_sets(ref, "register read --all"), _register_sets(got, "register read --all")
+    absent = [name for name in ref_all if name not in got_all]
+    assert not absent, f"sets missing: {absent}\n{got.describe()}"
+    # Partial and combined registers (eax, ax, al, mm0, ymm0) lldb makes itself from a gdb-style
+    # description land in its "supplementary registers"; lldb-server lists its own in each set.
+    ours = {name for title, regs in got_all.items() if title != "supplementary registers" for name in regs}
+    for title, regs in ref_all.items():  # a register both servers have sits in the same set
+        misplaced = [n for n in regs if n in ours and n not in got_all[title]]
+        assert not misplaced, f"{title}: {misplaced} elsewhere\n{got.describe()}"
+    got.expect_absent(r"registers were unavailable", r"error:")

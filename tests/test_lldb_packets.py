@@ -284,3 +284,27 @@ def test_kill_replies_to_lldb(session):
     session.handle(b"QThreadSuffixSupported")
     assert session.handle(b"k") == b"X09"
     assert session.target.killed and session.finished
+
+
+# --- target description -----------------------------------------------------------------
+
+
+def _xml_regs(session: Session) -> dict[str, dict[str, str]]:
+    import xml.etree.ElementTree as ET
+
+    reply = session.handle(b"qXfer:features:read:target.xml:0,ffff")
+    assert reply is not None and reply[:1] == b"l", reply[:40]
+    return {r.get("name", ""): dict(r.attrib) for r in ET.fromstring(reply[1:]).iter("reg")}
+
+
+def test_target_xml_for_lldb_has_register_sets_and_gdbs_is_unchanged(session):
+    assert session.handle(b"qXfer:features:read:target.xml:0,ffff") == b"l" + X86_64.features_xml.encode()
+    session.handle(b"QThreadSuffixSupported")  # lldb says this before it reads target.xml
+    regs = _xml_regs(session)
+    assert list(regs)[:18] == [r.name for r in X86_64.regs[:17]] + ["rflags"]
+    assert [int(r["regnum"]) for r in regs.values()] == [r.regnum for r in X86_64.regs]
+    assert [int(r["bitsize"]) for r in regs.values()] == [r.bitsize for r in X86_64.regs]
+    assert regs["rflags"]["group"] == regs["rax"]["group"] == "General Purpose Registers"
+    assert regs["st0"]["group"] == regs["fctrl"]["group"] == regs["xmm3"]["group"] == "Floating Point Registers"
+    assert (regs["rip"]["generic"], regs["rsp"]["generic"], regs["rdi"]["generic"]) == ("pc", "sp", "arg1")
+    assert regs["xmm0"]["encoding"] == "vector" and regs["rax"]["encoding"] == "uint"

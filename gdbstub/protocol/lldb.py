@@ -14,10 +14,12 @@ import signal as host_signal
 import weakref
 from typing import TYPE_CHECKING
 
+from ..arch.lldbxml import lldb_target_xml
 from ..target.base import StopEvent, StopKind
 from ..target.linux import procfs, svr4
 from . import packets, signals
 from .session import E01, OK, PACKET_SIZE, Feature, Handler
+from .xfer import XferObject, target_description
 
 if TYPE_CHECKING:
     from .session import Session
@@ -153,6 +155,23 @@ def shlib_info_addr(s: Session, args: bytes) -> bytes:
         if entry.d_tag == svr4.DT_DEBUG:
             return b"%x" % (dynamic + off + info.word)  # d_un follows the word-sized d_tag
     return E01
+
+
+# --- registers ------------------------------------------------------------------
+
+
+def _features(s: Session, annex: str) -> bytes:
+    """target.xml: lldb's flavour (register sets, rflags) for lldb, gdbserver's text for gdb.
+
+    lldb asks QThreadSuffixSupported before it reads target.xml; gdb never sends it."""
+    if not s.thread_suffix:
+        return target_description(s, annex)
+    if annex != "target.xml":
+        raise KeyError(annex)
+    return lldb_target_xml(s.target.arch(_pid(s))).encode()
+
+
+OBJECTS = {"features": XferObject(_features)}
 
 
 # --- threads ---------------------------------------------------------------------
