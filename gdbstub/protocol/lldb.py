@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from ..arch.lldbxml import lldb_target_xml
 from ..target.base import StopEvent, StopKind
-from ..target.linux import procfs, svr4
+from ..target.linux import inferior_syscall, procfs, svr4
 from . import packets, signals
 from .session import E01, OK, PACKET_SIZE, Feature, Handler
 from .xfer import XferObject, target_description
@@ -172,6 +172,41 @@ def _features(s: Session, annex: str) -> bytes:
 
 
 OBJECTS = {"features": XferObject(_features)}
+
+
+# --- memory for expressions ---------------------------------------------------------
+
+# Per session: what _M allocated (address -> size), for _m, which names only the address.
+_allocations: weakref.WeakKeyDictionary[Session, dict[int, int]] = weakref.WeakKeyDictionary()
+
+
+def allocate_memory(s: Session, args: bytes) -> bytes:
+    """_MSIZE,PERMS: an mmap in the program, made by a stopped thread (lldb-server's way).
+    Without it lldb calls mmap itself by writing the PC of a thread, often one blocked in
+    a system call."""
+    size_s, sep, perms = args.partition(b",")
+    if not sep or s.running:
+        return E01
+    try:
+        size = int(size_s, 16)
+        addr = inferior_syscall.allocate(s.target, s.current_tid(), size, perms.decode("ascii"))
+    except (ValueError, UnicodeDecodeError):
+        return E01
+    _allocations.setdefault(s, {})[addr] = size
+    return b"%x" % addr
+
+
+def deallocate_memory(s: Session, args: bytes) -> bytes:
+    """_mADDR: munmap what _M gave at ADDR."""
+    try:
+        addr = int(args, 16)
+    except ValueError:
+        return E01
+    allocations = _allocations.get(s, {})
+    if addr not in allocations or s.running:
+        return E01
+    inferior_syscall.deallocate(s.target, s.current_tid(), addr, allocations.pop(addr))
+    return OK
 
 
 # --- threads ---------------------------------------------------------------------
@@ -361,6 +396,8 @@ HANDLERS: dict[str, Handler] = {
     "qMemoryRegionInfo": memory_region_info,
     "x": binary_read,
     "qShlibInfoAddr": shlib_info_addr,
+    "_M": allocate_memory,
+    "_m": deallocate_memory,
     "jThreadsInfo": threads_info,
     "qThreadStopInfo": thread_stop_info,
     "QSaveRegisterState": save_register_state,
