@@ -14,6 +14,7 @@ import select
 import shutil
 import signal
 import subprocess
+import threading
 from dataclasses import dataclass
 
 import harness
@@ -426,3 +427,137 @@ def test_register_sets_as_lldb_server(procs, prog):
         misplaced = [n for n in regs if n in ours and n not in got_all[title]]
         assert not misplaced, f"{title}: {misplaced} elsewhere\n{got.describe()}"
     got.expect_absent(r"registers were unavailable", r"error:")
+
+
+class LldbConsole:
+    """lldb reading commands from a pipe, as at a terminal: `continue` comes back at once, so
+    `process interrupt` can follow (in batch mode lldb waits for every stop)."""
+
+    def __init__(self, procs: ProcessTracker, path: str) -> None:
+        env = dict(os.environ, LANG="C.UTF-8", TERM="dumb")
+        env.pop("DEBUGINFOD_URLS", None)
+        self.argv = [shutil.which("lldb") or "lldb", "--no-lldbinit", "--no-use-colors", path]
+        self.proc = procs.spawn(self.argv, env=env, stdin=subprocess.PIPE, stderr=subprocess.STDOUT)
+        self.out = harness.OutputReader(self.proc.stdout)
+        self.at = 0
+
+    def describe(self) -> str:
+        return f"--- lldb console: {' '.join(self.argv)}\n{self.out.text}"
+
+    def expect(self, pattern: str, timeout: float = LLDB_TIMEOUT) -> re.Match[str]:
+        """The next line (after the last one matched) that PATTERN matches."""
+        regex = re.compile(pattern)
+        found: list[re.Match[str]] = []
+
+        def seen() -> bool:
+            lines = self.out.lines[:]
+            for i in range(self.at, len(lines)):
+                match = regex.search(lines[i])
+                if match:
+                    found.append(match)
+                    self.at = i + 1
+                    return True
+            return False
+
+        if not harness.wait_until(seen, timeout):
+            raise AssertionError(f"lldb never printed {pattern!r}\n{self.describe()}")
+        return found[0]
+
+    def run(self, command: str, expect: str | None = None) -> re.Match[str]:
+        """Send COMMAND; the line lldb echoes for it, or the first after it that EXPECT matches."""
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(command + "\n")
+        self.proc.stdin.flush()
+        echoed = self.expect(re.escape(f"(lldb) {command}"))
+        return echoed if expect is None else self.expect(expect)
+
+    def close(self) -> None:
+        assert self.proc.stdin is not None
+        with contextlib.suppress(OSError):
+            self.proc.stdin.write("quit\n")
+            self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=harness.EXIT_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+
+
+def _blocked_in_read(pid: int) -> None:
+    """Wait (bounded) until PID sleeps in its read(): running and blocked, not just about to."""
+    assert harness.wait_until(lambda: (info := harness.read_proc(pid)) is not None and info.state == "S",
+                              LLDB_TIMEOUT), f"pid {pid} never blocked: {harness.read_proc(pid)}"
+
+
+BLOCKED_PROGS = pytest.mark.parametrize("prog", ["blocked", pytest.param("blocked-32", marks=pytest.mark.i386)])
+
+
+@needs_lldb_server
+@BLOCKED_PROGS
+def test_expression_after_interrupting_a_blocked_read(procs, prog):
+    """`process interrupt` lands in read(); `expression` then calls functions there (lldb asks
+    `_M` for memory first) and the read goes on afterwards, through gdbstub as through lldb-server."""
+    path = harness.program(prog)
+    results = {}
+    for kind in ("lldb-server", "gdbstub"):
+        server = (start_lldb_server(procs, path, []) if kind == "lldb-server"
+                  else harness.start_server(procs, "gdbstub", path, [], extra=("--debug",)))
+        console = LldbConsole(procs, str(path))
+        program_output = console.out if kind == "lldb-server" else server.stdout
+        try:
+            console.run("settings set auto-confirm true")
+            console.run(f"gdb-remote {server.address}", r"Process \d+ stopped")
+            console.run("continue", r"Process \d+ resuming")
+            found = program_output.wait_for(re.compile(r"blocked pid (\d+)"), LLDB_TIMEOUT)
+            assert found, console.describe()
+            pid = int(found.group(1))
+            _blocked_in_read(pid)
+            console.run("process interrupt", r"stop reason = signal SIG(INT|STOP)")
+            answer = console.run("expression (int)answer(20)", r"^\(int\) \$0 = (\d+)|error:")
+            own = console.run("expression (int)getpid()", r"^\(int\) \$1 = (\d+)|error:")
+            console.run("continue", r"Process \d+ resuming")
+            _blocked_in_read(pid)  # the interrupted read was restarted, not lost or crashed
+            console.run("process interrupt", r"stop reason = signal SIG(INT|STOP)")
+            calls = console.run("expression calls", r"^\(int\) \$2 = (\d+)|error:")
+            console.run("kill", r"Process \d+ exited with status = 9")
+        finally:
+            console.close()
+        assert server.wait_exit(harness.EXIT_TIMEOUT) is not None, server.describe()
+        printed = program_output.text
+        assert printed.count("blocked pid") == 1 and "read returned" not in printed, console.describe()
+        results[kind] = (answer.group(1), own.group(1) == str(pid), calls.group(1))
+        if kind == "gdbstub":  # lldb got its memory from _M, not by calling mmap itself
+            assert re.search(r"<- \[[\d:.]+\] _M1000,rwx\n-> \[[\d:.]+\] \$[0-9a-f]+#", server.stderr.text), \
+                server.describe()
+    assert results == {"lldb-server": ("41", True, "1"), "gdbstub": ("41", True, "1")}, results
+
+
+@pytest.mark.parametrize("kind", harness.KINDS)
+@BLOCKED_PROGS
+def test_gdb_call_in_a_blocked_read_restores_the_system_call(procs, kind, prog):
+    """gdb's `call` in a thread stopped inside read(): the new PC cancels the restart meanwhile
+    (orig_rax -1) and the saved registers bring it back (pc, orig_rax, rax -ERESTARTSYS), as
+    through gdbserver."""
+    server = harness.start_server(procs, kind, harness.program(prog))
+    pid = server.inferior_pid
+    assert pid is not None, server.describe()
+    pc, orig = ("$rip", "$orig_rax") if prog == "blocked" else ("$eip", "$orig_eax")
+    show = [f"p/x {pc}", f"p {orig}", "p $eax"]
+    done: list[harness.GdbResult] = []
+    gdb = threading.Thread(target=lambda: done.append(harness.run_gdb(
+        procs, server.port, ["continue", *show, "call answer(20)", *show, "p calls", "kill"],
+        file=harness.program(prog))))
+    gdb.start()
+    try:
+        _blocked_in_read(pid)
+        os.kill(pid, signal.SIGINT)
+    finally:
+        gdb.join(harness.GDB_TIMEOUT + 15)
+    result = done[0]
+    assert "received signal SIGINT" in result.output, result.describe()
+    values = re.findall(r"^\$\d+ = (.*)$", result.stdout, re.M)
+    assert len(values) == 8, result.describe()
+    before, call, after = values[:3], values[3], values[4:7]
+    assert call == "41" and values[7] == "1", result.describe()
+    assert after == before, result.describe()
+    assert before[1] in ("0", "3") and before[2] == "-512", result.describe()  # read, -ERESTARTSYS
