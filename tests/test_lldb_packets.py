@@ -308,3 +308,44 @@ def test_target_xml_for_lldb_has_register_sets_and_gdbs_is_unchanged(session):
     assert regs["st0"]["group"] == regs["fctrl"]["group"] == regs["xmm3"]["group"] == "Floating Point Registers"
     assert (regs["rip"]["generic"], regs["rsp"]["generic"], regs["rdi"]["generic"]) == ("pc", "sp", "arg1")
     assert regs["xmm0"]["encoding"] == "vector" and regs["rax"]["encoding"] == "uint"
+
+
+# --- memory for expressions ------------------------------------------------------------
+
+
+def test_allocate_and_deallocate_memory(session, monkeypatch):
+    from gdbstub.target.linux import inferior_syscall
+
+    calls: list[tuple[object, ...]] = []
+
+    def allocate(target: Any, tid: int, size: int, perms: str) -> int:
+        if set(perms) - set("rwx"):
+            raise ValueError(perms)
+        calls.append(("mmap", tid, size, perms))
+        return 0x7FFFF7FB0000
+
+    monkeypatch.setattr(inferior_syscall, "allocate", allocate)
+    monkeypatch.setattr(inferior_syscall, "deallocate", lambda t, tid, a, n: calls.append(("munmap", a, n)))
+    assert session.handle(b"_M1000,rwx") == b"7ffff7fb0000"
+    assert calls == [("mmap", 100, 0x1000, "rwx")]
+    assert session.handle(b"_m7ffff7fb0000") == b"OK"
+    assert calls[-1] == ("munmap", 0x7FFFF7FB0000, 0x1000)
+    assert session.handle(b"_m7ffff7fb0000") == b"E01"  # already freed
+    for bad in (b"_M1000", b"_Mzz,rw", b"_M1000,rwq", b"_m", b"_mzz", b"_M1000,\xff"):
+        assert session.handle(bad) == b"E01", bad
+    session.running = True
+    assert session.handle(b"_M1000,rw") == b"E01"  # only a stopped thread can make the call
+    assert session.internal_errors == 0
+
+
+def test_pc_write_in_a_system_call_cancels_its_restart(session):
+    """P of the PC: orig_rax becomes -1 (else the kernel moves the new PC back over a syscall
+    instruction); a later write of orig_rax still wins."""
+    writes: list[tuple[int, bytes]] = []
+    target = session.target
+    target.write_register = lambda tid, regnum, data: writes.append((regnum, data)) or True
+    assert session.handle(b"P10=0010400000000000") == b"OK"
+    assert writes == [(16, bytes.fromhex("0010400000000000")), (57, b"\xff" * 8)]
+    writes.clear()
+    assert session.handle(b"P0=0100000000000000") == b"OK"  # not the PC: nothing else
+    assert writes == [(0, bytes.fromhex("0100000000000000"))]
