@@ -289,4 +289,6 @@ def packet_name(data: bytes) -> str:
         end += 1
     if data.startswith((b"_M", b"_m")):
         return data[:2].decode()
+    if data.startswith(b"qThreadStopInfo"):  # lldb's: the thread id follows with no separator
+        return "qThreadStopInfo"
     return data[:end].decode("ascii", "replace")
