@@ -27,6 +27,18 @@ def shell_word(arg: str) -> str:
     return arg
 
 
+_CANNOT_EXEC = re.compile(r"^Cannot exec (.+): (.+?)\.?$", re.S)
+
+
+def _exec_failure(message: str) -> str:
+    """The target's 'Cannot exec PROG: WHY.' in gdbserver's two lines, which harnesses match:
+    'gdbserver: Cannot exec PROG' and 'gdbserver: Error: WHY' (with this stub's name)."""
+    found = _CANNOT_EXEC.match(message)
+    if found is None:
+        return message
+    return f"gdbstub: Cannot exec {found.group(1)}\ngdbstub: Error: {found.group(2)}"
+
+
 class Terminal:
     """The stub's controlling terminal, handed to each program it starts (its own process
     group becomes the foreground one, as gdbserver does) and given back when the stub ends.
@@ -60,18 +72,31 @@ class Terminal:
             self._set(self.original)
 
 
+def host_environ() -> dict[str, str]:
+    """The environment the stub was started with, as programs must get it: Python's locale
+    coercion adds LC_CTYPE=C.UTF-8 to os.environ under a C locale, but /proc/self/environ keeps
+    what exec gave us (gdbserver passes its environment on unchanged)."""
+    try:
+        with open("/proc/self/environ", "rb") as f:
+            raw = f.read()
+    except OSError:
+        return dict(os.environ)
+    items = (item.split(b"=", 1) for item in raw.split(b"\0") if b"=" in item)
+    return {os.fsdecode(name): os.fsdecode(value) for name, value in items}
+
+
 @dataclass
 class Launcher:
     """The settings new programs start with; extended-remote packets change them."""
 
     program: list[str] = field(default_factory=list)  # the last program and its arguments
-    env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
+    env: dict[str, str] = field(default_factory=host_environ)
     cwd: str | None = None
     startup_with_shell: bool = False
     disable_aslr: bool = True
     wrapper: list[str] = field(default_factory=list)
     stdio_fds: tuple[int, int, int] | None = None  # for the stdio transport: off the channel
-    initial_env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
+    initial_env: dict[str, str] = field(default_factory=host_environ)
     terminal: Terminal | None = None  # set by the CLI when the program shares the stub's terminal
 
     def reset_env(self) -> None:
@@ -101,9 +126,14 @@ class Launcher:
             raise LaunchError("No program to run.", 1)
         prog = self.program[0]
         cmd, execs = self.command(self.program)
+        if self.stdio_fds is not None:  # gdbserver's child says this on every stdio launch
+            print("stdin/stdout redirected", file=sys.stderr, flush=True)
         # An empty LaunchError message: a shell or wrapper already said why it failed.
-        pid = target.launch(cmd, env=self.env, disable_aslr=self.disable_aslr, cwd=self.cwd,
-                            stdio_fds=self.stdio_fds, startup_execs=execs)
+        try:
+            pid = target.launch(cmd, env=self.env, disable_aslr=self.disable_aslr, cwd=self.cwd,
+                                stdio_fds=self.stdio_fds, startup_execs=execs)
+        except LaunchError as exc:
+            raise LaunchError(_exec_failure(str(exc)), exc.exit_code) from None
         if self.terminal is not None and self.stdio_fds is None:
             self.terminal.give(pid)  # the program runs in its own process group (setpgid)
         print(f"Process {prog} created; pid = {pid}", file=sys.stderr, flush=True)

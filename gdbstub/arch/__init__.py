@@ -9,11 +9,7 @@ from elftools.elf.elffile import ELFFile
 
 from . import i386, x86_64
 from .regs import Arch
-from .xsave import SSE, X87, cpuid, layout, xcr0_of
-
-# The kernel's XSAVE regset is as large as every XCR0 feature needs (CPUID 0xD: ECX), 11008 bytes
-# with AMX: a smaller PTRACE_SETREGSET is refused (EFAULT), so register writes would fail.
-XSTATE_MAX = max(4096, cpuid(0xD, 0)[2])
+from .xsave import SSE, X87, layout, xcr0_of
 
 
 def elf_class(path: str) -> int:
@@ -36,7 +32,7 @@ def read_xstate(tid: int) -> bytes:
     from ..target.linux import ptrace
 
     try:
-        return bytes(ptrace.getregset(tid, ptrace.NT_X86_XSTATE, XSTATE_MAX))
+        return bytes(ptrace.getxstate(tid))
     except OSError:
         return b""
 
