@@ -189,9 +189,9 @@ def test_binary_read_in_gdb_form(session):
     assert b"binary-upload+" in session.handle(b"qSupported:multiprocess+;QThreadOptions+;error-message+").split(b";")
     assert session.handle(b"x1000,0") == b"b"
     assert session.handle(b"x1023,4") == b"b" + bytes([0x23, 0x24, 0x25, 0x26])
-    assert session.handle(b"x9000,4") == b"E01"
+    assert session.handle(b"x9000,4") == b"E.unreadable"  # the OSError's reason: gdb offered error-message+
     assert session.handle(b"x1ffe,10") == b"b\xfe\xff"  # cut at the end of what is readable
-    assert session.handle(b"x1000") == b"E01"
+    assert session.handle(b"x1000") == b"E.malformed x packet"
 
 
 def test_binary_read_fits_packet_size(session, monkeypatch):

@@ -115,10 +115,10 @@ class Session:
             return handler(self, args)
         except g.ParseError as exc:
             log.debug("malformed %r: %s", data[:40], exc)
-            return E01
+            return self.error_reply(f"malformed {name} packet")
         except OSError as exc:
             log.debug("%r failed: %s", data[:40], exc)
-            return E01
+            return self.error_reply(exc.strerror or "failed")
         except KeyError as exc:
             log.debug("%r: unknown %s", data[:40], exc)
             return E01
@@ -172,6 +172,13 @@ class Session:
         self.general_thread = g.ThreadId(self.target.pid_of(tid) or self.target.pid, tid)
 
     # --- helpers for handlers -------------------------------------------------------
+
+    def error_reply(self, reason: str) -> bytes:
+        """E01, or `E.reason` for a client that offered error-message+ (gdb 15+): gdb then says
+        why (`remote failure reply 'No such process'`) instead of a bare number."""
+        if self.client_features.get("error-message") != "+":
+            return E01
+        return b"E." + reason.encode("ascii", "replace").replace(b"#", b"?").replace(b"$", b"?")
 
     def format_thread(self, pid: int, tid: int) -> bytes:
         if self.multiprocess:
