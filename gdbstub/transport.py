@@ -7,9 +7,12 @@ from __future__ import annotations
 import errno
 import ipaddress
 import os
+import select
 import socket
 import sys
 from dataclasses import dataclass
+
+SEND_TIMEOUT = 30.0  # seconds a reply may make no progress before the client counts as gone
 
 
 class Connection:
@@ -20,6 +23,8 @@ class Connection:
         self.wfd = wfd
         self.peer = peer
         self._sock = sock
+        self.send_timeout = SEND_TIMEOUT  # 0: wait for ever
+        self.stalled = False  # a send made no progress for send_timeout: the client counts as gone
 
     def fileno(self) -> int:
         return self.rfd
@@ -47,17 +52,41 @@ class Connection:
             return True
 
     def send(self, data: bytes) -> None:
+        """Send all of DATA, or give up on a client that reads nothing for send_timeout seconds.
+
+        A client that stops reading would otherwise block the stub for ever (and with it
+        the program it holds). Any progress, however slow, restarts the wait. A gone or
+        stalled client's sends are dropped: the event loop sees ``stalled`` or EOF."""
+        if self.stalled:
+            return
+        view = memoryview(data)
         try:
-            if self._sock is not None:
-                self._sock.sendall(data)
-            else:
-                view = memoryview(data)
-                while view:
-                    n = os.write(self.wfd, view)
-                    view = view[n:]
+            while view:
+                if self._sock is not None:
+                    try:
+                        n = self._sock.send(view, socket.MSG_DONTWAIT)
+                    except BlockingIOError:
+                        n = 0
+                elif self._writable():
+                    # stdio: after POLLOUT, a pipe takes PIPE_BUF bytes without blocking.
+                    n = os.write(self.wfd, view[:select.PIPE_BUF])
+                else:
+                    return
+                view = view[n:]
+                if view and self._sock is not None and not self._writable():
+                    return
         except OSError as exc:
             if exc.errno not in (errno.EPIPE, errno.ECONNRESET, errno.EBADF):
                 raise
+
+    def _writable(self) -> bool:
+        """Wait until the client can take more; False (and ``stalled``) after send_timeout."""
+        poller = select.poll()
+        poller.register(self.wfd, select.POLLOUT)
+        if poller.poll(self.send_timeout * 1000 if self.send_timeout > 0 else None):
+            return True
+        self.stalled = True
+        return False
 
     def close(self) -> None:
         if self._sock is not None:
