@@ -149,7 +149,8 @@ def run_live_fuzz(client: RawClient, exe: Path, examples: int, tally: dict[str, 
         before = snapshot(client, exe)
         client.send_raw(data)
         tally["packets"] += 1
-        replies = [client.receive() for _ in range(len(packets) + retransmits)]
+        refused = sum(isinstance(e, framing.Oversized) for e in events)  # each gets its own reply
+        replies = [client.receive() for _ in range(len(packets) + refused + retransmits)]
         changed = any(packet_name(p) in STATE_CHANGING for p in packets) and not all(
             r.startswith(b"E") or r == b"" for r in replies)
         changed |= any(packet_name(p) in RENEGOTIATING for p in packets)
@@ -194,7 +195,8 @@ def test_oversized_packet_is_refused_and_memory_stays_flat(stub: Callable[..., S
         for _ in range(size // len(chunk) + 1):
             client.send_raw(chunk)
         client.send_raw(b"#00")
-        assert isinstance(client.next_event(), framing.Nak)
+        assert isinstance(client.next_event(), framing.Ack)  # never a NAK: that brings it back
+        assert client.receive() == b"E01"
         assert client.request(b"?") == first
         grown = rss_kib(server.proc.pid) - rss_before
         assert grown < 8 * 1024, f"stub grew by {grown} KiB for a {size}-byte packet"
@@ -708,3 +710,134 @@ def test_debug_log_shows_only_a_prefix_of_written_memory(procs: ProcessTracker) 
     assert secret[:32].hex()[:17] not in log
     assert secret[32:64].decode()[:17] not in log
     assert secret[:32].hex()[:16] in log  # the prefix itself is there: the test sees the log
+
+
+# --------------------------------------------------------------------------- oversized packets
+
+
+def send_huge(client: RawClient, head: bytes, size: int) -> None:
+    """One packet of SIZE payload bytes (HEAD, then hex digits), written as it is made."""
+    client.send_raw(b"$" + head)
+    chunk = b"00" * 32768
+    for _ in range(size // len(chunk)):
+        client.send_raw(chunk)
+    client.send_raw(b"#00")  # the checksum is not even looked at: the packet is refused whole
+
+
+@pytest.mark.parametrize("no_ack", [False, True], ids=["ack", "noack"])
+def test_one_mebibyte_packet_is_refused_and_the_session_stays_in_step(
+        stub: Callable[..., Server], no_ack: bool) -> None:
+    """Issue 18 item 2. A 1 MiB `M` gets '+' and E01, a 1 MiB unknown packet '+' and the empty
+    reply; the packets after them get their own replies and the program runs to its exit.
+    (gdbserver 13 dies of SIGSEGV on such a packet: see the next test.)"""
+    server = stub(LOOP, ["3"])
+    exe = harness.program(LOOP)
+    g32 = symbol_address(exe, "g32")
+    with RawClient(server.port) as client:
+        first = client.handshake(no_ack=no_ack)
+        send_huge(client, b"M%x,80000:" % g32, 1 << 20)
+        if not no_ack:
+            assert isinstance(client.next_event(), framing.Ack)
+        assert client.receive() == b"E01"
+        send_huge(client, b"qNoSuchPacket:", 1 << 20)
+        if not no_ack:
+            assert isinstance(client.next_event(), framing.Ack)
+        assert client.receive() == b""
+        assert client.request(b"m%x,4" % g32) == b"33333333"  # unchanged, and its own reply
+        assert client.request(b"?") == first
+        assert client.request(b"vCont;c").startswith(b"W07")
+        assert client.drain() == []  # nothing left over: the stream was in step all along
+    assert_clean_exit(server, server.inferior_pid)
+
+
+def test_gdbserver_dies_on_a_packet_over_its_buffer(procs: ProcessTracker) -> None:
+    """The reference: gdbserver 13 has no bound on a packet's length and is killed by SIGSEGV
+    (or, on another build, answers out of step). gdbstub's answer is the test above."""
+    server = harness.start_server(procs, "gdbserver", harness.program(LOOP), ["3"])
+    with RawClient(server.port) as client:
+        client.handshake(no_ack=False)
+        try:
+            send_huge(client, b"M%x,80000:" % symbol_address(harness.program(LOOP), "g32"), 1 << 20)
+            reply = client.receive(5)
+        except (OSError, ConnectionError, AssertionError):
+            reply = None
+    status = server.wait_exit(10)
+    server.stop()  # gdbserver's program is left behind when it dies
+    assert status == -signal.SIGSEGV or reply != b"E01", (status, reply)
+
+
+# --------------------------------------------------------------------------- clients that stop reading
+
+
+def flood(client: RawClient, exe: Path, bias: int = 0, count: int = 1000) -> None:
+    """COUNT requests of 8 KiB of memory each: 16 MiB of hex replies, four times what the
+    kernel's socket buffers hold, so that the stub must wait for the client to read."""
+    client.send_raw(framing.encode(b"m%x,2000" % (bias + symbol_address(exe, "main"))) * count)
+
+
+@pytest.mark.parametrize("mode", ["once", "next-client", "attached"])
+def test_client_that_stops_reading_is_dropped(procs: ProcessTracker, free_busy: int, mode: str) -> None:
+    """Issue 18 item 1: the client asks for 16 MiB and reads none of it. After --send-timeout
+    (2 s here, 30 by default) without progress the client counts as gone: a launched program is
+    killed (with --once the stub exits; without, the next client gets a fresh launch), an
+    attached one detached. gdbserver blocks in write() for ever, the program with it."""
+    if mode == "attached":
+        exe = harness.program("busy")
+        server = harness.start_server(procs, "gdbstub", str(free_busy), extra=["--attach", "--send-timeout=2"])
+        inferior: int | None = free_busy
+        bias = load_bias(free_busy, exe)
+    else:
+        exe = harness.program(LOOP)
+        server = start(procs, LOOP, ["1000000"], once=mode == "once", extra=["--send-timeout=2"])
+        inferior, bias = server.inferior_pid, 0
+    assert inferior is not None
+    client = RawClient(server.port)
+    client.handshake()
+    flood(client, exe, bias)
+    try:
+        if mode == "next-client":
+            assert harness.wait_until(lambda: "client stopped reading" in server.stderr.text, 60), \
+                server.describe()
+            assert wait_until(lambda: not pid_alive(inferior), 10), "the launched program outlived its client"
+            with reconnect(server) as second:
+                assert stop_reply_ok(second.handshake())
+                assert second.request(b"vCont;c").startswith(b"W")  # a fresh launch, served in full
+            server.stop()
+        elif mode == "once":
+            assert server.wait_exit(60) is not None, server.describe()
+            assert wait_until(lambda: not pid_alive(inferior), 10), "the launched program outlived the stub"
+        else:
+            assert server.wait_exit(60) is not None, server.describe()
+            assert wait_until(lambda: tracer_of(free_busy) == 0, 10), "still traced"
+            assert pid_alive(free_busy)
+    finally:
+        client.close()
+    server.stderr.join(2)
+    assert server.stderr.text.count("client stopped reading") == 1, server.describe()
+
+
+def test_slow_reader_is_never_dropped(stub: Callable[..., Server]) -> None:
+    """A client that reads its 16 MiB of replies in 512 KiB sips with pauses (each well under the
+    2 s bound, the whole far over it) gets every reply and keeps its program."""
+    server = stub(LOOP, ["3"], extra=["--send-timeout=2"])
+    exe = harness.program(LOOP)
+    with RawClient(server.port, timeout=60) as client:
+        client.handshake()
+        expected = client.request(b"m%x,2000" % symbol_address(exe, "main"))
+        flood(client, exe)
+        got = 0
+        while got < 1000:
+            time.sleep(0.3)
+            deadline = time.monotonic() + 60
+            sip = 0
+            while sip < 512 * 1024 and got < 1000:
+                before = len(client.events)
+                client._fill(deadline)
+                sip += sum(len(e.data) + 4 for e in client.events[before:] if isinstance(e, framing.Packet))
+                while client.events:
+                    event = client.events.pop(0)
+                    assert isinstance(event, framing.Packet) and framing.run_length_decode(event.data) == expected
+                    got += 1
+        assert client.request(b"vCont;c").startswith(b"W07")
+    assert_clean_exit(server, server.inferior_pid)
+    assert "client stopped reading" not in server.stderr.text
