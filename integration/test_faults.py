@@ -9,18 +9,24 @@ process tracker fails any test that leaves a process behind.
 
 from __future__ import annotations
 
+import errno
 import os
 import random
 import re
 import resource
+import shutil
 import signal
 import socket
+import stat
+import subprocess
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import harness
 import pytest
+from extutil import spawn_server
 from harness import ProcessTracker, Server, pid_alive, wait_until
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
@@ -841,3 +847,149 @@ def test_slow_reader_is_never_dropped(stub: Callable[..., Server]) -> None:
         assert client.request(b"vCont;c").startswith(b"W07")
     assert_clean_exit(server, server.inferior_pid)
     assert "client stopped reading" not in server.stderr.text
+
+
+# --------------------------------------------------------------------------- other users
+
+
+NOBODY = 65534
+# Run as nobody: connect, ask '?', and say what came back (no project code: nobody may not read it).
+PROBE = r"""
+import socket, sys
+kind, where = sys.argv[1], sys.argv[2]
+try:
+    if kind == "unix":
+        s = socket.socket(socket.AF_UNIX)
+        s.connect(where)
+    else:
+        host, port = where.rsplit(":", 1)
+        s = socket.create_connection((host.strip("[]"), int(port)), timeout=10)
+except OSError as e:
+    print("connect-error", e.errno)
+    sys.exit()
+s.settimeout(10)
+got = b""
+try:
+    s.sendall(b"$?#3f")
+    while b"#" not in got[2:] or len(got) < got.index(b"#", 2) + 3:
+        data = s.recv(4096)
+        if not data:
+            break
+        got += data
+except (ConnectionResetError, BrokenPipeError):
+    print("reset")
+except TimeoutError:
+    print("timeout")
+print("got", repr(got))
+"""
+
+
+def as_nobody(kind: str, where: str) -> str:
+    """What a client run by another user (nobody) gets from the server at WHERE."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to run a client as another user")
+    done = subprocess.run(["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
+                           "/usr/bin/python3", "-c", PROBE, kind, where],
+                          capture_output=True, text=True, timeout=30, check=False)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def refused(probe: str) -> bool:
+    """Closed with nothing sent: EOF (or a reset, as the '?' it sent was never read)."""
+    return probe.strip().endswith("got b''")
+
+
+def served(probe: str) -> bool:
+    return "$T05" in probe or "$S05" in probe
+
+
+def refusal_lines(server: Server) -> list[str]:
+    server.stderr.join(2) if server.proc.poll() is not None else time.sleep(0.2)
+    return [line for line in server.stderr.text.splitlines() if line.startswith("Refused")]
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1:0", "[::1]:0"], ids=["ipv4", "ipv6"])
+def test_other_user_is_refused_over_loopback(procs: ProcessTracker, address: str) -> None:
+    """Issue 18 item 3: nobody connects to root's stub on loopback and is closed at once, named by
+    uid in one line; the stub (--once) goes on serving its owner. gdbserver serves nobody: below."""
+    exe = harness.program(LOOP)
+    server = spawn_server(procs, "gdbstub", ["--once", address, str(exe), "3"])
+    host = address.rsplit(":", 1)[0]
+    probe = as_nobody("tcp", f"{host}:{server.port}")
+    assert refused(probe), probe
+    lines = refusal_lines(server)
+    assert len(lines) == 1 and f"uid {NOBODY}" in lines[0], server.describe()
+    assert server.proc.poll() is None and server.inferior_pid is not None
+    assert tracer_of(server.inferior_pid) == server.proc.pid
+    family = socket.AF_INET6 if host.startswith("[") else socket.AF_INET
+    sock = socket.socket(family)
+    sock.connect((host.strip("[]"), server.port))
+    with sock:
+        sock.settimeout(20)
+        sock.sendall(framing.encode(b"vCont;c"))
+        got = b""
+        while b"$W" not in got:
+            data = sock.recv(4096)
+            assert data, got
+            got += data
+        assert b"$W07" in got, got
+    assert_clean_exit(server, server.inferior_pid)
+
+
+def test_gdbserver_serves_any_local_user(procs: ProcessTracker) -> None:
+    """The reference: gdbserver on loopback hands its (root) session to nobody."""
+    server = harness.start_server(procs, "gdbserver", harness.program(LOOP), ["3"])
+    probe = as_nobody("tcp", f"127.0.0.1:{server.port}")
+    server.stop()
+    assert served(probe), probe
+
+
+def test_allow_any_user_serves_another_user(procs: ProcessTracker) -> None:
+    server = start(procs, LOOP, ["3"], extra=["--allow-any-user"])
+    probe = as_nobody("tcp", f"127.0.0.1:{server.port}")
+    assert served(probe), probe
+    assert not refusal_lines(server)
+    server.stop()
+
+
+def test_non_loopback_address_warns_and_still_checks_local_users(procs: ProcessTracker) -> None:
+    """0.0.0.0: a host elsewhere cannot be checked (the warning says so), but a local user's
+    socket is in /proc/net/tcp whichever address it used, and is refused."""
+    server = spawn_server(procs, "gdbstub", ["--once", "0.0.0.0:0", str(harness.program(LOOP)), "3"])
+    assert re.search(r"warning: .*cannot be checked", server.stderr.text), server.describe()
+    assert refused(as_nobody("tcp", f"127.0.0.1:{server.port}"))
+    assert len(refusal_lines(server)) == 1
+    with RawClient(server.port) as client:
+        assert stop_reply_ok(client.handshake())
+        client.send(b"k")
+    assert_clean_exit(server, server.inferior_pid)
+
+
+def test_unix_socket_is_owner_only_and_checks_the_peer(procs: ProcessTracker) -> None:
+    """The socket file is created 0600, so nobody cannot even connect. Opened up by hand (0666),
+    nobody connects and SO_PEERCRED refuses it; the owner is served."""
+    directory = Path(tempfile.mkdtemp(prefix="gdbstub-unix-"))
+    try:
+        directory.chmod(0o755)
+        path = directory / "stub.sock"
+        server = spawn_server(procs, "gdbstub", ["--once", f"unix:{path}", str(harness.program(LOOP)), "3"],
+                              wait=re.compile(r"Listening on Unix socket (\S+)"))
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        assert as_nobody("unix", str(path)).startswith(f"connect-error {errno.EACCES}")
+        path.chmod(0o666)
+        assert refused(as_nobody("unix", str(path)))
+        lines = refusal_lines(server)
+        assert len(lines) == 1 and f"uid {NOBODY}" in lines[0], server.describe()
+        with socket.socket(socket.AF_UNIX) as sock:
+            sock.settimeout(20)
+            sock.connect(str(path))
+            sock.sendall(framing.encode(b"vCont;c"))
+            got = b""
+            while b"$W" not in got:
+                data = sock.recv(4096)
+                assert data, got
+                got += data
+        assert_clean_exit(server, server.inferior_pid)
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
