@@ -10,6 +10,7 @@ import os
 from . import ptrace
 
 PAGE = 4096
+END = 1 << 63  # pread/pwrite offsets are signed 64-bit: no user address is at or above this
 
 
 class ProcessMemory:
@@ -35,9 +36,9 @@ class ProcessMemory:
         """Read up to ``length`` bytes; fewer when the range runs into unmapped memory."""
         if length <= 0:
             return b""
-        if addr < 0 or addr >= 1 << 64:
+        if addr < 0 or addr >= END:
             raise OSError(errno.EIO, "bad address")
-        length = min(length, (1 << 64) - addr)
+        length = min(length, END - addr)
         if self._fd is None:
             return self._peek(addr, length)
         try:
@@ -69,6 +70,8 @@ class ProcessMemory:
     def write(self, addr: int, data: bytes) -> None:
         if not data:
             return
+        if addr < 0 or addr + len(data) > END:
+            raise OSError(errno.EIO, "bad address")
         if self._fd is None:
             self._poke(addr, data)
             return
