@@ -391,7 +391,7 @@ def op_pread(s: Session, params: bytes) -> bytes:
     fd_s, count_s, offset_s = _args(params, 3)
     fd = state(s).fd(fd_s)
     count, offset = _int(count_s), _int(offset_s)
-    if count < 0 or offset < 0:
+    if count < 0 or not 0 <= offset < 1 << 63:  # off_t is signed 64-bit
         raise HostIOError(errno.EINVAL)
     room = PACKET_SIZE - _HEADER_ROOM
     data = os.pread(fd, min(count, room), offset)
@@ -403,7 +403,7 @@ def op_pwrite(s: Session, params: bytes) -> bytes:
     fd_s, offset_s, data = _args(params, 3)
     fd = state(s).fd(fd_s)
     offset = _int(offset_s)
-    if offset < 0:
+    if not 0 <= offset < 1 << 63:
         raise HostIOError(errno.EINVAL)
     return b"F%x" % os.pwrite(fd, data, offset)
 

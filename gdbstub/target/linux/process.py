@@ -534,6 +534,8 @@ class LinuxTarget:
 
     def set_pc(self, t: Thread, pc: int) -> None:
         arch = self.arch(t.pid)
+        if not 0 <= pc < 1 << (8 * arch.word):  # e.g. a 64-bit address for a 32-bit program
+            raise OSError(errno.EINVAL, f"no such address for this program: {pc:#x}")
         bufs = self._buffers(t, False)
         arch.write(arch.by_name(arch.pc), bufs, pc.to_bytes(arch.word, "little"))
         self._flush(t, True, False)
