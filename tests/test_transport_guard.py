@@ -109,3 +109,17 @@ def test_send_to_a_slow_reader_is_never_dropped() -> None:
     assert not conn.stalled and bytes(got) == payload
     theirs.close()
     conn.close()
+
+
+def test_send_on_a_stdio_pipe_nobody_reads_gives_up() -> None:
+    """`target remote | gdbstub - PROG`: the same bound on the stdout pipe (written in PIPE_BUF
+    pieces after poll, so no write can block)."""
+    r, w = os.pipe()
+    try:
+        conn = Connection(r, w, "stdio")
+        conn.send_timeout = 0.5
+        conn.send(b"y" * (1 << 20))  # a pipe holds 64 KiB
+        assert conn.stalled
+    finally:
+        os.close(r)
+        os.close(w)
