@@ -213,14 +213,41 @@ class Run:
         self.live = live
         self.tally: Counter[str] = Counter()
         self.baseline = live.snapshot()
-        self.recent: deque[tuple[bytes, bytes | None]] = deque(maxlen=12)  # for a failure's message
+        self.recent: deque[tuple[bytes, bytes | None]] = deque(maxlen=40)  # for a failure's message
+
+    def history(self) -> str:
+        return "the packets since the last check:\n  " + "\n  ".join(
+            f"{p[:100]!r} -> {r[:40] if r else r!r}" for p, r in self.recent)
+
+    def snapshot(self) -> tuple[bytes, ...]:
+        try:
+            return self.live.snapshot()
+        except (OSError, KeyError) as exc:
+            raise AssertionError(f"the program cannot be read ({exc!r}); {self.history()}") from exc
+
+    def settle(self) -> None:
+        """After a resume: a program the resume killed may report a thread's exit ('w', with
+        QThreadEvents) before its own end. Take its events until it is gone (bounded)."""
+        live, s = self.live, self.live.session
+        assert s is not None
+        deadline = time.monotonic() + 10
+        while live.alive() and time.monotonic() < deadline:
+            try:
+                live.snapshot()
+                return  # stopped and readable: a stop, not a death
+            except (OSError, KeyError):
+                pass
+            event = live.target.poll()
+            if event is None:
+                time.sleep(0.001)
+                continue
+            self.recent.append((b"(then: %s %d)" % (event.kind.value.encode(), event.tid), s.on_stop(event)))
+        assert not live.alive(), f"the program is unreadable but does not end; {self.history()}"
+        self.tally["deaths_after_a_thread_exit"] += 1
 
     def check_unchanged(self, why: str) -> None:
-        now = self.live.snapshot()
-        if now != self.baseline:
-            recent = "\n  ".join(f"{p[:100]!r} -> {r[:40] if r else r!r}" for p, r in self.recent)
-            raise AssertionError(f"the program changed without a successful write: {why}; "
-                                 f"the packets since the last check:\n  {recent}")
+        if self.snapshot() != self.baseline:
+            raise AssertionError(f"the program changed without a successful write: {why}; {self.history()}")
         self.recent.clear()
 
     def send(self, kind: str, packet: bytes) -> None:
@@ -241,15 +268,17 @@ class Run:
         if s.running or live.target.running:
             event = live.wait_stop()
             assert event is not None, f"no stop after {packet[:80]!r}"
-            s.on_stop(event)
+            self.recent.append((b"(stop: %s %d sig %d)" % (event.kind.value.encode(), event.tid, event.signal),
+                                s.on_stop(event)))
             self.tally["resumes"] += 1
             kind = "resume"
+            self.settle()
         if not live.alive():  # killed, or a resume after a hostile register write crashed it
             self.tally["relaunches"] += 1
             s.close()  # as the server does when its client goes: the session's files are released
             live.close()
             live.start()
-            self.baseline = live.snapshot()
+            self.baseline = self.snapshot()
             return
         if reply is None:
             self.tally["no_reply"] += 1
@@ -260,9 +289,9 @@ class Run:
         else:
             self.tally["answered"] += 1
         if renegotiates:
-            self.baseline = live.snapshot()
+            self.baseline = self.snapshot()
         elif kind == "resume" or (kind == "write" and reply and reply[:1] != b"E"):
-            self.baseline = live.snapshot()
+            self.baseline = self.snapshot()
             self.tally["changes"] += 1
         elif kind == "write":
             self.check_unchanged(f"{packet[:80]!r} answered {reply!r}")
