@@ -354,3 +354,32 @@ def test_a_million_packets(program: tuple[str, Path]) -> None:
     assert fds_end == fds_start, line
     assert rss_end - rss_start <= 1024 + TOTAL * 8 // 1024, line
     assert t["errors"] and t["answered"] and t["empty"] and t["changes"], line  # every path was taken
+
+
+@pytest.mark.timeout(60)
+def test_fatal_signal_while_stepping_over_a_breakpoint(tmp_path: Path) -> None:
+    """Found by this fuzzer: the leader sits on a breakpoint and gets 'S05' (SIGTRAP, which
+    kills). The step over the breakpoint ends the process; the leader reports only once the
+    other thread is reaped, so a blocking wait on it hung the stub. Now: X05."""
+    exe = build_program(tmp_path)
+    live = Live(exe, buffer=symbol(exe, "buffer"), ready=symbol(exe, "ready"))
+    live.start()
+    try:
+        s = live.session
+        assert s is not None
+        pid = live.target.pid
+        assert len(live.target.threads) == 2
+        assert s.handle(b"Hcp%x.%x" % (pid, pid)) == b"OK"
+        pc = live.target.get_pc(live.target.threads[pid])
+        assert s.handle(b"Z0,%x,1" % pc) == b"OK"
+        assert s.handle(b"S05") is None
+        event = live.wait_stop()
+        assert event is not None
+        reply = s.on_stop(event)
+        while live.alive():  # a thread's exit may come first
+            event = live.wait_stop()
+            assert event is not None
+            reply = s.on_stop(event)
+        assert reply is not None and reply.startswith(b"X05"), reply
+    finally:
+        live.close()

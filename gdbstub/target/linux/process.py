@@ -841,9 +841,9 @@ class LinuxTarget:
                     ptrace.singlestep(t.tid, sig)
                 except OSError:
                     return None
-                sig = 0
                 t.stopped = False
-                status = self._wait_for(t.tid)
+                status = self._wait_for(t.tid) if sig == 0 else self._wait_for_dying(t)
+                sig = 0
                 if status is None:
                     self._forget_thread(t)
                     return None
@@ -855,7 +855,10 @@ class LinuxTarget:
                 t.stopped = True
         finally:
             if pc in proc.sw_breakpoints and t.pid in self.processes:
-                proc.memory.write(pc, INT3)
+                try:
+                    proc.memory.write(pc, INT3)
+                except OSError:  # the step ended the process (a fatal signal): nothing to restore
+                    pass
         plain_trap = (os.WIFSTOPPED(status) and os.WSTOPSIG(status) == signal.SIGTRAP
                       and status >> 16 == 0)
         if plain_trap and not (self.hw is not None and self.hw.fired(t.tid)):
@@ -877,6 +880,27 @@ class LinuxTarget:
 
     def _in_range(self, t: Thread) -> bool:
         return t.action.start <= self.get_pc(t) < t.action.end
+
+    def _wait_for_dying(self, t: Thread) -> int | None:
+        """Wait for T after a step that delivers a signal, which may kill the whole process.
+
+        A leader that died with its process reports only once its other threads are
+        reaped, so a blocking wait on it would never return: while T is a zombie, reap
+        the others (their exits go with the process's, reported through T)."""
+        while True:
+            try:
+                got, status = os.waitpid(t.tid, os.WNOHANG | ptrace.WALL)
+            except ChildProcessError:
+                return None
+            if got:
+                return status
+            if procfs_state(t.tid) == "Z":
+                for other in [o.tid for o in self.threads.values() if o.pid == t.pid and o.tid != t.tid]:
+                    try:
+                        os.waitpid(other, os.WNOHANG | ptrace.WALL)
+                    except ChildProcessError:
+                        pass
+            time.sleep(0.0001)
 
     def _wait_for(self, tid: int) -> int | None:
         while True:
@@ -1365,4 +1389,13 @@ def _task_state(pid: int, tid: int) -> str:
             stat = f.read()
         return stat[stat.rindex(b")") + 2:].split()[0].decode()
     except (OSError, ValueError, IndexError):
+        return ""
+
+
+def procfs_state(tid: int) -> str:
+    """The state letter of /proc/TID/stat ('' when it is gone)."""
+    try:
+        with open(f"/proc/{tid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0].decode()
+    except (OSError, IndexError):
         return ""
