@@ -57,9 +57,7 @@ class StatusDecoder(MemoryAndBreakpoints):
             return None
         if os.WIFEXITED(status) or os.WIFSIGNALED(status):
             return self._thread_gone(t, status)
-        t.stopped = True
-        t.user = None
-        t.xstate = None
+        t.stop()
         sig = os.WSTOPSIG(status)
         event = status >> 16
         if event:

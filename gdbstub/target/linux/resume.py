@@ -143,10 +143,9 @@ class ResumePolicy(StopEngine):
         pc = self.get_pc(t)
         orig = proc.sw_breakpoints[pc]
         proc.memory.write(pc, orig)
+        t.stepping_over = True
         try:
             while True:
-                t.user = None
-                t.xstate = None
                 try:
                     if self.hw is not None:
                         self.hw.sync(t.pid, t.tid)
@@ -154,7 +153,7 @@ class ResumePolicy(StopEngine):
                 except OSError:
                     return None
                 sig = 0
-                t.stopped = False
+                t.run()
                 status = self._wait_for(t.tid)
                 if status is None:
                     self._forget_thread(t)
@@ -164,16 +163,15 @@ class ResumePolicy(StopEngine):
                 if not swallowed:
                     break
                 t.expect_sigstop = False  # our old SIGSTOP came first: step again
-                t.stopped = True
+                t.stop()
         finally:
+            t.stepping_over = False
             if pc in proc.sw_breakpoints and t.pid in self.processes:
                 proc.memory.write(pc, INT3)
         plain_trap = (os.WIFSTOPPED(status) and os.WSTOPSIG(status) == signal.SIGTRAP
                       and status >> 16 == 0)
         if plain_trap and not (self.hw is not None and self.hw.fired(t.tid)):
-            t.stopped = True
-            t.user = None
-            t.xstate = None
+            t.stop()
             if t.action.kind == "s":
                 t.stop_signal = signal.SIGTRAP
                 return StopEvent(StopKind.SIGNAL, t.pid, t.tid, signal=signal.SIGTRAP)
@@ -238,8 +236,7 @@ class ResumePolicy(StopEngine):
         return None
 
     def _ptrace_resume(self, t: Thread, sig: int) -> None:
-        t.user = None
-        t.xstate = None
+        t.run()  # even when refused: not in a ptrace-stop after all
         try:
             if self.hw is not None:
                 self.hw.sync(t.pid, t.tid)
@@ -253,7 +250,6 @@ class ResumePolicy(StopEngine):
             # Not in a ptrace-stop after all (dying, or blocked in vfork): its next
             # wait status tells what became of it.
             log.debug("resume %d failed: %s", t.tid, exc)
-        t.stopped = False
 
     def interrupt(self) -> None:
         """Ctrl-C: SIGINT to the program, as gdbserver does."""
