@@ -13,6 +13,12 @@ each using only those below it (a layer calls upward only through the three hook
 beside the helpers they use: ``ptrace`` (the system calls), ``memory`` (/proc/PID/mem),
 ``debugregs`` (DR0-DR7), ``procfs`` and ``svr4`` (/proc and the library list).
 
+The rules: every ptrace call happens on the thread that launched or attached (the server's
+event loop). All-stop: when one thread reports an event every other thread is stopped with
+SIGSTOP; events those threads had meanwhile are kept pending and reported on a later
+resume (the stepping thread's first, as gdbserver does), never lost. A breakpoint hit is
+rewound at once, so a pending one whose breakpoint gdb removed meanwhile is just dropped.
+
 Where to look:
 
 - A SIGTRAP becomes a breakpoint hit ("swbreak": the PC just past one of our int3s, rewound
