@@ -9,7 +9,6 @@ from ...arch.regs import RegBuffers
 from . import ptrace
 from .threads import Thread, ThreadTable
 
-XSTATE_MAX = 4096
 FS_BASE_OFFSET = 168  # in the 64-bit user_regs_struct (32-bit tracees too)
 GS_BASE_OFFSET = 176
 ORIG_RAX_OFFSET = 120
@@ -22,7 +21,7 @@ class RegisterFile(ThreadTable):
         if t.user is None:
             t.user = ptrace.getregs(t.tid)
         if need_xstate and t.xstate is None:
-            t.xstate = ptrace.getregset(t.tid, ptrace.NT_X86_XSTATE, XSTATE_MAX)
+            t.xstate = ptrace.getxstate(t.tid)
         return RegBuffers(t.user, t.xstate if t.xstate is not None else bytearray(4096))
 
     def _flush(self, t: Thread, user: bool, xstate: bool, rollback: bool = False) -> None:
