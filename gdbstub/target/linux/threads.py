@@ -198,6 +198,7 @@ class ThreadTable:
         return t.action.kind in ("s", "r")
 
     def _wait_for(self, tid: int) -> int | None:
+        """Block until this one thread's next wait status; None once it is gone."""
         while True:
             try:
                 _, status = os.waitpid(tid, ptrace.WALL)
