@@ -113,6 +113,15 @@ class StopEngine(StatusDecoder):
             self.threads[chosen.tid].pending = None
         return chosen
 
+    def pending_event(self, tid: int) -> StopEvent | None:
+        """Read-only: the event a stopped thread keeps for a later resume (all-stop reports
+        one thread's at a time). lldb is told of them all at once, as lldb-server does.
+        None when there is none or it no longer counts (its breakpoint was removed)."""
+        t = self.threads.get(tid)
+        if t is None or t.pending is None or not self._still_valid(t, t.pending):
+            return None
+        return t.pending
+
     def _stop_all(self) -> None:
         """Bring every thread to a stop; the events they had meanwhile are kept pending."""
         start = time.monotonic()
