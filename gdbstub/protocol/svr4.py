@@ -11,11 +11,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
-from xml.sax.saxutils import escape
 
 from ..target.linux import svr4
 from .session import Feature
-from .xfer import XferObject
+from .xfer import XferObject, xml_escape
 
 if TYPE_CHECKING:
     from .session import Session
@@ -43,7 +42,7 @@ def parse_annex(annex: str) -> Annex:
 
 def _attr(name: bytes) -> str:
     text = name.decode("utf-8", "surrogateescape")
-    return escape(text, {'"': "&quot;"})
+    return xml_escape(text, quote=True)
 
 
 def document(listing: svr4.LibraryList | None, *, main_lm_attr: bool = True) -> bytes:

@@ -14,13 +14,11 @@ import struct
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from elftools.common.exceptions import ELFError
-from elftools.elf.elffile import ELFFile
-from elftools.elf.sections import SymbolTableSection
-
 from .session import E01, Feature, Handler
 
 if TYPE_CHECKING:
+    from elftools.elf.elffile import ELFFile
+
     from .session import Session
 
 UNALLOCATED = (1 << 64) - 1  # TLS_DTV_UNALLOCATED, (void *) -1
@@ -49,6 +47,11 @@ NAMES = ("link_map_l_tls_modid", "pthread_dtvp", "dtv_dtv", "dtv_t_pointer_val")
 @functools.lru_cache(maxsize=8)
 def layout_from_libc(path: str) -> TlsLayout | None:
     """The descriptors from libc's dynamic symbol table; None when libc has none."""
+    # pyelftools is imported here, on the first TLS access: it costs more than the stub's start.
+    from elftools.common.exceptions import ELFError
+    from elftools.elf.elffile import ELFFile
+    from elftools.elf.sections import SymbolTableSection
+
     try:
         with open(path, "rb") as f:
             elf = ELFFile(f)

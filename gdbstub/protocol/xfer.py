@@ -9,13 +9,29 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
-from xml.sax.saxutils import quoteattr
 
 from . import grammar as g
 from .session import E01, Feature, Handler
 
 if TYPE_CHECKING:
     from .session import Session
+
+
+def xml_escape(text: str, quote: bool = False) -> str:
+    """``&``, ``<``, ``>`` (and ``"`` with QUOTE) as entities, as xml.sax.saxutils.escape:
+    that module pulls in urllib, http and email, which cost more than the stub's start."""
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return text.replace('"', "&quot;") if quote else text
+
+
+def xml_attr(text: str) -> str:
+    """TEXT as a quoted attribute value, exactly as xml.sax.saxutils.quoteattr gives it."""
+    text = xml_escape(text).replace("\n", "&#10;").replace("\r", "&#13;").replace("\t", "&#9;")
+    if '"' not in text:
+        return f'"{text}"'
+    if "'" not in text:
+        return f"'{text}'"
+    return '"{}"'.format(text.replace('"', "&quot;"))
 
 
 @dataclass(frozen=True)
@@ -58,7 +74,7 @@ def _threads(s: Session, annex: str) -> bytes:
             attrs += f' core="{core:x}"'
         name = s.target.thread_name(pid, tid)
         if name:
-            attrs += f" name={quoteattr(name)}"
+            attrs += f" name={xml_attr(name)}"
         handle = s.target.thread_handle(pid, tid)  # the pthread_t, as gdbserver's libthread_db gives
         if handle is not None:
             attrs += f' handle="{handle.hex()}"'

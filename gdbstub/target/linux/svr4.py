@@ -2,7 +2,7 @@
 
 gdb can walk this list itself with hundreds of small ``m`` reads per stop; the
 stub walks it in-process instead and answers ``qXfer:libraries-svr4:read`` with
-one packet. The way in: the program's own file (pyelftools) gives PT_PHDR and
+one packet. The way in: the program's own file (its program headers) gives PT_PHDR and
 PT_DYNAMIC; the auxiliary vector's AT_PHDR gives the load bias; the in-memory
 dynamic section's DT_DEBUG entry points at ``r_debug`` once ld.so has set it up
 (it is 0 at the first instruction). glibc's ``r_debug_extended`` (r_version 2)
@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import construct as cs
-from elftools.common.exceptions import ELFError
-from elftools.elf.elffile import ELFFile
+
+from .elf import ELFError, read_headers
 
 PT_DYNAMIC = 2
 PT_PHDR = 6
@@ -111,18 +111,16 @@ class NoDynamicSection(Exception):
 
 @lru_cache(maxsize=32)
 def _elf_info_of(path: str, dev: int, ino: int, mtime_ns: int) -> ElfInfo:
-    with open(path, "rb") as f:
-        elf = ELFFile(f)
-        phdr = dynamic = None
-        dynamic_size = 0
-        for seg in elf.iter_segments():
-            kind = seg["p_type"]
-            if kind in ("PT_PHDR", PT_PHDR):
-                phdr = int(seg["p_vaddr"])
-            elif kind in ("PT_DYNAMIC", PT_DYNAMIC):
-                dynamic = int(seg["p_vaddr"])
-                dynamic_size = int(seg["p_memsz"])
-        return ElfInfo(elf.elfclass // 8, int(elf.header["e_entry"]), phdr, dynamic, dynamic_size)
+    headers = read_headers(path)
+    phdr = dynamic = None
+    dynamic_size = 0
+    for seg in headers.segments:
+        if seg.p_type == PT_PHDR:
+            phdr = seg.p_vaddr
+        elif seg.p_type == PT_DYNAMIC:
+            dynamic = seg.p_vaddr
+            dynamic_size = seg.p_memsz
+    return ElfInfo(headers.bits // 8, headers.entry, phdr, dynamic, dynamic_size)
 
 
 def elf_info(pid: int) -> ElfInfo:
