@@ -8,7 +8,7 @@ dynamic section's DT_DEBUG entry points at ``r_debug`` once ld.so has set it up
 (it is 0 at the first instruction). glibc's ``r_debug_extended`` (r_version 2)
 chains one ``r_debug`` per linker namespace (dlmopen) through ``r_next``.
 
-Every layout is declared once with construct, for 32- and 64-bit inferiors.
+Every layout is declared once (gdbstub.binary), for 32- and 64-bit inferiors.
 """
 
 from __future__ import annotations
@@ -18,8 +18,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 
-import construct as cs
-
+from ...binary import Fields, Record
 from .elf import ELFError, read_headers
 
 PT_DYNAMIC = 2
@@ -40,36 +39,38 @@ class Layouts:
     """The C structures ld.so and the kernel share with a debugger, for one word size."""
 
     word: int
-    auxv: cs.Construct  # Elf{32,64}_auxv_t
-    dyn: cs.Construct  # Elf{32,64}_Dyn
-    r_debug: cs.Construct  # struct r_debug_extended (r_next is read only when r_version >= 2)
-    link_map: cs.Construct  # the public head of struct link_map
+    auxv: Record  # Elf{32,64}_auxv_t
+    dyn: Record  # Elf{32,64}_Dyn
+    r_debug: Record  # struct r_debug_extended (r_next is read only when r_version >= 2)
+    link_map: Record  # the public head of struct link_map
 
 
 def _layouts(word: int) -> Layouts:
-    addr = cs.Int64ul if word == 8 else cs.Int32ul
-    sword = cs.Int64sl if word == 8 else cs.Int32sl
-    pad = cs.Padding(word - 4)
+    addr = "Q" if word == 8 else "I"
+    sword = "q" if word == 8 else "i"
+    pad = (None, f"{word - 4}x")
     return Layouts(
         word=word,
-        auxv=cs.Struct("a_type" / addr, "a_val" / addr),
-        dyn=cs.Struct("d_tag" / sword, "d_val" / addr),
-        r_debug=cs.Struct(
-            "r_version" / cs.Int32sl,
+        auxv=Record("<", ("a_type", addr), ("a_val", addr)),
+        dyn=Record("<", ("d_tag", sword), ("d_val", addr)),
+        r_debug=Record(
+            "<",
+            ("r_version", "i"),
             pad,
-            "r_map" / addr,
-            "r_brk" / addr,
-            "r_state" / cs.Int32sl,
+            ("r_map", addr),
+            ("r_brk", addr),
+            ("r_state", "i"),
             pad,
-            "r_ldbase" / addr,
-            "r_next" / addr,
+            ("r_ldbase", addr),
+            ("r_next", addr),
         ),
-        link_map=cs.Struct(
-            "l_addr" / addr,
-            "l_name" / addr,
-            "l_ld" / addr,
-            "l_next" / addr,
-            "l_prev" / addr,
+        link_map=Record(
+            "<",
+            ("l_addr", addr),
+            ("l_name", addr),
+            ("l_ld", addr),
+            ("l_next", addr),
+            ("l_prev", addr),
         ),
     )
 
@@ -190,7 +191,7 @@ def read_string(read: ReadMemory, addr: int, limit: int = PATH_MAX) -> bytes:
     return data.split(b"\0", 1)[0]
 
 
-def read_link_map(read: ReadMemory, word: int, lm: int) -> cs.Container | None:
+def read_link_map(read: ReadMemory, word: int, lm: int) -> Fields | None:
     layout = LAYOUTS[word].link_map
     try:
         data = read(lm, layout.sizeof())
@@ -215,7 +216,7 @@ def walk_link_maps(read: ReadMemory, word: int, lm: int, prev: int, lmid: int) -
         prev, lm = lm, entry.l_next
 
 
-def read_r_debug(read: ReadMemory, word: int, addr: int) -> cs.Container | None:
+def read_r_debug(read: ReadMemory, word: int, addr: int) -> Fields | None:
     layout = LAYOUTS[word].r_debug
     size = layout.sizeof()
     try:
