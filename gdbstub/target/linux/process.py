@@ -40,7 +40,6 @@ SI_KERNEL = 0x80
 TRAP_BRKPT = 1
 TRAP_TRACE = 2
 TRAP_HWBKPT = 4
-XSTATE_MAX = 4096
 INT3 = b"\xcc"
 STOP_TIMEOUT = 2.0  # how long stopping all threads waits for one that will not stop
 PTRACE_GET_SYSCALL_INFO = 0x420E
@@ -467,7 +466,7 @@ class LinuxTarget:
         if t.user is None:
             t.user = ptrace.getregs(t.tid)
         if need_xstate and t.xstate is None:
-            t.xstate = ptrace.getregset(t.tid, ptrace.NT_X86_XSTATE, XSTATE_MAX)
+            t.xstate = ptrace.getxstate(t.tid)
         return RegBuffers(t.user, t.xstate if t.xstate is not None else bytearray(4096))
 
     def _flush(self, t: Thread, user: bool, xstate: bool, rollback: bool = False) -> None:
