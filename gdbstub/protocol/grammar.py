@@ -12,7 +12,6 @@ multiprocess form ``pPID.TID``.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -147,8 +146,7 @@ def as_construct(grammar: Grammar) -> cs.Struct:
     return cs.Struct(*subcons)
 
 
-@dataclass(frozen=True)
-class ThreadId:
+class ThreadId(NamedTuple):
     """A ptid: pid/tid of -1 mean all, 0 means any."""
 
     pid: int
@@ -173,8 +171,7 @@ def parse_thread_id(text: bytes, default_pid: int) -> ThreadId:
     return ThreadId(default_pid if tid > 0 else tid, tid)
 
 
-@dataclass(frozen=True)
-class VContAction:
+class VContAction(NamedTuple):
     kind: str  # c C s S t r
     signal: int
     start: int

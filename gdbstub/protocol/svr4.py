@@ -9,8 +9,7 @@ has gdbserver's shape: ``main-lm`` on the root element, and ``lm``, ``l_addr``,
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from ..target.linux import svr4
 from .session import Feature
@@ -22,8 +21,7 @@ if TYPE_CHECKING:
 ANNEX_KEYS = ("lmid", "start", "prev")
 
 
-@dataclass(frozen=True)
-class Annex:
+class Annex(NamedTuple):
     lmid: int = 0
     start: int = 0
     prev: int = 0

@@ -7,8 +7,7 @@ the stub never offers a document it cannot build.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from . import grammar as g
 from .session import E01, Feature, Handler
@@ -34,8 +33,7 @@ def xml_attr(text: str) -> str:
     return '"{}"'.format(text.replace('"', "&quot;"))
 
 
-@dataclass(frozen=True)
-class XferObject:
+class XferObject(NamedTuple):
     read: Callable[[Session, str], bytes]  # (session, annex) -> whole document
     available: Callable[[Session], bool] = lambda s: True
     write: Callable[[Session, str, int, bytes], int] | None = None  # -> bytes written
