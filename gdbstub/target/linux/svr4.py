@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from functools import lru_cache
+from typing import NamedTuple
 
 from ...binary import Fields, Record
 from .elf import ELFError, read_headers
@@ -34,8 +34,7 @@ MAX_OBJECTS = 100_000  # a corrupted (cyclic) list ends here at the latest
 ReadMemory = Callable[[int, int], bytes]  # (address, length) -> bytes, possibly fewer
 
 
-@dataclass(frozen=True)
-class Layouts:
+class Layouts(NamedTuple):
     """The C structures ld.so and the kernel share with a debugger, for one word size."""
 
     word: int
@@ -78,8 +77,7 @@ def _layouts(word: int) -> Layouts:
 LAYOUTS: dict[int, Layouts] = {4: _layouts(4), 8: _layouts(8)}
 
 
-@dataclass(frozen=True)
-class ElfInfo:
+class ElfInfo(NamedTuple):
     """What the walk needs from the program file's headers."""
 
     word: int
@@ -89,8 +87,7 @@ class ElfInfo:
     dynamic_size: int
 
 
-@dataclass(frozen=True)
-class LoadedObject:
+class LoadedObject(NamedTuple):
     """One ``link_map`` entry, as gdb's ``<library .../>`` reports it."""
 
     name: bytes
@@ -100,8 +97,7 @@ class LoadedObject:
     lmid: int
 
 
-@dataclass(frozen=True)
-class LibraryList:
+class LibraryList(NamedTuple):
     main_lm: int | None  # the main program's link_map (None when not known)
     objects: tuple[LoadedObject, ...]
 
