@@ -176,7 +176,9 @@ class Framer:
             # it holds no other '$' or '#' (a cut-short packet, a second one).
             body = data[1:-3]
             if data.count(b"$") == 1 and b"#" not in body and len(body) <= self._max * 2 + 16:
-                return [self._check(body, data[-2:])]
+                self._body[:] = body
+                self._cs[:] = data[-2:]
+                return [self._finish()]
         events: list[Event] = []
         i = 0
         n = len(data)
@@ -239,12 +241,8 @@ class Framer:
         if self._overflow:
             self._overflow = False
             return BadPacket("packet too long")
-        return self._check(body, bytes(self._cs))
-
-    def _check(self, body: bytes, cs: bytes) -> Event:
-        """A whole packet's body and checksum digits -> the packet, or why it is bad."""
         try:
-            want = int(cs.decode("ascii"), 16)
+            want = int(self._cs.decode("ascii"), 16)
         except ValueError:
             return BadPacket("malformed checksum")
         if checksum(body) != want:
