@@ -6,8 +6,9 @@ from __future__ import annotations
 import os
 import pwd
 
+from ..xmltext import xml_attr, xml_escape
 from .session import Feature, Session
-from .xfer import XferObject, xml_attr, xml_escape
+from .xfer import XferObject
 
 Row = list[tuple[str, str]]
 

@@ -31,6 +31,9 @@ E01 = b"E01"
 E02 = b"E02"
 E03 = b"E03"
 
+# In Session.disabled: stop replies in the bare 'Sxx' form (gdbserver's --disable-packet=T).
+S_STOP_REPLIES = "T-stop-reply"
+
 Handler = Callable[["Session", bytes], "bytes | None"]
 # A feature's entry in qSupported: a name and a test of whether it is offered now.
 Feature = tuple[str, Callable[["Session"], bool]]
@@ -45,7 +48,8 @@ class Session:
 
     def __init__(self, target: LinuxTarget, *, extended: bool = False) -> None:
         self.target = target
-        self.extended = extended
+        self.extended = extended  # may start programs (vRun, R): --multi or '!'
+        self.extended_requested = False  # the client sent '!': the stub outlives its programs
         self.no_ack = False
         self.client_features: dict[str, str] = {}
         self.multiprocess = False
@@ -97,9 +101,9 @@ class Session:
         """Handle one packet; return the reply payload, or None while the program runs.
 
         Nothing a client sends may end the stub: expected failures (malformed
-        arguments, a failed ptrace/memory access) are answered E01 quietly, and
-        any other exception, a handler bug, is logged with its traceback and
-        answered E01 too. Only SessionEnd (the client's own request) leaves.
+        arguments, numbers too large for a system call, a failed ptrace/memory
+        access) are answered E01 quietly, and any other exception, a handler bug,
+        is logged with its traceback and answered E01 too. Only SessionEnd (the client's own request) leaves.
         """
         name = packet_name(data)
         handler = self.handlers.get(name)
@@ -117,6 +121,9 @@ class Session:
         except KeyError as exc:
             log.debug("%r: unknown %s", data[:40], exc)
             return E01
+        except OverflowError as exc:  # a number too large for the system call it reaches
+            log.debug("%r: %s", data[:40], exc)
+            return E01
         except SessionEnd:
             raise
         except Exception:  # the last line of defence: log the bug, keep serving
@@ -131,9 +138,14 @@ class Session:
         in the queue for vStopped) and this returns None."""
         self.last_stop = event
         if event.kind not in (StopKind.EXITED, StopKind.TERMINATED):
+            bare = S_STOP_REPLIES in self.disabled
+            if not self.non_stop and bare:
+                self._keep_general_thread()
             self.event_thread = event.tid
             self.last_events[event.tid] = event
-            if not self.non_stop:
+            if not self.non_stop and not bare:
+                # gdb takes the thread the reply names as its general thread. (Without
+                # thread: (Tthread off) too: gdbserver then hangs, this keeps gdb going.)
                 self.general_thread = g.ThreadId(event.pid, event.tid)
         reply = self.stop_reply(event)
         self.last_reply = reply
@@ -145,6 +157,18 @@ class Session:
             return None
         self.running = False
         return reply
+
+    def _keep_general_thread(self) -> None:
+        """A stop reply without a thread is, to gdb, a stop of the thread it has been reading:
+        pin that one (what 'any thread' meant until now), as gdbserver does, so that g and p
+        keep answering for it rather than for the thread that stopped."""
+        if self.general_thread.tid > 0 and self.general_thread.tid in self.target.threads:
+            return
+        try:
+            tid = self.current_tid()
+        except OSError:
+            return
+        self.general_thread = g.ThreadId(self.target.pid_of(tid) or self.target.pid, tid)
 
     # --- helpers for handlers -------------------------------------------------------
 
@@ -189,6 +213,8 @@ class Session:
         if event.kind is StopKind.NO_RESUMED:
             return b"N"
         sig = signals.to_gdb(event.signal) if event.kind is StopKind.SIGNAL else 5
+        if S_STOP_REPLIES in self.disabled:  # no registers, thread or core: gdb asks for them
+            return b"S%02x" % sig
         parts = [b"T%02x" % sig]
         if event.kind is StopKind.SIGNAL:
             if event.reason == "swbreak" and self.swbreak:
@@ -264,6 +290,8 @@ def packet_name(data: bytes) -> str:
         end += 1
     if data.startswith((b"_M", b"_m")):
         end = 2
+    elif data.startswith(b"qThreadStopInfo"):  # lldb's: the thread id follows with no separator
+        end = len(b"qThreadStopInfo")
     word = data[:end]
     name = _NAMES.get(word)
     if name is None:

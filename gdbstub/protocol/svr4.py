@@ -12,8 +12,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, NamedTuple
 
 from ..target.linux import svr4
+from ..xmltext import xml_escape
 from .session import Feature
-from .xfer import XferObject, xml_escape
+from .xfer import XferObject
 
 if TYPE_CHECKING:
     from .session import Session

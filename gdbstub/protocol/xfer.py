@@ -9,28 +9,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, NamedTuple
 
+from ..xmltext import xml_attr
 from . import grammar as g
 from .session import E01, Feature, Handler
 
 if TYPE_CHECKING:
     from .session import Session
-
-
-def xml_escape(text: str, quote: bool = False) -> str:
-    """``&``, ``<``, ``>`` (and ``"`` with QUOTE) as entities, as xml.sax.saxutils.escape:
-    that module pulls in urllib, http and email, which cost more than the stub's start."""
-    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return text.replace('"', "&quot;") if quote else text
-
-
-def xml_attr(text: str) -> str:
-    """TEXT as a quoted attribute value, exactly as xml.sax.saxutils.quoteattr gives it."""
-    text = xml_escape(text).replace("\n", "&#10;").replace("\r", "&#13;").replace("\t", "&#9;")
-    if '"' not in text:
-        return f'"{text}"'
-    if "'" not in text:
-        return f"'{text}'"
-    return '"{}"'.format(text.replace('"', "&quot;"))
 
 
 class XferObject(NamedTuple):
@@ -39,7 +23,7 @@ class XferObject(NamedTuple):
     write: Callable[[Session, str, int, bytes], int] | None = None  # -> bytes written
 
 
-def _features(s: Session, annex: str) -> bytes:
+def target_description(s: Session, annex: str) -> bytes:
     if annex != "target.xml":
         raise KeyError(annex)
     pid = s.current_pid() if s.target.threads else s.target.pid
@@ -82,7 +66,7 @@ def _threads(s: Session, annex: str) -> bytes:
 
 
 OBJECTS: dict[str, XferObject] = {
-    "features": XferObject(_features),
+    "features": XferObject(target_description),
     "auxv": XferObject(_auxv),
     "exec-file": XferObject(_exec_file),
     "threads": XferObject(_threads),

@@ -717,6 +717,15 @@ class LinuxTarget:
             self.threads[chosen.tid].pending = None
         return chosen
 
+    def pending_event(self, tid: int) -> StopEvent | None:
+        """Read-only: the event a stopped thread keeps for a later resume (all-stop reports
+        one thread's at a time). lldb is told of them all at once, as lldb-server does.
+        None when there is none or it no longer counts (its breakpoint was removed)."""
+        t = self.threads.get(tid)
+        if t is None or t.pending is None or not self._still_valid(t, t.pending):
+            return None
+        return t.pending
+
     def _still_valid(self, t: Thread, event: StopEvent) -> bool:
         """A breakpoint hit whose breakpoint is gone by now is dropped (the PC was rewound,
         so the thread simply runs the original instruction), as gdbserver does."""
