@@ -23,6 +23,8 @@ import weakref
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from ..target.linux.elf import ELFError as ELFHeaderError
+from ..target.linux.elf import read_headers
 from .session import E01, OK, Feature, Handler
 
 if TYPE_CHECKING:
@@ -32,6 +34,7 @@ if TYPE_CHECKING:
     from ..target.linux.process import LinuxTarget
     from .session import Session
 
+PT_INTERP = 3
 UNALLOCATED = (1 << 64) - 1  # TLS_DTV_UNALLOCATED, (void *) -1
 
 
@@ -151,7 +154,9 @@ def thread_library_layout(pid: int) -> TlsLayout | None:
     if path is None:
         try:
             path = os.readlink(f"/proc/{pid}/exe")
-        except OSError:
+            if any(seg.p_type == PT_INTERP for seg in read_headers(f"/proc/{pid}/exe").segments):
+                return None  # dynamic: libc is not loaded yet (at connect), no symbol table to parse
+        except (OSError, ELFHeaderError):
             return None
     return layout_from_libc(path)
 
