@@ -9,7 +9,7 @@ lldb puts everything in one "general" set. gdb keeps gdbserver's text (features.
 from __future__ import annotations
 
 from ..xmltext import xml_attr
-from .features import AVX, AVX512, CORE, LINUX, PKEYS, SEGMENTS, SSE
+from .features import AVX, AVX512, CORE, LINUX, PKEYS, SEGMENTS, SSE, target_xml
 from .regs import Arch, Reg
 
 GPR = "General Purpose Registers"
@@ -64,16 +64,5 @@ def _reg(arch: Arch, reg: Reg) -> str:
 
 def lldb_target_xml(arch: Arch) -> str:
     """target.xml for lldb, one <feature> per gdb feature, in g-packet order."""
-    features: dict[str, list[Reg]] = {}
-    for reg in arch.regs:
-        features.setdefault(reg.feature, []).append(reg)
-    parts = [
-        '<?xml version="1.0"?>\n<target version="1.0">\n',
-        f"  <architecture>{arch.name}</architecture>\n  <osabi>GNU/Linux</osabi>\n",
-    ]
-    for name, members in features.items():
-        parts.append(f'  <feature name="{name}">\n')
-        parts.extend(_reg(arch, r) for r in members)
-        parts.append("  </feature>\n")
-    parts.append("</target>\n")
-    return "".join(parts)
+    return target_xml(arch.name, arch.regs, head='<?xml version="1.0"?>\n<target version="1.0">\n',
+                      reg_line=lambda reg: _reg(arch, reg), with_types=False)
