@@ -11,7 +11,7 @@ each using only those below it (a layer calls upward only through the three hook
     threads      Thread, Process, ThreadState, the thread table               (bottom)
 
 beside the helpers they use: ``ptrace`` (the system calls), ``memory`` (/proc/PID/mem),
-``debugregs`` (DR0-DR7), ``procfs`` and ``svr4`` (/proc and the library list), and
+``debugregs`` (DR0-DR7), ``procfs``, ``svr4`` and ``elf`` (/proc, the library list), and
 ``inferior_syscall`` (a system call run inside the program for lldb's ``_M``/``_m``).
 
 The rules: every ptrace call happens on the thread that launched or attached (the server's
