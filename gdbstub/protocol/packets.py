@@ -160,7 +160,30 @@ def read_register(s: Session, args: bytes) -> bytes:
 def write_register(s: Session, args: bytes) -> bytes:
     args, tid = _with_thread_suffix(s, args)
     req = g.parse(g.WriteRegister, args)
-    return OK if s.target.write_register(tid, req.regnum, req.value) else E01
+    if not s.target.write_register(tid, req.regnum, req.value):
+        return E01
+    _no_syscall_restart(s, tid, req.regnum)
+    return OK
+
+
+def _no_syscall_restart(s: Session, tid: int, regnum: int) -> None:
+    """A new PC for a thread stopped inside a system call: unless orig_rax/orig_eax is -1
+    the kernel restarts the call on resume, moving the new PC back over a syscall
+    instruction. gdb writes -1 itself after the PC; lldb does not (lldb-server's own
+    memory allocation avoids it). A later write of orig_rax still wins, and
+    QRestoreRegisterState/G put the saved value back."""
+    pid = s.target.pid_of(tid)
+    if pid is None:
+        return
+    arch = s.target.arch(pid)
+    if regnum != arch.by_name(arch.pc).regnum:
+        return
+    orig = next((r for r in arch.regs if r.name in ("orig_rax", "orig_eax")), None)
+    if orig is None:
+        return
+    minus_one = b"\xff" * orig.size
+    if s.target.read_register(tid, orig.regnum) not in (None, minus_one):
+        s.target.write_register(tid, orig.regnum, minus_one)
 
 
 # --- memory ----------------------------------------------------------------------
