@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from ...agent import BreakpointConditions
 from ...arch import detect_arch, without_xml
 from ...arch.regs import Arch, RegBuffers
+from ...trace.tracer import CLIENT, Tracer
 from ..base import Breakpoints, ResumeAction, StopEvent, StopKind
 from . import ptrace
 from .debugregs import SILENT, DebugRegisters
@@ -126,6 +127,7 @@ class LinuxTarget:
         self._first_pid = 0
         self.hw: DebugRegisters | None = DebugRegisters(self)  # Z1-Z4 in DR0-DR7
         self.conditions = BreakpointConditions()  # Z0/Z1 conditions evaluated at the hit
+        self.tracer = Tracer(self)  # tracepoints: their int3s, collected at the hit
         self._stat_fds: dict[int, int] = {}  # tid -> open /proc/PID/task/TID/stat
         self.non_stop = False
 
@@ -316,6 +318,7 @@ class LinuxTarget:
         self._forget_process(pid)
 
     def _forget_process(self, pid: int) -> None:
+        self.tracer.forget_process(pid)
         proc = self.processes.pop(pid, None)
         if proc is not None:
             proc.memory.close()
@@ -581,10 +584,11 @@ class LinuxTarget:
                 data = bytes(buf)
         proc.memory.write(addr, data)
 
-    def insert_sw_breakpoint(self, pid: int, addr: int) -> bool:
+    def insert_sw_breakpoint(self, pid: int, addr: int, owner: str = CLIENT) -> bool:
         proc = self.processes.get(pid)
         if proc is None:
             return False
+        self.tracer.own(pid, addr, owner)  # the client and the trace may share one int3
         try:
             if addr in proc.sw_breakpoints:
                 # Written again: a vfork child sharing our memory may have taken it out.
@@ -600,10 +604,10 @@ class LinuxTarget:
         proc.removed.discard(addr)
         return True
 
-    def remove_sw_breakpoint(self, pid: int, addr: int) -> bool:
+    def remove_sw_breakpoint(self, pid: int, addr: int, owner: str = CLIENT) -> bool:
         proc = self.processes.get(pid)
-        if proc is None:
-            return False
+        if proc is None or self.tracer.still_owned(pid, addr, owner):
+            return proc is not None
         orig = proc.sw_breakpoints.pop(addr, None)
         if orig is None:
             return True
@@ -1251,6 +1255,8 @@ class LinuxTarget:
         is false (or whose dprintf ran here), a write caught by a read watchpoint's slot."""
         if reason == SILENT:
             return False
+        if reason == "swbreak" and self.tracer.sites and not self.tracer.hit(t.pid, t.tid, self.get_pc(t)):
+            return False
         if reason in ("swbreak", "hwbreak") and self.conditions.table:
             ztype = 0 if reason == "swbreak" else 1
             return self.conditions.should_report(self, t.pid, t.tid, ztype, self.get_pc(t))
@@ -1312,6 +1318,7 @@ class LinuxTarget:
         proc.sw_breakpoints.clear()
         proc.removed.clear()
         self.conditions.clear_process(pid)
+        self.tracer.forget_process(pid)
         if self.hw is not None:
             self.hw.exec_process(pid)
         proc.arch = detect_arch(pid)  # a 64-bit program may exec a 32-bit one
