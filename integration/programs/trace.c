@@ -13,7 +13,7 @@ __attribute__((noinline)) long traced(long i)
 {
     long local = i * 3;
     counter += i; /* LINE:traced */
-    buffer[i % 64] = (char)('a' + i % 26);
+    buffer[i % 64] = (char)('a' + i % 26); /* LINE:store */
     pts[i % 4].x = i;
     pts[i % 4].y = -local;
     return counter + local;
@@ -24,6 +24,6 @@ int main(int argc, char **argv)
     long n = argc > 1 ? atol(argv[1]) : 10;
     for (long i = 0; i < n; i++)
         traced(i);
-    printf("counter=%ld %s\n", counter, message);
+    printf("counter=%ld %s\n", counter, message); /* LINE:after */
     return 0;
 }
