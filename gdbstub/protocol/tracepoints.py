@@ -196,14 +196,18 @@ def qt_p(s: Session, args: bytes) -> bytes:
 
 
 def qt_v(s: Session, args: bytes) -> bytes:
+    """A state variable: from the selected frame, else its value; unknown before the first run
+    (after one, its last value, as gdbserver keeps it)."""
     req = g.parse(VariableRef, _args(args))
     t = tracer(s)
     frame = t.frame()
     if frame is not None:
         value = frame.variables.get(req.number)
+    elif not t.running and t.stop_reason == b"tnotrun":
+        value = None
     else:
         var = t.variables.get(req.number)
-        value = var.current() if var is not None else None
+        value = (var.current() or 0) if var is not None else 0
     return b"U" if value is None else b"V%x" % (value & MASK64)
 
 

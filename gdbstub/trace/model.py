@@ -287,42 +287,67 @@ class Frame:
 
 
 class TraceBuffer:
-    """Frames oldest first, with gdbserver's accounting: an allocation needs room for itself and
-    an end marker; a full linear buffer refuses, a circular one drops its oldest frames."""
+    """Frames oldest first, placed as gdbserver places them in its ring (offsets only; the data
+    stays in the Frame objects), so free space and frame counts match it byte for byte: an
+    allocation needs room for itself and an end marker; a full linear buffer refuses; a
+    circular one drops its oldest frames, and wraps to the start when the top is too small."""
 
     def __init__(self) -> None:
         self.size = DEFAULT_BUFFER_SIZE
         self.circular = False
         self.frames: deque[Frame] = deque()
-        self.used = 0
         self.created = 0
-        self._raw: bytes | None = None
+        self.clear()
 
     def clear(self) -> None:
         self.frames.clear()
-        self.used = 0
         self.created = 0
-        self._raw = None
+        self.start = 0  # offset of the oldest frame
+        self.next_free = 0
+        self.end_free = self.size
+        self.wrap = self.size
+        self._offsets: deque[int] = deque()
+        self._raw: bytes | None = None
 
     @property
     def free(self) -> int:
-        return self.size - self.used
+        if self.next_free <= self.end_free:
+            return self.end_free - self.next_free
+        return self.end_free + (self.size - self.next_free)
 
     def _alloc(self, amount: int, keep: Frame | None) -> bool:
-        while self.used + amount + FRAME_HEADER > self.size:
+        amount += FRAME_HEADER  # room for the end marker
+        while True:
+            if self.end_free < self.next_free:
+                if self.next_free + amount <= self.size:
+                    break
+                self.wrap = self.next_free  # the top part is too small: start again at 0
+                self.next_free = 0
+            if self.next_free + amount <= self.end_free:
+                break
             if not self.circular or not self.frames or self.frames[0] is keep:
                 return False
             old = self.frames.popleft()
-            self.used -= FRAME_HEADER + len(old.data)
-        self.used += amount
+            offset = self._offsets.popleft()
+            new_start = offset + FRAME_HEADER + len(old.data)
+            if new_start >= self.wrap:
+                new_start -= self.wrap
+            if new_start < self.start:
+                self.wrap = self.size
+            self.start = self.end_free = new_start
+        self.next_free += amount - FRAME_HEADER
         self._raw = None
         return True
 
     def new_frame(self, tpnum: int, address: int) -> Frame | None:
+        offset = self.next_free
         if not self._alloc(FRAME_HEADER, None):
             return None
+        if self.next_free - FRAME_HEADER != offset:
+            offset = self.next_free - FRAME_HEADER  # it went to the bottom after a wrap
         frame = Frame(tpnum, address)
         self.frames.append(frame)
+        self._offsets.append(offset)
         self.created += 1
         return frame
 
@@ -334,9 +359,11 @@ class TraceBuffer:
         return True
 
     def raw(self) -> bytes:
-        """The frames as gdbserver's buffer holds them (qTBuffer), built once per change."""
+        """What qTBuffer serves: the frames oldest first, as long as gdbserver's used space (the
+        rest zeros, which gdb reads as the end marker). Built once per change."""
         if self._raw is None:
-            self._raw = b"".join(f.raw() for f in self.frames)
+            data = b"".join(f.raw() for f in self.frames)
+            self._raw = data.ljust(self.size - self.free, b"\0")
         return self._raw
 
 
