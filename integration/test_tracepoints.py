@@ -174,3 +174,23 @@ def test_mi_trace_commands(debug, reference, tmp_path):
     expect(s, r'\^done,trace-variables=\{nr_rows="2"')
     ref = reference(PROG, ["3"], script)
     _same(s, ref)
+
+
+def test_fast_tracepoints_without_an_agent(procs, tmp_path):
+    """ftrace through gdbstub (the same trap as trace, nothing loaded into the program) prints what
+    trace prints through gdbserver (which needs its in-process agent for ftrace); strace is refused."""
+    fast = DEFINITIONS.replace("trace traced", "ftrace traced").replace(f"trace {location('store', 'trace')}",
+                                                                          f"ftrace {location('store', 'trace')}")
+    common = ["break main", "continue"]
+    after = ["info tracepoints", "tstart", f"break {location('after', 'trace')}", "continue", *LOOK]
+    ours = harness.debug(procs, "gdbstub", harness.program(PROG), ["6"],
+                         [*common, _script(tmp_path, fast), *after, "strace traced"])
+    expect(ours, r"^Fast tracepoint 2 at ", r"^Collected 7 trace frames\.$")
+    ref = harness.debug(procs, "gdbserver", harness.program(PROG), ["6"],
+                        [*common, _script(tmp_path, DEFINITIONS), *after, "strace traced"])
+    ours.gdb.stdout = re.sub(r"\b(F|f)ast t", lambda m: "T" if m.group(1) == "F" else "t", ours.gdb.stdout)
+    for session in (ours, ref):  # the table is wider for "fast tracepoint"
+        session.gdb.stdout = re.sub(r"(?<=\S) {2,}(?=\S)", " ", session.gdb.stdout)
+    _same(ours, ref)
+    assert "Target does not support static tracepoints" in ours.gdb.stderr or \
+        "static tracepoint" in ours.output, ours.describe()

@@ -89,7 +89,8 @@ def test_qsupported_lists_tracepoint_features(session):
     reply = ask(session, b"qSupported:multiprocess+")
     assert reply is not None
     for name in (b"ConditionalTracepoints+", b"TraceStateVariables+", b"TracepointSource+", b"InstallInTrace+",
-                 b"EnableDisableTracepoints+", b"QTBuffer:size+", b"tracenz+", b"qXfer:traceframe-info:read+"):
+                 b"EnableDisableTracepoints+", b"QTBuffer:size+", b"tracenz+", b"qXfer:traceframe-info:read+",
+                 b"FastTracepoints+"):
         assert name in reply.split(b";")
     assert b"StaticTracepoints+" not in reply
 

@@ -211,6 +211,11 @@ def qt_v(s: Session, args: bytes) -> bytes:
     return b"U" if value is None else b"V%x" % (value & MASK64)
 
 
+def qt_min_ftpi_len(s: Session, args: bytes) -> bytes:
+    """Fast tracepoints take the same one-byte int3 as regular ones: any instruction will do."""
+    return b"1"
+
+
 # --- upload --------------------------------------------------------------------------------------
 
 
@@ -389,6 +394,7 @@ HANDLERS: dict[str, Handler] = {
     "qTsV": qt_sv,
     "qTBuffer": qt_buffer_read,
     "QTFrame": qt_frame,
+    "qTMinFTPILen": qt_min_ftpi_len,
 }
 
 IN_FRAME: dict[str, Handler] = {
@@ -404,7 +410,7 @@ IN_FRAME: dict[str, Handler] = {
 FEATURES: list[Feature] = [
     (name, lambda s: isinstance(getattr(s.target, "tracer", None), Tracer))
     for name in ("ConditionalTracepoints+", "TraceStateVariables+", "TracepointSource+",
-                 "InstallInTrace+", "EnableDisableTracepoints+", "QTBuffer:size+", "tracenz+",
+                 "InstallInTrace+", "EnableDisableTracepoints+", "QTBuffer:size+", "tracenz+", "FastTracepoints+",
                  "qXfer:traceframe-info:read+")
 ]
 
