@@ -194,3 +194,24 @@ def test_fast_tracepoints_without_an_agent(procs, tmp_path):
     _same(ours, ref)
     assert "Target does not support static tracepoints" in ours.gdb.stderr or \
         "static tracepoint" in ours.output, ours.describe()
+
+
+@pytest.mark.parametrize("prog", [PROG, "trace-32"])
+def test_while_stepping(debug, reference, tmp_path, prog):
+    """while-stepping 3: three silent single-steps after each hit, a frame at each."""
+    defs = """
+trace traced
+actions
+collect counter
+while-stepping 3
+collect $regs, local
+end
+end
+"""
+    script = ["break main", "continue", _script(tmp_path, defs), "info tracepoints", "tstart",
+              f"break {location('after', 'trace')}", "continue", "tstop", "tstatus", "tfind start", "tdump",
+              "tfind", "tdump", "p $pc", "p local", "tfind", "p $pc", "tfind pc traced", "tfind tracepoint 2",
+              "tfind none", "info tracepoints", "continue"]
+    s = debug(prog, ["3"], script)
+    expect(s, r"^Collected 12 trace frames\.$", r"^\[Inferior 1 \(process \d+\) exited normally\]$")
+    _same(s, reference(prog, ["3"], script))

@@ -11,11 +11,13 @@ regular ones, not faster.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Protocol
 
 from ..agent import AgentError
 from .model import (
     MAX_BLOCK,
+    Action,
     CollectMemory,
     CollectRegisters,
     Evaluate,
@@ -54,8 +56,9 @@ class _Stop(Exception):
 class Tracer:
     """Every tracepoint, state variable and frame of the (one) trace experiment."""
 
-    def __init__(self, target: TraceTarget) -> None:
+    def __init__(self, target: TraceTarget, stepper: Callable[[int], int | None] | None = None) -> None:
         self.target = target
+        self.stepper = stepper  # one silent single-step of a thread: its new PC (None: stop stepping)
         self.tracepoints: list[Tracepoint] = []
         self.variables: dict[int, StateVariable] = {1: timestamp_variable()}
         self.readonly: list[tuple[int, int]] = []
@@ -232,30 +235,52 @@ class Tracer:
         site = self.sites.get(pc)
         if not self.running or site is None or pid != self.pid:
             return wanted
-        for tp in list(site):
-            try:
-                self._collect(tp, pid, tid)
-            except _Stop:
-                break  # the run ended at this hit
+        collected = []
+        try:
+            for tp in list(site):
+                if self._collect(tp, tp.actions, tp.address, pid, tid, hit=True):
+                    collected.append(tp)
+            stepping = [tp for tp in collected if tp.step_count and tp.step_actions]
+            if stepping and self.stepper is not None and not wanted:  # not away from a reported stop
+                self._while_stepping(stepping, pid, tid)
+            for tp in collected:  # passcounts count once the stepping is done, as in gdbserver
+                if tp.pass_count and tp.hits >= tp.pass_count:
+                    self.stop(b"tpasscount", tp.number, in_hit=True)
+                    break
+        except _Stop:
+            pass  # the run ended at this hit
         return wanted
 
-    def _collect(self, tp: Tracepoint, pid: int, tid: int) -> None:
+    def _while_stepping(self, tps: list[Tracepoint], pid: int, tid: int) -> None:
+        """Step the thread as far as the longest while-stepping count, a frame per step and tracepoint."""
+        assert self.stepper is not None
+        for step in range(1, max(tp.step_count for tp in tps) + 1):
+            pc = self.stepper(tid)
+            if pc is None:
+                return
+            for tp in tps:
+                if step <= tp.step_count:
+                    self._collect(tp, tp.step_actions, tp.address, pid, tid, hit=False)
+
+    def _collect(self, tp: Tracepoint, actions: list[Action], address: int, pid: int, tid: int,
+                 hit: bool) -> bool:
+        """A frame of ``actions`` for tp (at its hit, after its condition; or at a step)."""
         sink = _Sink(self, pid, None)
-        if tp.cond is not None:
+        if hit and tp.cond is not None:
             try:
                 if not tp.cond.run(self.target, pid, tid, sink=sink):
-                    return
+                    return False
             except (AgentError, OSError) as exc:
                 self._fail(tp, f"condition: {exc}")
-        tp.hits += 1
-        stopping = bool(tp.pass_count) and tp.hits >= tp.pass_count
-        frame = self.buffer.new_frame(tp.number, tp.address)
+        if hit:
+            tp.hits += 1
+        frame = self.buffer.new_frame(tp.number, address)
         if frame is None:
             self.stop(b"tfull", 0, in_hit=True)
             raise _Stop
-        sink.frame = sink.tp_frame = frame
+        sink.frame = frame
         sink.tp = tp
-        for action in tp.actions:
+        for action in actions:
             if isinstance(action, CollectRegisters):
                 sink.block(register_block(self.target.read_registers(tid)))
             elif isinstance(action, CollectMemory):
@@ -269,9 +294,7 @@ class Tracer:
                     action.expr.run(self.target, pid, tid, sink=sink)
                 except (AgentError, OSError) as exc:
                     self._fail(tp, f"action expression: {exc}")
-        if stopping:
-            self.stop(b"tpasscount", tp.number, in_hit=True)
-            raise _Stop
+        return True
 
     def _fail(self, tp: Tracepoint, message: str) -> None:
         log.debug("tracepoint %d: %s", tp.number, message)
@@ -325,7 +348,6 @@ class _Sink:
         self.tracer = tracer
         self.pid = pid
         self.frame = frame
-        self.tp_frame = frame
         self.tp: Tracepoint | None = None
 
     def block(self, block: bytes) -> None:

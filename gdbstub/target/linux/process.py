@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from ...agent import BreakpointConditions
 from ...arch import detect_arch, without_xml
 from ...arch.regs import Arch, RegBuffers
+from ...trace.stepping import while_step
 from ...trace.tracer import CLIENT, Tracer
 from ..base import Breakpoints, ResumeAction, StopEvent, StopKind
 from . import ptrace
@@ -127,7 +128,7 @@ class LinuxTarget:
         self._first_pid = 0
         self.hw: DebugRegisters | None = DebugRegisters(self)  # Z1-Z4 in DR0-DR7
         self.conditions = BreakpointConditions()  # Z0/Z1 conditions evaluated at the hit
-        self.tracer = Tracer(self)  # tracepoints: their int3s, collected at the hit
+        self.tracer = Tracer(self, stepper=lambda tid: while_step(self, tid))  # tracepoints, collected at the hit
         self._stat_fds: dict[int, int] = {}  # tid -> open /proc/PID/task/TID/stat
         self.non_stop = False
 
@@ -832,8 +833,9 @@ class LinuxTarget:
         """
         proc = self.processes[t.pid]
         pc = self.get_pc(t)
-        orig = proc.sw_breakpoints[pc]
-        proc.memory.write(pc, orig)
+        orig = proc.sw_breakpoints.get(pc)  # None: no int3 here (a tracepoint's while-stepping moved it)
+        if orig is not None:
+            proc.memory.write(pc, orig)
         try:
             while True:
                 t.user = None
@@ -857,7 +859,7 @@ class LinuxTarget:
                 t.expect_sigstop = False  # our old SIGSTOP came first: step again
                 t.stopped = True
         finally:
-            if pc in proc.sw_breakpoints and t.pid in self.processes:
+            if orig is not None and pc in proc.sw_breakpoints and t.pid in self.processes:
                 proc.memory.write(pc, INT3)
         plain_trap = (os.WIFSTOPPED(status) and os.WSTOPSIG(status) == signal.SIGTRAP
                       and status >> 16 == 0)

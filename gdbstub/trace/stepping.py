@@ -1,0 +1,39 @@
+"""While-stepping: after a tracepoint's hit the thread single-steps N times, unseen by the client,
+its step actions collected at each step (gdb's `while-stepping N` in a tracepoint's actions).
+
+The steps run at the hit, before the thread goes on: one step at a time with the target's own
+step-over (which lifts an int3 under the PC for the step and puts it back). A step that ends in
+anything but its trap (a signal, an exit) ends the stepping; the target keeps that event and
+reports it as it would have.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ..target.base import StopKind
+
+if TYPE_CHECKING:
+    from ..target.linux.process import LinuxTarget
+
+
+def while_step(target: LinuxTarget, tid: int) -> int | None:
+    """One silent single-step of a continuing thread: its new PC, or None when stepping must end
+    (the thread is not continuing, is gone, or stopped for something else)."""
+    t = target.threads.get(tid)
+    if t is None or t.action.kind != "c" or not t.stopped:
+        return None
+    event = target._step_over(t, 0)
+    if event is not None:
+        if event.kind is StopKind.SIGNAL and event.reason == "swbreak":
+            return None  # on another breakpoint: the stepping ends there
+        t = target.threads.get(tid)
+        if t is None or event.kind in (StopKind.EXITED, StopKind.TERMINATED):
+            target._deferred.append(event)
+        else:
+            target._keep_pending(t, event)
+        return None
+    t = target.threads.get(tid)
+    if t is None or not t.stopped:
+        return None
+    return target.get_pc(t)
