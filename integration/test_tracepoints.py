@@ -234,3 +234,23 @@ end
     expect(s, r"^Thread \d+ \"spin-0\" hit Breakpoint 3, marker \(id=0\)",
            r"^Collected [1-9]\d* trace frames\.$", r"^Found trace frame 0, tracepoint 2$",
            r"^\$1 = [0-3]$", r"\(running\)$")
+
+
+def test_disconnected_tracing_survives_the_client(procs, tmp_path):
+    """set disconnected-tracing on: the client leaves, the program runs on collecting, and the
+    next client finds the trace, uploads its definitions and looks at the frames. (gdbserver
+    keeps the trace but leaves the program stopped meanwhile, so it collects nothing.)"""
+    server = harness.start_server(procs, "gdbstub", harness.program("nonstop"), once=False)
+    defs = "trace tick\nactions\ncollect id\nend\n"
+    first = harness.run_gdb(procs, server.port, ["break spin", "continue", "set disconnected-tracing on",
+                                                 _script(tmp_path, defs), "tstart", "disconnect"],
+                            file=harness.program("nonstop"))
+    assert "Trace is not running" not in first.output, first.describe()
+    assert harness.wait_until(lambda: server.stderr.text.count("Listening on port") >= 2, 10), server.describe()
+    second = harness.run_gdb(procs, server.port, ["tstatus", "info tracepoints", "tstop", "tstatus", "tfind start",
+                                                  "p id", "tfind none", "kill"], file=harness.program("nonstop"))
+    session = harness.Session(server, second, server.wait_exit())
+    expect(session, r"^Trace is already running on the target\.$",
+           r"^Created tracepoint 1 for target's tracepoint 2 at ", r"^Trace will continue if GDB disconnects\.$",
+           r"^Collected [1-9]\d* trace frames\.$", r"^Found trace frame 0, tracepoint 1$", r"^\$1 = [0-3]$")
+    assert "Disconnected tracing in effect" in server.stderr.text

@@ -90,7 +90,7 @@ def test_qsupported_lists_tracepoint_features(session):
     assert reply is not None
     for name in (b"ConditionalTracepoints+", b"TraceStateVariables+", b"TracepointSource+", b"InstallInTrace+",
                  b"EnableDisableTracepoints+", b"QTBuffer:size+", b"tracenz+", b"qXfer:traceframe-info:read+",
-                 b"FastTracepoints+"):
+                 b"FastTracepoints+", b"DisconnectedTracing+"):
         assert name in reply.split(b";")
     assert b"StaticTracepoints+" not in reply
 

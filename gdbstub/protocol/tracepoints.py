@@ -411,6 +411,7 @@ FEATURES: list[Feature] = [
     (name, lambda s: isinstance(getattr(s.target, "tracer", None), Tracer))
     for name in ("ConditionalTracepoints+", "TraceStateVariables+", "TracepointSource+",
                  "InstallInTrace+", "EnableDisableTracepoints+", "QTBuffer:size+", "tracenz+", "FastTracepoints+",
+                 "DisconnectedTracing+",
                  "qXfer:traceframe-info:read+")
 ]
 
