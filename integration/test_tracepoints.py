@@ -22,8 +22,8 @@ PROG = "trace"
 VOLATILE = (
     re.compile(r"^Trace started at .*$", re.M),
     re.compile(r"^\$trace_timestamp .*$", re.M),
-    re.compile(r"^\s*trace buffer usage \d+ bytes$", re.M),
-    re.compile(r"^\s*tracepoint already hit \d+ times?$", re.M),
+    re.compile(r"^\s*trace buffer usage \d+ bytes\n", re.M),
+    re.compile(r"^\s*tracepoint already hit \d+ times?\n", re.M),
     re.compile(r'(start|stop)-time="[0-9.]+"'),
     re.compile(r'(?<=name="\$trace_timestamp",initial="0"),current="\d+"'),
 )
@@ -254,3 +254,19 @@ def test_disconnected_tracing_survives_the_client(procs, tmp_path):
            r"^Created tracepoint 1 for target's tracepoint 2 at ", r"^Trace will continue if GDB disconnects\.$",
            r"^Collected [1-9]\d* trace frames\.$", r"^Found trace frame 0, tracepoint 1$", r"^\$1 = [0-3]$")
     assert "Disconnected tracing in effect" in server.stderr.text
+
+
+def test_install_in_trace_and_breakpoint_at_a_tracepoint(debug, reference, tmp_path):
+    """A breakpoint at a tracepoint's address (one int3, two owners: the hit is collected and
+    reported), a tracepoint added while the trace runs (InstallInTrace), the breakpoint deleted
+    (the tracepoint's int3 stays), a tracepoint disabled while the trace runs."""
+    defs = "trace traced\nactions\ncollect counter\nend\n"
+    more = f"trace {location('store', 'trace')}\nactions\ncollect buffer[0]\nend\n"
+    (tmp_path / "more.gdb").write_text(more)
+    script = ["break main", "continue", _script(tmp_path, defs), "tstart", "break traced", "continue", "p i",
+              "continue", "p i", f"source {tmp_path / 'more.gdb'}", "delete 3", "disable 2",
+              f"break {location('after', 'trace')}", "continue", "tstatus", "info tracepoints", "tstop",
+              "tfind tracepoint 4", "p buffer[0]", "tfind tracepoint 2", "p counter", "tfind", "tfind none", "kill"]
+    s = debug(PROG, ["5"], script)
+    expect(s, r"^Breakpoint 3, traced \(i=0\)", r"^Tracepoint 4 at ", r"^Collected 6 trace frames\.$")
+    _same(s, reference(PROG, ["5"], script))
