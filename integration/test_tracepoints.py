@@ -158,6 +158,25 @@ def test_tsave_and_target_tfile(procs, tmp_path):
     assert results["gdbstub"] == results["gdbserver"]
 
 
+@pytest.mark.parametrize("prog", [PROG, "trace-32"])
+def test_tsave_by_the_stub(procs, tmp_path, prog):
+    """tsave -r: the stub writes the file (QTSave; gdbserver 13 does not); gdb reads it back as
+    it reads the file it writes itself from the same trace."""
+    mine, gdbs = tmp_path / "stub.tf", tmp_path / "gdb.tf"
+    script = ["break main", "continue", _script(tmp_path, DEFINITIONS), "tstart",
+              f"break {location('after', 'trace')}", "continue", "tstop", f"tsave -r {mine}", f"tsave {gdbs}", "kill"]
+    s = harness.debug(procs, "gdbstub", harness.program(prog), ["6"], script)
+    assert mine.exists() and gdbs.exists(), s.describe()
+    shown = {}
+    for path in (mine, gdbs):
+        gdb = harness.run_gdb(procs, 0, ["tstatus", "info tvariables", "tfind start", "tdump", "tfind tracepoint 2",
+                                         "tdump", "tfind", "p counter", "info tracepoints"],
+                              file=harness.program(prog), target=f"target tfile {path}")
+        shown[path.name] = gdb.stdout.replace(str(path), "FILE")
+    assert "Collected 7 trace frames." in shown["stub.tf"], shown["stub.tf"]
+    assert shown["stub.tf"].splitlines() == shown["gdb.tf"].splitlines()
+
+
 def test_mi_trace_commands(debug, reference, tmp_path):
     """The -trace-* commands of gdb/MI front ends, through interpreter-exec."""
     def mi(*commands: str) -> list[str]:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 import construct as cs
 
+from ..trace import tfile
 from ..trace.model import (
     DEFAULT_BUFFER_SIZE,
     MAX_BUFFER_SIZE,
@@ -211,6 +212,16 @@ def qt_v(s: Session, args: bytes) -> bytes:
     return b"U" if value is None else b"V%x" % (value & MASK64)
 
 
+def qt_save(s: Session, args: bytes) -> bytes:
+    """tsave -r: the stub writes gdb's trace file itself, at a path on its side."""
+    t = tracer(s)
+    path = bytes.fromhex(_args(args).decode("ascii")).decode("utf-8", "surrogateescape")
+    pid = t.pid if t.pid in s.target.processes else s.target.pid
+    arch = s.target.arch(pid)
+    tfile.save(t, path, arch.g_size, arch.features_xml.encode())
+    return OK
+
+
 def qt_min_ftpi_len(s: Session, args: bytes) -> bytes:
     """Fast tracepoints take the same one-byte int3 as regular ones: any instruction will do."""
     return b"1"
@@ -395,6 +406,7 @@ HANDLERS: dict[str, Handler] = {
     "qTBuffer": qt_buffer_read,
     "QTFrame": qt_frame,
     "qTMinFTPILen": qt_min_ftpi_len,
+    "QTSave": qt_save,
 }
 
 IN_FRAME: dict[str, Handler] = {
