@@ -25,7 +25,10 @@ BINS64 := $(NAMES:%=$(BUILD)/%)
 BINS32 := $(NAMES:%=$(BUILD)/%-32)
 BINS_PIE := $(VARIANT_NAMES:%=$(BUILD)/%-pie) $(VARIANT_NAMES:%=$(BUILD)/%-32-pie)
 BINS_NOPIE := $(VARIANT_NAMES:%=$(BUILD)/%-nopie) $(VARIANT_NAMES:%=$(BUILD)/%-32-nopie)
-ALL_BINS := $(BINS64) $(BINS32) $(BINS_PIE) $(BINS_NOPIE)
+# Static builds (-static -pthread: no libc.so, the executable carries glibc's thread_db descriptors).
+STATIC_NAMES := tlsfind
+BINS_STATIC := $(STATIC_NAMES:%=$(BUILD)/%-static) $(STATIC_NAMES:%=$(BUILD)/%-32-static)
+ALL_BINS := $(BINS64) $(BINS32) $(BINS_PIE) $(BINS_NOPIE) $(BINS_STATIC)
 
 .PHONY: deps venv programs test unit integration fuzz lint bench demo clean
 
@@ -72,6 +75,10 @@ $(VARIANT_NAMES:%=$(BUILD)/%-32-pie): $(BUILD)/%-32-pie: $(SRC)/%.c | $(BUILD)
 	$(CC) -m32 $(CFLAGS_TEST) -fPIE -pie -o $@ $< $(LDLIBS_TEST)
 $(VARIANT_NAMES:%=$(BUILD)/%-32-nopie): $(BUILD)/%-32-nopie: $(SRC)/%.c | $(BUILD)
 	$(CC) -m32 $(CFLAGS_TEST) -fno-pie -no-pie -o $@ $< $(LDLIBS_TEST)
+$(STATIC_NAMES:%=$(BUILD)/%-static): $(BUILD)/%-static: $(SRC)/%.c | $(BUILD)
+	$(CC) $(CFLAGS_TEST) -static -o $@ $< $(LDLIBS_TEST)
+$(STATIC_NAMES:%=$(BUILD)/%-32-static): $(BUILD)/%-32-static: $(SRC)/%.c | $(BUILD)
+	$(CC) -m32 $(CFLAGS_TEST) -static -o $@ $< $(LDLIBS_TEST)
 
 # Unit tests first, then integration even when a unit test failed (CI shows every failure in one run);
 # the slowest tests are listed, and the exit status is non-zero when either part failed.

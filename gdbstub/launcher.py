@@ -60,18 +60,31 @@ class Terminal:
             self._set(self.original)
 
 
+def host_environ() -> dict[str, str]:
+    """The environment the stub was started with, as programs must get it: Python's locale
+    coercion adds LC_CTYPE=C.UTF-8 to os.environ under a C locale, but /proc/self/environ keeps
+    what exec gave us (gdbserver passes its environment on unchanged)."""
+    try:
+        with open("/proc/self/environ", "rb") as f:
+            raw = f.read()
+    except OSError:
+        return dict(os.environ)
+    items = (item.split(b"=", 1) for item in raw.split(b"\0") if b"=" in item)
+    return {os.fsdecode(name): os.fsdecode(value) for name, value in items}
+
+
 @dataclass
 class Launcher:
     """The settings new programs start with; extended-remote packets change them."""
 
     program: list[str] = field(default_factory=list)  # the last program and its arguments
-    env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
+    env: dict[str, str] = field(default_factory=host_environ)
     cwd: str | None = None
     startup_with_shell: bool = False
     disable_aslr: bool = True
     wrapper: list[str] = field(default_factory=list)
     stdio_fds: tuple[int, int, int] | None = None  # for the stdio transport: off the channel
-    initial_env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
+    initial_env: dict[str, str] = field(default_factory=host_environ)
     terminal: Terminal | None = None  # set by the CLI when the program shares the stub's terminal
 
     def reset_env(self) -> None:

@@ -11,6 +11,7 @@ import contextlib
 import ctypes
 import difflib
 import fcntl
+import functools
 import os
 import queue
 import re
@@ -283,7 +284,15 @@ def server_env() -> dict[str, str]:
     for name in ("PYTHONPATH", "VIRTUAL_ENV", "GDBSTUB_TEST_DEBUG"):
         if name in os.environ:
             env[name] = os.environ[name]
-    return env
+    return dict(_in_shell_order(tuple(env.items())))
+
+
+@functools.cache
+def _in_shell_order(items: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
+    """ITEMS in the order dash exports them (its hash table's): the program then finds the same
+    bytes on its stack and in what glibc's string functions leave in ymm16-31, shell or not."""
+    out = subprocess.run(["/bin/sh", "-c", "exec env -0"], env=dict(items), capture_output=True, check=True).stdout
+    return tuple(tuple(item.split("=", 1)) for item in out.decode().split("\0") if item)  # type: ignore[misc]
 
 
 @dataclass
@@ -342,10 +351,11 @@ def start_server(
     once: bool = True,
     extra: Sequence[str] = (),
     timeout: float = START_TIMEOUT,
+    env: dict[str, str] | None = None,
 ) -> Server:
     """Start KIND on an ephemeral port and wait (bounded) for `Listening on port N`."""
     argv = server_command(kind, prog, args, once=once, extra=extra)
-    proc = tracker.spawn(argv, env=server_env())
+    proc = tracker.spawn(argv, env=server_env() if env is None else env)
     out, err = OutputReader(proc.stdout), OutputReader(proc.stderr)
     found = err.wait_for(LISTENING_RE, timeout)
     server = Server(kind, proc, int(found.group(1)) if found else 0, out, err, argv)

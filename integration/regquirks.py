@@ -6,6 +6,11 @@ AMD Zen 4/5 put those components 256 bytes earlier (no MPX gap), so there gdbser
 bytes (k1 = 0 while the program holds 0x5a5a). gdbstub uses the CPUID offsets; tests compare those
 registers with gdbserver only where the layouts agree, and check them against the program's own
 values (test_registers.py) everywhere.
+
+gdbserver 13 also sizes its XSAVE buffer for at most AVX-512 + PKRU (2696 bytes). The kernel takes a
+PTRACE_SETREGSET(NT_X86_XSTATE) only of its own full size, which is larger on a CPU with AMX
+(11008 bytes): there every x87/SSE/AVX write through gdbserver fails ("regsets_store_inferior_registers:
+Bad address") while gdbstub learns the kernel's size.
 """
 
 from __future__ import annotations
@@ -29,6 +34,10 @@ HAS_AVX = "avx" in CPU_FLAGS
 HAS_AVX512 = "avx512f" in CPU_FLAGS
 # True when this CPU puts the AVX-512 components where gdbserver 13 assumes they are.
 INTEL_AVX512_LAYOUT = HAS_AVX512 and all(cpuid(0xD, bit)[1] == INTEL_OFFSETS[bit] for bit in (5, 6, 7))
+
+GDBSERVER13_XSTATE_MAX = 2696
+# True when gdbserver 13 cannot write any register kept in the XSAVE area on this CPU.
+GDBSERVER_CANNOT_WRITE_XSTATE = cpuid(0xD, 0)[1] > GDBSERVER13_XSTATE_MAX
 
 AVX512_REG = re.compile(r"^(k[0-7]|zmm\d+h?|xmm(1[6-9]|2\d|3[01])|ymm(1[6-9]|2\d|3[01])h?)$")
 

@@ -1,8 +1,8 @@
 """lldb 14 through gdbstub (`gdb-remote HOST:PORT`), scripted with `lldb -b -o ...`, checked line by line.
 
-gdbserver is no reference here (it misbehaves with lldb), so the expectations are what lldb prints
-against lldb-server; values that gdb can also see (registers, memory) are compared with gdb through
-gdbserver at the same breakpoint.
+gdbserver is no reference here (it misbehaves with lldb): the reference is lldb-server, which the
+newer tests run the same lldb script through (`lldb(..., kind="lldb-server")`); values that gdb can
+also see (registers, memory) are compared with gdb through gdbserver at the same breakpoint.
 """
 
 from __future__ import annotations
@@ -10,9 +10,11 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import select
 import shutil
 import signal
 import subprocess
+import threading
 from dataclasses import dataclass
 
 import harness
@@ -20,6 +22,8 @@ import pytest
 from harness import ProcessTracker, Server, source_line
 
 pytestmark = [pytest.mark.lldb, pytest.mark.skipif(shutil.which("lldb") is None, reason="no lldb")]
+LLDB_SERVER = shutil.which("lldb-server")
+needs_lldb_server = pytest.mark.skipif(LLDB_SERVER is None, reason="no lldb-server (the reference)")
 
 LLDB_TIMEOUT = 90.0
 # lldb 14 on Debian prints this when its Python module is not installed; it changes nothing else.
@@ -67,14 +71,42 @@ class LldbRun:
 
 
 def lldb(procs: ProcessTracker, prog: str, args: list[str], commands: list[str],
-         extra: tuple[str, ...] = ()) -> LldbRun:
-    """Start gdbstub --once on PROG ARGS and run lldb's COMMANDS against it, then let the stub end."""
+         extra: tuple[str, ...] = (), kind: str = "gdbstub") -> LldbRun:
+    """Start KIND (gdbstub --once, or lldb-server) on PROG ARGS and run lldb's COMMANDS against it,
+    then let the server end."""
     path = harness.program(prog)
     try:
-        server = harness.start_server(procs, "gdbstub", path, args, extra=extra)
+        if kind == "lldb-server":
+            server = start_lldb_server(procs, path, args)
+        else:
+            server = harness.start_server(procs, "gdbstub", path, args, extra=extra)
     except harness.HarnessError as error:
         pytest.fail(str(error), pytrace=False)
     return run_lldb(procs, server, str(path), commands)
+
+
+def start_lldb_server(procs: ProcessTracker, path: os.PathLike[str], args: list[str]) -> Server:
+    """`lldb-server gdbserver 127.0.0.1:0 -- PROG ARGS`: it writes the port it chose to --pipe.
+
+    Like gdbstub --once it serves one client and leaves with it."""
+    assert LLDB_SERVER is not None
+    read_end, write_end = os.pipe()
+    argv = [LLDB_SERVER, "gdbserver", "--pipe", str(write_end), "127.0.0.1:0", "--", os.fspath(path), *args]
+    try:
+        proc = procs.spawn(argv, env=harness.server_env(), pass_fds=(write_end,))
+    finally:
+        os.close(write_end)
+    try:
+        ready, _, _ = select.select([read_end], [], [], harness.START_TIMEOUT)
+        port = os.read(read_end, 32).rstrip(b"\0") if ready else b""
+    finally:
+        os.close(read_end)
+    server = Server("lldb-server", proc, int(port) if port.isdigit() else 0,
+                    harness.OutputReader(proc.stdout), harness.OutputReader(proc.stderr), argv)
+    if not server.port:
+        server.stop()
+        raise harness.HarnessError(f"lldb-server did not give its port\n{server.describe()}")
+    return server
 
 
 def run_lldb(procs: ProcessTracker, server: Server, path: str, commands: list[str]) -> LldbRun:
@@ -146,8 +178,9 @@ def _gdb_values(procs: ProcessTracker, prog: str, names: list[str]) -> dict[str,
 @LOOP_PROGS
 def test_register_read_all_registers(procs, prog):
     wide = prog == "loop"
+    flags = "rflags" if wide else "eflags"  # lldb's name, as lldb-server gives it
     general = (["rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp", *(f"r{n}" for n in range(8, 16)),
-                "rip", "eflags"] if wide else
+                "rip", "rflags"] if wide else
                ["eax", "ebx", "ecx", "edx", "esi", "edi", "ebp", "esp", "eip", "eflags"])
     segments = ["cs", "ss", "ds", "es", "fs", "gs"]
     pc, sp, fp = ("rip", "rsp", "rbp") if wide else ("eip", "esp", "ebp")
@@ -163,7 +196,8 @@ def test_register_read_all_registers(procs, prog):
     missing = [n for n in [*fp_regs, "mxcsr"] if n not in table]
     assert not missing, f"registers missing from --all: {missing}\n{r.describe()}"
     want = _gdb_values(procs, prog, [f"${pc}", f"${sp}", f"${fp}", "$eflags", "$cs", "$ss"])
-    got = {f"${n}": int(table[n], 16) for n in (pc, sp, fp, "eflags", "cs", "ss")}
+    got = {f"${n}": int(table[n], 16) for n in (pc, sp, fp, "cs", "ss")}
+    got["$eflags"] = int(table[flags], 16)
     assert got == {k: int(v, 16) for k, v in want.items()}, f"lldb {got}, gdb/gdbserver {want}\n{r.describe()}"
 
 
@@ -327,3 +361,203 @@ def test_attach_backtrace_and_detach(procs):
     tracer = [line for line in open(f"/proc/{pid}/status").read().splitlines() if line.startswith("TracerPid:")]
     assert tracer == ["TracerPid:\t0"], tracer
     proc.kill()
+
+
+@needs_lldb_server
+@pytest.mark.threads
+@pytest.mark.parametrize("prog", ["together", pytest.param("together-32", marks=pytest.mark.i386)])
+def test_simultaneous_breakpoint_hits_each_count_once(procs, prog):
+    """Three threads hit one breakpoint at once (often in the same stop): lldb counts every hit,
+    through gdbstub as through lldb-server; none is lost and none is counted twice."""
+    commands = ["b together", "breakpoint modify --auto-continue 1", "c", "breakpoint list"]
+    counts = {}
+    for kind in ("lldb-server", "gdbstub"):
+        r = lldb(procs, prog, [], commands, kind=kind)
+        exited, listed = r.expect_lines(
+            r"Process \d+ exited with status = (\d+) .*",
+            r"1: name = 'together', locations = 1, resolved = 1, hit count = (\d+) .*")
+        assert exited.group(1) == "0", r.describe()  # the program saw its three calls
+        counts[kind] = int(listed.group(1))
+    assert counts == {"lldb-server": 3, "gdbstub": 3}
+
+
+def _register_sets(r: LldbRun, command: str) -> dict[str, dict[str, str]]:
+    """What one `register read` printed: each set's title and its registers' values."""
+    lines = r.lines
+    start = lines.index(f"(lldb) {command}")
+    sets: dict[str, dict[str, str]] = {}
+    current: dict[str, str] | None = None
+    for line in lines[start + 1:]:
+        if line.startswith("(lldb) "):
+            break
+        title = re.fullmatch(r"(\S.*):", line)
+        if title:
+            current = sets.setdefault(title.group(1), {})
+            continue
+        found = re.fullmatch(r"\s+(\w+) = (0x[0-9a-f]+|\{.*\})(\s.*)?", line)
+        if found and current is not None:
+            current[found.group(1)] = found.group(2)
+    return sets
+
+
+@needs_lldb_server
+@LOOP_PROGS
+def test_register_sets_as_lldb_server(procs, prog):
+    """`register read` shows lldb-server's sets ("General Purpose Registers" with rflags, ...),
+    every register available; gdb's target.xml is untouched (test_registers compares it)."""
+    commands = ["b hot", "c", "register read", "register read --all", "kill"]
+    runs = {kind: lldb(procs, prog, ["3"], commands, kind=kind) for kind in ("lldb-server", "gdbstub")}
+    ref, got = runs["lldb-server"], runs["gdbstub"]
+    ref_general, got_general = _register_sets(ref, "register read"), _register_sets(got, "register read")
+    assert list(ref_general) == list(got_general) == ["General Purpose Registers"], got.describe()
+    gpr = "General Purpose Registers"
+    missing = [n for n in ref_general[gpr] if n not in got_general[gpr]]
+    assert not missing, f"missing from {gpr}: {missing}\n{got.describe()}"
+    wide = prog == "loop"
+    same = ["rip", "rflags", "cs", "ss"] if wide else ["eip", "eflags", "cs", "ss", "ds", "es", "gs", "eax"]
+    assert ({n: int(got_general[gpr][n], 16) for n in same}
+            == {n: int(ref_general[gpr][n], 16) for n in same}), got.describe()
+    ref_all, got_all = _register_sets(ref, "register read --all"), _register_sets(got, "register read --all")
+    absent = [name for name in ref_all if name not in got_all]
+    assert not absent, f"sets missing: {absent}\n{got.describe()}"
+    # Partial and combined registers (eax, ax, al, mm0, ymm0) lldb makes itself from a gdb-style
+    # description land in its "supplementary registers"; lldb-server lists its own in each set.
+    ours = {name for title, regs in got_all.items() if title != "supplementary registers" for name in regs}
+    for title, regs in ref_all.items():  # a register both servers have sits in the same set
+        misplaced = [n for n in regs if n in ours and n not in got_all[title]]
+        assert not misplaced, f"{title}: {misplaced} elsewhere\n{got.describe()}"
+    got.expect_absent(r"registers were unavailable", r"error:")
+
+
+class LldbConsole:
+    """lldb reading commands from a pipe, as at a terminal: `continue` comes back at once, so
+    `process interrupt` can follow (in batch mode lldb waits for every stop)."""
+
+    def __init__(self, procs: ProcessTracker, path: str) -> None:
+        env = dict(os.environ, LANG="C.UTF-8", TERM="dumb")
+        env.pop("DEBUGINFOD_URLS", None)
+        self.argv = [shutil.which("lldb") or "lldb", "--no-lldbinit", "--no-use-colors", path]
+        self.proc = procs.spawn(self.argv, env=env, stdin=subprocess.PIPE, stderr=subprocess.STDOUT)
+        self.out = harness.OutputReader(self.proc.stdout)
+        self.at = 0
+
+    def describe(self) -> str:
+        return f"--- lldb console: {' '.join(self.argv)}\n{self.out.text}"
+
+    def expect(self, pattern: str, timeout: float = LLDB_TIMEOUT) -> re.Match[str]:
+        """The next line (after the last one matched) that PATTERN matches."""
+        regex = re.compile(pattern)
+        found: list[re.Match[str]] = []
+
+        def seen() -> bool:
+            lines = self.out.lines[:]
+            for i in range(self.at, len(lines)):
+                match = regex.search(lines[i])
+                if match:
+                    found.append(match)
+                    self.at = i + 1
+                    return True
+            return False
+
+        if not harness.wait_until(seen, timeout):
+            raise AssertionError(f"lldb never printed {pattern!r}\n{self.describe()}")
+        return found[0]
+
+    def run(self, command: str, expect: str | None = None) -> re.Match[str]:
+        """Send COMMAND; the line lldb echoes for it, or the first after it that EXPECT matches."""
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(command + "\n")
+        self.proc.stdin.flush()
+        echoed = self.expect(re.escape(f"(lldb) {command}"))
+        return echoed if expect is None else self.expect(expect)
+
+    def close(self) -> None:
+        assert self.proc.stdin is not None
+        with contextlib.suppress(OSError):
+            self.proc.stdin.write("quit\n")
+            self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=harness.EXIT_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+
+
+def _blocked_in_read(pid: int) -> None:
+    """Wait (bounded) until PID sleeps in its read(): running and blocked, not just about to."""
+    assert harness.wait_until(lambda: (info := harness.read_proc(pid)) is not None and info.state == "S",
+                              LLDB_TIMEOUT), f"pid {pid} never blocked: {harness.read_proc(pid)}"
+
+
+BLOCKED_PROGS = pytest.mark.parametrize("prog", ["blocked", pytest.param("blocked-32", marks=pytest.mark.i386)])
+
+
+@needs_lldb_server
+@BLOCKED_PROGS
+def test_expression_after_interrupting_a_blocked_read(procs, prog):
+    """`process interrupt` lands in read(); `expression` then calls functions there (lldb asks
+    `_M` for memory first) and the read goes on afterwards, through gdbstub as through lldb-server."""
+    path = harness.program(prog)
+    results = {}
+    for kind in ("lldb-server", "gdbstub"):
+        server = (start_lldb_server(procs, path, []) if kind == "lldb-server"
+                  else harness.start_server(procs, "gdbstub", path, [], extra=("--debug",)))
+        console = LldbConsole(procs, str(path))
+        program_output = console.out if kind == "lldb-server" else server.stdout
+        try:
+            console.run("settings set auto-confirm true")
+            console.run(f"gdb-remote {server.address}", r"Process \d+ stopped")
+            console.run("continue", r"Process \d+ resuming")
+            found = program_output.wait_for(re.compile(r"blocked pid (\d+)"), LLDB_TIMEOUT)
+            assert found, console.describe()
+            pid = int(found.group(1))
+            _blocked_in_read(pid)
+            console.run("process interrupt", r"stop reason = signal SIG(INT|STOP)")
+            answer = console.run("expression (int)answer(20)", r"^\(int\) \$0 = (\d+)|error:")
+            own = console.run("expression (int)getpid()", r"^\(int\) \$1 = (\d+)|error:")
+            console.run("continue", r"Process \d+ resuming")
+            _blocked_in_read(pid)  # the interrupted read was restarted, not lost or crashed
+            console.run("process interrupt", r"stop reason = signal SIG(INT|STOP)")
+            calls = console.run("expression calls", r"^\(int\) \$2 = (\d+)|error:")
+            console.run("kill", r"Process \d+ exited with status = 9")
+        finally:
+            console.close()
+        assert server.wait_exit(harness.EXIT_TIMEOUT) is not None, server.describe()
+        printed = program_output.text
+        assert printed.count("blocked pid") == 1 and "read returned" not in printed, console.describe()
+        results[kind] = (answer.group(1), own.group(1) == str(pid), calls.group(1))
+        if kind == "gdbstub":  # lldb got its memory from _M, not by calling mmap itself
+            assert re.search(r"<- \[[\d:.]+\] _M1000,rwx\n-> \[[\d:.]+\] \$[0-9a-f]+#", server.stderr.text), \
+                server.describe()
+    assert results == {"lldb-server": ("41", True, "1"), "gdbstub": ("41", True, "1")}, results
+
+
+@pytest.mark.parametrize("kind", harness.KINDS)
+@BLOCKED_PROGS
+def test_gdb_call_in_a_blocked_read_restores_the_system_call(procs, kind, prog):
+    """gdb's `call` in a thread stopped inside read(): the new PC cancels the restart meanwhile
+    (orig_rax -1) and the saved registers bring it back (pc, orig_rax, rax -ERESTARTSYS), as
+    through gdbserver."""
+    server = harness.start_server(procs, kind, harness.program(prog))
+    pid = server.inferior_pid
+    assert pid is not None, server.describe()
+    pc, orig = ("$rip", "$orig_rax") if prog == "blocked" else ("$eip", "$orig_eax")
+    show = [f"p/x {pc}", f"p {orig}", "p $eax"]
+    done: list[harness.GdbResult] = []
+    gdb = threading.Thread(target=lambda: done.append(harness.run_gdb(
+        procs, server.port, ["continue", *show, "call answer(20)", *show, "p calls", "kill"],
+        file=harness.program(prog))))
+    gdb.start()
+    try:
+        _blocked_in_read(pid)
+        os.kill(pid, signal.SIGINT)
+    finally:
+        gdb.join(harness.GDB_TIMEOUT + 15)
+    result = done[0]
+    assert "received signal SIGINT" in result.output, result.describe()
+    values = re.findall(r"^\$\d+ = (.*)$", result.stdout, re.M)
+    assert len(values) == 8, result.describe()
+    before, call, after = values[:3], values[3], values[4:7]
+    assert call == "41" and values[7] == "1", result.describe()
+    assert after == before, result.describe()
+    assert before[1] in ("0", "3") and before[2] == "-512", result.describe()  # read, -ERESTARTSYS

@@ -20,7 +20,7 @@ import re
 import harness
 import pytest
 from harness import expect, normalise, source_line
-from regquirks import HAS_AVX, HAS_AVX512, INTEL_AVX512_LAYOUT, gdbserver_misreads
+from regquirks import GDBSERVER_CANNOT_WRITE_XSTATE, HAS_AVX, HAS_AVX512, INTEL_AVX512_LAYOUT, gdbserver_misreads
 
 needs_avx = pytest.mark.skipif(not HAS_AVX, reason="CPU without AVX")
 needs_avx512 = pytest.mark.skipif(not HAS_AVX512, reason="CPU without AVX-512")
@@ -34,6 +34,13 @@ def all_registers(text: str) -> dict[str, str]:
         if found:
             table[found.group(1)] = " ".join(found.group(2).split())
     return table
+
+
+def xfail_gdbserver_xstate_writes(request: pytest.FixtureRequest, kind: str) -> None:
+    """gdbserver 13 cannot write the XSAVE area on a CPU whose area outgrows its buffer (regquirks)."""
+    if kind == "gdbserver" and GDBSERVER_CANNOT_WRITE_XSTATE:
+        reason = "gdbserver 13: ptrace(regsets_store_inferior_registers): Bad address (XSAVE area > 2696 bytes)"
+        request.applymarker(pytest.mark.xfail(strict=True, reason=reason))
 
 
 def acc_register(prog: str) -> str:
@@ -89,8 +96,9 @@ def test_avx512_values_are_the_programs(debug, kind, prog):
 
 
 @pytest.mark.parametrize("prog", ["regs", "regs-32"])
-def test_writes_reach_the_program(debug, kind, prog):
+def test_writes_reach_the_program(debug, kind, prog, request):
     """A changed general, x87, SSE and AVX register is read back and is what the program computes with."""
+    xfail_gdbserver_xstate_writes(request, kind)
     acc = acc_register(prog)
     script = [
         "break *regs_stop_basic",
@@ -119,9 +127,10 @@ def test_writes_reach_the_program(debug, kind, prog):
 
 @needs_avx512
 @pytest.mark.parametrize("prog", ["regs", "regs-32"])
-def test_avx512_writes_reach_the_program(debug, kind, prog):
+def test_avx512_writes_reach_the_program(debug, kind, prog, request):
     if kind == "gdbserver" and not INTEL_AVX512_LAYOUT:
         pytest.skip("gdbserver 13 writes AVX-512 state at Intel's offsets (module docstring)")
+    xfail_gdbserver_xstate_writes(request, kind)
     script = [
         "break *regs_stop_avx512",
         "continue",

@@ -124,10 +124,12 @@ def test_open_pread_fstat_close(session, tmp_path):
 def test_errors(session, tmp_path):
     assert vfile(session, b"open:%s,0,0" % hexpath(tmp_path / "none")) == b"F-1,2"
     assert vfile(session, b"open:%s,1,0" % hexpath(tmp_path)) == b"F-1,15"
-    assert vfile(session, b"open:%s,0,0" % hexpath("/" + "x" * 5000)) == b"F-1,5b"  # ENAMETOOLONG
+    assert vfile(session, b"open:%s,0,0" % hexpath("/" + "x" * 5000)) == b"F-1,16"  # over PATH_MAX, as gdbserver
+    assert vfile(session, b"open:%s,0,0" % hexpath("/" + "x" * 4000)) == b"F-1,5b"  # ENAMETOOLONG from open
     assert vfile(session, b"open:%s,10,0" % hexpath(tmp_path)) == b"F-1,16"  # unknown flag bit
     assert vfile(session, b"open:,0,0") == b"F-1,2"
-    assert vfile(session, b"open:00,0,0") == b"F-1,16"  # a NUL in the path
+    assert vfile(session, b"open:00,0,0") == b"F-1,2"  # cut at the NUL: an empty path
+    assert vfile(session, b"open:%s00%s,0,0" % (hexpath(tmp_path / "none"), hexpath("/x"))) == b"F-1,2"
     assert vfile(session, b"open:zz,0,0") == b"F-1,16"
     assert vfile(session, b"open:2f") == b"F-1,16"
     assert vfile(session, b"pread:0,10,0") == b"F-1,16"  # stdin is not the client's to read
@@ -139,6 +141,16 @@ def test_errors(session, tmp_path):
     assert vfile(session, b"open") == b""
 
 
+def test_offsets_beyond_off_t_are_einval(session, tmp_path):
+    """pread/pwrite take a signed off_t: 2^63 and above cannot reach the system call."""
+    (tmp_path / "f").write_bytes(b"data")
+    fd = vfile(session, b"open:%s,2,0" % hexpath(tmp_path / "f"))[1:]
+    assert vfile(session, b"pread:%s,10,8000000000000000" % fd) == b"F-1,16"
+    assert vfile(session, b"pread:%s,10,ffffffffffffff00" % fd) == b"F-1,16"
+    assert vfile(session, b"pwrite:%s,ffffffffffffff00,x" % fd) == b"F-1,16"
+    assert vfile(session, b"pread:%s,10,0" % fd) == b"F4;data"
+
+
 def test_pread_of_a_directory_is_eisdir(session, tmp_path):
     fd = vfile(session, b"open:%s,0,0" % hexpath(tmp_path))[1:]
     assert vfile(session, b"pread:%s,10,0" % fd) == b"F-1,15"
@@ -148,6 +160,8 @@ def test_unlink_readlink_stat(session, tmp_path):
     (tmp_path / "t").write_text("x")
     (tmp_path / "l").symlink_to("t")
     assert vfile(session, b"readlink:%s" % hexpath(tmp_path / "l")) == b"F1;t"
+    # pwndbg's form: upper-case hex and the C string's NUL, cut there as gdbserver does
+    assert vfile(session, b"readlink:%s00" % hexpath(tmp_path / "l").upper()) == b"F1;t"
     assert vfile(session, b"readlink:%s" % hexpath(tmp_path / "t")) == b"F-1,16"
     assert vfile(session, b"stat:%s" % hexpath(tmp_path / "l"))[:4] == b"F40;"
     assert vfile(session, b"unlink:%s" % hexpath(tmp_path / "l")) == b"F0"

@@ -43,6 +43,7 @@ class Target:
         self.killed = False
         self.hw: Any = None
         self.report_fork = self.report_vfork = self.report_exec = False
+        self.pending: dict[int, StopEvent] = {}  # events kept for a later resume (all-stop)
 
     def arch(self, pid: int) -> Any:
         return X86_64
@@ -85,6 +86,9 @@ class Target:
 
     def breakpoints(self) -> Any:
         return self.hw
+
+    def pending_event(self, tid: int) -> StopEvent | None:
+        return self.pending.get(tid)
 
     def kill(self, pid: int | None = None) -> None:
         self.killed = True
@@ -197,7 +201,8 @@ def test_threads_in_stop_reply(session):
     assert b"threads:" not in session.stop_reply(event)
     assert session.handle(b"QListThreadsInStopReply") == b"OK"
     reply = session.stop_reply(event)
-    assert b";threads:64,65;thread-pcs:0000000000401064,0000000000401065;" in reply
+    assert b";threads:64,65;jstopinfo:" in reply
+    assert b";thread-pcs:0000000000401064,0000000000401065;" in reply
     assert b"hexname:%s;" % b"worker#1".hex().encode() in reply
     assert b"reason:breakpoint;" in reply
     # the rest of the user area travels too (rax is 0, eflags 0x11, orig_rax 0x39), once each
@@ -213,7 +218,46 @@ def test_jthreadsinfo(session):
     event = threads[1]
     assert event["reason"] == "breakpoint" and event["signal"] == 5 and event["name"] == "worker#1"
     assert event["registers"]["16"] == (101).to_bytes(8, "little").hex()
-    assert threads[0]["signal"] == 0 and "reason" not in threads[0]
+    assert "signal" not in threads[0] and "reason" not in threads[0]  # as lldb-server: no stop
+
+
+def _jstopinfo(reply: bytes) -> list[dict[str, Any]]:
+    found = pairs(reply)["jstopinfo"]
+    return json.loads(bytes.fromhex(found))  # type: ignore[no-any-return]
+
+
+def test_simultaneous_breakpoint_hits_reach_lldb_at_once(session):
+    """Thread 100 reports a hit while 101 keeps one pending: lldb sees both in this stop."""
+    session.handle(b"QListThreadsInStopReply")
+    session.target.pending[101] = StopEvent(StopKind.SIGNAL, 100, 101, signal=5, reason="swbreak")
+    reply = session.on_stop(StopEvent(StopKind.SIGNAL, 100, 100, signal=5, reason="swbreak"))
+    assert reply is not None and reply.startswith(b"T05")
+    assert _jstopinfo(reply) == [
+        {"tid": 100, "name": "main", "signal": 5, "reason": "breakpoint"},
+        {"tid": 101, "name": "worker#1", "signal": 5, "reason": "breakpoint"},
+    ]
+    threads = json.loads(session.handle(b"jThreadsInfo"))
+    assert [(t["tid"], t.get("reason"), t.get("signal")) for t in threads] == [
+        (100, "breakpoint", 5), (101, "breakpoint", 5)]
+    other = session.handle(b"qThreadStopInfo65")
+    assert other.startswith(b"T05") and b"thread:65;" in other and b"reason:breakpoint;" in other
+
+
+def test_other_pending_events_wait_their_turn(session):
+    """A pending signal is reported on a later resume, as for gdb: shown now, it would come twice."""
+    session.handle(b"QListThreadsInStopReply")
+    session.target.pending[101] = StopEvent(StopKind.SIGNAL, 100, 101, signal=10)
+    reply = session.on_stop(StopEvent(StopKind.SIGNAL, 100, 100, signal=5, reason="swbreak"))
+    assert reply is not None
+    assert _jstopinfo(reply)[1] == {"tid": 101, "name": "worker#1"}
+    assert session.handle(b"qThreadStopInfo65").startswith(b"T00")
+
+
+def test_thread_stop_info_errors(session):
+    assert session.handle(b"qThreadStopInfo") == b"E01"
+    assert session.handle(b"qThreadStopInfozz") == b"E01"
+    assert session.handle(b"qThreadStopInfo999") == b"E01"  # no such thread
+    assert session.internal_errors == 0
 
 
 def test_jthreadsinfo_watchpoint_description(session):
@@ -240,3 +284,68 @@ def test_kill_replies_to_lldb(session):
     session.handle(b"QThreadSuffixSupported")
     assert session.handle(b"k") == b"X09"
     assert session.target.killed and session.finished
+
+
+# --- target description -----------------------------------------------------------------
+
+
+def _xml_regs(session: Session) -> dict[str, dict[str, str]]:
+    import xml.etree.ElementTree as ET
+
+    reply = session.handle(b"qXfer:features:read:target.xml:0,ffff")
+    assert reply is not None and reply[:1] == b"l", reply[:40]
+    return {r.get("name", ""): dict(r.attrib) for r in ET.fromstring(reply[1:]).iter("reg")}
+
+
+def test_target_xml_for_lldb_has_register_sets_and_gdbs_is_unchanged(session):
+    assert session.handle(b"qXfer:features:read:target.xml:0,ffff") == b"l" + X86_64.features_xml.encode()
+    session.handle(b"QThreadSuffixSupported")  # lldb says this before it reads target.xml
+    regs = _xml_regs(session)
+    assert list(regs)[:18] == [r.name for r in X86_64.regs[:17]] + ["rflags"]
+    assert [int(r["regnum"]) for r in regs.values()] == [r.regnum for r in X86_64.regs]
+    assert [int(r["bitsize"]) for r in regs.values()] == [r.bitsize for r in X86_64.regs]
+    assert regs["rflags"]["group"] == regs["rax"]["group"] == "General Purpose Registers"
+    assert regs["st0"]["group"] == regs["fctrl"]["group"] == regs["xmm3"]["group"] == "Floating Point Registers"
+    assert (regs["rip"]["generic"], regs["rsp"]["generic"], regs["rdi"]["generic"]) == ("pc", "sp", "arg1")
+    assert regs["xmm0"]["encoding"] == "vector" and regs["rax"]["encoding"] == "uint"
+
+
+# --- memory for expressions ------------------------------------------------------------
+
+
+def test_allocate_and_deallocate_memory(session, monkeypatch):
+    from gdbstub.target.linux import inferior_syscall
+
+    calls: list[tuple[object, ...]] = []
+
+    def allocate(target: Any, tid: int, size: int, perms: str) -> int:
+        if set(perms) - set("rwx"):
+            raise ValueError(perms)
+        calls.append(("mmap", tid, size, perms))
+        return 0x7FFFF7FB0000
+
+    monkeypatch.setattr(inferior_syscall, "allocate", allocate)
+    monkeypatch.setattr(inferior_syscall, "deallocate", lambda t, tid, a, n: calls.append(("munmap", a, n)))
+    assert session.handle(b"_M1000,rwx") == b"7ffff7fb0000"
+    assert calls == [("mmap", 100, 0x1000, "rwx")]
+    assert session.handle(b"_m7ffff7fb0000") == b"OK"
+    assert calls[-1] == ("munmap", 0x7FFFF7FB0000, 0x1000)
+    assert session.handle(b"_m7ffff7fb0000") == b"E01"  # already freed
+    for bad in (b"_M1000", b"_Mzz,rw", b"_M1000,rwq", b"_m", b"_mzz", b"_M1000,\xff"):
+        assert session.handle(bad) == b"E01", bad
+    session.running = True
+    assert session.handle(b"_M1000,rw") == b"E01"  # only a stopped thread can make the call
+    assert session.internal_errors == 0
+
+
+def test_pc_write_in_a_system_call_cancels_its_restart(session):
+    """P of the PC: orig_rax becomes -1 (else the kernel moves the new PC back over a syscall
+    instruction); a later write of orig_rax still wins."""
+    writes: list[tuple[int, bytes]] = []
+    target = session.target
+    target.write_register = lambda tid, regnum, data: writes.append((regnum, data)) or True
+    assert session.handle(b"P10=0010400000000000") == b"OK"
+    assert writes == [(16, bytes.fromhex("0010400000000000")), (57, b"\xff" * 8)]
+    writes.clear()
+    assert session.handle(b"P0=0100000000000000") == b"OK"  # not the PC: nothing else
+    assert writes == [(0, bytes.fromhex("0100000000000000"))]

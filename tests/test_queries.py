@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -51,7 +52,7 @@ def test_search_pattern_with_separators_and_errors() -> None:
     memory = Memory(0x1000, b"ab;c:d" + b"z" * 10)
     assert _search(memory, 0x1000, 16, b";c:") == b"1,1002"
     assert _search(memory, 0x1000, 1000, b"nothere") == b"0"  # runs off the end: short read
-    assert _search(memory, 0x10, 0x10, b"ab") == b"E01"  # unreadable start
+    assert _search(memory, 0x10, 0x10, b"ab") == b"E00"  # unreadable start: gdbserver's E00
     assert search.search_memory(FakeSession(memory), b":memory:zz;1;a") == b"E01"  # type: ignore[arg-type]
     assert search.search_memory(FakeSession(memory), b":memory:1000;10;") == b"E01"  # type: ignore[arg-type]
     assert search.search_memory(FakeSession(memory), b":other:1;1;a") == b""  # type: ignore[arg-type]
@@ -91,3 +92,42 @@ def test_tls_layout_of_a_file_without_descriptors(tmp_path: Any) -> None:
     junk.write_bytes(b"not an elf")
     assert tls.layout_from_libc(str(junk)) is None
     assert tls.layout_from_libc(str(tmp_path / "missing")) is None
+
+
+def test_finds_libthread_db_along_a_search_path(tmp_path: Any) -> None:
+    """gdbserver's search: $pdir is ignored, $sdir is the system's, a directory must hold the file."""
+    assert not tls.finds_libthread_db("/nonexistent")
+    assert not tls.finds_libthread_db("$pdir")
+    assert not tls.finds_libthread_db(f"{tmp_path}:")
+    (tmp_path / tls.LIBTHREAD_DB).write_bytes(b"")
+    assert tls.finds_libthread_db(f"/nonexistent:$pdir:{tmp_path}")
+    system = any(os.path.isfile(f"{d}/{tls.LIBTHREAD_DB}") for d in tls.SYSTEM_DIRS)
+    assert tls.finds_libthread_db(tls.DEFAULT_SEARCH_PATH) == system
+
+
+def test_tls_layout_of_a_static_executable(tmp_path: Any) -> None:
+    """A -static -pthread program carries the descriptors in .symtab (no .dynsym)."""
+    static = Path(__file__).resolve().parent.parent / "build" / "tlsfind-static"
+    if not static.exists():
+        pytest.skip("make programs builds build/tlsfind-static")
+    layout = tls.layout_from_libc(str(static))
+    assert layout is not None and layout.pthread_dtvp.bits == 64 and layout.dtv_slot.bits == 128
+
+
+def test_monitor_libthread_db_search_path() -> None:
+    """Set, then reset to gdbserver's default with no argument; qGetTLSAddr then depends on it."""
+    from gdbstub.protocol import monitor
+    from gdbstub.protocol.session import Session
+    from gdbstub.target.linux.process import LinuxTarget
+
+    s = Session(LinuxTarget())
+    sent: list[bytes] = []
+    s.notify = sent.append
+    assert monitor.run_command(s, "set libthread-db-search-path /x:/y")
+    assert tls.thread_db(s.target).search_path == "/x:/y"
+    assert monitor.run_command(s, "set libthread-db-search-path")
+    assert tls.thread_db(s.target).search_path == tls.DEFAULT_SEARCH_PATH
+    assert bytes.fromhex(sent[-1][1:].decode()) == b"libthread-db-search-path set to `$sdir:$pdir'\n"
+    assert not monitor.run_command(s, "set libthread-db-search-pathX /x")
+    assert s.handle(b"qSymbol::") == b"OK"  # no process: nothing to load, still OK
+    assert s.handle(b"qGetTLSAddr:1,0,0") == b"E01"

@@ -125,6 +125,21 @@ def test_qsupported_advertises_only_implemented(session: Session) -> None:
     assert b"qXfer:features:read+" in items
 
 
+def test_bare_qsupported_keeps_what_was_negotiated(session: Session) -> None:
+    """`maint packet qSupported` (no features) only asks; a later list adds but never takes back."""
+    target = session.target
+    assert session.multiprocess and session.swbreak and target.xml_registers
+    assert session.handle(b"qSupported") == session.handle(b"qSupported:")
+    assert session.multiprocess and session.swbreak and target.xml_registers
+    assert session.handle(b"qC") == b"QCp64.64"
+    session.handle(b"qSupported:multiprocess-;no-resumed+;xmlRegisters=arm")
+    assert session.multiprocess and session.no_resumed and target.xml_registers
+    assert session.client_features["xmlRegisters"] == "i386,arm"
+    fresh = Session(FakeTarget())  # type: ignore[arg-type]
+    fresh.handle(b"qSupported")
+    assert not fresh.multiprocess and fresh.handle(b"qC") == b"QC64"
+
+
 def test_must_reply_empty_and_unknown(session: Session) -> None:
     assert session.handle(b"vMustReplyEmpty") == b""
     assert session.handle(b"qNoSuchThing") == b""

@@ -11,8 +11,6 @@ from . import i386, x86_64
 from .regs import Arch
 from .xsave import SSE, X87, layout, xcr0_of
 
-XSTATE_MAX = 4096
-
 
 def elf_class(path: str) -> int:
     """32 or 64, from the ELF header (pyelftools); 64 when unreadable."""
@@ -34,7 +32,7 @@ def read_xstate(tid: int) -> bytes:
     from ..target.linux import ptrace
 
     try:
-        return bytes(ptrace.getregset(tid, ptrace.NT_X86_XSTATE, XSTATE_MAX))
+        return bytes(ptrace.getxstate(tid))
     except OSError:
         return b""
 

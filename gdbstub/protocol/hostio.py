@@ -18,6 +18,7 @@ inside the path stay inside the process's view and no helper process is needed.
 
 from __future__ import annotations
 
+import binascii
 import ctypes
 import errno
 import os
@@ -94,6 +95,8 @@ OpenHow = cs.Struct("flags" / cs.Int64ul, "mode" / cs.Int64ul, "resolve" / cs.In
 SYS_OPENAT2 = 437  # x86_64
 RESOLVE_IN_ROOT = 0x10
 
+OFF_T_END = 1 << 63  # pread/pwrite offsets are a signed off_t: beyond, EINVAL as gdbserver's
+HOSTIO_PATH_MAX = 4096  # gdbserver's path buffer, NUL included
 _HEADER_ROOM = 32  # "F<count>;" and framing around a data reply
 
 
@@ -340,12 +343,18 @@ def _int(text: bytes) -> int:
 
 
 def _path(text: bytes) -> str:
+    """A hex-encoded path, either case, cut at its first NUL as gdbserver's C string is
+    (pwndbg sends ``/proc/PID/cwd`` with its terminating NUL). Like gdbserver's, a path
+    that does not fit its PATH_MAX buffer is EINVAL."""
     try:
-        raw = bytes.fromhex(text.decode("ascii"))
-    except (ValueError, UnicodeDecodeError):
+        raw = binascii.unhexlify(text)
+    except ValueError:  # binascii.Error: odd length or not hex
         raise HostIOError(errno.EINVAL) from None
-    if not raw or b"\0" in raw:
-        raise HostIOError(errno.ENOENT if not raw else errno.EINVAL)
+    if len(raw) >= HOSTIO_PATH_MAX - 1:
+        raise HostIOError(errno.EINVAL)
+    raw = raw.partition(b"\0")[0]
+    if not raw:
+        raise HostIOError(errno.ENOENT)
     return os.fsdecode(raw)
 
 
@@ -391,7 +400,7 @@ def op_pread(s: Session, params: bytes) -> bytes:
     fd_s, count_s, offset_s = _args(params, 3)
     fd = state(s).fd(fd_s)
     count, offset = _int(count_s), _int(offset_s)
-    if count < 0 or offset < 0:
+    if count < 0 or not 0 <= offset < OFF_T_END:
         raise HostIOError(errno.EINVAL)
     room = PACKET_SIZE - _HEADER_ROOM
     data = os.pread(fd, min(count, room), offset)
@@ -403,7 +412,7 @@ def op_pwrite(s: Session, params: bytes) -> bytes:
     fd_s, offset_s, data = _args(params, 3)
     fd = state(s).fd(fd_s)
     offset = _int(offset_s)
-    if offset < 0:
+    if not 0 <= offset < OFF_T_END:
         raise HostIOError(errno.EINVAL)
     return b"F%x" % os.pwrite(fd, data, offset)
 

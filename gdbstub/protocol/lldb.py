@@ -14,10 +14,12 @@ import signal as host_signal
 import weakref
 from typing import TYPE_CHECKING
 
+from ..arch.lldbxml import lldb_target_xml
 from ..target.base import StopEvent, StopKind
-from ..target.linux import procfs, svr4
+from ..target.linux import inferior_syscall, procfs, svr4
 from . import packets, signals
 from .session import E01, OK, PACKET_SIZE, Feature, Handler
+from .xfer import XferObject, target_description
 
 if TYPE_CHECKING:
     from .session import Session
@@ -155,6 +157,58 @@ def shlib_info_addr(s: Session, args: bytes) -> bytes:
     return E01
 
 
+# --- registers ------------------------------------------------------------------
+
+
+def _features(s: Session, annex: str) -> bytes:
+    """target.xml: lldb's flavour (register sets, rflags) for lldb, gdbserver's text for gdb.
+
+    lldb asks QThreadSuffixSupported before it reads target.xml; gdb never sends it."""
+    if not s.thread_suffix:
+        return target_description(s, annex)
+    if annex != "target.xml":
+        raise KeyError(annex)
+    return lldb_target_xml(s.target.arch(_pid(s))).encode()
+
+
+OBJECTS = {"features": XferObject(_features)}
+
+
+# --- memory for expressions ---------------------------------------------------------
+
+# Per session: what _M allocated (address -> size), for _m, which names only the address.
+_allocations: weakref.WeakKeyDictionary[Session, dict[int, int]] = weakref.WeakKeyDictionary()
+
+
+def allocate_memory(s: Session, args: bytes) -> bytes:
+    """_MSIZE,PERMS: an mmap in the program, made by a stopped thread (lldb-server's way).
+    Without it lldb calls mmap itself by writing the PC of a thread, often one blocked in
+    a system call."""
+    size_s, sep, perms = args.partition(b",")
+    if not sep or s.running:
+        return E01
+    try:
+        size = int(size_s, 16)
+        addr = inferior_syscall.allocate(s.target, s.current_tid(), size, perms.decode("ascii"))
+    except (ValueError, UnicodeDecodeError):
+        return E01
+    _allocations.setdefault(s, {})[addr] = size
+    return b"%x" % addr
+
+
+def deallocate_memory(s: Session, args: bytes) -> bytes:
+    """_mADDR: munmap what _M gave at ADDR."""
+    try:
+        addr = int(args, 16)
+    except ValueError:
+        return E01
+    allocations = _allocations.get(s, {})
+    if addr not in allocations or s.running:
+        return E01
+    inferior_syscall.deallocate(s.target, s.current_tid(), addr, allocations.pop(addr))
+    return OK
+
+
 # --- threads ---------------------------------------------------------------------
 
 
@@ -182,8 +236,48 @@ def _thread_pcs(s: Session) -> tuple[list[int], list[int]]:
     return tids, pcs
 
 
+def _thread_event(s: Session, tid: int) -> StopEvent | None:
+    """The stop a thread has to show lldb: the reported one, or a breakpoint hit it keeps.
+
+    lldb-server stops every thread at once and each keeps its own reason; all-stop
+    here reports one thread's event and keeps the others pending. lldb must see those
+    hits now (it counts each, and steps each thread off the breakpoint, which drops
+    the pending event: it is not reported twice). Other kinds of pending events wait
+    for their turn, as they do for gdb.
+    """
+    last = s.last_stop
+    if last is not None and last.tid == tid and last.kind is StopKind.SIGNAL:
+        return last
+    pending = s.target.pending_event(tid)
+    if pending is not None and pending.kind is StopKind.SIGNAL and pending.reason == "swbreak":
+        return pending
+    return None
+
+
+def _thread_entry(s: Session, pid: int, tid: int) -> dict[str, object]:
+    """One thread in jstopinfo / jThreadsInfo: a signal and reason only when it has a stop."""
+    entry: dict[str, object] = {"tid": tid}
+    name = s.target.thread_name(pid, tid)
+    if name:
+        entry["name"] = name
+    event = _thread_event(s, tid)
+    if event is not None:
+        reason, description = _stop_reason(event)
+        entry["signal"] = signals.to_gdb(event.signal)
+        if reason is not None:
+            entry["reason"] = reason
+        if description is not None:
+            entry["description"] = description
+    return entry
+
+
+def _json(value: object) -> bytes:
+    return json.dumps(value, separators=(",", ":"), sort_keys=True).encode()
+
+
 def stop_reply_threads(s: Session, event: StopEvent) -> bytes:
-    """With QListThreadsInStopReply: every thread and its PC, saving lldb a round trip each."""
+    """With QListThreadsInStopReply: every thread, its PC and its stop reason, saving
+    lldb a round trip each (jstopinfo: how lldb learns of simultaneous hits)."""
     if not s.list_threads_in_stop_reply or event.kind is StopKind.THREAD_EXITED:
         return b""
     tids, pcs = _thread_pcs(s)
@@ -191,6 +285,8 @@ def stop_reply_threads(s: Session, event: StopEvent) -> bytes:
         return b""
     width = 2 * s.target.arch(event.pid).word
     parts = [b"threads:%s;" % b",".join(b"%x" % t for t in tids)]
+    infos = [_thread_entry(s, pid, tid) for pid, tid in s.target.thread_ids() if tid in tids]
+    parts.append(b"jstopinfo:%s;" % _json(infos).hex().encode())
     parts.append(b"thread-pcs:%s;" % b",".join(b"%0*x" % (width, pc) for pc in pcs))
     name = s.target.thread_name(event.pid, event.tid)
     if name:
@@ -220,28 +316,28 @@ def _general_registers(s: Session, event: StopEvent) -> bytes:
 
 def threads_info(s: Session, args: bytes) -> bytes:
     """jThreadsInfo: every thread's name, stop reason and expedited registers as JSON."""
-    last = s.last_stop
     out = []
     for pid, tid in s.target.thread_ids():
-        entry: dict[str, object] = {"tid": tid}
-        name = s.target.thread_name(pid, tid)
-        if name:
-            entry["name"] = name
-        if last is not None and last.tid == tid and last.kind is StopKind.SIGNAL:
-            reason, description = _stop_reason(last)
-            entry["signal"] = signals.to_gdb(last.signal)
-            if reason is not None:
-                entry["reason"] = reason
-            if description is not None:
-                entry["description"] = description
-        else:
-            entry["signal"] = 0
+        entry = _thread_entry(s, pid, tid)
         try:
             entry["registers"] = {str(num): value.hex() for num, value in s.target.expedite(tid)}
         except OSError:
             pass
         out.append(entry)
-    return json.dumps(out, separators=(",", ":")).encode()
+    return _json(out)
+
+
+def thread_stop_info(s: Session, args: bytes) -> bytes:
+    """qThreadStopInfoTID: one thread's stop as a T reply (signal 0 when it has none)."""
+    try:
+        tid = int(args, 16)
+    except ValueError:
+        return E01
+    pid = s.target.pid_of(tid)
+    if pid is None:
+        return E01
+    event = _thread_event(s, tid) or StopEvent(StopKind.SIGNAL, pid, tid, signal=0)
+    return s.stop_reply(event)
 
 
 # --- registers with ';thread:TID;' ---------------------------------------------------
@@ -300,7 +396,10 @@ HANDLERS: dict[str, Handler] = {
     "qMemoryRegionInfo": memory_region_info,
     "x": binary_read,
     "qShlibInfoAddr": shlib_info_addr,
+    "_M": allocate_memory,
+    "_m": deallocate_memory,
     "jThreadsInfo": threads_info,
+    "qThreadStopInfo": thread_stop_info,
     "QSaveRegisterState": save_register_state,
     "QRestoreRegisterState": restore_register_state,
     "k": kill,

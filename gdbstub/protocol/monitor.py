@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from . import tls
 from .session import E01, OK, Handler
 
 if TYPE_CHECKING:
@@ -24,8 +25,8 @@ The following monitor commands are supported:
     Enable or disable the packet log
   set debug-format all|none|timestamp
     Add or remove timestamps on debug log lines
-  set libthread-db-search-path PATH
-    Accepted for compatibility (threads are found through /proc)
+  set libthread-db-search-path [PATH]
+    Where libthread_db.so.1 must be for thread-local variables (as gdbserver)
   info
     Show the stub's own state: processes, threads, launch settings
   help
@@ -34,6 +35,7 @@ The following monitor commands are supported:
     Kill launched programs, detach attached ones, and quit the stub
 """
 
+THREAD_DB_COMMAND = "set libthread-db-search-path"  # matched on the raw line, as gdbserver does
 _ON = {"on": True, "1": True, "off": False, "0": False}
 
 
@@ -111,6 +113,10 @@ def run_command(s: Session, line: str) -> bool:
     if len(words) == 1 and words[0] in commands:
         commands[words[0]]()
         return True
+    if line.startswith(THREAD_DB_COMMAND) and line[len(THREAD_DB_COMMAND):][:1] in ("", " "):
+        path = tls.set_search_path(s, line[len(THREAD_DB_COMMAND):].lstrip())
+        _say(s, f"libthread-db-search-path set to `{path}'\n")
+        return True
     if words[0] != "set" or len(words) < 3:
         return False
     what, value = words[1], " ".join(words[2:])
@@ -125,9 +131,6 @@ def run_command(s: Session, line: str) -> bool:
     if what == "debug-format":
         if not set_debug_format(value):
             _say(s, "debug-format must be one of: all, none, timestamp\n")
-        return True
-    if what == "libthread-db-search-path":
-        _say(s, f"libthread-db-search-path set to `{value}'\n")
         return True
     return False
 

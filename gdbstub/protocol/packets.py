@@ -15,16 +15,45 @@ if TYPE_CHECKING:
     from .session import Session
 
 def q_supported(s: Session, args: bytes) -> bytes:
-    s.client_features = {}
+    """Negotiate, and list what the stub offers.
+
+    A bare ``qSupported`` (gdb's ``maint packet qSupported``, pwndbg) only asks: it
+    changes nothing. A later one with features can add to what was negotiated but
+    never takes back what gdb already relies on (multiprocess thread ids, target.xml):
+    gdbserver too only turns features on within a connection."""
+    offered_now = _client_features(args)
+    if offered_now:
+        _merge_features(s.client_features, offered_now)
+        _negotiate(s)
+    reply = [f"PacketSize={PACKET_SIZE:x}"]
+    reply += [name for name, offered in s.features if offered(s)]
+    return ";".join(reply).encode()
+
+
+def _client_features(args: bytes) -> dict[str, str]:
+    """``name+``/``name-``/``name?`` → the sign, ``name=value`` → the value."""
+    features: dict[str, str] = {}
     for item in args.lstrip(b":").split(b";"):
         text = item.decode("ascii", "replace")
-        if not text:
-            continue
         if "=" in text:
             key, _, value = text.partition("=")
-            s.client_features[key] = value
-        elif text[-1] in "+-?":
-            s.client_features[text[:-1]] = text[-1]
+            features[key] = value
+        elif text and text[-1] in "+-?":
+            features[text[:-1]] = text[-1]
+    return features
+
+
+def _merge_features(known: dict[str, str], new: dict[str, str]) -> None:
+    """A feature once offered stays offered; xmlRegisters lists are joined."""
+    for key, value in new.items():
+        if key == "xmlRegisters" and key in known:
+            names = known[key].split(",")
+            known[key] = ",".join(names + [n for n in value.split(",") if n not in names])
+        elif known.get(key) != "+":
+            known[key] = value
+
+
+def _negotiate(s: Session) -> None:
     offered = {k for k, v in s.client_features.items() if v == "+"}
     s.multiprocess = "multiprocess" in offered and "multiprocess" not in s.disabled
     s.swbreak = "swbreak" in offered
@@ -38,9 +67,6 @@ def q_supported(s: Session, args: bytes) -> bytes:
     t.report_exec = "exec-events" in offered
     # Like gdbserver: without xmlRegisters=i386 the client uses gdb's built-in register layout.
     t.xml_registers = "i386" in s.client_features.get("xmlRegisters", "").split(",")
-    reply = [f"PacketSize={PACKET_SIZE:x}"]
-    reply += [name for name, offered_now in s.features if offered_now(s)]
-    return ";".join(reply).encode()
 
 
 def _always(s: Session) -> bool:
@@ -134,7 +160,30 @@ def read_register(s: Session, args: bytes) -> bytes:
 def write_register(s: Session, args: bytes) -> bytes:
     args, tid = _with_thread_suffix(s, args)
     req = g.parse(g.WriteRegister, args)
-    return OK if s.target.write_register(tid, req.regnum, req.value) else E01
+    if not s.target.write_register(tid, req.regnum, req.value):
+        return E01
+    _no_syscall_restart(s, tid, req.regnum)
+    return OK
+
+
+def _no_syscall_restart(s: Session, tid: int, regnum: int) -> None:
+    """A new PC for a thread stopped inside a system call: unless orig_rax/orig_eax is -1
+    the kernel restarts the call on resume, moving the new PC back over a syscall
+    instruction. gdb writes -1 itself after the PC; lldb does not (lldb-server's own
+    memory allocation avoids it). A later write of orig_rax still wins, and
+    QRestoreRegisterState/G put the saved value back."""
+    pid = s.target.pid_of(tid)
+    if pid is None:
+        return
+    arch = s.target.arch(pid)
+    if regnum != arch.by_name(arch.pc).regnum:
+        return
+    orig = next((r for r in arch.regs if r.name in ("orig_rax", "orig_eax")), None)
+    if orig is None:
+        return
+    minus_one = b"\xff" * orig.size
+    if s.target.read_register(tid, orig.regnum) not in (None, minus_one):
+        s.target.write_register(tid, orig.regnum, minus_one)
 
 
 # --- memory ----------------------------------------------------------------------
@@ -215,10 +264,6 @@ def attached(s: Session, args: bytes) -> bytes:
 
 def empty(s: Session, args: bytes) -> bytes:
     return b""
-
-
-def q_symbol(s: Session, args: bytes) -> bytes:
-    return OK
 
 
 # --- resuming --------------------------------------------------------------------
@@ -363,7 +408,6 @@ HANDLERS: dict[str, Handler] = {
     "qAttached": attached,
     "qOffsets": empty,
     "qTStatus": empty,
-    "qSymbol": q_symbol,
     "c": cont,
     "s": step,
     "C": cont_signal,

@@ -35,6 +35,7 @@ def install(session: Session) -> None:
     session.features = list(packets.FEATURES)
     session.features += xfer.features()
     session.handlers.update(lldb.HANDLERS)
+    session.objects.update(lldb.OBJECTS)
     session.features += lldb.FEATURES
     session.stop_extras += lldb.STOP_EXTRAS
     session.handlers.update(extended.HANDLERS)

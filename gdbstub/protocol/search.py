@@ -1,5 +1,7 @@
 """qSearch:memory (gdb's ``find``): search the inferior's memory in the stub, in large reads,
-instead of gdb pulling every byte over the wire."""
+instead of gdb pulling every byte over the wire.
+
+Memory that cannot be read answers E00 and a malformed packet E01, as gdbserver's do."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ if TYPE_CHECKING:
     from .session import Session
 
 CHUNK = 0x10000
+UNREADABLE = b"E00"  # gdbserver's answer when the search runs into memory it cannot read
 
 
 def search_memory(s: Session, args: bytes) -> bytes:
@@ -32,12 +35,12 @@ def search_memory(s: Session, args: bytes) -> bytes:
         try:
             data = s.target.read_memory(pid, pos, want)
         except OSError:
-            return E01
+            return UNREADABLE
         found = data.find(pattern)
         if found >= 0:
             return b"1,%x" % (pos + found)
         if len(data) < want:  # the rest is not mapped
-            return E01 if pos == addr and not data else b"0"
+            return UNREADABLE if pos == addr and not data else b"0"
         if pos + want >= end:
             break
         pos += want - (len(pattern) - 1)

@@ -96,9 +96,9 @@ class Session:
         """Handle one packet; return the reply payload, or None while the program runs.
 
         Nothing a client sends may end the stub: expected failures (malformed
-        arguments, a failed ptrace/memory access) are answered E01 quietly, and
-        any other exception, a handler bug, is logged with its traceback and
-        answered E01 too. Only SessionEnd (the client's own request) leaves.
+        arguments, numbers too large for a system call, a failed ptrace/memory
+        access) are answered E01 quietly, and any other exception, a handler bug,
+        is logged with its traceback and answered E01 too. Only SessionEnd (the client's own request) leaves.
         """
         name = packet_name(data)
         handler = self.handlers.get(name)
@@ -115,6 +115,9 @@ class Session:
             return E01
         except KeyError as exc:
             log.debug("%r: unknown %s", data[:40], exc)
+            return E01
+        except OverflowError as exc:  # a number too large for the system call it reaches
+            log.debug("%r: %s", data[:40], exc)
             return E01
         except SessionEnd:
             raise
@@ -263,4 +266,6 @@ def packet_name(data: bytes) -> str:
         end += 1
     if data.startswith((b"_M", b"_m")):
         return data[:2].decode()
+    if data.startswith(b"qThreadStopInfo"):  # lldb's: the thread id follows with no separator
+        return "qThreadStopInfo"
     return data[:end].decode("ascii", "replace")

@@ -1,26 +1,36 @@
 """qGetTLSAddr: the address of a thread-local variable, computed as libthread_db does it but
 without loading libthread_db: the layout facts it would use (where link_map keeps the TLS
 module id, where a thread's DTV is, how big a DTV slot is) are the ``_thread_db_*``
-descriptors glibc exports for it, read here from the inferior's own libc file.
+descriptors glibc exports for it, read here from the inferior's own libc file, or from the
+executable's symbol table when it is linked statically.
 
 address = DTV[modid].pointer + offset, with DTV = *(thread pointer + pthread_dtvp) and
-modid = *(link_map + l_tls_modid).
+modid = *(link_map + l_tls_modid); a static program has no link map (gdb sends 0) and its
+TLS block is module 1, as glibc's __libc_setup_tls numbers it and gdbserver assumes.
+
+gdbserver answers qGetTLSAddr only once it has loaded libthread_db, which it tries when gdb
+says new symbols may be there (``qSymbol::``) and finds along ``monitor set
+libthread-db-search-path``. That is kept: a search path without ``libthread_db.so.1``
+makes qGetTLSAddr fail here too (gdb's testsuite checks exactly that, gdb.server/no-thread-db).
 """
 
 from __future__ import annotations
 
 import functools
+import os
 import struct
-from dataclasses import dataclass
+import weakref
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
 from elftools.elf.sections import SymbolTableSection
 
-from .session import E01, Feature, Handler
+from .session import E01, OK, Feature, Handler
 
 if TYPE_CHECKING:
+    from ..target.linux.process import LinuxTarget
     from .session import Session
 
 UNALLOCATED = (1 << 64) - 1  # TLS_DTV_UNALLOCATED, (void *) -1
@@ -48,27 +58,63 @@ NAMES = ("link_map_l_tls_modid", "pthread_dtvp", "dtv_dtv", "dtv_t_pointer_val")
 
 @functools.lru_cache(maxsize=8)
 def layout_from_libc(path: str) -> TlsLayout | None:
-    """The descriptors from libc's dynamic symbol table; None when libc has none."""
+    """The descriptors from a shared libc's dynamic symbols, or from a static executable's
+    own symbol table; None when the file has none."""
     try:
         with open(path, "rb") as f:
             elf = ELFFile(f)
-            dynsym = elf.get_section_by_name(".dynsym")
-            if not isinstance(dynsym, SymbolTableSection):
-                return None
-            descs = []
-            for name in NAMES:
-                found = dynsym.get_symbol_by_name(f"_thread_db_{name}")
-                if not found:
-                    return None
-                value, size = found[0]["st_value"], found[0]["st_size"]
-                data = _file_bytes(elf, value, size)
-                if data is None or len(data) < 12:
-                    return None
-                endian = "<" if elf.little_endian else ">"
-                descs.append(Desc(*struct.unpack(endian + "3I", data[:12])))
-            return TlsLayout(*descs)
+            for table in (".dynsym", ".symtab"):
+                found = _layout_in(elf, elf.get_section_by_name(table))
+                if found is not None:
+                    return found
+            return None
     except (OSError, ELFError, struct.error):
         return None
+
+
+# Elf64_Sym / Elf32_Sym (st_name, then value and size where each puts them): unpacked with
+# struct.iter_unpack, as pyelftools parses each symbol through construct (0.7 s for a static
+# program's 2400 symbols, the time gdb then waits for qSymbol's answer).
+ELF_SYM = {64: ("IBBHQQ", 0, 4, 5), 32: ("IIIBBH", 0, 1, 2)}
+
+
+def _layout_in(elf: ELFFile, symbols: object) -> TlsLayout | None:
+    if not isinstance(symbols, SymbolTableSection):
+        return None
+    found = _symbols(elf, symbols, [f"_thread_db_{name}" for name in NAMES])
+    descs = []
+    for name in NAMES:
+        if f"_thread_db_{name}" not in found:
+            return None
+        value, size = found[f"_thread_db_{name}"]
+        data = _file_bytes(elf, value, size)
+        if data is None or len(data) < 12:
+            return None
+        endian = "<" if elf.little_endian else ">"
+        descs.append(Desc(*struct.unpack(endian + "3I", data[:12])))
+    return TlsLayout(*descs)
+
+
+def _symbols(elf: ELFFile, table: SymbolTableSection, names: list[str]) -> dict[str, tuple[int, int]]:
+    """(st_value, st_size) of each of NAMES found in TABLE."""
+    strings: bytes = table.stringtable.data()
+    wanted: dict[int, str] = {}  # string table offset -> name (a name may also end a longer one)
+    for name in names:
+        text = name.encode() + b"\0"
+        at = strings.find(text)
+        while at >= 0:
+            wanted[at] = name
+            at = strings.find(text, at + 1)
+    fmt, name_at, value_at, size_at = ELF_SYM[elf.elfclass]
+    endian = "<" if elf.little_endian else ">"
+    data: bytes = table.data()
+    usable = len(data) - len(data) % struct.calcsize(endian + fmt)
+    out: dict[str, tuple[int, int]] = {}
+    for sym in struct.iter_unpack(endian + fmt, data[:usable]):
+        hit = wanted.get(sym[name_at])
+        if hit is not None and hit not in out:
+            out[hit] = (sym[value_at], sym[size_at])
+    return out
 
 
 def _file_bytes(elf: ELFFile, vaddr: int, size: int) -> bytes | None:
@@ -93,6 +139,18 @@ def libc_path(pid: int) -> str | None:
     return None
 
 
+def thread_library_layout(pid: int) -> TlsLayout | None:
+    """The descriptors of the thread library PID runs: libc.so's, else (a static program) the
+    executable's. None before libc is loaded, or for a program without glibc's threads."""
+    path = libc_path(pid)
+    if path is None:
+        try:
+            path = os.readlink(f"/proc/{pid}/exe")
+        except OSError:
+            return None
+    return layout_from_libc(path)
+
+
 def _word(s: Session, pid: int, addr: int, size: int) -> int:
     data = s.target.read_memory(pid, addr, size)
     if len(data) != size:
@@ -101,15 +159,15 @@ def _word(s: Session, pid: int, addr: int, size: int) -> int:
 
 
 def tls_address(s: Session, pid: int, tid: int, offset: int, lm: int) -> int | None:
-    """The address of OFFSET in the TLS block of the module whose link_map is LM, in TID."""
-    path = libc_path(pid)
-    layout = layout_from_libc(path) if path else None
+    """The address of OFFSET in the TLS block of the module whose link_map is LM, in TID;
+    LM 0 (a static program: no link map) is module 1."""
+    layout = thread_library_layout(pid)
     handle = s.target.thread_handle(pid, tid)
     if layout is None or handle is None:
         return None
     word = s.target.arch(pid).word
     tp = int.from_bytes(handle, "little")
-    modid = _word(s, pid, lm + layout.l_tls_modid.offset, layout.l_tls_modid.bits // 8)
+    modid = 1 if lm == 0 else _word(s, pid, lm + layout.l_tls_modid.offset, layout.l_tls_modid.bits // 8)
     if modid == 0:
         return None
     dtv = _word(s, pid, tp + layout.pthread_dtvp.offset, word)
@@ -118,6 +176,75 @@ def tls_address(s: Session, pid: int, tid: int, offset: int, lm: int) -> int | N
     if block in (0, UNALLOCATED & ((1 << (8 * word)) - 1)):
         return None
     return block + offset
+
+
+# --- gdbserver's libthread_db, by its consequences ------------------------------------------
+
+LIBTHREAD_DB = "libthread_db.so.1"
+DEFAULT_SEARCH_PATH = "$sdir:$pdir"  # gdbserver's LIBTHREAD_DB_SEARCH_PATH
+# Where a plain dlopen("libthread_db.so.1") ($sdir) finds it on Debian and others.
+SYSTEM_DIRS = ("/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib64", "/usr/lib64", "/lib", "/usr/lib")
+
+
+@dataclass
+class ThreadDb:
+    """The stub-wide search path and the processes whose thread library is 'loaded'."""
+
+    search_path: str = DEFAULT_SEARCH_PATH
+    loaded: set[int] = field(default_factory=set)
+    # Sessions whose client takes part in symbol look-up (sent qSymbol): for them loading
+    # happens only there, as in gdbserver; other clients load on first use.
+    symbol_clients: weakref.WeakSet[Session] = field(default_factory=weakref.WeakSet)
+
+
+_THREAD_DB: weakref.WeakKeyDictionary[LinuxTarget, ThreadDb] = weakref.WeakKeyDictionary()
+
+
+def thread_db(target: LinuxTarget) -> ThreadDb:
+    state = _THREAD_DB.get(target)
+    if state is None:
+        state = _THREAD_DB[target] = ThreadDb()
+    return state
+
+
+def finds_libthread_db(search_path: str) -> bool:
+    """Whether gdbserver's search along SEARCH_PATH would find a libthread_db to load
+    ($pdir is ignored by gdbserver, $sdir is the system's dlopen search)."""
+    for entry in search_path.split(":"):
+        if entry == "$pdir" or entry.startswith("$pdir/"):
+            continue
+        dirs = SYSTEM_DIRS if entry == "$sdir" else (entry,)
+        if any(os.path.isfile(f"{d}/{LIBTHREAD_DB}") for d in dirs):
+            return True
+    return False
+
+
+def set_search_path(s: Session, value: str) -> str:
+    """``monitor set libthread-db-search-path [PATH]``: empty means the default. Like
+    gdbserver's, it takes effect at the next load, not for a library already loaded."""
+    state = thread_db(s.target)
+    state.search_path = value or DEFAULT_SEARCH_PATH
+    return state.search_path
+
+
+def _try_load(s: Session, pid: int) -> bool:
+    state = thread_db(s.target)
+    if pid not in state.loaded and thread_library_layout(pid) is not None \
+            and finds_libthread_db(state.search_path):
+        state.loaded.add(pid)
+    return pid in state.loaded
+
+
+def q_symbol(s: Session, args: bytes) -> bytes:
+    """``qSymbol::``: gdb has new symbols (at connect, after each library load), the moment
+    gdbserver tries to load libthread_db for the current process. The stub asks for none."""
+    state = thread_db(s.target)
+    state.symbol_clients.add(s)
+    try:
+        _try_load(s, s.current_pid())
+    except OSError:  # no process yet
+        pass
+    return OK
 
 
 def get_tls_addr(s: Session, args: bytes) -> bytes:
@@ -131,11 +258,14 @@ def get_tls_addr(s: Session, args: bytes) -> bytes:
     pid = s.target.pid_of(tid)
     if pid is None:
         return E01
+    state = thread_db(s.target)
+    if pid not in state.loaded and (s in state.symbol_clients or not _try_load(s, pid)):
+        return E01  # gdbserver: "the thread layer is not (yet) initialized"
     address = tls_address(s, pid, tid, offset, lm)
     if address is None:
         return E01
     return b"%x" % address
 
 
-HANDLERS: dict[str, Handler] = {"qGetTLSAddr": get_tls_addr}
+HANDLERS: dict[str, Handler] = {"qGetTLSAddr": get_tls_addr, "qSymbol": q_symbol}
 FEATURES: list[Feature] = []

@@ -25,7 +25,7 @@ class XferObject:
     write: Callable[[Session, str, int, bytes], int] | None = None  # -> bytes written
 
 
-def _features(s: Session, annex: str) -> bytes:
+def target_description(s: Session, annex: str) -> bytes:
     if annex != "target.xml":
         raise KeyError(annex)
     pid = s.current_pid() if s.target.threads else s.target.pid
@@ -68,7 +68,7 @@ def _threads(s: Session, annex: str) -> bytes:
 
 
 OBJECTS: dict[str, XferObject] = {
-    "features": XferObject(_features),
+    "features": XferObject(target_description),
     "auxv": XferObject(_auxv),
     "exec-file": XferObject(_exec_file),
     "threads": XferObject(_threads),

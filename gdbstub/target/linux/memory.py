@@ -1,6 +1,10 @@
 """Inferior memory through /proc/PID/mem: one pread/pwrite per request, which
 beats PEEK/POKE by orders of magnitude and can write int3 into read-only text.
-Partial reads stop at the first unreadable page, as gdbserver's do."""
+Partial reads stop at the first unreadable page, as gdbserver's do.
+
+pread/pwrite take a signed off_t: an address at or above 2^63 (the vsyscall page,
+kernel or non-canonical addresses) cannot be named at all and fails like any
+unreadable address (gdbserver answers E01 there too)."""
 
 from __future__ import annotations
 
@@ -10,6 +14,8 @@ import os
 from . import ptrace
 
 PAGE = 4096
+# One past the highest offset pread/pwrite accept; user space ends far below it.
+OFFSET_END = 1 << 63
 
 
 class ProcessMemory:
@@ -35,9 +41,9 @@ class ProcessMemory:
         """Read up to ``length`` bytes; fewer when the range runs into unmapped memory."""
         if length <= 0:
             return b""
-        if addr < 0 or addr >= 1 << 64:
-            raise OSError(errno.EIO, "bad address")
-        length = min(length, (1 << 64) - addr)
+        if not 0 <= addr < OFFSET_END:
+            raise OSError(errno.EIO, "address out of range")
+        length = min(length, OFFSET_END - addr)
         if self._fd is None:
             return self._peek(addr, length)
         try:
@@ -69,6 +75,8 @@ class ProcessMemory:
     def write(self, addr: int, data: bytes) -> None:
         if not data:
             return
+        if not 0 <= addr <= OFFSET_END - len(data):
+            raise OSError(errno.EIO, "address out of range")
         if self._fd is None:
             self._poke(addr, data)
             return

@@ -42,7 +42,6 @@ SI_KERNEL = 0x80
 TRAP_BRKPT = 1
 TRAP_TRACE = 2
 TRAP_HWBKPT = 4
-XSTATE_MAX = 4096
 INT3 = b"\xcc"
 STOP_TIMEOUT = 2.0  # how long stopping all threads waits for one that will not stop
 PTRACE_GET_SYSCALL_INFO = 0x420E
@@ -471,7 +470,7 @@ class LinuxTarget:
         if t.user is None:
             t.user = ptrace.getregs(t.tid)
         if need_xstate and t.xstate is None:
-            t.xstate = ptrace.getregset(t.tid, ptrace.NT_X86_XSTATE, XSTATE_MAX)
+            t.xstate = ptrace.getxstate(t.tid)
         return RegBuffers(t.user, t.xstate if t.xstate is not None else bytearray(4096))
 
     def _flush(self, t: Thread, user: bool, xstate: bool, rollback: bool = False) -> None:
@@ -722,6 +721,15 @@ class LinuxTarget:
         if chosen is not None:
             self.threads[chosen.tid].pending = None
         return chosen
+
+    def pending_event(self, tid: int) -> StopEvent | None:
+        """Read-only: the event a stopped thread keeps for a later resume (all-stop reports
+        one thread's at a time). lldb is told of them all at once, as lldb-server does.
+        None when there is none or it no longer counts (its breakpoint was removed)."""
+        t = self.threads.get(tid)
+        if t is None or t.pending is None or not self._still_valid(t, t.pending):
+            return None
+        return t.pending
 
     def _still_valid(self, t: Thread, event: StopEvent) -> bool:
         """A breakpoint hit whose breakpoint is gone by now is dropped (the PC was rewound,

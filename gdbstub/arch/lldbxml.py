@@ -1,0 +1,80 @@
+"""The target description lldb reads: the same registers as gdb's (numbers, sizes and
+order, so p/P/g/G and the expedited registers are unchanged), with the attributes lldb
+uses instead of gdb's feature names: the register set each belongs to (``group=``), how
+to show it (``encoding``/``format``), its role (``generic=``) and lldb's name for the
+64-bit flags register. lldb-server describes its registers the same way; without this
+lldb puts everything in one "general" set. gdb keeps gdbserver's text (features.py).
+"""
+
+from __future__ import annotations
+
+from xml.sax.saxutils import quoteattr
+
+from .features import AVX, AVX512, CORE, LINUX, PKEYS, SEGMENTS, SSE
+from .regs import Arch, Reg
+
+GPR = "General Purpose Registers"
+FPR = "Floating Point Registers"
+# lldb-server's names for the sets it has; the others follow the same style.
+SETS = {
+    CORE: GPR,
+    LINUX: GPR,
+    SEGMENTS: GPR,
+    SSE: FPR,
+    AVX: "Advanced Vector Extensions",
+    AVX512: "Advanced Vector Extensions 512",
+    PKEYS: "Memory Protection Keys",
+}
+X87_CONTROL = frozenset("fctrl fstat ftag fiseg fioff foseg fooff fop".split())
+SCALAR_TYPES = frozenset({"int", "int32", "int64", "code_ptr", "data_ptr", "i386_eflags", "i386_mxcsr",
+                          "uint32", "uint64"})
+# What lldb's ABI calls each register's role (lldb-server sends the same).
+GENERIC = {
+    8: {"rip": "pc", "rsp": "sp", "rbp": "fp", "eflags": "flags", "rdi": "arg1", "rsi": "arg2",
+        "rdx": "arg3", "rcx": "arg4", "r8": "arg5", "r9": "arg6"},
+    4: {"eip": "pc", "esp": "sp", "ebp": "fp", "eflags": "flags"},
+}
+
+
+def lldb_name(arch: Arch, reg: Reg) -> str:
+    """lldb (and lldb-server) call the 64-bit flags register rflags."""
+    return "rflags" if reg.name == "eflags" and arch.word == 8 else reg.name
+
+
+def register_set(reg: Reg) -> str:
+    if reg.feature == CORE and (reg.type == "i387_ext" or reg.name in X87_CONTROL):
+        return FPR
+    return SETS.get(reg.feature, GPR)
+
+
+def _reg(arch: Arch, reg: Reg) -> str:
+    scalar = reg.type in SCALAR_TYPES
+    attrs = {
+        "name": lldb_name(arch, reg),
+        "bitsize": str(reg.bitsize),
+        "regnum": str(reg.regnum),
+        "encoding": "uint" if scalar else "vector",
+        "format": "hex" if scalar else "vector-uint8",
+        "group": register_set(reg),
+    }
+    generic = GENERIC[arch.word].get(reg.name)
+    if generic is not None:
+        attrs["generic"] = generic
+    return "    <reg " + " ".join(f"{k}={quoteattr(v)}" for k, v in attrs.items()) + "/>\n"
+
+
+def lldb_target_xml(arch: Arch) -> str:
+    """target.xml for lldb, one <feature> per gdb feature, in g-packet order."""
+    features: dict[str, list[Reg]] = {}
+    for reg in arch.regs:
+        features.setdefault(reg.feature, []).append(reg)
+    parts = [
+        '<?xml version="1.0"?>\n<target version="1.0">\n',
+        f"  <architecture>{arch.name}</architecture>\n  <osabi>GNU/Linux</osabi>\n",
+    ]
+    for name, members in features.items():
+        parts.append(f'  <feature name="{name}">\n')
+        parts.extend(_reg(arch, r) for r in members)
+        parts.append("  </feature>\n")
+    parts.append("</target>\n")
+    return "".join(parts)
