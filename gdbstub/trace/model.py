@@ -12,6 +12,7 @@ from __future__ import annotations
 import struct
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..agent import AgentError, Expression
@@ -271,11 +272,33 @@ class Frame:
     tpnum: int
     address: int  # the tracepoint's (gdbserver's traceframe address for tfind pc/range)
     data: bytearray = field(default_factory=bytearray)
-    registers: bytes | None = None
     memory: list[tuple[int, bytes]] = field(default_factory=list)
     variables: dict[int, int] = field(default_factory=dict)
+    regs_at: int = -1  # where the R block's registers start in data (-1: none collected)
+    regs_size: int = 0
+    # The registers in g layout, made when first needed: converting the raw ptrace buffers
+    # is most of a hit's Python time, and most frames are never looked at one by one.
+    regs_later: Callable[[], bytes] | None = None
+
+    def add_registers(self, size: int, later: Callable[[], bytes]) -> None:
+        """The R block was just appended (zeros): its bytes come from ``later``."""
+        self.regs_at, self.regs_size, self.regs_later = len(self.data) - size, size, later
+
+    def _settle(self) -> None:
+        if self.regs_later is not None:
+            regs = self.regs_later()[:self.regs_size].ljust(self.regs_size, b"\0")
+            self.data[self.regs_at:self.regs_at + self.regs_size] = regs
+            self.regs_later = None
+
+    @property
+    def registers(self) -> bytes | None:
+        if self.regs_at < 0:
+            return None
+        self._settle()
+        return bytes(self.data[self.regs_at:self.regs_at + self.regs_size])
 
     def raw(self) -> bytes:
+        self._settle()
         return struct.pack("<HI", self.tpnum & 0xFFFF, len(self.data)) + self.data
 
     def read_memory(self, addr: int, length: int) -> bytes:

@@ -1,4 +1,7 @@
-"""While-stepping: after a tracepoint's hit the thread single-steps N times, unseen by the client,
+"""The tracer's two hooks into the Linux target: the registers of a thread at a hit, kept raw
+for later, and while-stepping.
+
+While-stepping: after a tracepoint's hit the thread single-steps N times, unseen by the client,
 its step actions collected at each step (gdb's `while-stepping N` in a tracepoint's actions).
 
 The steps run at the hit, before the thread goes on: one step at a time with the target's own
@@ -9,8 +12,10 @@ reports it as it would have.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from ..arch.regs import RegBuffers
 from ..target.base import StopKind
 
 if TYPE_CHECKING:
@@ -37,3 +42,12 @@ def while_step(target: LinuxTarget, tid: int) -> int | None:
     if t is None or not t.stopped:
         return None
     return target.get_pc(t)
+
+
+def register_snapshot(target: LinuxTarget, tid: int) -> tuple[int, Callable[[], bytes]]:
+    """The thread's raw register buffers copied now; their g-layout bytes made when asked."""
+    t = target.threads[tid]
+    arch = target.arch(t.pid)
+    bufs = target._buffers(t, True)
+    user, xstate = bytes(bufs.user), bytes(bufs.xstate)
+    return arch.g_size, lambda: arch.read_all(RegBuffers(bytearray(user), bytearray(xstate)))

@@ -56,9 +56,11 @@ class _Stop(Exception):
 class Tracer:
     """Every tracepoint, state variable and frame of the (one) trace experiment."""
 
-    def __init__(self, target: TraceTarget, stepper: Callable[[int], int | None] | None = None) -> None:
+    def __init__(self, target: TraceTarget, stepper: Callable[[int], int | None] | None = None,
+                 snapshot: Callable[[int], tuple[int, Callable[[], bytes]]] | None = None) -> None:
         self.target = target
         self.stepper = stepper  # one silent single-step of a thread: its new PC (None: stop stepping)
+        self.snapshot = snapshot  # a thread's registers now: (g size, their g bytes when asked)
         self.tracepoints: list[Tracepoint] = []
         self.variables: dict[int, StateVariable] = {1: timestamp_variable()}
         self.readonly: list[tuple[int, int]] = []
@@ -282,7 +284,7 @@ class Tracer:
         sink.tp = tp
         for action in actions:
             if isinstance(action, CollectRegisters):
-                sink.block(register_block(self.target.read_registers(tid)))
+                sink.registers(tid)
             elif isinstance(action, CollectMemory):
                 base = 0
                 if action.basereg >= 0:
@@ -360,13 +362,26 @@ class _Sink:
             self.tp.usage += len(block)
         kind = block[:1]
         if kind == b"R":
-            frame.registers = block[1:]
+            frame.add_registers(len(block) - 1, lambda: block[1:])
         elif kind == b"M":
             addr = int.from_bytes(block[1:9], "little")
             frame.memory.append((addr, block[11:]))
         elif kind == b"V":
             frame.variables[int.from_bytes(block[1:5], "little", signed=True)] = \
                 int.from_bytes(block[5:13], "little", signed=True)
+
+    def registers(self, tid: int) -> None:
+        """An R block: the registers kept raw, in g layout only when the frame is read."""
+        if self.tracer.snapshot is None:
+            self.block(register_block(self.tracer.target.read_registers(tid)))
+            return
+        size, later = self.tracer.snapshot(tid)
+        frame = self.frame
+        if frame is None or not self.tracer.buffer.add_block(frame, b"R" + bytes(size)):
+            return
+        if self.tp is not None:
+            self.tp.usage += 1 + size
+        frame.add_registers(size, later)
 
     def record_memory(self, addr: int, length: int, until_nul: bool = False) -> None:
         """Blocks of at most 64 KiB; what cannot be read is left out (gdbserver goes on too)."""

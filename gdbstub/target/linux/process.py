@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from ...agent import BreakpointConditions
 from ...arch import detect_arch, without_xml
 from ...arch.regs import Arch, RegBuffers
-from ...trace.stepping import while_step
+from ...trace.stepping import register_snapshot, while_step
 from ...trace.tracer import CLIENT, Tracer
 from ..base import Breakpoints, ResumeAction, StopEvent, StopKind
 from . import ptrace
@@ -127,7 +127,8 @@ class LinuxTarget:
         self._first_pid = 0
         self.hw: DebugRegisters | None = DebugRegisters(self)  # Z1-Z4 in DR0-DR7
         self.conditions = BreakpointConditions()  # Z0/Z1 conditions evaluated at the hit
-        self.tracer = Tracer(self, stepper=lambda tid: while_step(self, tid))  # tracepoints, collected at the hit
+        self.tracer = Tracer(self, stepper=lambda tid: while_step(self, tid),  # tracepoints, collected at the hit
+                             snapshot=lambda tid: register_snapshot(self, tid))
         self._stat_fds: dict[int, int] = {}  # tid -> open /proc/PID/task/TID/stat
         self.non_stop = False
 
