@@ -202,10 +202,14 @@ def test_buffer_full_and_circular():
     b"QTDP:1:zz:E:0:0", b"QTDP:1:10:Q:0:0", b"QTDP:1:10:E:0", b"QTDP:1:10:E:0:0:X3,00", b"QTDP:1:10:E:0:0:Sfoo",
     b"QTDP:-9:10:R1", b"QTDV:1:2", b"QTBuffer:size:1", b"QTBuffer:other:1", b"qTP:9:10", b"qTBuffer:ff,10",
     b"QTDPsrc:9:10:at:0:1:61", b"QTEnable:9:10", b"qTV:zz", b"QTFrame:pc:zz",
+    b"QTDP:-1:zz:R", b"QTro:zz", b"QTro:1", b"QTNotes:user:zz", b"QTFrame:range:1", b"QTFrame:zz", b"qTBuffer:",
+    b"QTSave:zz", b"QTSave:2f6e6f2f737563682f6469722f66", b"QTDV:1:2:0:zz", b"QTDisconnected:q", b"QTBuffer:circular:",
+    b"QTDP:1:10:E:0:0:X2,2727:Fzz", b"QTDP:1:10:E:0:0:X1,zz",
 ])
 def test_malformed_packets_get_an_error(session, packet):
     assert ask(session, b"QTinit") == b"OK"
     assert ask(session, packet) == b"E01"
+    assert session.internal_errors == 0  # refused as malformed, not by the last line of defence
 
 
 def test_actions_parse_and_trace_opcodes_need_a_tracepoint():
