@@ -292,3 +292,18 @@ def test_install_in_trace_and_breakpoint_at_a_tracepoint(debug, reference, tmp_p
     s = debug(PROG, ["5"], script)
     expect(s, r"^Breakpoint 3, traced \(i=0\)", r"^Tracepoint 4 at ", r"^Collected 6 trace frames\.$")
     _same(s, reference(PROG, ["5"], script))
+
+
+def test_adjacent_tracepoints_and_steps_onto_them(debug, reference, tmp_path):
+    """Tracepoints on consecutive instructions, a breakpoint on the one before, stepi onto a
+    tracepoint: every pass is collected exactly once, wherever the thread comes from.
+    (64-bit only: the offsets are instruction boundaries of traced() there.)"""
+    prog = PROG
+    defs = "trace *traced+8\nactions\ncollect counter\nend\ntrace *traced+12\nactions\ncollect counter\nend\n"
+    script = ["break main", "continue", _script(tmp_path, defs), "tstart", "break *traced+4", "continue", "continue",
+              "stepi", "stepi", "stepi", "delete 4", f"break {location('after', 'trace')}", "continue", "tstop",
+              "tstatus", "tfind start", "tfind", "tfind", "tfind", "tfind", "tfind tracepoint 3", "tfind none",
+              "info tracepoints", "kill"]
+    s = debug(prog, ["4"], script)
+    expect(s, r"^Collected 8 trace frames\.$")
+    _same(s, reference(prog, ["4"], script))

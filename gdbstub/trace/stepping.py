@@ -12,11 +12,12 @@ reports it as it would have.
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ..arch.regs import RegBuffers
-from ..target.base import StopKind
+from ..target.base import StopEvent, StopKind
 
 if TYPE_CHECKING:
     from ..target.linux.process import LinuxTarget
@@ -51,3 +52,14 @@ def register_snapshot(target: LinuxTarget, tid: int) -> tuple[int, Callable[[], 
     bufs = target._buffers(t, True)
     user, xstate = bytes(bufs.user), bytes(bufs.xstate)
     return arch.g_size, lambda: arch.read_all(RegBuffers(bytearray(user), bytearray(xstate)))
+
+
+def stepped_onto_tracepoint(target: LinuxTarget, event: StopEvent) -> None:
+    """A step reported to the client that ends at a tracepoint: the instruction there is about
+    to run, so that is the tracepoint's hit (gdbserver collects there too); the step-over that
+    follows at the next resume collects nothing."""
+    if event.kind is not StopKind.SIGNAL or event.signal != signal.SIGTRAP or event.reason is not None:
+        return
+    t = target.threads.get(event.tid)
+    if t is not None:
+        target.tracer.hit(t.pid, t.tid, target.get_pc(t), may_step=False)

@@ -228,9 +228,10 @@ class Tracer:
 
     # --- a hit -----------------------------------------------------------------------------------
 
-    def hit(self, pid: int, tid: int, pc: int) -> bool:
+    def hit(self, pid: int, tid: int, pc: int, may_step: bool = True) -> bool:
         """A thread stopped at pc on an int3: collect for each tracepoint there. Returns whether
-        the client should hear of the stop (it has a breakpoint of its own at pc)."""
+        the client should hear of the stop (it has a breakpoint of its own at pc). ``may_step``
+        False: the stop is reported anyway, so no while-stepping moves the thread."""
         wanted = CLIENT in self.owners.get((pid, pc), (CLIENT,))
         if self._lift_pending:
             self.lift(keep=pc)
@@ -243,7 +244,7 @@ class Tracer:
                 if self._collect(tp, tp.actions, tp.address, pid, tid, hit=True):
                     collected.append(tp)
             stepping = [tp for tp in collected if tp.step_count and tp.step_actions]
-            if stepping and self.stepper is not None and not wanted:  # not away from a reported stop
+            if stepping and self.stepper is not None and may_step and not wanted:  # not away from a reported stop
                 self._while_stepping(stepping, pid, tid)
             for tp in collected:  # passcounts count once the stepping is done, as in gdbserver
                 if tp.pass_count and tp.hits >= tp.pass_count:

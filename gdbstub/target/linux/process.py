@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from ...agent import BreakpointConditions
 from ...arch import detect_arch, without_xml
 from ...arch.regs import Arch, RegBuffers
-from ...trace.stepping import register_snapshot, while_step
+from ...trace.stepping import register_snapshot, stepped_onto_tracepoint, while_step
 from ...trace.tracer import CLIENT, Tracer
 from ..base import Breakpoints, ResumeAction, StopEvent, StopKind
 from . import ptrace
@@ -884,6 +884,8 @@ class LinuxTarget:
                 return StopEvent(StopKind.SIGNAL, t.pid, t.tid, signal=signal.SIGTRAP)
             if self._on_breakpoint(t):
                 # Landed on the next breakpoint: that is a hit, as if its int3 had run.
+                if not self._hit_wanted(t, "swbreak"):
+                    return self._step_over(t, 0)  # a tracepoint's (collected now): over it too
                 t.stop_signal = signal.SIGTRAP
                 return StopEvent(StopKind.SIGNAL, t.pid, t.tid, signal=signal.SIGTRAP, reason="swbreak")
             return None
@@ -914,6 +916,12 @@ class LinuxTarget:
 
     def poll(self) -> StopEvent | None:
         """Reap every wait status ready now; return a stop to report, if any."""
+        event = self._poll()
+        if event is not None and self.tracer.sites:
+            stepped_onto_tracepoint(self, event)  # a step ending at a tracepoint is its hit
+        return event
+
+    def _poll(self) -> StopEvent | None:
         while True:
             if self._ready:
                 event = self._ready.pop(0)
