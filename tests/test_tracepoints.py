@@ -218,3 +218,26 @@ def test_actions_parse_and_trace_opcodes_need_a_tracepoint():
     with pytest.raises(AgentError):
         Expression.parse(bytes((0x2C, 0, 1, 0x27)))  # getv in a breakpoint condition
     assert Expression.parse(bytes((0x2C, 0, 1, 0x27)), tracing=True)
+
+
+def test_registers_kept_raw_until_read(session):
+    """With a snapshot hook the g layout is built when the frame is read, once."""
+    target = session.target
+    made = []
+
+    def snapshot(tid: int) -> tuple[int, Any]:
+        def later() -> bytes:
+            made.append(tid)
+            return target.read_registers(tid)
+        return G_SIZE, later
+
+    target.tracer.snapshot = snapshot
+    define(session, b"QTDP:1:%016x:E:0:0-" % PC, b"QTDP:-1:%016x:R1" % PC)
+    ask(session, b"QTStart")
+    target.tracer.hit(100, 100, PC)
+    assert made == []
+    assert ask(session, b"qTP:1:%x" % PC) == b"V1:%x" % (1 + G_SIZE)
+    assert ask(session, b"QTFrame:0") == b"F0T1"
+    assert ask(session, b"g") == target.read_registers(100).hex().encode()
+    assert ask(session, b"g") == target.read_registers(100).hex().encode()
+    assert made == [100]
