@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 
 from . import __version__
 from .launcher import Launcher, Terminal
-from .protocol.monitor import set_debug_format
+from .protocol.monitor import debug_format
+from .protocol.session import S_STOP_REPLIES
 from .server import Server, ServerOptions
 from .target.linux.process import LaunchError, LinuxTarget
 from .transport import AddressError, Listener, is_loopback, parse_address
@@ -58,8 +59,8 @@ Debug options:
   --debug               Log every packet, both directions, with timestamps.
   --remote-debug        The same as --debug.
   --debug-file=FILE     Write debug output to FILE instead of stderr.
-  --debug-format=all|none|timestamp
-                        Start each debug line with the time (all, timestamp) or not.
+  --debug-format=OPT1[,OPT2,...]
+                        Start each debug line with the time (all, timestamp) or not (none).
   --disable-packet=OPT1[,OPT2,...]
                         Disable support for RSP packets or features.
                           Options:
@@ -88,15 +89,17 @@ class UsageError(Exception):
     pass
 
 
-# gdbserver's --disable-packet names -> the packet names the session turns off.
+# gdbserver's --disable-packet names -> the packet names the session turns off. "T" is not
+# the thread-alive packet but the T stop reply (then sent as bare Sxx; session.S_STOP_REPLIES),
+# and "threads" means the threading packets only, as in gdbserver.
 DISABLE_NAMES: dict[str, set[str]] = {
     "vCont": {"vCont", "vCont?"},
-    "T": {"T"},
     "Tthread": {"Tthread"},
     "qC": {"qC"},
     "qfThreadInfo": {"qfThreadInfo", "qsThreadInfo"},
 }
 DISABLE_NAMES["threads"] = set().union(*DISABLE_NAMES.values())
+DISABLE_NAMES["T"] = {S_STOP_REPLIES}
 
 
 # Options that only set one Options field: name -> (field, value).
@@ -130,8 +133,6 @@ def parse_args(argv: list[str]) -> Options:
             opts.debug_file = value
             opts.debug = True
         elif name == "--debug-format" and eq:
-            if value not in ("all", "none", "timestamp"):
-                raise UsageError(f"Unknown --debug-format value: {value}")
             opts.debug_format = value
         elif name == "--disable-packet" and eq:
             for item in value.split(","):
@@ -195,7 +196,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     _setup_logging(opts)
     if opts.debug_format is not None:
-        set_debug_format(opts.debug_format)
+        _, bad = debug_format(opts.debug_format)
+        if bad is not None:
+            print(f'Unknown debug-format argument: "{bad}"', file=sys.stderr, flush=True)
+            return 1
     try:
         addr = parse_address(opts.comm)
     except AddressError as exc:

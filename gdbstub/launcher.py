@@ -27,6 +27,18 @@ def shell_word(arg: str) -> str:
     return arg
 
 
+_CANNOT_EXEC = re.compile(r"^Cannot exec (.+): (.+?)\.?$", re.S)
+
+
+def _exec_failure(message: str) -> str:
+    """The target's 'Cannot exec PROG: WHY.' in gdbserver's two lines, which harnesses match:
+    'gdbserver: Cannot exec PROG' and 'gdbserver: Error: WHY' (with this stub's name)."""
+    found = _CANNOT_EXEC.match(message)
+    if found is None:
+        return message
+    return f"gdbstub: Cannot exec {found.group(1)}\ngdbstub: Error: {found.group(2)}"
+
+
 class Terminal:
     """The stub's controlling terminal, handed to each program it starts (its own process
     group becomes the foreground one, as gdbserver does) and given back when the stub ends.
@@ -114,9 +126,14 @@ class Launcher:
             raise LaunchError("No program to run.", 1)
         prog = self.program[0]
         cmd, execs = self.command(self.program)
+        if self.stdio_fds is not None:  # gdbserver's child says this on every stdio launch
+            print("stdin/stdout redirected", file=sys.stderr, flush=True)
         # An empty LaunchError message: a shell or wrapper already said why it failed.
-        pid = target.launch(cmd, env=self.env, disable_aslr=self.disable_aslr, cwd=self.cwd,
-                            stdio_fds=self.stdio_fds, startup_execs=execs)
+        try:
+            pid = target.launch(cmd, env=self.env, disable_aslr=self.disable_aslr, cwd=self.cwd,
+                                stdio_fds=self.stdio_fds, startup_execs=execs)
+        except LaunchError as exc:
+            raise LaunchError(_exec_failure(str(exc)), exc.exit_code) from None
         if self.terminal is not None and self.stdio_fds is None:
             self.terminal.give(pid)  # the program runs in its own process group (setpgid)
         print(f"Process {prog} created; pid = {pid}", file=sys.stderr, flush=True)

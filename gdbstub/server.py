@@ -64,7 +64,10 @@ class Server:
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._old_wakeup = -1
         self.session: Session | None = None
-        self.extended_seen = options.extended  # '!' seen on some connection (gdbserver keeps it)
+        # '!' seen on some connection (gdbserver keeps it). Not --multi itself: gdbserver
+        # --multi still leaves when a plain 'target remote' client goes and no program is left
+        # (pwntools starts it so and waits for it to end).
+        self.extended_seen = False
 
     # --- life cycle --------------------------------------------------------------
 
@@ -83,8 +86,9 @@ class Server:
         """Accept clients until done; returns the process exit status.
 
         After a client leaves, the stub ends with --once, on stdio, after ``monitor exit``
-        or a non-extended kill, or when an attached program was all there was outside
-        extended mode. Otherwise it waits for the next client. A program it launched is
+        or a non-extended kill, and unless some client sent '!' (extended-remote, not just
+        --multi): when the program has exited or was killed or detached, or when an attached
+        program was all there was. Otherwise it waits for the next client. A program it launched is
         killed when its client leaves (never left running), and outside extended mode
         the next client gets a fresh launch of it."""
         try:
@@ -98,17 +102,20 @@ class Server:
                     conn.close()
                 session = self.session
                 if session is not None:
-                    self.extended_seen |= session.extended
+                    self.extended_seen |= session.extended_requested
                     if session.finished:
                         break
                 if self.options.once or self.listener.addr.kind == "stdio":
                     break
                 if self._trace_outlives_client():
                     continue  # disconnected tracing: the program and its trace wait for the next client
+                alive = self.target.alive()
                 relaunch = self.target.launched() and not self.extended_seen
                 # No launched program outlives its client, even one left running: kill
                 # what we started and detach from what we attached to.
                 self.target.close()
+                if not alive and not self.extended_seen:
+                    break  # its program exited, was killed or detached: gdbserver leaves too
                 if relaunch:
                     try:  # the next client gets a fresh launch
                         self.launcher.start(self.target)
@@ -279,7 +286,7 @@ class Server:
             sel.close()
         if self.target.running:
             self.target.set_non_stop(False)  # the next client finds everything stopped
-        return True
+        return bool(self.target.processes)  # the program ended meanwhile: as when it ends with a client
 
     def _drain_wakeup(self) -> None:
         try:

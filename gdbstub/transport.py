@@ -99,7 +99,7 @@ def parse_address(text: str) -> Address:
             rest, family = rest[len(prefix):], fam
             break
     host, sep, port_s = rest.rpartition(":")
-    if not sep or not port_s.isdigit() or int(port_s) > 65535:
+    if not sep or not port_s:
         raise AddressError(f"Invalid port or address: {text}")
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
@@ -107,18 +107,24 @@ def parse_address(text: str) -> Address:
         host = "::1" if family == socket.AF_INET6 else "127.0.0.1"
     if host == "localhost":
         host = "::1" if family == socket.AF_INET6 else "127.0.0.1"
+    if port_s.isdigit() and int(port_s) > 65535:  # gdbserver wraps it round; say so instead
+        raise AddressError(f"Invalid port or address: {text}")
     try:
         ip = ipaddress.ip_address(host)
         fam = socket.AF_INET6 if ip.version == 6 else socket.AF_INET
     except ValueError:
-        if ":" in host or not all(c.isalnum() or c in "-." for c in host):
-            raise AddressError(f"Invalid host in address: {text}") from None
+        fam = 0
+    if not fam or not port_s.isdigit():
+        # A name (or a port that is not a number): the resolver decides, and a failure is
+        # worded as gdbserver's, which is what test harnesses look for to give up at once.
         try:
-            info = socket.getaddrinfo(host, None, family or socket.AF_UNSPEC, socket.SOCK_STREAM)
-        except OSError:
-            raise AddressError(f"Cannot resolve host: {host}") from None
+            info = socket.getaddrinfo(host, port_s, family or socket.AF_UNSPEC, socket.SOCK_STREAM)
+        except (OSError, UnicodeError) as exc:
+            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise AddressError(f"{text}: cannot resolve name: {why}") from None
         fam = info[0][0]
-        host = str(info[0][4][0])
+        host, port = str(info[0][4][0]), int(info[0][4][1])
+        port_s = str(port)
     if family and fam != family:
         raise AddressError(f"Address family mismatch: {text}")
     return Address("tcp", host=host, port=int(port_s), family=fam)

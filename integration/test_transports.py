@@ -56,6 +56,9 @@ def test_stdio_pipe(procs, kind):
     # the stub's stderr, which gdb shows.
     expect_in(res.output, r"^argv\[1\]=\[piped\]$", context=context)
     assert "Remote connection closed" not in res.output, context
+    # what gdbserver's child says on every stdio launch (issue 14 item 9), before the program runs
+    assert res.output.count("stdin/stdout redirected\n") == 1, context
+    assert res.output.index("stdin/stdout redirected") < res.output.index("argv[1]=[piped]"), context
 
 
 def test_stdio_spelled_stdio(procs):
@@ -109,3 +112,4 @@ def test_stdio_extended_remote(procs):
     assert len(re.findall(r"Breakpoint 1, reached \(\)", res.stdout)) == 2, context
     expect_in(res.stdout, r"exited with code 03\]$", context=context)
     expect_in(res.output, r"^argv\[1\]=\[first\]$", r"^argv\[1\]=\[second\]$", context=context)
+    assert res.output.count("stdin/stdout redirected\n") == 2, context  # once for each run

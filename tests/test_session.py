@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from gdbstub.arch.x86_64 import X86_64
-from gdbstub.protocol.session import Session, packet_name
+from gdbstub.protocol.session import S_STOP_REPLIES, Session, packet_name
 from gdbstub.target.base import ResumeAction, StopEvent, StopKind
 
 
@@ -215,6 +215,22 @@ def test_stop_replies(session: Session) -> None:
     assert reply.startswith(b"T0b06:") and b"thread:p64.65;" in reply
     reply = session.stop_reply(StopEvent(StopKind.SIGNAL, 100, 101, signal=5, reason="swbreak"))
     assert reply.startswith(b"T05swbreak:;")
+
+
+def test_bare_stop_replies_keep_gdbs_thread(session: Session) -> None:
+    """--disable-packet=T: Sxx only, W/X as ever, the thread-alive packet answered, and since
+    the reply names no thread, g keeps answering for gdb's current thread (gdbserver)."""
+    session.disabled.add(S_STOP_REPLIES)
+    assert session.stop_reply(StopEvent(StopKind.SIGNAL, 100, 101, signal=11)) == b"S0b"
+    assert session.stop_reply(StopEvent(StopKind.FORK, 100, 101, child_pid=200, child_tid=200)) == b"S05"
+    assert session.stop_reply(StopEvent(StopKind.EXITED, 100, 100, status=7)) == b"W07;process:64"
+    assert session.handle(b"Tp64.65") == b"OK"
+    assert session.handle(b"Hgp0.0") == b"OK"
+    assert session.on_stop(StopEvent(StopKind.SIGNAL, 100, 101, signal=5)) == b"S05"
+    assert session.current_tid() == 100  # the thread 'any' meant before the stop, not 101
+    session.disabled.discard(S_STOP_REPLIES)
+    assert session.on_stop(StopEvent(StopKind.SIGNAL, 100, 101, signal=5)).startswith(b"T05")
+    assert session.current_tid() == 101  # a named thread becomes gdb's
 
 
 def test_without_multiprocess_thread_ids_are_plain() -> None:

@@ -7,7 +7,7 @@ then one <reg> per table entry, in gdbserver's print_xml_feature form.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from .regs import Reg
 
@@ -78,21 +78,23 @@ def reg_xml(reg: Reg) -> str:
     )
 
 
-def target_xml(architecture: str, regs: Iterable[Reg], extra_types: dict[str, str] | None = None) -> str:
-    """Build a whole target.xml, features in the order their registers appear."""
-    types = dict(FEATURE_TYPES)
-    types.update(extra_types or {})
+GDB_XML_HEAD = '<?xml version="1.0"?>\n<!DOCTYPE target SYSTEM "gdb-target.dtd">\n<target>\n'
+
+
+def target_xml(architecture: str, regs: Iterable[Reg], extra_types: dict[str, str] | None = None, *,
+               head: str = GDB_XML_HEAD, reg_line: Callable[[Reg], str] | None = None,
+               with_types: bool = True) -> str:
+    """Build a whole target.xml, features in the order their registers appear (REG_LINE: how a
+    register is written, gdb's form by default; lldb's carries more attributes and no types)."""
+    types = {**FEATURE_TYPES, **(extra_types or {})} if with_types else {}
     features: dict[str, list[Reg]] = {}
     for reg in regs:
         features.setdefault(reg.feature, []).append(reg)
-    parts = [
-        '<?xml version="1.0"?>\n<!DOCTYPE target SYSTEM "gdb-target.dtd">\n<target>\n',
-        f"  <architecture>{architecture}</architecture>\n  <osabi>GNU/Linux</osabi>\n",
-    ]
+    parts = [head, f"  <architecture>{architecture}</architecture>\n  <osabi>GNU/Linux</osabi>\n"]
     for name, members in features.items():
         parts.append(f'  <feature name="{name}">\n')
         parts.append(types.get(name, ""))
-        parts.extend(reg_xml(r) for r in members)
+        parts.extend((reg_line or reg_xml)(r) for r in members)
         parts.append("  </feature>\n")
     parts.append("</target>\n")
     return "".join(parts)

@@ -8,9 +8,8 @@ lldb puts everything in one "general" set. gdb keeps gdbserver's text (features.
 
 from __future__ import annotations
 
-from xml.sax.saxutils import quoteattr
-
-from .features import AVX, AVX512, CORE, LINUX, PKEYS, SEGMENTS, SSE
+from ..xmltext import xml_attr
+from .features import AVX, AVX512, CORE, LINUX, PKEYS, SEGMENTS, SSE, target_xml
 from .regs import Arch, Reg
 
 GPR = "General Purpose Registers"
@@ -60,21 +59,10 @@ def _reg(arch: Arch, reg: Reg) -> str:
     generic = GENERIC[arch.word].get(reg.name)
     if generic is not None:
         attrs["generic"] = generic
-    return "    <reg " + " ".join(f"{k}={quoteattr(v)}" for k, v in attrs.items()) + "/>\n"
+    return "    <reg " + " ".join(f"{k}={xml_attr(v)}" for k, v in attrs.items()) + "/>\n"
 
 
 def lldb_target_xml(arch: Arch) -> str:
     """target.xml for lldb, one <feature> per gdb feature, in g-packet order."""
-    features: dict[str, list[Reg]] = {}
-    for reg in arch.regs:
-        features.setdefault(reg.feature, []).append(reg)
-    parts = [
-        '<?xml version="1.0"?>\n<target version="1.0">\n',
-        f"  <architecture>{arch.name}</architecture>\n  <osabi>GNU/Linux</osabi>\n",
-    ]
-    for name, members in features.items():
-        parts.append(f'  <feature name="{name}">\n')
-        parts.extend(_reg(arch, r) for r in members)
-        parts.append("  </feature>\n")
-    parts.append("</target>\n")
-    return "".join(parts)
+    return target_xml(arch.name, arch.regs, head='<?xml version="1.0"?>\n<target version="1.0">\n',
+                      reg_line=lambda reg: _reg(arch, reg), with_types=False)

@@ -34,7 +34,7 @@ def _hex_text(data: bytes) -> str:
 
 
 def enable_extended(s: Session, args: bytes) -> bytes:
-    s.extended = True
+    s.extended = s.extended_requested = True
     return OK
 
 

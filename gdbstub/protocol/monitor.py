@@ -23,8 +23,9 @@ The following monitor commands are supported:
     Enable or disable the stub's debug log (packets and events)
   set remote-debug on|off
     Enable or disable the packet log
-  set debug-format all|none|timestamp
+  set debug-format option1[,option2,...]
     Add or remove timestamps on debug log lines
+    Options: all, none, timestamp
   set libthread-db-search-path [PATH]
     Where libthread_db.so.1 must be for thread-local variables (as gdbserver)
   info
@@ -59,13 +60,34 @@ class _Stamped(logging.Formatter):
 
 
 def set_debug_format(kind: str) -> bool:
-    """all/timestamp: log lines start with the time; none: bare (monitor and --debug-format)."""
-    if kind not in ("all", "none", "timestamp"):
+    """all/timestamp: log lines start with the time; none: bare."""
+    if kind not in DEBUG_FORMATS:
         return False
     formatter = logging.Formatter("%(message)s") if kind == "none" else _Stamped()
     for handler in logging.getLogger("gdbstub").handlers:
         handler.setFormatter(formatter)
     return True
+
+
+# gdbserver's debug-format options and what it says for each.
+DEBUG_FORMATS = {
+    "all": "All extra debug format options enabled.\n",
+    "none": "All extra debug format options disabled.\n",
+    "timestamp": "Timestamps will be added to debug output.\n",
+}
+
+
+def debug_format(value: str) -> tuple[str, str | None]:
+    """Apply a comma list as gdbserver does (left to right, empty items skipped; monitor and
+    --debug-format): what to say for the options taken, and the first unknown one or None."""
+    said: list[str] = []
+    for option in value.split(","):
+        if not option:
+            continue
+        if not set_debug_format(option):
+            return "".join(said), option
+        said.append(DEBUG_FORMATS[option])
+    return "".join(said), None
 
 
 def _info(s: Session) -> str:
@@ -128,11 +150,18 @@ def run_command(s: Session, line: str) -> bool:
         _set_level("gdbstub.rsp", _ON[value])
         _say(s, f"Protocol debug output {'enabled' if _ON[value] else 'disabled'}.\n")
         return True
-    if what == "debug-format":
-        if not set_debug_format(value):
-            _say(s, "debug-format must be one of: all, none, timestamp\n")
-        return True
     return False
+
+
+def set_debug_format_command(s: Session, value: str) -> bytes:
+    """monitor set debug-format VALUE: gdbserver's confirmations, or its complaint and an error."""
+    said, bad = debug_format(value)
+    if bad is not None:
+        _say(s, f'{said}Unknown debug-format argument: "{bad}"\n{HELP}')
+        return E01
+    if said:
+        _say(s, said)
+    return OK
 
 
 def rcmd(s: Session, args: bytes) -> bytes:
@@ -140,6 +169,8 @@ def rcmd(s: Session, args: bytes) -> bytes:
         line = bytes.fromhex(args.lstrip(b",").decode("ascii")).decode("utf-8", "replace")
     except ValueError:
         return E01
+    if line.startswith("set debug-format "):  # gdbserver's spelling: the rest is the value, as is
+        return set_debug_format_command(s, line[len("set debug-format "):])
     if not run_command(s, line):
         _say(s, "Unknown monitor command.\n\n" + HELP)
         return E01  # as gdbserver: gdb adds "Protocol error with Rcmd"

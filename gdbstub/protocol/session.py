@@ -9,6 +9,7 @@ feature lives in one module and ``qSupported`` is derived from what is there.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -30,6 +31,9 @@ E01 = b"E01"
 E02 = b"E02"
 E03 = b"E03"
 
+# In Session.disabled: stop replies in the bare 'Sxx' form (gdbserver's --disable-packet=T).
+S_STOP_REPLIES = "T-stop-reply"
+
 Handler = Callable[["Session", bytes], "bytes | None"]
 # A feature's entry in qSupported: a name and a test of whether it is offered now.
 Feature = tuple[str, Callable[["Session"], bool]]
@@ -44,7 +48,8 @@ class Session:
 
     def __init__(self, target: LinuxTarget, *, extended: bool = False) -> None:
         self.target = target
-        self.extended = extended
+        self.extended = extended  # may start programs (vRun, R): --multi or '!'
+        self.extended_requested = False  # the client sent '!': the stub outlives its programs
         self.no_ack = False
         self.client_features: dict[str, str] = {}
         self.multiprocess = False
@@ -133,9 +138,14 @@ class Session:
         in the queue for vStopped) and this returns None."""
         self.last_stop = event
         if event.kind not in (StopKind.EXITED, StopKind.TERMINATED):
+            bare = S_STOP_REPLIES in self.disabled
+            if not self.non_stop and bare:
+                self._keep_general_thread()
             self.event_thread = event.tid
             self.last_events[event.tid] = event
-            if not self.non_stop:
+            if not self.non_stop and not bare:
+                # gdb takes the thread the reply names as its general thread. (Without
+                # thread: (Tthread off) too: gdbserver then hangs, this keeps gdb going.)
                 self.general_thread = g.ThreadId(event.pid, event.tid)
         reply = self.stop_reply(event)
         self.last_reply = reply
@@ -147,6 +157,18 @@ class Session:
             return None
         self.running = False
         return reply
+
+    def _keep_general_thread(self) -> None:
+        """A stop reply without a thread is, to gdb, a stop of the thread it has been reading:
+        pin that one (what 'any thread' meant until now), as gdbserver does, so that g and p
+        keep answering for it rather than for the thread that stopped."""
+        if self.general_thread.tid > 0 and self.general_thread.tid in self.target.threads:
+            return
+        try:
+            tid = self.current_tid()
+        except OSError:
+            return
+        self.general_thread = g.ThreadId(self.target.pid_of(tid) or self.target.pid, tid)
 
     # --- helpers for handlers -------------------------------------------------------
 
@@ -191,6 +213,8 @@ class Session:
         if event.kind is StopKind.NO_RESUMED:
             return b"N"
         sig = signals.to_gdb(event.signal) if event.kind is StopKind.SIGNAL else 5
+        if S_STOP_REPLIES in self.disabled:  # no registers, thread or core: gdb asks for them
+            return b"S%02x" % sig
         parts = [b"T%02x" % sig]
         if event.kind is StopKind.SIGNAL:
             if event.reason == "swbreak" and self.swbreak:
@@ -250,6 +274,9 @@ class Session:
         return out
 
 
+_NAMES: dict[bytes, str] = {}  # the word of q/Q/v/j/_ packets -> its name (a few dozen)
+
+
 def packet_name(data: bytes) -> str:
     """The dispatch key: the leading letter, or for q/Q/v/_ the word before ':' ',' ';'."""
     if not data:
@@ -257,15 +284,21 @@ def packet_name(data: bytes) -> str:
     first = chr(data[0])
     if first not in "qQvj_":
         return first
-    end = len(data)
-    for sep in (b":", b",", b";", b"?"):
-        i = data.find(sep)
-        if 0 < i < end:
-            end = i
+    found = _NAME_END.match(data)
+    end = found.end() if found else len(data)
     if first == "v" and data[end:end + 1] == b"?":
         end += 1
     if data.startswith((b"_M", b"_m")):
-        return data[:2].decode()
-    if data.startswith(b"qThreadStopInfo"):  # lldb's: the thread id follows with no separator
-        return "qThreadStopInfo"
-    return data[:end].decode("ascii", "replace")
+        end = 2
+    elif data.startswith(b"qThreadStopInfo"):  # lldb's: the thread id follows with no separator
+        end = len(b"qThreadStopInfo")
+    word = data[:end]
+    name = _NAMES.get(word)
+    if name is None:
+        name = word.decode("ascii", "replace")
+        if len(_NAMES) < 256:  # clients send a few dozen names; junk must not grow it
+            _NAMES[word] = name
+    return name
+
+
+_NAME_END = re.compile(rb".[^:,;?]*", re.S)
