@@ -7,8 +7,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import construct as cs
-
 from ..trace import tfile
 from ..trace.model import (
     DEFAULT_BUFFER_SIZE,
@@ -32,18 +30,18 @@ MASK64 = (1 << 64) - 1
 
 # Declared argument grammars (the variable-shaped ones, QTDP and its actions, are parsed in
 # gdbstub/trace/model.py, since they are data the tracer keeps).
-Text = cs.NullTerminated(cs.GreedyBytes, term=b":")
+F = g.Field
 # QTEnable:N:ADDR, QTDisable:N:ADDR, qTP:N:ADDR
-TracepointRef = cs.Struct("number" / g.hex_until(b":"), "addr" / g.HexRest)
+TracepointRef: g.Grammar = (F("number", g.HEX, b":"), F("addr", g.HEX))
 # QTDPsrc:N:ADDR:TYPE:START:LENGTH:HEX
-SourcePiece = cs.Struct("number" / g.hex_until(b":"), "addr" / g.hex_until(b":"), "type" / Text,
-                        "start" / g.hex_until(b":"), "length" / g.hex_until(b":"), "text" / g.HexData)
+SourcePiece: g.Grammar = (F("number", g.HEX, b":"), F("addr", g.HEX, b":"), F("type", g.BYTES, b":"),
+                          F("start", g.HEX, b":"), F("length", g.HEX, b":"), F("text", g.HEX_BYTES))
 # qTBuffer:OFFSET,LENGTH
-BufferWindow = cs.Struct("offset" / g.hex_until(b","), "length" / g.HexRest)
+BufferWindow: g.Grammar = (F("offset", g.HEX, b","), F("length", g.HEX))
 # qTV:N
-VariableRef = cs.Struct("number" / g.HexRest)
+VariableRef: g.Grammar = (F("number", g.HEX),)
 # QTFrame:range:LO:HI and QTFrame:outside:LO:HI
-AddressRange = cs.Struct("lo" / g.hex_until(b":"), "hi" / g.HexRest)
+AddressRange: g.Grammar = (F("lo", g.HEX, b":"), F("hi", g.HEX))
 
 
 def tracer(s: Session) -> Tracer:
