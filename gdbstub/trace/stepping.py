@@ -21,6 +21,7 @@ from ..target.base import StopEvent, StopKind
 
 if TYPE_CHECKING:
     from ..target.linux.process import LinuxTarget
+    from ..target.linux.stops import StopEngine
 
 
 def while_step(target: LinuxTarget, tid: int) -> int | None:
@@ -54,7 +55,7 @@ def register_snapshot(target: LinuxTarget, tid: int) -> tuple[int, Callable[[], 
     return arch.g_size, lambda: arch.read_all(RegBuffers(bytearray(user), bytearray(xstate)))
 
 
-def stepped_onto_tracepoint(target: LinuxTarget, event: StopEvent) -> None:
+def stepped_onto_tracepoint(target: StopEngine, event: StopEvent) -> None:
     """A step reported to the client that ends at a tracepoint: the instruction there is about
     to run, so that is the tracepoint's hit (gdbserver collects there too); the step-over that
     follows at the next resume collects nothing."""
