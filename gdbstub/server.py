@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 
 from .launcher import Launcher
 from .protocol import framing, registry  # noqa: F401  (registry: see below)
-from .protocol.session import Session, SessionEnd
-from .target.base import StopEvent, StopKind
+from .protocol.session import Session, SessionEnd, packet_name
+from .target.base import ResumeAction, StopEvent, StopKind
 from .target.linux.process import LaunchError, LinuxTarget
-from .transport import Connection, Listener
+from .transport import SEND_TIMEOUT, Connection, Listener
 
 # registry above imports every packet module at start-up: Session() would import
 # them on the first connection, ~80 ms inside gdb's session.
@@ -50,6 +50,7 @@ class ServerOptions:
     once: bool = False
     extended: bool = False
     disabled_packets: set[str] = field(default_factory=set)
+    send_timeout: float = SEND_TIMEOUT  # --send-timeout: a client that reads nothing this long is gone
 
 
 class Server:
@@ -107,6 +108,8 @@ class Server:
                         break
                 if self.options.once or self.listener.addr.kind == "stdio":
                     break
+                if self._trace_outlives_client():
+                    continue  # disconnected tracing: the program and its trace wait for the next client
                 alive = self.target.alive()
                 relaunch = self.target.launched() and not self.extended_seen
                 # No launched program outlives its client, even one left running: kill
@@ -143,6 +146,7 @@ class Server:
         if "vCont" in session.disabled:
             session.features = [f for f in session.features if f[0] != "vContSupported+"]
         self.session = session
+        conn.send_timeout = self.options.send_timeout
         framer = framing.Framer()
         last_sent = b""
         # epoll itself, not selectors: its Python layer costs microseconds per wake-up,
@@ -205,8 +209,19 @@ class Server:
                                 log.debug("bad packet: %s", event.reason)
                                 if not session.no_ack:
                                     conn.send(b"-")
+                            elif isinstance(event, framing.Oversized):
+                                # Acknowledged (a NAK would bring the same packet back) and refused.
+                                if not session.no_ack:
+                                    conn.send(b"+")
+                                send(oversized_reply(session, event))
                             if session.finished:
                                 return
+                            if conn.stalled:
+                                break
+                    if conn.stalled:
+                        log.warning("client stopped reading: a reply made no progress for %g s; "
+                                    "treating the client as gone", conn.send_timeout)
+                        return
         except SessionEnd:
             return
         finally:
@@ -253,12 +268,53 @@ class Server:
                 send(reply)
         return not session.running
 
+    def _trace_outlives_client(self) -> bool:
+        """Disconnected tracing (QTDisconnected:1, a trace running): the one case where the
+        program outlives its client. It runs on, collecting, until the next client connects;
+        then it is stopped and that client finds the trace (qTStatus, upload, tfind)."""
+        tracer = self.target.tracer
+        if not (tracer.running and tracer.disconnected and self.target.threads):
+            return False
+        print("Disconnected tracing in effect, leaving gdbstub attached to the process",
+              file=sys.stderr, flush=True)
+        self.target.set_non_stop(False)
+        self.target.resume({tid: ResumeAction("c") for tid in self.target.threads})
+        self.listener.announce()
+        sel = select.epoll()
+        sel.register(self._wake_r, select.EPOLLIN)
+        sel.register(self.listener.fileno(), select.EPOLLIN)
+        try:
+            while self.target.processes:
+                event = self.target.poll()
+                if event is not None:
+                    if event.kind is StopKind.SIGNAL and self.target.threads:
+                        # Nobody to report it to: pass it on, as a continuing client would.
+                        self.target.resume({tid: ResumeAction("c", event.signal if tid == event.tid else 0)
+                                            for tid in self.target.threads})
+                    continue
+                if self.listener.fileno() in [fd for fd, _ in sel.poll()]:
+                    break
+                self._drain_wakeup()
+        finally:
+            sel.close()
+        if self.target.running:
+            self.target.set_non_stop(False)  # the next client finds everything stopped
+        return bool(self.target.processes)  # the program ended meanwhile: as when it ends with a client
+
     def _drain_wakeup(self) -> None:
         try:
             while len(os.read(self._wake_r, 4096)) == 4096:  # a short read emptied it
                 pass
         except BlockingIOError:
             pass
+
+
+def oversized_reply(session: Session, event: framing.Oversized) -> bytes:
+    """The refusal of a packet over PacketSize: E01 for a packet the stub knows, the empty
+    reply for one it does not (as for any unknown packet)."""
+    name = packet_name(event.head)
+    log.debug("packet too long: %d bytes of %r...", event.size, event.head[:16])
+    return b"E01" if name in session.handlers and name not in session.disabled else b""
 
 
 def _say_exit(event: StopEvent) -> None:

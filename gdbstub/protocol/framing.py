@@ -7,41 +7,91 @@ and each byte is examined once.
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass
 
-MAX_PACKET = 0x20100  # payload bytes we accept (above session.PACKET_SIZE); larger packets are NAKed
+MAX_PACKET = 0x20100  # payload bytes we accept (above session.PACKET_SIZE); larger packets are refused
+HEAD = 64  # bytes of an oversized packet kept: enough for its name, never its body
 
 
-@dataclass(frozen=True)
-class Packet:
+class _Event:
+    """Immutable, compared by type and fields. Plain classes with __slots__ rather than
+    frozen dataclasses: a Packet is made for every packet (a frozen dataclass's __init__
+    costs a microsecond more), and the dataclass machinery costs start-up time."""
+
+    __slots__: tuple[str, ...] = ()
+
+    def _fields(self) -> tuple[object, ...]:
+        return tuple(getattr(self, name) for name in self.__slots__)
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and other._fields() == self._fields()
+
+    def __hash__(self) -> int:
+        return hash((type(self), self._fields()))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({', '.join(repr(v) for v in self._fields())})"
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"{type(self).__name__} is immutable")
+
+
+class Packet(_Event):
     """A well-formed packet; ``data`` is unescaped."""
 
+    __slots__ = ("data",)
     data: bytes
 
+    def __init__(self, data: bytes) -> None:
+        object.__setattr__(self, "data", data)
 
-@dataclass(frozen=True)
-class Ack:
+
+class Ack(_Event):
     """The peer acknowledged our last packet ('+')."""
 
+    __slots__ = ()
 
-@dataclass(frozen=True)
-class Nak:
+
+class Nak(_Event):
     """The peer asks for a retransmission ('-')."""
 
+    __slots__ = ()
 
-@dataclass(frozen=True)
-class Interrupt:
+
+class Interrupt(_Event):
     """Ctrl-C (0x03) outside a packet: stop the running program."""
 
+    __slots__ = ()
 
-@dataclass(frozen=True)
-class BadPacket:
-    """A packet with a bad checksum or over the size limit; reply '-'."""
 
+class BadPacket(_Event):
+    """A packet with a bad checksum; reply '-' (the client sends it again)."""
+
+    __slots__ = ("reason",)
     reason: str
 
+    def __init__(self, reason: str) -> None:
+        object.__setattr__(self, "reason", reason)
 
-Event = Packet | Ack | Nak | Interrupt | BadPacket
+
+class Oversized(_Event):
+    """A packet over the size limit, its body skipped as it arrived: acknowledge it and
+    refuse it. A NAK would make the client send the same packet again, forever.
+
+    ``head`` holds the first bytes of the payload (unescaped), so the refusal can
+    be the one its name deserves (an error, or the empty reply for an unknown
+    packet); ``size`` is how many body bytes were skipped. The checksum is not
+    checked: a packet that would be refused whole gains nothing from a retransmission."""
+
+    __slots__ = ("head", "size")
+    head: bytes
+    size: int
+
+    def __init__(self, head: bytes, size: int) -> None:
+        object.__setattr__(self, "head", head)
+        object.__setattr__(self, "size", size)
+
+
+Event = Packet | Ack | Nak | Interrupt | BadPacket | Oversized
 
 _HEX = b"0123456789abcdef"
 
@@ -137,9 +187,19 @@ class Framer:
         self._body = bytearray()
         self._cs = bytearray()
         self._overflow = False
+        self._head = b""  # of an oversized packet: its first HEAD bytes
+        self._skipped = 0  # of an oversized packet: body bytes seen
         self.dropped = 0  # packets cut short by a new '$'
 
     def feed(self, data: bytes) -> list[Event]:
+        if self._state == 0 and data[:1] == b"$" and data[-3:-2] == b"#":
+            # The usual read: exactly one whole packet. Framed without the byte loop when
+            # it holds no other '$' or '#' (a cut-short packet, a second one).
+            body = data[1:-3]
+            if data.count(b"$") == 1 and b"#" not in body and len(body) <= self._max * 2 + 16:
+                self._body[:] = body
+                self._cs[:] = data[-2:]
+                return [self._finish()]
         events: list[Event] = []
         i = 0
         n = len(data)
@@ -153,10 +213,14 @@ class Framer:
                     self.dropped += data.count(b"$", i, restart)
                     i = restart + 1
                     continue
-                if not self._overflow:
+                if self._overflow:
+                    self._skipped += end - i
+                else:
                     self._body += data[i:end]
-                    if len(self._body) > self._max * 2 + 16:
+                    if len(self._body) > self._max * 2 + 16:  # escaped, it may be up to twice as long
                         self._overflow = True
+                        self._head = bytes(self._body[:HEAD])
+                        self._skipped = len(self._body)
                         self._body.clear()
                 if j < 0:
                     return events
@@ -201,7 +265,7 @@ class Framer:
         self._body.clear()
         if self._overflow:
             self._overflow = False
-            return BadPacket("packet too long")
+            return Oversized(unescape(self._head), self._skipped)  # a '}' cut off at the end is dropped
         try:
             want = int(self._cs.decode("ascii"), 16)
         except ValueError:
@@ -210,5 +274,6 @@ class Framer:
             return BadPacket("bad checksum")
         data = unescape(body)
         if len(data) > self._max:
-            return BadPacket("packet too long")
+            return Oversized(data[:HEAD], len(body))
         return Packet(data)
+

@@ -9,6 +9,7 @@ feature lives in one module and ``qSupported`` is derived from what is there.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -282,6 +283,9 @@ class Session:
         return out
 
 
+_NAMES: dict[bytes, str] = {}  # the word of q/Q/v/j/_ packets -> its name (a few dozen)
+
+
 def packet_name(data: bytes) -> str:
     """The dispatch key: the leading letter, or for q/Q/v/_ the word before ':' ',' ';'."""
     if not data:
@@ -289,15 +293,21 @@ def packet_name(data: bytes) -> str:
     first = chr(data[0])
     if first not in "qQvj_":
         return first
-    end = len(data)
-    for sep in (b":", b",", b";", b"?"):
-        i = data.find(sep)
-        if 0 < i < end:
-            end = i
+    found = _NAME_END.match(data)
+    end = found.end() if found else len(data)
     if first == "v" and data[end:end + 1] == b"?":
         end += 1
     if data.startswith((b"_M", b"_m")):
-        return data[:2].decode()
-    if data.startswith(b"qThreadStopInfo"):  # lldb's: the thread id follows with no separator
-        return "qThreadStopInfo"
-    return data[:end].decode("ascii", "replace")
+        end = 2
+    elif data.startswith(b"qThreadStopInfo"):  # lldb's: the thread id follows with no separator
+        end = len(b"qThreadStopInfo")
+    word = data[:end]
+    name = _NAMES.get(word)
+    if name is None:
+        name = word.decode("ascii", "replace")
+        if len(_NAMES) < 256:  # clients send a few dozen names; junk must not grow it
+            _NAMES[word] = name
+    return name
+
+
+_NAME_END = re.compile(rb".[^:,;?]*", re.S)

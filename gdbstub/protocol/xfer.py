@@ -7,10 +7,9 @@ the stub never offers a document it cannot build.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
-from xml.sax.saxutils import quoteattr
+from typing import TYPE_CHECKING, NamedTuple
 
+from ..xmltext import xml_attr
 from . import grammar as g
 from .session import E01, Feature, Handler
 
@@ -18,8 +17,7 @@ if TYPE_CHECKING:
     from .session import Session
 
 
-@dataclass(frozen=True)
-class XferObject:
+class XferObject(NamedTuple):
     read: Callable[[Session, str], bytes]  # (session, annex) -> whole document
     available: Callable[[Session], bool] = lambda s: True
     write: Callable[[Session, str, int, bytes], int] | None = None  # -> bytes written
@@ -58,7 +56,7 @@ def _threads(s: Session, annex: str) -> bytes:
             attrs += f' core="{core:x}"'
         name = s.target.thread_name(pid, tid)
         if name:
-            attrs += f" name={quoteattr(name)}"
+            attrs += f" name={xml_attr(name)}"
         handle = s.target.thread_handle(pid, tid)  # the pthread_t, as gdbserver's libthread_db gives
         if handle is not None:
             attrs += f' handle="{handle.hex()}"'
