@@ -89,7 +89,7 @@ def test_an_illegal_transition_is_logged_not_raised(caplog: pytest.LogCaptureFix
 
 
 def test_every_transition_method_has_its_row_and_every_row_its_method() -> None:
-    methods = {m.group(1) for m in re.finditer(r'_(?:check|set_going)\("(\w+)"', _source(threads.__file__))}
+    methods = {m.group(1) for m in re.finditer(r'_(?:illegal|set_going)\("(\w+)"', _source(threads.__file__))}
     assert methods == set(threads.TRANSITIONS)
     for name in threads.TRANSITIONS:
         assert callable(getattr(Thread, name))

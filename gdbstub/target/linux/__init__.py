@@ -41,7 +41,7 @@ Where to look:
   none yet (``debugregs.DebugRegisters.forget_thread``); ``resume._ptrace_resume`` (every
   resume) calls ``debugregs.DebugRegisters.sync``, which writes its process's DR0-DR7
   before it first runs.
-- A thread's state: ``threads.Thread.state`` (a ``threads.ThreadState``: running, stepping,
+- A thread's state: ``threads.Thread``'s stored ``state`` (a ``threads.ThreadState``: running, stepping,
   stepping over, stopping, paused by us, stopped with an event pending, stopped) and the
   facts behind it change only through ``threads.Thread``'s named transitions
   (``threads.Thread.stopped_by_event``, ``threads.Thread.resumed_running``,

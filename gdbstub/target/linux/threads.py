@@ -24,7 +24,7 @@ from .memory import ProcessMemory
 log = logging.getLogger("gdbstub.target")
 
 
-class ThreadState(enum.Enum):
+class ThreadState(enum.StrEnum):
     """What a thread is doing. Stored on the thread and changed only by its transition
     methods (``Thread.stopped_by_event`` and the rest), as ``TRANSITIONS`` allows."""
 
@@ -37,9 +37,13 @@ class ThreadState(enum.Enum):
     STOPPED = "stopped"  # stopped, as the client knows
 
 
-_S = ThreadState
-AT_REST = frozenset({_S.STOPPED, _S.PAUSED, _S.STOPPED_PENDING})  # in a ptrace-stop (``Thread.stopped``)
-MOVING = frozenset({_S.RUNNING, _S.STEPPING, _S.STEPPING_OVER, _S.STOPPING})
+# The members as plain module names: reading one through the class costs a lookup on the
+# enum's metaclass, too slow for every stop.
+RUNNING, STEPPING, STEPPING_OVER, STOPPING = (ThreadState.RUNNING, ThreadState.STEPPING,
+                                              ThreadState.STEPPING_OVER, ThreadState.STOPPING)
+PAUSED, STOPPED_PENDING, STOPPED = ThreadState.PAUSED, ThreadState.STOPPED_PENDING, ThreadState.STOPPED
+AT_REST = frozenset({STOPPED, PAUSED, STOPPED_PENDING})  # in a ptrace-stop (``Thread.stopped``)
+MOVING = frozenset({RUNNING, STEPPING, STEPPING_OVER, STOPPING})
 EVERY = AT_REST | MOVING
 
 # The one table of legal transitions: each transition method of Thread, and the states it
@@ -49,18 +53,18 @@ TRANSITIONS: dict[str, frozenset[ThreadState]] = {
     # all (``treated_as_stopped``) or a new clone whose stop came early reports it later.
     "stopped_by_event": EVERY,
     "treated_as_stopped": MOVING,  # a zombie, or a thread that would not stop in time
-    "resumed_running": AT_REST - {_S.STOPPED_PENDING},  # PTRACE_CONT/SYSCALL issued
-    "resumed_stepping": AT_REST - {_S.STOPPED_PENDING},  # PTRACE_SINGLESTEP for the client
-    "stepping_over_started": AT_REST - {_S.STOPPED_PENDING},  # PTRACE_SINGLESTEP off our int3
-    "stepping_over_ended": AT_REST | {_S.STEPPING_OVER},  # its stop seen (or the step refused)
-    "sigstop_sent": AT_REST | {_S.RUNNING, _S.STEPPING},  # at rest: still due from an attach
+    "resumed_running": AT_REST - {STOPPED_PENDING},  # PTRACE_CONT/SYSCALL issued
+    "resumed_stepping": AT_REST - {STOPPED_PENDING},  # PTRACE_SINGLESTEP for the client
+    "stepping_over_started": AT_REST - {STOPPED_PENDING},  # PTRACE_SINGLESTEP off our int3
+    "stepping_over_ended": AT_REST | {STEPPING_OVER},  # its stop seen (or the step refused)
+    "sigstop_sent": AT_REST | {RUNNING, STEPPING},  # at rest: still due from an attach
     "sigstop_arrived": AT_REST,  # (after ``stopped_by_event``) or swallowed by a step
     "released_for_sigstop": AT_REST,  # detaching: let a SIGSTOP still due arrive first
     "client_resumed": EVERY,  # vCont/c/s named it (running ones keep running)
     "stop_requested": EVERY,  # non-stop vCont;t
     "reported": AT_REST,  # the client has heard of its stop (or of another's, all-stop)
     "event_kept": AT_REST,
-    "event_taken": frozenset({_S.STOPPED_PENDING}),
+    "event_taken": frozenset({STOPPED_PENDING}),
     "creation_reported": AT_REST,
 }
 
@@ -87,7 +91,9 @@ class Thread:
     report_create: bool = False  # QThreadEvents: its first stop is reported as 'create'
     client_stop: bool = False  # non-stop vCont;t: report the SIGSTOP as a stop with signal 0
     stepping_over: bool = False  # single-stepping off a breakpoint of ours, its int3 lifted
-    state: ThreadState = field(init=False, default=ThreadState.STOPPED)  # set from the above at creation
+    # Set from the above at creation. No class default: an enum member there would make every
+    # read of the instance's attribute several times slower.
+    state: ThreadState = field(init=False)
 
     def __post_init__(self) -> None:
         self.state = self._at_rest() if self.stopped else self._moving()
@@ -106,63 +112,80 @@ class Thread:
 
     def _at_rest(self) -> ThreadState:
         if self.pending is not None:
-            return ThreadState.STOPPED_PENDING
-        return ThreadState.PAUSED if self.resumed else ThreadState.STOPPED
+            return STOPPED_PENDING
+        return PAUSED if self.resumed else STOPPED
 
     def _moving(self) -> ThreadState:
         if self.stepping_over:
-            return ThreadState.STEPPING_OVER
+            return STEPPING_OVER
         if self.expect_sigstop:
-            return ThreadState.STOPPING
-        return ThreadState.STEPPING if self.action.kind in ("s", "r") else ThreadState.RUNNING
+            return STOPPING
+        return STEPPING if self.action.kind in ("s", "r") else RUNNING
 
-    def _check(self, name: str) -> None:
-        if self.state not in TRANSITIONS[name]:
-            log.error("thread %d: %s from %s is not a legal transition", self.tid, name, self.state.value)
+    def _illegal(self, name: str) -> None:
+        """A transition from a state its row does not list: a bug of ours, logged (the
+        stub goes on; the facts are set as asked)."""
+        log.error("thread %d: %s from %s is not a legal transition", self.tid, name, self.state.value)
 
     # --- what the kernel tells of it, or what we do to it ------------------------------
 
     def stopped_by_event(self) -> None:
         """A ptrace-stop seen: the register caches are read afresh when next needed."""
-        self._check("stopped_by_event")
+        if self.state not in TRANSITIONS["stopped_by_event"]:
+            self._illegal("stopped_by_event")
         self.stopped = True
         self.user = None
         self.xstate = None
-        self.state = self._at_rest()
+        # _at_rest() inlined: this and the resumes are on every stop's path.
+        self.state = STOPPED_PENDING if self.pending is not None else PAUSED if self.resumed else STOPPED
 
     def treated_as_stopped(self) -> None:
         """Stopping all gave up on it (a zombie, or blocked where it cannot stop); any
         SIGSTOP of ours still due is swallowed when it comes."""
-        self._check("treated_as_stopped")
+        if self.state not in TRANSITIONS["treated_as_stopped"]:
+            self._illegal("treated_as_stopped")
         self.stopped = True
         self.state = self._at_rest()
 
+    # The resumes hold even when the kernel refuses them: not in a ptrace-stop after all,
+    # and its next wait status tells what became of it.
+
+    def resumed_running(self) -> None:
+        """PTRACE_CONT or PTRACE_SYSCALL issued."""
+        if self.state not in TRANSITIONS["resumed_running"]:
+            self._illegal("resumed_running")
+        self.user = None
+        self.xstate = None
+        self.stopped = False
+        self.state = STOPPING if self.expect_sigstop else RUNNING
+
+    def resumed_stepping(self) -> None:
+        """PTRACE_SINGLESTEP issued for the client's step or range step."""
+        if self.state not in TRANSITIONS["resumed_stepping"]:
+            self._illegal("resumed_stepping")
+        self.user = None
+        self.xstate = None
+        self.stopped = False
+        self.state = STOPPING if self.expect_sigstop else STEPPING
+
     def _set_going(self, name: str, state: ThreadState) -> None:
-        # Even when the kernel refuses it: not in a ptrace-stop after all, and its next
-        # wait status tells what became of it.
-        self._check(name)
+        if self.state not in TRANSITIONS[name]:
+            self._illegal(name)
         self.user = None
         self.xstate = None
         self.stopped = False
         self.state = state
 
-    def resumed_running(self) -> None:
-        """PTRACE_CONT or PTRACE_SYSCALL issued."""
-        self._set_going("resumed_running", ThreadState.STOPPING if self.expect_sigstop else ThreadState.RUNNING)
-
-    def resumed_stepping(self) -> None:
-        """PTRACE_SINGLESTEP issued for the client's step or range step."""
-        self._set_going("resumed_stepping", ThreadState.STOPPING if self.expect_sigstop else ThreadState.STEPPING)
-
     def stepping_over_started(self) -> None:
         """PTRACE_SINGLESTEP issued off our breakpoint, its int3 lifted."""
         self.stepping_over = True
-        self._set_going("stepping_over_started", ThreadState.STEPPING_OVER)
+        self._set_going("stepping_over_started", STEPPING_OVER)
 
     def stepping_over_ended(self) -> None:
         """The step off our breakpoint is over: its wait status is in hand (the decoder
         has yet to look at it), or the step was refused."""
-        self._check("stepping_over_ended")
+        if self.state not in TRANSITIONS["stepping_over_ended"]:
+            self._illegal("stepping_over_ended")
         self.stepping_over = False
         if not self.stopped:
             self.stopped = True
@@ -172,19 +195,21 @@ class Thread:
 
     def sigstop_sent(self) -> None:
         """A SIGSTOP of ours is on its way (or, at rest, still due from an attach)."""
-        self._check("sigstop_sent")
+        if self.state not in TRANSITIONS["sigstop_sent"]:
+            self._illegal("sigstop_sent")
         self.expect_sigstop = True
         if not self.stopped:
-            self.state = ThreadState.STOPPING
+            self.state = STOPPING
 
     def released_for_sigstop(self) -> None:
         """Continued only so that a SIGSTOP of ours still due arrives before we detach
         (a kept event stays: the detach signal is read from it)."""
-        self._set_going("released_for_sigstop", ThreadState.STOPPING)
+        self._set_going("released_for_sigstop", STOPPING)
 
     def sigstop_arrived(self) -> None:
         """Our SIGSTOP came (its stop already seen) or a step swallowed it."""
-        self._check("sigstop_arrived")
+        if self.state not in TRANSITIONS["sigstop_arrived"]:
+            self._illegal("sigstop_arrived")
         self.expect_sigstop = False
 
     def signal_kept(self, sig: int) -> None:
@@ -200,7 +225,8 @@ class Thread:
 
     def client_resumed(self, action: ResumeAction) -> None:
         """Named by a resume request: it is to run per ``action`` until a stop is reported."""
-        self._check("client_resumed")
+        if self.state not in TRANSITIONS["client_resumed"]:
+            self._illegal("client_resumed")
         self.action = action
         self.resumed = True
         if action.signal:
@@ -210,26 +236,30 @@ class Thread:
 
     def stop_requested(self) -> None:
         """Non-stop vCont;t: its coming SIGSTOP is reported as a stop with signal 0."""
-        self._check("stop_requested")
+        if self.state not in TRANSITIONS["stop_requested"]:
+            self._illegal("stop_requested")
         self.client_stop = True
 
     def reported(self) -> None:
         """The client has heard of its stop (all-stop: of some thread's): no longer resumed."""
-        self._check("reported")
+        if self.state not in TRANSITIONS["reported"]:
+            self._illegal("reported")
         self.resumed = False
         self.client_stop = False
-        self.state = self._at_rest()
+        self.state = STOPPED if self.pending is None else STOPPED_PENDING
 
     def event_kept(self, event: StopEvent, seq: int) -> None:
         """An event seen while it was being stopped, kept for a later resume."""
-        self._check("event_kept")
+        if self.state not in TRANSITIONS["event_kept"]:
+            self._illegal("event_kept")
         self.pending = event
         self.pending_seq = seq
-        self.state = ThreadState.STOPPED_PENDING
+        self.state = STOPPED_PENDING
 
     def event_taken(self) -> StopEvent:
         """Its kept event, now reported or dropped."""
-        self._check("event_taken")
+        if self.state not in TRANSITIONS["event_taken"]:
+            self._illegal("event_taken")
         event = self.pending
         assert event is not None
         self.pending = None
@@ -238,7 +268,8 @@ class Thread:
 
     def creation_reported(self) -> None:
         """QThreadEvents: its 'create' stop is reported."""
-        self._check("creation_reported")
+        if self.state not in TRANSITIONS["creation_reported"]:
+            self._illegal("creation_reported")
         self.report_create = False
 
 
