@@ -161,14 +161,10 @@ class Thread:
 
     def resumed_stepping(self) -> None:
         """PTRACE_SINGLESTEP issued for the client's step or range step."""
-        if self.state not in TRANSITIONS["resumed_stepping"]:
-            self._illegal("resumed_stepping")
-        self.user = None
-        self.xstate = None
-        self.stopped = False
-        self.state = STOPPING if self.expect_sigstop else STEPPING
+        self._set_going("resumed_stepping", STOPPING if self.expect_sigstop else STEPPING)
 
     def _set_going(self, name: str, state: ThreadState) -> None:
+        """The other resumes (``resumed_running``, the commonest, is this inlined)."""
         if self.state not in TRANSITIONS[name]:
             self._illegal(name)
         self.user = None
