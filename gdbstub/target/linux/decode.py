@@ -182,8 +182,10 @@ class StatusDecoder(MemoryAndBreakpoints):
                     reason = SILENT
         if reason is not None and not self._hit_wanted(t, reason):
             if t.action.kind != "s" or not t.resumed:
-                if reason == "swbreak" and not collecting and self.running and not self.non_stop:
-                    return self._step_over_alone(t)
+                if reason == "swbreak":
+                    t.swallowed_pc = self.get_pc(t)  # the resume steps over it (and only it)
+                    if not collecting and self.running and not self.non_stop:
+                        return self._step_over_alone(t)
                 # Goes on (or, while stopping all, stays).
                 self._go_on(t, collecting)
                 return None

@@ -109,7 +109,7 @@ class ResumePolicy(StopEngine):
 
     def _step_off_breakpoints(self) -> StopEvent | None:
         for t in list(self.threads.values()):
-            if not (t.resumed and t.stopped and t.tid in self.threads and self._on_breakpoint(t)):
+            if not (t.resumed and t.stopped and t.tid in self.threads and self._needs_step_over(t)):
                 continue
             sig, t.deliver = t.deliver, 0
             event = self._step_over(t, sig)
@@ -119,7 +119,7 @@ class ResumePolicy(StopEngine):
 
     def _resume_one(self, t: Thread, sig: int) -> None:
         """Set one stopped thread going per its action (stepping off a breakpoint first)."""
-        if self._on_breakpoint(t):
+        if self._needs_step_over(t):
             event = self._step_over_non_stop(t, sig) if self.non_stop else self._step_over(t, sig)
             if event is not None:
                 self._ready.append(event)
@@ -130,6 +130,18 @@ class ResumePolicy(StopEngine):
                 return
             sig = 0
         self._ptrace_resume(t, sig)
+
+    def _needs_step_over(self, t: Thread) -> bool:
+        """gdbserver's rule: step over a breakpoint only when the thread is still where the
+        stub swallowed a hit of it (false condition, agent dprintf). Any other breakpoint at
+        the PC is one the client wants hit now: a `jump` onto a tbreak, a step-resume
+        breakpoint at the PC; gdb and lldb step off their own breakpoints themselves."""
+        if t.swallowed_pc is None or not self._on_breakpoint(t):
+            return False
+        try:
+            return self.get_pc(t) == t.swallowed_pc
+        except OSError:
+            return False
 
     def _step_over(self, t: Thread, sig: int) -> StopEvent | None:
         """Single-step one thread past the breakpoint at its PC while every other
@@ -154,7 +166,7 @@ class ResumePolicy(StopEngine):
                     return None
                 sig = 0
                 t.run()
-                status = self._wait_for(t.tid)
+                status = self._wait_stepped(t)
                 if status is None:
                     self._forget_thread(t)
                     return None
@@ -167,7 +179,10 @@ class ResumePolicy(StopEngine):
         finally:
             t.stepping_over = False
             if pc in proc.sw_breakpoints and t.pid in self.processes:
-                proc.memory.write(pc, INT3)
+                try:
+                    proc.memory.write(pc, INT3)
+                except OSError:
+                    pass  # the step ended the process (exit_group): its exit is in ``status``
         plain_trap = (os.WIFSTOPPED(status) and os.WSTOPSIG(status) == signal.SIGTRAP
                       and status >> 16 == 0)
         if plain_trap and not (self.hw is not None and self.hw.fired(t.tid)):
@@ -178,12 +193,23 @@ class ResumePolicy(StopEngine):
             if t.action.kind == "r" and not self._in_range(t):
                 t.stop_signal = signal.SIGTRAP
                 return StopEvent(StopKind.SIGNAL, t.pid, t.tid, signal=signal.SIGTRAP)
-            if self._on_breakpoint(t):
-                # Landed on the next breakpoint: that is a hit, as if its int3 had run.
-                t.stop_signal = signal.SIGTRAP
-                return StopEvent(StopKind.SIGNAL, t.pid, t.tid, signal=signal.SIGTRAP, reason="swbreak")
-            return None
+            return None  # on another breakpoint now: its int3 runs next, a hit like any other
         return self._on_status(t.tid, status, collecting=True)
+
+    def _wait_stepped(self, t: Thread) -> int | None:
+        """The stepping thread's next wait status (None once it is gone). Others' statuses
+        that come first are kept: a step into exit_group kills the other threads, and the
+        leader's exit comes only once they are reaped."""
+        while True:
+            try:
+                tid, status = os.waitpid(-1, ptrace.WALL)
+            except ChildProcessError:
+                return None
+            except InterruptedError:
+                continue
+            if tid == t.tid:
+                return status
+            self._collect(tid, status)
 
     def _step_over_non_stop(self, t: Thread, sig: int) -> StopEvent | None:
         """Non-stop: the other threads pause (unseen by the client) while the int3 is
@@ -252,9 +278,13 @@ class ResumePolicy(StopEngine):
             log.debug("resume %d failed: %s", t.tid, exc)
 
     def interrupt(self) -> None:
-        """Ctrl-C: SIGINT to the program, as gdbserver does."""
-        if not self.running:
-            return
+        """Ctrl-C: SIGINT to the program's process group, as gdbserver does, also while
+        it is stopped (gdb sends it when the user types it as a stop is reported): the
+        signal waits in the program and the next resume reports it."""
         pid = self.pid
-        if pid in self.processes:
+        if pid not in self.processes:
+            return
+        try:
+            os.killpg(pid, signal.SIGINT)
+        except OSError:  # an attached program that leads no process group
             ptrace.kill_quietly(pid, signal.SIGINT)

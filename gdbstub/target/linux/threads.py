@@ -52,6 +52,9 @@ class Thread:
     report_create: bool = False  # QThreadEvents: its first stop is reported as 'create'
     client_stop: bool = False  # non-stop vCont;t: report the SIGSTOP as a stop with signal 0
     stepping_over: bool = False  # single-stepping off a breakpoint of ours, its int3 lifted
+    # The PC of a breakpoint hit the stub swallowed (false condition, agent dprintf): the next
+    # resume steps over it there, as gdbserver does; any other breakpoint at the PC is a hit.
+    swallowed_pc: int | None = None
 
     def stop(self) -> None:
         """A ptrace-stop seen: the register caches are read afresh when next needed."""
@@ -61,7 +64,8 @@ class Thread:
 
     def run(self) -> None:
         """Set going by a PTRACE_CONT/SINGLESTEP/SYSCALL (issued, or refused: its next wait
-        status tells what became of it)."""
+        status tells what became of it). The decision to step over was made before."""
+        self.swallowed_pc = None
         self.user = None
         self.xstate = None
         self.stopped = False
