@@ -72,7 +72,8 @@ def _raw_breakpoint_at_pc(procs: ProcessTracker, kind: str, prog: str) -> list[b
     try:
         with RawClient(srv.port) as client:
             client.handshake()
-            hot = load_bias(pid, exe) + symbol_address(exe, "hot")
+            bias = load_bias(pid, exe)
+            hot, counter = bias + symbol_address(exe, "hot"), bias + symbol_address(exe, "counter")
             assert client.request(b"Z0,%x,1" % hot) == b"OK"
             first = client.request(b"vCont;c")
             assert _stop_reply_pc(first, pc_reg, word) == hot, first
@@ -87,6 +88,8 @@ def _raw_breakpoint_at_pc(procs: ProcessTracker, kind: str, prog: str) -> list[b
                 replies.append(reply[:3])
                 assert _stop_reply_pc(reply, pc_reg, word) == here, (kind, resume, reply)
                 assert b"swbreak:" in reply, (kind, reply)
+                # Still in hot()'s first call (stepped over, it is hit again in the second).
+                assert client.request(b"m%x,4" % counter) == b"00000000", (kind, resume)
             client.request(b"vKill;%x" % pid)
     finally:
         srv.stop()
