@@ -105,11 +105,14 @@ def test_breakpoint_at_the_resume_pc_is_hit_with_a_signal_too(procs, prog):
     assert got["gdbstub"] == got["gdbserver"] == [b"T05", b"T05"], got
 
 
+@pytest.mark.parametrize("before", [[], ["maint set target-non-stop on"]], ids=["all-stop", "non-stop"])
 @pytest.mark.parametrize("prog", ["cond", "cond-32"])
-def test_false_condition_still_steps_over(debug_both, prog):
+def test_false_condition_still_steps_over(debug_both, prog, before):
     """The other half of the rule: a hit the stub swallows (false condition) is stepped over,
-    never reported, and the program goes on (all-stop here; test_nonstop covers non-stop)."""
-    runs = debug_both(prog, ["50"], ["break hit if i == 40", "continue", "p i", "continue"])
+    never reported, and the program goes on; in non-stop too, where it would otherwise loop
+    on the breakpoint."""
+    script = ["break hit if i == 40", "continue", "p i", "continue"]
+    runs = debug_both(prog, ["50"], script, before=before)
     for session in runs.values():
         expect(session, r"^Breakpoint 1, hit \(i=40\)", r"^\$1 = 40$", r"exited normally")
     assert_same(runs["gdbstub"], runs["gdbserver"])
