@@ -14,11 +14,15 @@ Each runs the same session through gdbserver and gdbstub and compares.
 from __future__ import annotations
 
 import re
+import socket
+import threading
 
 import harness
 import pytest
 from harness import KINDS, ProcessTracker, assert_same, expect, location, source_line
-from rawclient import RawClient, load_bias, symbol_address
+from rawclient import RawClient, line_address, load_bias, symbol_address
+
+from gdbstub.protocol import framing
 
 PROGS = ["execctl", "execctl-32"]
 
@@ -160,3 +164,78 @@ def test_ctrl_c_while_stopped_is_reported_at_the_next_resume(procs, prog):
             srv.stop()
             srv.stderr.join(2)
     assert got["gdbstub"] == got["gdbserver"] == [b"T05", b"T02", b"W7"], got
+
+
+class CtrlCAfterStop:
+    """A TCP relay between gdb and the server that types Ctrl-C (0x03) to the server right
+    after passing on the stop at PC (a stop reply carrying it, little-endian, as it expedites
+    the PC): a user's Ctrl-C racing that stop's report."""
+
+    def __init__(self, server_port: int, pc: int, word: int) -> None:
+        self.pc = b":" + pc.to_bytes(word, "little").hex().encode() + b";"
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.server_port = server_port
+        self.sent = False
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        self.listener.settimeout(30)
+        try:
+            client, _ = self.listener.accept()
+        except OSError:
+            return
+        upstream = socket.create_connection(("127.0.0.1", self.server_port))
+        down = threading.Thread(target=self._pump, args=(upstream, client, True), daemon=True)
+        down.start()
+        self._pump(client, upstream, False)
+        down.join(10)
+        for sock in (client, upstream):
+            sock.close()
+
+    def _pump(self, src: socket.socket, dst: socket.socket, from_server: bool) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+                if from_server and not self.sent and b"T05swbreak" in data \
+                        and self.pc in framing.run_length_decode(data):  # gdbserver compresses
+                    self.sent = True
+                    src.sendall(b"\x03")
+        except OSError:
+            pass
+        for sock in (src, dst):
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        self.listener.close()
+        self.thread.join(10)
+
+
+@pytest.mark.parametrize("prog", ["loop-nopie", "loop-32-nopie"])
+def test_ctrl_c_racing_a_breakpoint_stop_through_gdb(procs, prog):
+    """gdb shows the breakpoint, and the next `continue` stops with SIGINT at once, as through
+    gdbserver; the one after runs to the end."""
+    script = ["break hot", "continue", "delete", "continue", "p counter", "continue"]
+    runs = {}
+    for kind in KINDS:
+        srv = harness.start_server(procs, kind, harness.program(prog), ["3"])
+        exe = harness.program(prog)
+        body = line_address(exe, source_line("hot-body"))  # where `break hot` lands
+        relay = CtrlCAfterStop(srv.port, body, 4 if "32" in prog else 8)
+        try:
+            result = harness.run_gdb(procs, relay.port, script, file=harness.program(prog))
+            rc = srv.wait_exit()
+        finally:
+            relay.close()
+            srv.stop()
+            srv.stderr.join(2)
+        assert relay.sent, kind
+        runs[kind] = harness.Session(srv, result, rc)
+    for session in runs.values():
+        expect(session, r"^Breakpoint 1, hot \(i=0\)", r"^Program received signal SIGINT, Interrupt\.$",
+               r"^\$1 = 0$", r"exited with code 07")
+    assert_same(runs["gdbstub"], runs["gdbserver"])
