@@ -133,15 +133,17 @@ class ResumePolicy(StopEngine):
 
     def _needs_step_over(self, t: Thread) -> bool:
         """gdbserver's rule: step over a breakpoint only when the thread is still where the
-        stub swallowed a hit of it (false condition, agent dprintf). Any other breakpoint at
-        the PC is one the client wants hit now: a `jump` onto a tbreak, a step-resume
-        breakpoint at the PC; gdb and lldb step off their own breakpoints themselves."""
-        if t.swallowed_pc is None or not self._on_breakpoint(t):
+        stub swallowed a hit of it (false condition, agent dprintf, a tracepoint), or when
+        the int3 is the trace's alone (a step onto a tracepoint collected there already).
+        Any other breakpoint at the PC is one the client wants hit now: a `jump` onto a
+        tbreak, a step-resume breakpoint; gdb and lldb step off their own themselves."""
+        if not self._on_breakpoint(t):
             return False
         try:
-            return self.get_pc(t) == t.swallowed_pc
+            pc = self.get_pc(t)
         except OSError:
             return False
+        return pc == t.swallowed_pc or not self.tracer.client_owns(t.pid, pc)
 
     def _step_over(self, t: Thread, sig: int) -> StopEvent | None:
         """Single-step one thread past the breakpoint at its PC while every other
@@ -153,8 +155,9 @@ class ResumePolicy(StopEngine):
         """
         proc = self.processes[t.pid]
         pc = self.get_pc(t)
-        orig = proc.sw_breakpoints[pc]
-        proc.memory.write(pc, orig)
+        orig = proc.sw_breakpoints.get(pc)  # None: no int3 here (a tracepoint's while-stepping moved it)
+        if orig is not None:
+            proc.memory.write(pc, orig)
         t.stepping_over = True
         try:
             while True:
@@ -178,7 +181,7 @@ class ResumePolicy(StopEngine):
                 t.stop()
         finally:
             t.stepping_over = False
-            if pc in proc.sw_breakpoints and t.pid in self.processes:
+            if orig is not None and pc in proc.sw_breakpoints and t.pid in self.processes:
                 try:
                     proc.memory.write(pc, INT3)
                 except OSError:
@@ -193,7 +196,9 @@ class ResumePolicy(StopEngine):
             if t.action.kind == "r" and not self._in_range(t):
                 t.stop_signal = signal.SIGTRAP
                 return StopEvent(StopKind.SIGNAL, t.pid, t.tid, signal=signal.SIGTRAP)
-            return None  # on another breakpoint now: its int3 runs next, a hit like any other
+            # On another breakpoint now: its int3 runs next, a hit like any other (a
+            # tracepoint's is collected and swallowed there, then stepped over).
+            return None
         return self._on_status(t.tid, status, collecting=True)
 
     def _wait_stepped(self, t: Thread) -> int | None:
