@@ -74,3 +74,17 @@ def test_a_stop_the_decoder_fails_on_is_still_reported(monkeypatch: pytest.Monke
     event = target._decode_safely(PID, (signal.SIGUSR1 << 8) | 0x7F)  # stopped by SIGUSR1
     assert event is not None and (event.kind, event.tid, event.signal) == (StopKind.SIGNAL, PID, signal.SIGUSR1)
     assert target.threads[PID].stopped
+
+
+def test_a_collected_tracepoint_is_stepped_over_once_the_client_lets_go(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A stop at a tracepoint (collected there) that is also a client's breakpoint: while the client
+    owns the int3 it wants the hit; once gdb lifts its own (z0) to step off, the trace's is stepped over."""
+    target, t = target_at(monkeypatch, BP)
+    target.tracer.own(PID, BP, "client")
+    target.tracer.own(PID, BP, "trace")
+    t.collected_pc = BP
+    assert not target._needs_step_over(t)
+    assert target.tracer.still_owned(PID, BP, "client")  # z0: the trace keeps the int3
+    assert target._needs_step_over(t)
+    t.run()
+    assert t.collected_pc is None

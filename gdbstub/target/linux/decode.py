@@ -205,8 +205,10 @@ class StatusDecoder(MemoryAndBreakpoints):
         is false (or whose dprintf ran here), a write caught by a read watchpoint's slot."""
         if reason == SILENT:
             return False
-        if reason == "swbreak" and self.tracer.sites and not self.tracer.hit(t.pid, t.tid, self.get_pc(t)):
-            return False
+        if reason == "swbreak" and self.tracer.sites:
+            t.collected_pc = pc = self.get_pc(t)
+            if not self.tracer.hit(t.pid, t.tid, pc):
+                return False
         if reason in ("swbreak", "hwbreak") and self.conditions.table:
             ztype = 0 if reason == "swbreak" else 1
             return self.conditions.should_report(self, t.pid, t.tid, ztype, self.get_pc(t))

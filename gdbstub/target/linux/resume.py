@@ -133,8 +133,9 @@ class ResumePolicy(StopEngine):
 
     def _needs_step_over(self, t: Thread) -> bool:
         """gdbserver's rule: step over a breakpoint only when the thread is still where the
-        stub swallowed a hit of it (false condition, agent dprintf, a tracepoint), or when
-        the int3 is the trace's alone (a step onto a tracepoint collected there already).
+        stub swallowed a hit of it (false condition, agent dprintf, a tracepoint), or where
+        the trace collected at the last stop and the int3 is the trace's alone now (a step
+        onto a tracepoint, a client's breakpoint there that gdb lifted to step off).
         Any other breakpoint at the PC is one the client wants hit now: a `jump` onto a
         tbreak, a step-resume breakpoint; gdb and lldb step off their own themselves."""
         if not self._on_breakpoint(t):
@@ -143,7 +144,7 @@ class ResumePolicy(StopEngine):
             pc = self.get_pc(t)
         except OSError:
             return False
-        return pc == t.swallowed_pc or not self.tracer.client_owns(t.pid, pc)
+        return pc == t.swallowed_pc or (pc == t.collected_pc and not self.tracer.client_owns(t.pid, pc))
 
     def _step_over(self, t: Thread, sig: int) -> StopEvent | None:
         """Single-step one thread past the breakpoint at its PC while every other

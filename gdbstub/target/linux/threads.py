@@ -55,6 +55,7 @@ class Thread:
     # The PC of a breakpoint hit the stub swallowed (false condition, agent dprintf): the next
     # resume steps over it there, as gdbserver does; any other breakpoint at the PC is a hit.
     swallowed_pc: int | None = None
+    collected_pc: int | None = None  # the trace collected here: stepped over once it alone owns the int3
 
     def stop(self) -> None:
         """A ptrace-stop seen: the register caches are read afresh when next needed."""
@@ -65,7 +66,7 @@ class Thread:
     def run(self) -> None:
         """Set going by a PTRACE_CONT/SINGLESTEP/SYSCALL (issued, or refused: its next wait
         status tells what became of it). The decision to step over was made before."""
-        self.swallowed_pc = None
+        self.swallowed_pc = self.collected_pc = None
         self.user = None
         self.xstate = None
         self.stopped = False
