@@ -197,8 +197,12 @@ class ResumePolicy(StopEngine):
             if t.action.kind == "r" and not self._in_range(t):
                 t.stop_signal = signal.SIGTRAP
                 return StopEvent(StopKind.SIGNAL, t.pid, t.tid, signal=signal.SIGTRAP)
-            # On another breakpoint now: its int3 runs next, a hit like any other (a
-            # tracepoint's is collected and swallowed there, then stepped over).
+            if self._on_breakpoint(t):
+                # Landed on the next breakpoint: that is a hit, as if its int3 had run.
+                if not self._hit_wanted(t, "swbreak"):
+                    return self._step_over(t, 0)  # a tracepoint's (collected now): over it too
+                t.stop_signal = signal.SIGTRAP
+                return StopEvent(StopKind.SIGNAL, t.pid, t.tid, signal=signal.SIGTRAP, reason="swbreak")
             return None
         return self._on_status(t.tid, status, collecting=True)
 
