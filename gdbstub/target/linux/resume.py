@@ -168,9 +168,12 @@ class ResumePolicy(StopEngine):
                     ptrace.singlestep(t.tid, sig)
                 except OSError:
                     return None
-                sig = 0
                 t.run()
-                status = self._wait_stepped(t)
+                # A step may end the whole process (a fatal signal, exit_group): a leader
+                # reports that only once its other threads are reaped.
+                dying = sig != 0 or any(o.pid == t.pid and o is not t for o in self.threads.values())
+                status = self._wait_for_dying(t) if dying else self._wait_for(t.tid)
+                sig = 0
                 if status is None:
                     self._forget_thread(t)
                     return None
@@ -185,8 +188,8 @@ class ResumePolicy(StopEngine):
             if orig is not None and pc in proc.sw_breakpoints and t.pid in self.processes:
                 try:
                     proc.memory.write(pc, INT3)
-                except OSError:
-                    pass  # the step ended the process (exit_group): its exit is in ``status``
+                except OSError:  # the step ended the process (a fatal signal, exit_group)
+                    pass
         plain_trap = (os.WIFSTOPPED(status) and os.WSTOPSIG(status) == signal.SIGTRAP
                       and status >> 16 == 0)
         if plain_trap and not (self.hw is not None and self.hw.fired(t.tid)):
@@ -205,21 +208,6 @@ class ResumePolicy(StopEngine):
                 return StopEvent(StopKind.SIGNAL, t.pid, t.tid, signal=signal.SIGTRAP, reason="swbreak")
             return None
         return self._on_status(t.tid, status, collecting=True)
-
-    def _wait_stepped(self, t: Thread) -> int | None:
-        """The stepping thread's next wait status (None once it is gone). Others' statuses
-        that come first are kept: a step into exit_group kills the other threads, and the
-        leader's exit comes only once they are reaped."""
-        while True:
-            try:
-                tid, status = os.waitpid(-1, ptrace.WALL)
-            except ChildProcessError:
-                return None
-            except InterruptedError:
-                continue
-            if tid == t.tid:
-                return status
-            self._collect(tid, status)
 
     def _step_over_non_stop(self, t: Thread, sig: int) -> StopEvent | None:
         """Non-stop: the other threads pause (unseen by the client) while the int3 is
