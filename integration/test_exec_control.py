@@ -125,11 +125,13 @@ def test_false_condition_still_steps_over(debug_both, prog, before):
 # --------------------------------------------------------------------------- item 2
 
 
+@pytest.mark.parametrize("mode", ["exit", "exit-threads"])
 @pytest.mark.parametrize("prog", PROGS)
-def test_step_over_into_exit_group_reports_the_exit(debug_both, prog):
+def test_step_over_into_exit_group_reports_the_exit(debug_both, prog, mode):
     """A false condition on the exit_group system call: stepping over it ends the process, the
-    int3 cannot go back, and the exit is still reported."""
-    runs = debug_both(prog, ["exit"], ["break *exit_syscall if never == 1", "continue", "info inferiors"],
+    int3 cannot go back, and the exit is still reported (with another thread alive too, whose
+    end the leader's exit waits for)."""
+    runs = debug_both(prog, [mode], ["break *exit_syscall if never == 1", "continue", "info inferiors"],
                       timeout=60)
     for session in runs.values():
         expect(session, r"^\[Inferior 1 \(process \d+\) exited normally\]$")

@@ -2,9 +2,12 @@
  * argv[1] = "perm": runs an int3 of its own (a permanent breakpoint, at perm_bp) and then
  *           the instruction at after_perm; exits 3.
  * argv[1] = "exit": ends with a raw exit_group(0) system call whose instruction is at
- *           exit_syscall, so a test can put a breakpoint on it.
+ *           exit_syscall, so a test can put a breakpoint on it; "exit-threads": the same
+ *           with a second thread alive (blocked), so the leader's exit waits for it.
  * Anything else: exits 5. Lines tagged "LINE:name" are looked up by the tests. */
+#include <pthread.h>
 #include <string.h>
+#include <unistd.h>
 
 int never; /* stays 0: a breakpoint condition on it is always false */
 
@@ -25,11 +28,25 @@ static void raw_exit_group(void)
 #endif
 }
 
+static void *blocked(void *arg)
+{
+    (void)arg;
+    for (;;)
+        pause();
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc > 1 && strcmp(argv[1], "perm") == 0) {
         permanent_breakpoint();
         return 3; /* LINE:perm-done */
+    }
+    if (argc > 1 && strcmp(argv[1], "exit-threads") == 0) {
+        pthread_t other;
+        pthread_create(&other, 0, blocked, 0);
+        usleep(10000); /* LINE:threads-started */
+        raw_exit_group();
     }
     if (argc > 1 && strcmp(argv[1], "exit") == 0)
         raw_exit_group();
