@@ -125,17 +125,26 @@ def test_false_condition_still_steps_over(debug_both, prog, before):
 # --------------------------------------------------------------------------- item 2
 
 
-@pytest.mark.parametrize("mode", ["exit", "exit-threads"])
 @pytest.mark.parametrize("prog", PROGS)
-def test_step_over_into_exit_group_reports_the_exit(debug_both, prog, mode):
+def test_step_over_into_exit_group_reports_the_exit(debug_both, prog):
     """A false condition on the exit_group system call: stepping over it ends the process, the
-    int3 cannot go back, and the exit is still reported (with another thread alive too, whose
-    end the leader's exit waits for)."""
-    runs = debug_both(prog, [mode], ["break *exit_syscall if never == 1", "continue", "info inferiors"],
+    int3 cannot go back, and the exit is still reported."""
+    runs = debug_both(prog, ["exit"], ["break *exit_syscall if never == 1", "continue", "info inferiors"],
                       timeout=60)
     for session in runs.values():
         expect(session, r"^\[Inferior 1 \(process \d+\) exited normally\]$")
     assert_same(runs["gdbstub"], runs["gdbserver"])
+
+
+@pytest.mark.parametrize("prog", PROGS)
+def test_step_over_into_exit_group_with_another_thread(procs, prog):
+    """The same from the leader with a second thread alive: the leader's exit comes only once
+    that thread is reaped, so waiting for the stepped leader alone would never end. (gdbserver
+    13 itself hangs here now and then on this machine, gdb waiting for a stop that never comes:
+    gdbstub alone is checked.)"""
+    script = ["break *exit_syscall if never == 1", "continue", "info inferiors"]
+    session = harness.debug(procs, "gdbstub", harness.program(prog), ["exit-threads"], script, timeout=60)
+    expect(session, r"^\[Inferior 1 \(process \d+\) exited normally\]$")
 
 
 # --------------------------------------------------------------------------- item 3
