@@ -180,8 +180,10 @@ class StatusDecoder(MemoryAndBreakpoints):
                     reason = SILENT
         if reason is not None and not self._hit_wanted(t, reason):
             if t.action.kind != "s" or not t.resumed:
-                if reason == "swbreak" and not collecting and self.running and not self.non_stop:
-                    return self._step_over_alone(t)
+                if reason == "swbreak":
+                    t.swallowed_pc = self.get_pc(t)  # the resume steps over it (and only it)
+                    if not collecting and self.running and not self.non_stop:
+                        return self._step_over_alone(t)
                 # Goes on (or, while stopping all, stays).
                 self._go_on(t, collecting)
                 return None
@@ -201,8 +203,10 @@ class StatusDecoder(MemoryAndBreakpoints):
         is false (or whose dprintf ran here), a write caught by a read watchpoint's slot."""
         if reason == SILENT:
             return False
-        if reason == "swbreak" and self.tracer.sites and not self.tracer.hit(t.pid, t.tid, self.get_pc(t)):
-            return False
+        if reason == "swbreak" and self.tracer.sites:
+            t.collected_pc = pc = self.get_pc(t)
+            if not self.tracer.hit(t.pid, t.tid, pc):
+                return False
         if reason in ("swbreak", "hwbreak") and self.conditions.table:
             ztype = 0 if reason == "swbreak" else 1
             return self.conditions.should_report(self, t.pid, t.tid, ztype, self.get_pc(t))

@@ -103,7 +103,7 @@ class ResumePolicy(StopEngine):
 
     def _step_off_breakpoints(self) -> StopEvent | None:
         for t in list(self.threads.values()):
-            if not (t.resumed and t.stopped and t.tid in self.threads and self._on_breakpoint(t)):
+            if not (t.resumed and t.stopped and t.tid in self.threads and self._needs_step_over(t)):
                 continue
             event = self._step_over(t, t.take_signal())
             if event is not None:
@@ -112,7 +112,7 @@ class ResumePolicy(StopEngine):
 
     def _resume_one(self, t: Thread, sig: int) -> None:
         """Set one stopped thread going per its action (stepping off a breakpoint first)."""
-        if self._on_breakpoint(t):
+        if self._needs_step_over(t):
             event = self._step_over_non_stop(t, sig) if self.non_stop else self._step_over(t, sig)
             if event is not None:
                 self._ready.append(event)
@@ -123,6 +123,21 @@ class ResumePolicy(StopEngine):
                 return
             sig = 0
         self._ptrace_resume(t, sig)
+
+    def _needs_step_over(self, t: Thread) -> bool:
+        """gdbserver's rule: step over a breakpoint only when the thread is still where the
+        stub swallowed a hit of it (false condition, agent dprintf, a tracepoint), or where
+        the trace collected at the last stop and the int3 is the trace's alone now (a step
+        onto a tracepoint, a client's breakpoint there that gdb lifted to step off).
+        Any other breakpoint at the PC is one the client wants hit now: a `jump` onto a
+        tbreak, a step-resume breakpoint; gdb and lldb step off their own themselves."""
+        if not self._on_breakpoint(t):
+            return False
+        try:
+            pc = self.get_pc(t)
+        except OSError:
+            return False
+        return pc == t.swallowed_pc or (pc == t.collected_pc and not self.tracer.client_owns(t.pid, pc))
 
     def _step_over(self, t: Thread, sig: int) -> StopEvent | None:
         """Single-step one thread past the breakpoint at its PC while every other
@@ -146,7 +161,10 @@ class ResumePolicy(StopEngine):
                 except OSError:
                     return None
                 t.stepping_over_started()
-                status = self._wait_for(t.tid) if sig == 0 else self._wait_for_dying(t)
+                # A step may end the whole process (a fatal signal, exit_group): a leader
+                # reports that only once its other threads are reaped.
+                dying = sig != 0 or any(o.pid == t.pid and o is not t for o in self.threads.values())
+                status = self._wait_for_dying(t) if dying else self._wait_for(t.tid)
                 sig = 0
                 if status is None:
                     self._forget_thread(t)
@@ -162,7 +180,7 @@ class ResumePolicy(StopEngine):
             if orig is not None and pc in proc.sw_breakpoints and t.pid in self.processes:
                 try:
                     proc.memory.write(pc, INT3)
-                except OSError:  # the step ended the process (a fatal signal): nothing to restore
+                except OSError:  # the step ended the process (a fatal signal, exit_group)
                     pass
         plain_trap = (os.WIFSTOPPED(status) and os.WSTOPSIG(status) == signal.SIGTRAP
                       and status >> 16 == 0)
@@ -251,9 +269,13 @@ class ResumePolicy(StopEngine):
             log.debug("resume %d failed: %s", t.tid, exc)
 
     def interrupt(self) -> None:
-        """Ctrl-C: SIGINT to the program, as gdbserver does."""
-        if not self.running:
-            return
+        """Ctrl-C: SIGINT to the program's process group, as gdbserver does, also while
+        it is stopped (gdb sends it when the user types it as a stop is reported): the
+        signal waits in the program and the next resume reports it."""
         pid = self.pid
-        if pid in self.processes:
+        if pid not in self.processes:
+            return
+        try:
+            os.killpg(pid, signal.SIGINT)
+        except OSError:  # an attached program that leads no process group
             ptrace.kill_quietly(pid, signal.SIGINT)

@@ -54,9 +54,30 @@ class StopEngine(StatusDecoder):
                 tid = 0
             if tid == 0:
                 return self._no_resumed()
-            found = self._on_status(tid, status, collecting=False)
+            found = self._decode_safely(tid, status)
             if found is not None:
                 return self._report(found)
+
+    def _decode_safely(self, tid: int, status: int) -> StopEvent | None:
+        """``_on_status``, but a status it fails on (a ptrace race, a bug) is still reported:
+        once reaped it is never seen again, and a lost exit leaves the client waiting forever."""
+        try:
+            return self._on_status(tid, status, collecting=False)
+        except Exception:
+            log.exception("while decoding wait status %#x of %d", status, tid)
+        t = self.threads.get(tid)
+        if os.WIFEXITED(status) or os.WIFSIGNALED(status):
+            if tid not in self.processes:
+                if t is not None:
+                    self._forget_thread(t)
+                return None
+            return self._thread_gone(t or Thread(tid, tid), status)
+        if t is None:
+            return None
+        t.stopped_by_event()
+        sig = signal.SIGTRAP if status >> 16 else os.WSTOPSIG(status)
+        t.stop_signal = sig
+        return StopEvent(StopKind.SIGNAL, t.pid, t.tid, signal=sig)
 
     def _no_resumed(self) -> StopEvent | None:
         """Nothing left running (the resumed threads exited): gdb's 'N' stop."""

@@ -92,6 +92,11 @@ class Thread:
     report_create: bool = False  # QThreadEvents: its first stop is reported as 'create'
     client_stop: bool = False  # non-stop vCont;t: report the SIGSTOP as a stop with signal 0
     stepping_over: bool = False  # single-stepping off a breakpoint of ours, its int3 lifted
+    # The PC of a breakpoint hit the stub swallowed (false condition, agent dprintf): the next
+    # resume steps over it there, as gdbserver does; any other breakpoint at the PC is a hit.
+    # Every resume forgets them (the decision to step over was made before).
+    swallowed_pc: int | None = None
+    collected_pc: int | None = None  # the trace collected here: stepped over once it alone owns the int3
     # Set from the above at creation. No class default: an enum member there would make every
     # read of the instance's attribute several times slower.
     state: ThreadState = field(init=False)
@@ -155,6 +160,7 @@ class Thread:
         """PTRACE_CONT or PTRACE_SYSCALL issued."""
         if self.state not in TRANSITIONS["resumed_running"]:
             self._illegal("resumed_running")
+        self.swallowed_pc = self.collected_pc = None
         self.user = None
         self.xstate = None
         self.stopped = False
@@ -168,6 +174,7 @@ class Thread:
         """The other resumes (``resumed_running``, the commonest, is this inlined)."""
         if self.state not in TRANSITIONS[name]:
             self._illegal(name)
+        self.swallowed_pc = self.collected_pc = None
         self.user = None
         self.xstate = None
         self.stopped = False
