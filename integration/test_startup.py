@@ -23,7 +23,7 @@ IMPORT_LINE = re.compile(r"^import time:\s+\d+ \|\s+\d+ \|\s+(\S+)$", re.M)
 # imported anyway (more than a bare start of the interpreter, for several of them).
 HEAVY = (
     "construct",  # packet and layout declarations: compiled forms or struct serve the hot paths
-    "elftools",  # pyelftools: symbol tables (TLS), the API client; ELF headers are read with struct
+    "elftools",  # pyelftools: the API client only; ELF headers and TLS symbols are read with struct
     "xml.sax",  # and through it urllib, http, email, ssl
     "urllib.request",
     "http.client",
