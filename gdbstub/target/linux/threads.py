@@ -173,7 +173,7 @@ class ThreadTable:
                 fd = os.open(f"/proc/{pid}/task/{tid}/stat", os.O_RDONLY | os.O_CLOEXEC)
                 self._stat_fds[tid] = fd
             stat = os.pread(fd, 4096, 0)
-            return int(stat[stat.rindex(b")") + 2 :].split()[36])
+            return int(stat[stat.rindex(b")") + 2 :].split(None, 37)[36])
         except (OSError, ValueError, IndexError):
             if fd is not None:
                 os.close(self._stat_fds.pop(tid))
