@@ -19,7 +19,7 @@ class StopLayout:
     """Where an architecture's PC and expedited registers are in user_regs_struct, worked
     out once per table: each stop then reads them with slices, not table look-ups."""
 
-    __slots__ = ("arch", "pc", "pc_end", "expedite")
+    __slots__ = ("arch", "expedite", "pc", "pc_end")
 
     def __init__(self, arch: Arch) -> None:
         self.arch = arch  # kept alive, so its id() is not reused while cached
