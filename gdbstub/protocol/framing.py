@@ -175,11 +175,19 @@ class Framer:
     def feed(self, data: bytes) -> list[Event]:
         if self._state == 0 and data[:1] == b"$" and data[-3:-2] == b"#":
             # The usual read: exactly one whole packet. Framed without the byte loop when
-            # it holds no other '$' or '#' (a cut-short packet, a second one).
+            # it holds no other '$' or '#' (a cut-short packet, a second one), and with
+            # no copy through the packet buffer when it holds no escape either.
             body = data[1:-3]
-            if data.count(b"$") == 1 and b"#" not in body and len(body) <= self._max * 2 + 16:
+            if data.count(b"$") == 1 and b"#" not in body and len(body) <= self._max:
+                cs = data[-2:]
+                if b"}" not in body and cs.isalnum() and cs.isascii():
+                    try:
+                        ok = checksum(body) == int(cs, 16)
+                    except ValueError:
+                        return [BadPacket("malformed checksum")]
+                    return [Packet(body) if ok else BadPacket("bad checksum")]
                 self._body[:] = body
-                self._cs[:] = data[-2:]
+                self._cs[:] = cs
                 return [self._finish()]
         events: list[Event] = []
         i = 0
