@@ -13,7 +13,8 @@ def test_new_thread_is_stopped_as_the_client_knows() -> None:
 
 
 def test_run_drops_register_caches_and_names_the_resume_kind() -> None:
-    t = Thread(10, 10, user=bytearray(8), xstate=bytearray(8))
+    t = Thread(10, 10)
+    t.user, t.xstate = bytearray(8), bytearray(8)
     t.resumed = True
     t.run()
     assert (t.stopped, t.user, t.xstate) == (False, None, None)

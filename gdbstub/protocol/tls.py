@@ -20,8 +20,7 @@ import functools
 import os
 import struct
 import weakref
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from ..target.linux.elf import SHT_DYNSYM, SHT_NOBITS, SHT_SYMTAB, SectionHeader, read_headers, read_sections
 from ..target.linux.elf import ELFError as ELFHeaderError
@@ -35,17 +34,15 @@ PT_INTERP = 3
 UNALLOCATED = (1 << 64) - 1  # TLS_DTV_UNALLOCATED, (void *) -1
 
 
-@dataclass(frozen=True)
-class Desc:
+class Desc(NamedTuple):
     """One glibc db descriptor: a field's size in bits, element count and byte offset."""
 
     bits: int
-    count: int
+    elements: int  # glibc calls it the count (a name tuple already has)
     offset: int
 
 
-@dataclass(frozen=True)
-class TlsLayout:
+class TlsLayout(NamedTuple):
     l_tls_modid: Desc
     pthread_dtvp: Desc
     dtv_slot: Desc  # dtv_dtv: the size of one dtv_t
@@ -187,15 +184,15 @@ DEFAULT_SEARCH_PATH = "$sdir:$pdir"  # gdbserver's LIBTHREAD_DB_SEARCH_PATH
 SYSTEM_DIRS = ("/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib64", "/usr/lib64", "/lib", "/usr/lib")
 
 
-@dataclass
 class ThreadDb:
     """The stub-wide search path and the processes whose thread library is 'loaded'."""
 
-    search_path: str = DEFAULT_SEARCH_PATH
-    loaded: set[int] = field(default_factory=set)
-    # Sessions whose client takes part in symbol look-up (sent qSymbol): for them loading
-    # happens only there, as in gdbserver; other clients load on first use.
-    symbol_clients: weakref.WeakSet[Session] = field(default_factory=weakref.WeakSet)
+    def __init__(self) -> None:
+        self.search_path = DEFAULT_SEARCH_PATH
+        self.loaded: set[int] = set()
+        # Sessions whose client takes part in symbol look-up (sent qSymbol): for them loading
+        # happens only there, as in gdbserver; other clients load on first use.
+        self.symbol_clients: weakref.WeakSet[Session] = weakref.WeakSet()
 
 
 _THREAD_DB: weakref.WeakKeyDictionary[LinuxTarget, ThreadDb] = weakref.WeakKeyDictionary()

@@ -10,7 +10,6 @@ from __future__ import annotations
 import enum
 import errno
 import os
-from dataclasses import dataclass, field
 
 from ...arch import detect_arch, without_xml
 from ...arch.regs import Arch
@@ -31,27 +30,41 @@ class ThreadState(enum.Enum):
     STOPPED = "stopped"  # stopped, as the client knows
 
 
-@dataclass
+CONTINUE = ResumeAction("c")
+
+
 class Thread:
     """One traced thread. Its flags change together only through ``stop``/``run`` (and
-    the SIGSTOP bookkeeping of the stop engine); ``state`` names what they add up to."""
+    the SIGSTOP bookkeeping of the stop engine); ``state`` names what they add up to.
+    A slotted class (compared by identity), not a dataclass: no code generated at
+    start-up, and faster attribute access on the stop path."""
 
-    tid: int
-    pid: int
-    stopped: bool = True  # in a ptrace-stop we have seen (False: running, or a new clone not stopped yet)
-    resumed: bool = False  # the client wants it running (until the next reported stop)
-    pending: StopEvent | None = None  # seen while stopping all, reported on a later resume
-    pending_seq: int = 0  # the order pending events were seen in
-    expect_sigstop: bool = False  # a SIGSTOP we sent (or a new clone's first) is still due
-    deliver: int = 0  # a signal to deliver when it next runs
-    action: ResumeAction = field(default_factory=lambda: ResumeAction("c"))
-    user: bytearray | None = None  # register caches, dropped on resume
-    xstate: bytearray | None = None
-    stop_signal: int = 0  # the signal of the last reported stop
-    in_syscall: bool = False  # between a syscall-entry stop and its exit stop
-    report_create: bool = False  # QThreadEvents: its first stop is reported as 'create'
-    client_stop: bool = False  # non-stop vCont;t: report the SIGSTOP as a stop with signal 0
-    stepping_over: bool = False  # single-stepping off a breakpoint of ours, its int3 lifted
+    __slots__ = ("action", "client_stop", "deliver", "expect_sigstop", "in_syscall", "pending",
+                 "pending_seq", "pid", "report_create", "resumed", "stepping_over", "stop_signal",
+                 "stopped", "tid", "user", "xstate")
+
+    def __init__(self, tid: int, pid: int, stopped: bool = True, resumed: bool = False,
+                 expect_sigstop: bool = False, action: ResumeAction = CONTINUE,
+                 report_create: bool = False) -> None:
+        self.tid = tid
+        self.pid = pid
+        self.stopped = stopped  # in a ptrace-stop we have seen (False: running, or a new clone not stopped yet)
+        self.resumed = resumed  # the client wants it running (until the next reported stop)
+        self.pending: StopEvent | None = None  # seen while stopping all, reported on a later resume
+        self.pending_seq = 0  # the order pending events were seen in
+        self.expect_sigstop = expect_sigstop  # a SIGSTOP we sent (or a new clone's first) is still due
+        self.deliver = 0  # a signal to deliver when it next runs
+        self.action = action
+        self.user: bytearray | None = None  # register caches, dropped on resume
+        self.xstate: bytearray | None = None
+        self.stop_signal = 0  # the signal of the last reported stop
+        self.in_syscall = False  # between a syscall-entry stop and its exit stop
+        self.report_create = report_create  # QThreadEvents: its first stop is reported as 'create'
+        self.client_stop = False  # non-stop vCont;t: report the SIGSTOP as a stop with signal 0
+        self.stepping_over = False  # single-stepping off a breakpoint of ours, its int3 lifted
+
+    def __repr__(self) -> str:
+        return f"Thread({self.tid}, {self.pid}, {self.state.value})"
 
     def stop(self) -> None:
         """A ptrace-stop seen: the register caches are read afresh when next needed."""
@@ -77,16 +90,22 @@ class Thread:
         if self.pending is not None:
             return ThreadState.STOPPED_PENDING
         return ThreadState.PAUSED if self.resumed else ThreadState.STOPPED
-@dataclass
 class Process:
-    pid: int
-    arch: Arch
-    memory: ProcessMemory
-    launched: bool
-    sw_breakpoints: dict[int, bytes] = field(default_factory=dict)  # addr -> original byte
-    # Breakpoints removed (non-stop: while threads ran): a hit already in flight is rewound.
-    removed: set[int] = field(default_factory=set)
-    exited: bool = False
+    """One traced process: its register table, memory and software breakpoints."""
+
+    __slots__ = ("arch", "exited", "launched", "memory", "pid", "removed", "sw_breakpoints")
+
+    def __init__(self, pid: int, arch: Arch, memory: ProcessMemory, launched: bool,
+                 sw_breakpoints: dict[int, bytes] | None = None) -> None:
+        self.pid = pid
+        self.arch = arch
+        self.memory = memory
+        self.launched = launched
+        # addr -> the original byte under our int3
+        self.sw_breakpoints: dict[int, bytes] = {} if sw_breakpoints is None else sw_breakpoints
+        # Breakpoints removed (non-stop: while threads ran): a hit already in flight is rewound.
+        self.removed: set[int] = set()
+        self.exited = False
 
 
 class ThreadTable:
