@@ -19,6 +19,7 @@ from . import (
     siginfo,
     svr4,
     tls,
+    tracepoints,
     xfer,
 )
 
@@ -55,3 +56,4 @@ def install(session: Session) -> None:
     session.features += osdata.FEATURES
     session.handlers.update(search.HANDLERS)
     session.handlers.update(tls.HANDLERS)
+    tracepoints.install(session)  # last: it routes g/p/m of the modules above while a frame is selected
