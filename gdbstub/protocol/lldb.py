@@ -8,7 +8,6 @@ in one JSON packet, and ';thread:TID;' suffixes instead of Hg.
 
 from __future__ import annotations
 
-import json
 import os
 import signal as host_signal
 import weakref
@@ -260,6 +259,8 @@ def _thread_entry(s: Session, pid: int, tid: int) -> dict[str, object]:
 
 
 def _json(value: object) -> bytes:
+    import json  # lldb's packets only: gdb's sessions never pay for its import
+
     return json.dumps(value, separators=(",", ":"), sort_keys=True).encode()
 
 
