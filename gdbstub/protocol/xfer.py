@@ -87,7 +87,7 @@ def q_xfer(s: Session, args: bytes) -> bytes:
     if len(parts) < 3:
         return E01
     name, op = parts[0].decode("ascii", "replace"), parts[1]
-    obj = s.objects.get(name)
+    obj = s.tables.objects.get(name)
     if obj is None or not obj.available(s):
         return b""
     annex = parts[2].decode("utf-8", "replace")
