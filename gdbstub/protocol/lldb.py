@@ -17,8 +17,8 @@ from ..arch.lldbxml import lldb_target_xml
 from ..target.base import StopEvent, StopKind
 from ..target.linux import inferior_syscall, procfs, svr4
 from . import packets, signals
-from .session import E01, OK, PACKET_SIZE, Feature, Handler
-from .xfer import XferObject, target_description
+from .session import E01, OK, PACKET_SIZE, Feature, Handler, XferObject
+from .xfer import target_description
 
 if TYPE_CHECKING:
     from .session import Session

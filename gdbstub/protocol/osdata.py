@@ -7,8 +7,7 @@ import os
 import pwd
 from xml.sax.saxutils import escape, quoteattr
 
-from .session import Feature, Session
-from .xfer import XferObject
+from .session import Feature, Session, XferObject
 
 Row = list[tuple[str, str]]
 

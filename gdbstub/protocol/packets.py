@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from ..target.base import ResumeAction, StopKind
 from . import grammar as g
 from . import signals
+from .nonstop import question_non_stop
 from .session import E01, OK, PACKET_SIZE, Feature, Handler, SessionEnd
 
 if TYPE_CHECKING:
@@ -111,8 +112,6 @@ def _signal_list(args: bytes) -> list[int]:
 
 def question(s: Session, args: bytes) -> bytes:
     if s.nonstop.on:
-        from .nonstop import question_non_stop
-
         return question_non_stop(s)
     status = s.status
     if status.last_stop is not None and status.last_reply is not None:

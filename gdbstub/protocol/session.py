@@ -29,7 +29,6 @@ from .stopqueue import StopQueue
 if TYPE_CHECKING:
     from ..launcher import Launcher
     from ..target.linux.process import LinuxTarget
-    from .xfer import XferObject
 
 log = logging.getLogger("gdbstub.session")
 
@@ -47,6 +46,15 @@ Handler = Callable[["Session", bytes], "bytes | None"]
 Feature = tuple[str, Callable[["Session"], bool]]
 # Adds lldb's keys to a T stop reply (protocol/lldb.py).
 StopExtra = Callable[["Session", StopEvent], bytes]
+
+
+@dataclass(frozen=True)
+class XferObject:
+    """A qXfer object (protocol/xfer.py serves them): a document built on request."""
+
+    read: Callable[[Session, str], bytes]  # (session, annex) -> whole document
+    available: Callable[[Session], bool] = lambda s: True
+    write: Callable[[Session, str, int, bytes], int] | None = None  # -> bytes written
 
 
 class SessionEnd(Exception):

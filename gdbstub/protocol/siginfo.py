@@ -16,8 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from construct import Bytes, Construct, Int16ul, Int32ul, Int64ul, Padding, Struct
 
-from .session import Feature
-from .xfer import XferObject
+from .session import Feature, XferObject
 
 if TYPE_CHECKING:
     from .session import Session

@@ -14,8 +14,7 @@ from typing import TYPE_CHECKING
 from xml.sax.saxutils import escape
 
 from ..target.linux import svr4
-from .session import Feature
-from .xfer import XferObject
+from .session import Feature, XferObject
 
 if TYPE_CHECKING:
     from .session import Session

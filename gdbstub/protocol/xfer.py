@@ -6,23 +6,14 @@ the stub never offers a document it cannot build.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from xml.sax.saxutils import quoteattr
 
 from . import grammar as g
-from .session import E01, Feature, Handler
+from .session import E01, Feature, Handler, XferObject
 
 if TYPE_CHECKING:
     from .session import Session
-
-
-@dataclass(frozen=True)
-class XferObject:
-    read: Callable[[Session, str], bytes]  # (session, annex) -> whole document
-    available: Callable[[Session], bool] = lambda s: True
-    write: Callable[[Session, str, int, bytes], int] | None = None  # -> bytes written
 
 
 def target_description(s: Session, annex: str) -> bytes:
