@@ -3,9 +3,11 @@
 
     python integration/bench.py [--runs N] [--only NAME[,NAME...]] [--kinds gdbserver,gdbstub] [--json FILE]
 
-Prints the median wall time of each gdb session per server and the ratio gdbstub/gdbserver.
-A workload is one row of WORKLOADS: add rows to measure more (each has a check, so a server that
-silently does less work cannot look fast).
+Prints, per workload and server, the median wall time of the whole session (from the moment the
+server is started, so start-up counts as users feel it, until gdb and the server have exited) and
+the ratio gdbstub/gdbserver; then the server's CPU time (user + system of the server process and
+what it reaped, from os.wait4) per stop. A workload is one row of WORKLOADS: add rows to measure
+more (each has a check, so a server that silently does less work cannot look fast).
 """
 
 from __future__ import annotations
@@ -13,8 +15,10 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import re
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -59,6 +63,9 @@ class Workload:
     commands: tuple[str, ...]  # "{workdir}" is replaced by a per-run temporary directory
     expect: str  # regex that gdb's output must contain
     check: Callable[[Path], str | None] | None = field(default=None, compare=False)
+    stops: int = 0  # stops the server handles (steps, breakpoint hits), for the CPU per stop
+    sessions: int = 1  # whole sessions in a row (server start, gdb, exit) per run
+    startup_only: bool = False  # time exec to "Listening on port" only; no gdb
 
 
 WORKLOADS: tuple[Workload, ...] = (
@@ -69,6 +76,7 @@ WORKLOADS: tuple[Workload, ...] = (
         ("100000000",),
         ("break hot", "continue", "delete", "stepi 3000", "p i"),  # a breakpoint would end the stepi early
         r"^\$1 = 120$",  # 3000 instructions = 120 calls of hot() and a bit
+        stops=3001,
     ),
     Workload(
         "break-2000",
@@ -77,6 +85,7 @@ WORKLOADS: tuple[Workload, ...] = (
         ("2001",),
         ("break hot", "ignore 1 1999", "continue", "p i"),
         r"^\$1 = 1999$",
+        stops=2000,
     ),
     Workload(
         "dump-4MiB",
@@ -86,6 +95,7 @@ WORKLOADS: tuple[Workload, ...] = (
         ("break hot", "continue", "dump binary memory {workdir}/big.bin &big[0] &big[4194304]"),
         r"^Breakpoint 1, hot",
         _check_dump,
+        stops=1,
     ),
     Workload(
         "run-to-exit",
@@ -94,6 +104,7 @@ WORKLOADS: tuple[Workload, ...] = (
         ("1000",),
         ("continue",),
         r"exited normally\]$",
+        stops=1,
     ),
     Workload(
         "cond-2000",
@@ -102,6 +113,7 @@ WORKLOADS: tuple[Workload, ...] = (
         ("2001",),
         ("break hot if i == 1999", "continue", "p i"),
         r"^\$1 = 1999$",
+        stops=2000,  # hits, evaluated in the server (one reported)
     ),
     Workload(
         "next-200",
@@ -110,6 +122,26 @@ WORKLOADS: tuple[Workload, ...] = (
         ("1000",),
         (f"break {harness.location('loop', 'bench')}", "continue", "next 200", "p i"),
         r"^\$1 = 99$",  # 200 lines: the loop line and the call, 100 times each
+        stops=200,  # gdb's stops; the steps inside each range are not counted
+    ),
+    Workload(
+        "sessions-20",
+        "20 short sessions in a row (start the server, break main, run to exit), as test suites do",
+        "bench",
+        ("10",),
+        ("break main", "continue", "continue"),
+        r"exited normally\]$",
+        stops=40,  # main and the exit, 20 times
+        sessions=20,
+    ),
+    Workload(
+        "startup",
+        "start-up: exec of the server to its 'Listening on port' line (no gdb)",
+        "bench",
+        ("10",),
+        (),
+        "",
+        startup_only=True,
     ),
 )
 
@@ -117,33 +149,80 @@ WORKLOADS: tuple[Workload, ...] = (
 @dataclass
 class Sample:
     seconds: float
+    cpu: float = 0.0  # the server's user + system seconds (with the processes it reaped)
     error: str | None = None
 
 
-def run_once(tracker: ProcessTracker, kind: str, workload: Workload) -> Sample:
-    """One session: start the server (not timed), time gdb from start to exit, verify the work was done."""
-    with tempfile.TemporaryDirectory(prefix="gdbstub-bench-") as tmp:
-        workdir = Path(tmp)
-        commands = [c.replace("{workdir}", tmp) for c in workload.commands]
+def reap(proc: subprocess.Popen[str], timeout: float) -> float | None:
+    """Wait (bounded) for the server to exit; its user + system CPU seconds, None on timeout.
+
+    os.wait4 rather than Popen.wait: it also gives the rusage (which includes the children the
+    server itself reaped, i.e. the program it debugged: the same program for both servers)."""
+    deadline = time.monotonic() + timeout
+    while True:
         try:
-            server = harness.start_server(tracker, kind, harness.program(workload.program), workload.args)
-        except HarnessError as error:
-            return Sample(0.0, str(error).splitlines()[0])
-        start = time.perf_counter()
-        result = harness.run_gdb(tracker, server.port, commands, file=harness.program(workload.program), timeout=600)
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        except ChildProcessError:
+            return None
+        if pid:
+            proc.returncode = os.waitstatus_to_exitcode(status)
+            return usage.ru_utime + usage.ru_stime
+        if time.monotonic() > deadline:
+            return None
+        time.sleep(0.002)
+
+
+def one_session(tracker: ProcessTracker, kind: str, workload: Workload, workdir: Path) -> Sample:
+    """Start the server, run gdb's commands, wait for both to exit; verify the work was done."""
+    commands = [c.replace("{workdir}", str(workdir)) for c in workload.commands]
+    start = time.perf_counter()
+    try:
+        server = harness.start_server(tracker, kind, harness.program(workload.program), workload.args)
+    except HarnessError as error:
+        return Sample(0.0, 0.0, str(error).splitlines()[0])
+    if workload.startup_only:
         elapsed = time.perf_counter() - start
-        server.wait_exit(10)
         server.stop()
-        error = None
-        if result.timed_out:
-            error = "gdb timed out"
-        elif not re.search(workload.expect, result.stdout, re.M):
-            error = f"missing {workload.expect!r} in gdb output"
-        elif workload.check is not None:
-            error = workload.check(workdir)
-        if error and "--verbose" in sys.argv:
-            print(result.describe() + server.describe(), file=sys.stderr)
-        return Sample(elapsed, error)
+        return Sample(elapsed)
+    result = harness.run_gdb(tracker, server.port, commands, file=harness.program(workload.program), timeout=600)
+    cpu = reap(server.proc, 10)
+    elapsed = time.perf_counter() - start
+    server.stop()
+    error = None
+    if result.timed_out:
+        error = "gdb timed out"
+    elif cpu is None:
+        error = "the server did not exit after gdb"
+    elif not re.search(workload.expect, result.stdout, re.M):
+        error = f"missing {workload.expect!r} in gdb output"
+    elif workload.check is not None:
+        error = workload.check(workdir)
+    if error and "--verbose" in sys.argv:
+        print(result.describe() + server.describe(), file=sys.stderr)
+    return Sample(elapsed, cpu or 0.0, error)
+
+
+def run_once(tracker: ProcessTracker, kind: str, workload: Workload) -> Sample:
+    """One run: WORKLOAD.sessions whole sessions in a row, timed together."""
+    total = Sample(0.0)
+    for _ in range(workload.sessions):
+        with tempfile.TemporaryDirectory(prefix="gdbstub-bench-") as tmp:
+            sample = one_session(tracker, kind, workload, Path(tmp))
+        if sample.error:
+            return sample
+        total.seconds += sample.seconds
+        total.cpu += sample.cpu
+    return total
+
+
+def bare_start(runs: int) -> float:
+    """Median wall seconds of `python -c pass` with the interpreter the stub runs on."""
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "pass"], check=True, env=harness.server_env())
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -172,8 +251,13 @@ def main(argv: list[str] | None = None) -> int:
     tracker = ProcessTracker()
     results: dict[str, dict[str, list[Sample]]] = {}
     failed = False
-    header = f"{'workload':14} " + " ".join(f"{k:>12}" for k in kinds) + ("    ratio" if len(kinds) == 2 else "")
-    print(f"median of {opts.runs} runs, wall time of the gdb session (servers alternate)")
+    pair = len(kinds) == 2
+    header = f"{'workload':14} " + " ".join(f"{k:>12}" for k in kinds) + ("    ratio" if pair else "")
+    header += "   cpu/stop " + " ".join(f"{k:>10}" for k in kinds) + ("    ratio" if pair else "")
+    print(f"median of {opts.runs} runs (servers alternate): wall time of the whole session from the server's "
+          "start, and the server's CPU time (user + system) per stop")
+    print(f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}; "
+          f"bare start of {sys.executable} (-c pass): {bare_start(opts.runs) * 1000:.1f} ms")
     print(header)
     try:
         for workload in workloads:
@@ -193,9 +277,16 @@ def main(argv: list[str] | None = None) -> int:
                     medians[kind] = statistics.median(s.seconds for s in samples[kind])
                     cells.append(f"{medians[kind]:>11.3f}s")
             ratio = ""
-            if len(kinds) == 2 and len(medians) == 2 and medians[kinds[0]] > 0:
+            if pair and len(medians) == 2 and medians[kinds[0]] > 0:
                 ratio = f"  {medians[kinds[1]] / medians[kinds[0]]:6.2f}x"
-            print(f"{workload.name:14} " + " ".join(cells) + ratio, flush=True)
+            cpu = ""
+            if workload.stops and not workload.startup_only:
+                per_stop = {k: statistics.median(s.cpu for s in samples[k]) / workload.stops for k in medians}
+                cpu = "   " + " ".join(f"{per_stop[k] * 1e6:>8.0f}us" if k in per_stop else f"{'-':>10}"
+                                       for k in kinds)
+                if pair and len(per_stop) == 2 and per_stop[kinds[0]] > 0:
+                    cpu += f"  {per_stop[kinds[1]] / per_stop[kinds[0]]:6.2f}x"
+            print(f"{workload.name:14} " + " ".join(cells) + ratio + cpu, flush=True)
     finally:
         leaked = tracker.finish(grace=5)
         if leaked:
@@ -205,7 +296,8 @@ def main(argv: list[str] | None = None) -> int:
         opts.json.write_text(
             json.dumps(
                 {
-                    name: {kind: [{"seconds": s.seconds, "error": s.error} for s in runs] for kind, runs in per.items()}
+                    name: {kind: [{"seconds": s.seconds, "cpu": s.cpu, "error": s.error} for s in runs]
+                           for kind, runs in per.items()}
                     for name, per in results.items()
                 },
                 indent=2,

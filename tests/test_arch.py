@@ -17,12 +17,17 @@ from gdbstub.arch.xsave import (
     AMD_OFFSETS,
     AVX,
     AVX512,
+    COMPONENTS,
+    FX,
     INTEL_OFFSETS,
+    LEGACY_SIZE,
     SSE,
     X87,
     XCR0_OFFSET,
     XSTATE_BV_OFFSET,
     Layout,
+    declarations,
+    field_offset,
     guess_offsets,
 )
 from gdbstub.protocol import siginfo
@@ -187,6 +192,16 @@ def test_extended_offsets_follow_the_layout_declaration(make):
     assert hi[16:32] == bytes([arch.by_name("ymm17h").regnum]) * 16
     assert hi[32:] == bytes([arch.by_name("zmm17h").regnum]) * 32
     assert parsed.fxsave.xmm[5] == bytes([arch.by_name("xmm5").regnum]) * 16
+
+
+def test_plain_tables_follow_the_construct_declarations():
+    """FX offsets and component sizes are copies (construct is not imported at start-up)."""
+    decl = declarations()
+    fxsave = decl["fxsave"]
+    assert FX == {sub.name: field_offset(fxsave, sub.name) for sub in fxsave.subcons if sub.name}
+    assert FX["xcr0"] == XCR0_OFFSET and fxsave.sizeof() == 512
+    assert LEGACY_SIZE == fxsave.sizeof() + decl["header"].sizeof()
+    assert {bit: (name, decl[name].sizeof()) for bit, (name, _) in COMPONENTS.items()} == COMPONENTS
 
 
 def test_layout_guess_without_cpuid():

@@ -4,19 +4,19 @@ avx512, pkeys exist)."""
 
 from __future__ import annotations
 
-from elftools.common.exceptions import ELFError
-from elftools.elf.elffile import ELFFile
-
 from . import i386, x86_64
 from .regs import Arch
 from .xsave import SSE, X87, layout, xcr0_of
 
 
 def elf_class(path: str) -> int:
-    """32 or 64, from the ELF header (pyelftools); 64 when unreadable."""
+    """32 or 64, from the ELF header; 64 when unreadable."""
+    from ..target.linux.elf import ELFError
+    from ..target.linux.elf import elf_class as ident_class
+
     try:
         with open(path, "rb") as f:
-            return int(ELFFile(f).elfclass)
+            return ident_class(f.read(16))
     except (OSError, ELFError):
         return 64
 

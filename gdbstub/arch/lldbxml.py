@@ -8,8 +8,7 @@ lldb puts everything in one "general" set. gdb keeps gdbserver's text (features.
 
 from __future__ import annotations
 
-from xml.sax.saxutils import quoteattr
-
+from ..xmltext import xml_attr
 from .features import AVX, AVX512, CORE, LINUX, PKEYS, SEGMENTS, SSE, target_xml
 from .regs import Arch, Reg
 
@@ -60,7 +59,7 @@ def _reg(arch: Arch, reg: Reg) -> str:
     generic = GENERIC[arch.word].get(reg.name)
     if generic is not None:
         attrs["generic"] = generic
-    return "    <reg " + " ".join(f"{k}={quoteattr(v)}" for k, v in attrs.items()) + "/>\n"
+    return "    <reg " + " ".join(f"{k}={xml_attr(v)}" for k, v in attrs.items()) + "/>\n"
 
 
 def lldb_target_xml(arch: Arch) -> str:

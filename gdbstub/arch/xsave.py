@@ -8,8 +8,8 @@ offsets the CPU reports with CPUID leaf 0xD: Intel leaves a gap for MPX, AMD
 Zen does not, so the offsets are asked of the CPU, never assumed (gdbserver
 13 assumes Intel's and shows wrong AVX-512 values on AMD).
 
-The layouts are declared with construct; register tables take their offsets
-from these declarations.
+The layouts are declared with construct (built on first use); the register
+tables take their offsets from plain tables that a test checks against them.
 """
 
 from __future__ import annotations
@@ -18,8 +18,10 @@ import ctypes
 import mmap
 from dataclasses import dataclass
 from functools import cache
+from typing import TYPE_CHECKING
 
-from construct import Array, Bytes, Construct, Int8ul, Int16ul, Int32ul, Int64ul, Padding, Struct
+if TYPE_CHECKING:
+    from construct import Construct, Struct
 
 # XCR0 / XSTATE_BV bits (state components).
 X87 = 1 << 0
@@ -35,34 +37,68 @@ AVX512 = OPMASK | ZMM_HI256 | HI16_ZMM
 
 XCR0_OFFSET = 464  # in the FXSAVE image's software-reserved bytes
 XSTATE_BV_OFFSET = 512
+LEGACY_SIZE = 576  # FXSAVE (512) and the XSAVE header (64)
 
-# FXSAVE as the kernel stores it (the 32-bit FPU pointer form gdb shows).
-FXSAVE = Struct(
-    "fctrl" / Int16ul,
-    "fstat" / Int16ul,
-    "ftag" / Int8ul,  # abridged: one bit per physical register
-    Padding(1),
-    "fop" / Int16ul,
-    "fioff" / Int32ul,
-    "fiseg" / Int16ul,
-    Padding(2),
-    "fooff" / Int32ul,
-    "foseg" / Int16ul,
-    Padding(2),
-    "mxcsr" / Int32ul,
-    "mxcsr_mask" / Int32ul,
-    "st" / Array(8, Bytes(16)),  # 80-bit values, 6 bytes padding each
-    "xmm" / Array(16, Bytes(16)),
-    Padding(48),
-    "xcr0" / Int64ul,  # sw_reserved[0..7]: the kernel's XCR0, for debuggers
-    Padding(40),
-)
-XSAVE_HEADER = Struct(
-    "xstate_bv" / Int64ul,
-    "xcomp_bv" / Int64ul,
-    Padding(48),
-)
-LEGACY_SIZE = FXSAVE.sizeof() + XSAVE_HEADER.sizeof()  # 576
+# Byte offsets of the FXSAVE fields, as the construct declaration FXSAVE (in declarations())
+# lays them out: importing construct costs more than the stub's whole start, so the register
+# tables read them from here and a test checks the two agree.
+FX: dict[str, int] = {
+    "fctrl": 0, "fstat": 2, "ftag": 4, "fop": 6, "fioff": 8, "fiseg": 12, "fooff": 16,
+    "foseg": 20, "mxcsr": 24, "mxcsr_mask": 28, "st": 32, "xmm": 160, "xcr0": 464,
+}
+
+# The extended components: bit -> (name, size in bytes); declared in declarations().
+COMPONENTS: dict[int, tuple[str, int]] = {
+    2: ("ymmh", 256),
+    5: ("k", 64),
+    6: ("zmmh", 512),
+    7: ("hi16_zmm", 1024),
+    9: ("pkru", 8),
+}
+# Intel's layout (with the MPX gap): what gdb 13 assumes everywhere.
+INTEL_OFFSETS = {2: 576, 5: 1088, 6: 1152, 7: 1664, 9: 2688}
+# AMD Zen's (no MPX components).
+AMD_OFFSETS = {2: 576, 5: 832, 6: 896, 7: 1408, 9: 2432}
+
+
+@cache
+def declarations() -> dict[str, Construct]:
+    """The construct declarations of FXSAVE, the XSAVE header and each extended component
+    (by name), built on first use (tests, Layout.struct)."""
+    from construct import Array, Bytes, Int8ul, Int16ul, Int32ul, Int64ul, Padding
+    from construct import Struct as CStruct
+
+    # FXSAVE as the kernel stores it (the 32-bit FPU pointer form gdb shows).
+    fxsave = CStruct(
+        "fctrl" / Int16ul,
+        "fstat" / Int16ul,
+        "ftag" / Int8ul,  # abridged: one bit per physical register
+        Padding(1),
+        "fop" / Int16ul,
+        "fioff" / Int32ul,
+        "fiseg" / Int16ul,
+        Padding(2),
+        "fooff" / Int32ul,
+        "foseg" / Int16ul,
+        Padding(2),
+        "mxcsr" / Int32ul,
+        "mxcsr_mask" / Int32ul,
+        "st" / Array(8, Bytes(16)),  # 80-bit values, 6 bytes padding each
+        "xmm" / Array(16, Bytes(16)),
+        Padding(48),
+        "xcr0" / Int64ul,  # sw_reserved[0..7]: the kernel's XCR0, for debuggers
+        Padding(40),
+    )
+    header = CStruct("xstate_bv" / Int64ul, "xcomp_bv" / Int64ul, Padding(48))
+    return {
+        "fxsave": fxsave,
+        "header": header,
+        "ymmh": Array(16, Bytes(16)),
+        "k": Array(8, Int64ul),
+        "zmmh": Array(16, Bytes(32)),
+        "hi16_zmm": Array(16, Bytes(64)),
+        "pkru": CStruct("pkru" / Int32ul, Padding(4)),
+    }
 
 
 def field_offset(struct: Struct, name: str) -> int:
@@ -73,26 +109,6 @@ def field_offset(struct: Struct, name: str) -> int:
             return offset
         offset += sub.sizeof()
     raise KeyError(name)
-
-
-FX = {sub.name: field_offset(FXSAVE, sub.name) for sub in FXSAVE.subcons if sub.name}
-assert FX["xcr0"] == XCR0_OFFSET and FXSAVE.sizeof() == 512
-
-
-# --- the extended components ------------------------------------------------------
-
-# component bit -> (name, construct of its contents)
-COMPONENTS: dict[int, tuple[str, Construct]] = {
-    2: ("ymmh", Array(16, Bytes(16))),
-    5: ("k", Array(8, Int64ul)),
-    6: ("zmmh", Array(16, Bytes(32))),
-    7: ("hi16_zmm", Array(16, Bytes(64))),
-    9: ("pkru", Struct("pkru" / Int32ul, Padding(4))),
-}
-# Intel's layout (with the MPX gap): what gdb 13 assumes everywhere.
-INTEL_OFFSETS = {2: 576, 5: 1088, 6: 1152, 7: 1664, 9: 2688}
-# AMD Zen's (no MPX components).
-AMD_OFFSETS = {2: 576, 5: 832, 6: 896, 7: 1408, 9: 2432}
 
 
 @dataclass(frozen=True)
@@ -111,21 +127,23 @@ class Layout:
     @property
     def struct(self) -> Struct:
         """The whole XSAVE area as one construct declaration."""
-        fields: list[Construct] = [
-            "fxsave" / FXSAVE, "header" / XSAVE_HEADER,
-        ]
+        from construct import Padding
+        from construct import Struct as CStruct
+
+        decl = declarations()
+        fields: list[Construct] = ["fxsave" / decl["fxsave"], "header" / decl["header"]]
         pos = LEGACY_SIZE
         for bit, offset in self.offsets:
-            name, con = COMPONENTS[bit]
+            name, size = COMPONENTS[bit]
             if offset > pos:
                 fields.append(Padding(offset - pos))
-            fields.append(name / con)
-            pos = offset + con.sizeof()
-        return Struct(*fields)
+            fields.append(name / decl[name])
+            pos = offset + size
+        return CStruct(*fields)
 
     @property
     def size(self) -> int:
-        return int(self.struct.sizeof())
+        return max([LEGACY_SIZE] + [offset + COMPONENTS[bit][1] for bit, offset in self.offsets])
 
 
 # --- CPUID, the CPU's own answer ------------------------------------------------------
@@ -164,7 +182,7 @@ def _cpu_offsets(xcr0: int) -> dict[int, int] | None:
 def guess_offsets(xcr0: int, size: int) -> dict[int, int]:
     """Without CPUID: Intel's layout unless it cannot fit in SIZE bytes (then AMD's)."""
     wanted = [bit for bit in COMPONENTS if xcr0 & (1 << bit)]
-    end = max((INTEL_OFFSETS[b] + COMPONENTS[b][1].sizeof() for b in wanted), default=0)
+    end = max((INTEL_OFFSETS[b] + COMPONENTS[b][1] for b in wanted), default=0)
     table = INTEL_OFFSETS if end <= size or not size else AMD_OFFSETS
     return {b: table[b] for b in wanted}
 

@@ -7,38 +7,69 @@ and each byte is examined once.
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass
 
 MAX_PACKET = 0x4800  # payload bytes we accept (above session.PACKET_SIZE); larger packets are NAKed
 
 
-@dataclass(frozen=True)
-class Packet:
+class _Event:
+    """Immutable, compared by type and fields. Plain classes with __slots__ rather than
+    frozen dataclasses: a Packet is made for every packet (a frozen dataclass's __init__
+    costs a microsecond more), and the dataclass machinery costs start-up time."""
+
+    __slots__: tuple[str, ...] = ()
+
+    def _fields(self) -> tuple[object, ...]:
+        return tuple(getattr(self, name) for name in self.__slots__)
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and other._fields() == self._fields()
+
+    def __hash__(self) -> int:
+        return hash((type(self), self._fields()))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({', '.join(repr(v) for v in self._fields())})"
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"{type(self).__name__} is immutable")
+
+
+class Packet(_Event):
     """A well-formed packet; ``data`` is unescaped."""
 
+    __slots__ = ("data",)
     data: bytes
 
+    def __init__(self, data: bytes) -> None:
+        object.__setattr__(self, "data", data)
 
-@dataclass(frozen=True)
-class Ack:
+
+class Ack(_Event):
     """The peer acknowledged our last packet ('+')."""
 
+    __slots__ = ()
 
-@dataclass(frozen=True)
-class Nak:
+
+class Nak(_Event):
     """The peer asks for a retransmission ('-')."""
 
+    __slots__ = ()
 
-@dataclass(frozen=True)
-class Interrupt:
+
+class Interrupt(_Event):
     """Ctrl-C (0x03) outside a packet: stop the running program."""
 
+    __slots__ = ()
 
-@dataclass(frozen=True)
-class BadPacket:
+
+class BadPacket(_Event):
     """A packet with a bad checksum or over the size limit; reply '-'."""
 
+    __slots__ = ("reason",)
     reason: str
+
+    def __init__(self, reason: str) -> None:
+        object.__setattr__(self, "reason", reason)
 
 
 Event = Packet | Ack | Nak | Interrupt | BadPacket
@@ -140,6 +171,14 @@ class Framer:
         self.dropped = 0  # packets cut short by a new '$'
 
     def feed(self, data: bytes) -> list[Event]:
+        if self._state == 0 and data[:1] == b"$" and data[-3:-2] == b"#":
+            # The usual read: exactly one whole packet. Framed without the byte loop when
+            # it holds no other '$' or '#' (a cut-short packet, a second one).
+            body = data[1:-3]
+            if data.count(b"$") == 1 and b"#" not in body and len(body) <= self._max * 2 + 16:
+                self._body[:] = body
+                self._cs[:] = data[-2:]
+                return [self._finish()]
         events: list[Event] = []
         i = 0
         n = len(data)

@@ -1,81 +1,58 @@
-"""Packet argument grammars, declared with construct.
+"""Packet argument grammars: each is declared as its fields (name, kind, terminator).
 
 Each declaration turns a packet's argument bytes into a typed request; a
-construct error (or a ValueError from a field) means a malformed packet and
-gets an error reply. Thread ids follow the multiprocess form ``pPID.TID``.
+ValueError (or UnicodeDecodeError) means a malformed packet and gets an error
+reply. The parser is compiled from the declaration once; ``as_construct`` gives
+the same declaration as a construct Struct (the project's declaration tool),
+which a test checks gives the same answers. construct itself is not imported
+here: it costs more than the stub's whole start-up. Thread ids follow the
+multiprocess form ``pPID.TID``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from functools import cache
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-import construct as cs
+from ..binary import Fields
 
+if TYPE_CHECKING:
+    import construct as cs
 
-class _Hex(cs.Adapter):  # type: ignore[misc]
-    """ASCII hex digits <-> int."""
-
-    def _decode(self, obj: bytes, context: Any, path: Any) -> int:
-        if not obj or len(obj) > 32:
-            raise cs.ValidationError("bad hex number")
-        return int(obj, 16)
-
-    def _encode(self, obj: int, context: Any, path: Any) -> bytes:
-        return b"%x" % obj
+HEX = "hex"  # hex digits -> int
+HEX_BYTES = "hexbytes"  # hex-encoded bytes -> bytes
+BYTES = "bytes"  # raw bytes (X packets, already unescaped by the framer)
 
 
-class _HexBytes(cs.Adapter):  # type: ignore[misc]
-    """Hex-encoded bytes <-> bytes."""
-
-    def _decode(self, obj: bytes, context: Any, path: Any) -> bytes:
-        return bytes.fromhex(obj.decode("ascii"))
-
-    def _encode(self, obj: bytes, context: Any, path: Any) -> bytes:
-        return obj.hex().encode()
+class Field(NamedTuple):
+    name: str
+    kind: str  # HEX, HEX_BYTES or BYTES
+    term: bytes | None = None  # what ends the field; None: the rest of the packet
 
 
-def hex_until(term: bytes) -> cs.Construct:
-    return _Hex(cs.NullTerminated(cs.GreedyBytes, term=term))
-
-
-HexRest = _Hex(cs.GreedyBytes)
-HexData = _HexBytes(cs.GreedyBytes)
+Grammar = tuple[Field, ...]
 
 # m ADDR,LENGTH
-ReadMemory = cs.Struct("addr" / hex_until(b","), "length" / HexRest)
+ReadMemory: Grammar = (Field("addr", HEX, b","), Field("length", HEX))
 # M ADDR,LENGTH:HEX
-WriteMemory = cs.Struct("addr" / hex_until(b","), "length" / hex_until(b":"), "data" / HexData)
+WriteMemory: Grammar = (Field("addr", HEX, b","), Field("length", HEX, b":"), Field("data", HEX_BYTES))
 # X ADDR,LENGTH:BINARY (already unescaped by the framer)
-WriteBinary = cs.Struct("addr" / hex_until(b","), "length" / hex_until(b":"), "data" / cs.GreedyBytes)
+WriteBinary: Grammar = (Field("addr", HEX, b","), Field("length", HEX, b":"), Field("data", BYTES))
 # Z TYPE,ADDR,KIND (conditions after ';' are split off first)
-Breakpoint = cs.Struct("type" / hex_until(b","), "addr" / hex_until(b","), "kind" / HexRest)
+Breakpoint: Grammar = (Field("type", HEX, b","), Field("addr", HEX, b","), Field("kind", HEX))
 # p N
-ReadRegister = cs.Struct("regnum" / HexRest)
+ReadRegister: Grammar = (Field("regnum", HEX),)
 # P N=HEX
-WriteRegister = cs.Struct("regnum" / hex_until(b"="), "value" / HexData)
+WriteRegister: Grammar = (Field("regnum", HEX, b"="), Field("value", HEX_BYTES))
 # qXfer ... :OFFSET,LENGTH
-XferWindow = cs.Struct("offset" / hex_until(b","), "length" / HexRest)
+XferWindow: Grammar = (Field("offset", HEX, b","), Field("length", HEX))
 # qRcmd,HEX
-HexPayload = cs.Struct("data" / HexData)
+HexPayload: Grammar = (Field("data", HEX_BYTES),)
 
-ParseError = (cs.ConstructError, ValueError, UnicodeDecodeError)
+ParseError = (ValueError, UnicodeDecodeError)
 
 Parser = Callable[[bytes], Any]
-
-
-def _field_parser(sub: cs.Construct) -> tuple[bytes | None, Callable[[bytes], Any]]:
-    """(terminator or None for 'the rest', converter) for one declared field."""
-    if isinstance(sub, _Hex):
-        inner = sub.subcon
-        term = inner.term if isinstance(inner, cs.NullTerminated) else None
-        return term, _hex_value
-    if isinstance(sub, _HexBytes):
-        return None, _hex_bytes
-    if sub is cs.GreedyBytes:
-        return None, bytes
-    raise TypeError(f"no fast form for {sub!r}")
 
 
 def _hex_value(text: bytes) -> int:
@@ -88,21 +65,18 @@ def _hex_bytes(text: bytes) -> bytes:
     return bytes.fromhex(text.decode("ascii"))
 
 
-def compile_grammar(grammar: cs.Struct) -> Parser:
-    """A fast parser built from a Struct declaration of hex fields.
+_CONVERT: dict[str, Callable[[bytes], Any]] = {HEX: _hex_value, HEX_BYTES: _hex_bytes, BYTES: bytes}
 
-    construct's generic parse costs tens of microseconds per packet, too much
-    on the hot path (m, Z, vCont); this walks the same declaration once and
-    returns a closure that splits and converts, so the declaration stays the
-    single source of truth (tests check both give the same results).
-    """
-    fields = []
-    for sub in grammar.subcons:
-        term, conv = _field_parser(sub.subcon)
-        fields.append((sub.name, term, conv))
 
-    def parse_fast(data: bytes) -> cs.Container:
-        out = cs.Container()
+def compile_grammar(grammar: Grammar) -> Parser:
+    """A parser for a declaration: splits at each field's terminator and converts.
+
+    construct's generic parse costs tens of microseconds per packet, too much on the
+    hot path (m, Z, vCont); this walks the declaration once and returns a closure."""
+    fields = [(f.name, f.term, _CONVERT[f.kind]) for f in grammar]
+
+    def parse_fast(data: bytes) -> Fields:
+        out = Fields()
         rest = data
         for name, term, conv in fields:
             if term is None:
@@ -118,23 +92,61 @@ def compile_grammar(grammar: cs.Struct) -> Parser:
     return parse_fast
 
 
-_COMPILED: dict[int, Parser] = {}
+_COMPILED: dict[Grammar, Parser] = {}
 
 
-def parse(grammar: cs.Construct, data: bytes) -> Any:
+def parse(grammar: Grammar, data: bytes) -> Any:
     """Parse with a declared grammar; malformed input raises one of ParseError."""
-    fast = _COMPILED.get(id(grammar))
+    fast = _COMPILED.get(grammar)
     if fast is None:
-        try:
-            fast = compile_grammar(grammar)
-        except TypeError:
-            fast = grammar.parse
-        _COMPILED[id(grammar)] = fast
+        fast = _COMPILED[grammar] = compile_grammar(grammar)
     return fast(data)
 
 
-@dataclass(frozen=True)
-class ThreadId:
+@cache
+def _adapters() -> tuple[type, type]:
+    import construct as cs
+
+    class HexAdapter(cs.Adapter):  # type: ignore[misc]
+        """ASCII hex digits <-> int."""
+
+        def _decode(self, obj: bytes, context: Any, path: Any) -> int:
+            if not obj or len(obj) > 32:
+                raise cs.ValidationError("bad hex number")
+            return int(obj, 16)
+
+        def _encode(self, obj: int, context: Any, path: Any) -> bytes:
+            return b"%x" % obj
+
+    class HexBytesAdapter(cs.Adapter):  # type: ignore[misc]
+        """Hex-encoded bytes <-> bytes."""
+
+        def _decode(self, obj: bytes, context: Any, path: Any) -> bytes:
+            return bytes.fromhex(obj.decode("ascii"))
+
+        def _encode(self, obj: bytes, context: Any, path: Any) -> bytes:
+            return obj.hex().encode()
+
+    return HexAdapter, HexBytesAdapter
+
+
+def as_construct(grammar: Grammar) -> cs.Struct:
+    """The declaration as a construct Struct (for tests and tools; imports construct)."""
+    import construct as cs
+
+    hex_adapter, hex_bytes_adapter = _adapters()
+    subcons = []
+    for f in grammar:
+        raw = cs.GreedyBytes if f.term is None else cs.NullTerminated(cs.GreedyBytes, term=f.term)
+        if f.kind == HEX:
+            raw = hex_adapter(raw)
+        elif f.kind == HEX_BYTES:
+            raw = hex_bytes_adapter(raw)
+        subcons.append(f.name / raw)
+    return cs.Struct(*subcons)
+
+
+class ThreadId(NamedTuple):
     """A ptid: pid/tid of -1 mean all, 0 means any."""
 
     pid: int
@@ -159,8 +171,7 @@ def parse_thread_id(text: bytes, default_pid: int) -> ThreadId:
     return ThreadId(default_pid if tid > 0 else tid, tid)
 
 
-@dataclass(frozen=True)
-class VContAction:
+class VContAction(NamedTuple):
     kind: str  # c C s S t r
     signal: int
     start: int

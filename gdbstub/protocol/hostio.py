@@ -28,8 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-import construct as cs
-
+from ..binary import Record
 from .session import PACKET_SIZE, Handler
 
 if TYPE_CHECKING:
@@ -74,24 +73,25 @@ FILEIO_S_IFCHR = 0o20000
 FILEIO_PERMS = 0o777
 
 # gdb's struct stat ("struct stat" in the File-I/O appendix): big-endian, 64 bytes.
-FioStat = cs.Struct(
-    "st_dev" / cs.Int32ub,
-    "st_ino" / cs.Int32ub,
-    "st_mode" / cs.Int32ub,
-    "st_nlink" / cs.Int32ub,
-    "st_uid" / cs.Int32ub,
-    "st_gid" / cs.Int32ub,
-    "st_rdev" / cs.Int32ub,
-    "st_size" / cs.Int64ub,
-    "st_blksize" / cs.Int64ub,
-    "st_blocks" / cs.Int64ub,
-    "st_atime" / cs.Int32ub,
-    "st_mtime" / cs.Int32ub,
-    "st_ctime" / cs.Int32ub,
+FioStat = Record(
+    ">",
+    ("st_dev", "I"),
+    ("st_ino", "I"),
+    ("st_mode", "I"),
+    ("st_nlink", "I"),
+    ("st_uid", "I"),
+    ("st_gid", "I"),
+    ("st_rdev", "I"),
+    ("st_size", "Q"),
+    ("st_blksize", "Q"),
+    ("st_blocks", "Q"),
+    ("st_atime", "I"),
+    ("st_mtime", "I"),
+    ("st_ctime", "I"),
 )
 
 # openat2(2)'s struct open_how (flags, mode, resolve), native little-endian u64s.
-OpenHow = cs.Struct("flags" / cs.Int64ul, "mode" / cs.Int64ul, "resolve" / cs.Int64ul)
+OpenHow = Record("<", ("flags", "Q"), ("mode", "Q"), ("resolve", "Q"))
 SYS_OPENAT2 = 437  # x86_64
 RESOLVE_IN_ROOT = 0x10
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import os
 import pwd
-from xml.sax.saxutils import escape, quoteattr
 
+from ..xmltext import xml_attr, xml_escape
 from .session import Feature, Session, XferObject
 
 Row = list[tuple[str, str]]
@@ -128,11 +128,11 @@ def _types() -> list[Row]:
 
 
 def document(kind: str, rows: list[Row]) -> bytes:
-    out = ['<?xml version="1.0"?>\n<!DOCTYPE target SYSTEM "osdata.dtd">\n', f"<osdata type={quoteattr(kind)}>\n"]
+    out = ['<?xml version="1.0"?>\n<!DOCTYPE target SYSTEM "osdata.dtd">\n', f"<osdata type={xml_attr(kind)}>\n"]
     for row in rows:
         out.append("<item>\n")
         for name, value in row:
-            out.append(f"<column name={quoteattr(name)}>{escape(value)}</column>\n")
+            out.append(f"<column name={xml_attr(name)}>{xml_escape(value)}</column>\n")
         out.append("</item>\n")
     out.append("</osdata>\n")
     return "".join(out).encode()

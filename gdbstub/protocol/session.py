@@ -17,9 +17,9 @@ extensions) and ``tables`` (what the packet modules contribute).
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from ..target.base import ResumeAction, StopEvent, StopKind
 from . import grammar as g
@@ -48,8 +48,7 @@ Feature = tuple[str, Callable[["Session"], bool]]
 StopExtra = Callable[["Session", StopEvent], bytes]
 
 
-@dataclass(frozen=True)
-class XferObject:
+class XferObject(NamedTuple):
     """A qXfer object (protocol/xfer.py serves them): a document built on request."""
 
     read: Callable[[Session, str], bytes]  # (session, annex) -> whole document
@@ -61,80 +60,95 @@ class SessionEnd(Exception):
     """The client asked the stub to stop serving this connection."""
 
 
-@dataclass(slots=True)
 class Negotiated:
     """What the client and the stub agreed on: qSupported, QStartNoAckMode, '!',
-    QThreadEvents, QProgramSignals, and the packets the command line turned off."""
+    QThreadEvents, QProgramSignals, and the packets the command line turned off.
 
-    extended: bool = False  # may start programs (vRun, R): --multi or '!'
-    extended_requested: bool = False  # the client sent '!': the stub outlives its programs
-    no_ack: bool = False
-    client_features: dict[str, str] = field(default_factory=dict)  # qSupported's, as sent
-    multiprocess: bool = False
-    swbreak: bool = False
-    hwbreak: bool = False
-    thread_events: bool = False
-    no_resumed: bool = False
-    disabled: set[str] = field(default_factory=set)  # packet names turned off (--disable-packet)
-    program_signals: frozenset[int] | None = None
+    (The parts are plain slotted classes, not dataclasses: no code compiled at start-up.)"""
+
+    __slots__ = ("client_features", "disabled", "extended", "extended_requested", "hwbreak", "multiprocess",
+                 "no_ack", "no_resumed", "program_signals", "swbreak", "thread_events")
+
+    def __init__(self, extended: bool = False) -> None:
+        self.extended = extended  # may start programs (vRun, R): --multi or '!'
+        self.extended_requested = False  # the client sent '!': the stub outlives its programs
+        self.no_ack = False
+        self.client_features: dict[str, str] = {}  # qSupported's, as sent
+        self.multiprocess = False
+        self.swbreak = False
+        self.hwbreak = False
+        self.thread_events = False
+        self.no_resumed = False
+        self.disabled: set[str] = set()  # packet names turned off (--disable-packet)
+        self.program_signals: frozenset[int] | None = None
 
 
-@dataclass(slots=True)
 class ThreadSelection:
     """Which thread the client's packets mean: Hg's (registers, memory), Hc's (c, s)
     and the thread of the last stop (what 'any thread' means)."""
 
-    general: g.ThreadId = field(default_factory=lambda: g.ThreadId(0, 0))
-    resume: g.ThreadId = field(default_factory=lambda: g.ThreadId(-1, -1))
-    event: int = 0
+    __slots__ = ("event", "general", "resume")
+
+    def __init__(self) -> None:
+        self.general = g.ThreadId(0, 0)
+        self.resume = g.ThreadId(-1, -1)
+        self.event = 0
 
 
-@dataclass(slots=True)
 class StopStatus:
     """Whether the program runs, its last stop and the reply that reported it ('?' repeats
     it), each thread's last stop (non-stop '?'), and whether the session is over."""
 
-    running: bool = False
-    finished: bool = False  # the server ends this connection (k, monitor exit, detach of the last)
-    last_stop: StopEvent | None = None
-    last_reply: bytes | None = None
-    last_events: dict[int, StopEvent] = field(default_factory=dict)
+    __slots__ = ("finished", "last_events", "last_reply", "last_stop", "running")
+
+    def __init__(self) -> None:
+        self.running = False
+        self.finished = False  # the server ends this connection (k, monitor exit, detach of the last)
+        self.last_stop: StopEvent | None = None
+        self.last_reply: bytes | None = None
+        self.last_events: dict[int, StopEvent] = {}
 
 
 def _no_notification(payload: bytes) -> None:
     """Until the server connects a sender: %Stop notifications go nowhere."""
 
 
-@dataclass(slots=True)
 class NonStop:
     """Non-stop mode (QNonStop): whether it is on, the stop replies waiting for vStopped,
     and how a %Stop notification reaches the client (set by the server)."""
 
-    on: bool = False
-    queue: StopQueue = field(default_factory=StopQueue)
-    send: Callable[[bytes], None] = _no_notification
+    __slots__ = ("on", "queue", "send")
+
+    def __init__(self) -> None:
+        self.on = False
+        self.queue = StopQueue()
+        self.send: Callable[[bytes], None] = _no_notification
 
 
-@dataclass(slots=True)
 class LldbExtensions:
     """lldb's extensions in use (protocol/lldb.py): ';thread:TID;' suffixes, thread lists
     in stop replies, what _M allocated and what QSaveRegisterState saved."""
 
-    thread_suffix: bool = False
-    list_threads_in_stop_reply: bool = False
-    allocations: dict[int, int] = field(default_factory=dict)  # _M's address -> size, for _m
-    saved_registers: dict[int, tuple[int, bytes]] = field(default_factory=dict)  # id -> (tid, g)
+    __slots__ = ("allocations", "list_threads_in_stop_reply", "saved_registers", "thread_suffix")
+
+    def __init__(self) -> None:
+        self.thread_suffix = False
+        self.list_threads_in_stop_reply = False
+        self.allocations: dict[int, int] = {}  # _M's address -> size, for _m
+        self.saved_registers: dict[int, tuple[int, bytes]] = {}  # save id -> (tid, g packet)
 
 
-@dataclass(slots=True)
 class Tables:
     """What the packet modules contribute (gathered by ``registry``): handlers by packet
     name, qSupported entries, qXfer objects and extra keys for T stop replies."""
 
-    handlers: dict[str, Handler] = field(default_factory=dict)
-    features: list[Feature] = field(default_factory=list)
-    objects: dict[str, XferObject] = field(default_factory=dict)
-    stop_extras: list[StopExtra] = field(default_factory=list)
+    __slots__ = ("features", "handlers", "objects", "stop_extras")
+
+    def __init__(self) -> None:
+        self.handlers: dict[str, Handler] = {}
+        self.features: list[Feature] = []
+        self.objects: dict[str, XferObject] = {}
+        self.stop_extras: list[StopExtra] = []
 
 
 def _no_output(payload: bytes) -> None:
@@ -356,6 +370,9 @@ class Session:
         return out
 
 
+_NAMES: dict[bytes, str] = {}  # the word of q/Q/v/j/_ packets -> its name (a few dozen)
+
+
 def packet_name(data: bytes) -> str:
     """The dispatch key: the leading letter, or for q/Q/v/_ the word before ':' ',' ';'."""
     if not data:
@@ -363,15 +380,21 @@ def packet_name(data: bytes) -> str:
     first = chr(data[0])
     if first not in "qQvj_":
         return first
-    end = len(data)
-    for sep in (b":", b",", b";", b"?"):
-        i = data.find(sep)
-        if 0 < i < end:
-            end = i
+    found = _NAME_END.match(data)
+    end = found.end() if found else len(data)
     if first == "v" and data[end:end + 1] == b"?":
         end += 1
     if data.startswith((b"_M", b"_m")):
-        return data[:2].decode()
-    if data.startswith(b"qThreadStopInfo"):  # lldb's: the thread id follows with no separator
-        return "qThreadStopInfo"
-    return data[:end].decode("ascii", "replace")
+        end = 2
+    elif data.startswith(b"qThreadStopInfo"):  # lldb's: the thread id follows with no separator
+        end = len(b"qThreadStopInfo")
+    word = data[:end]
+    name = _NAMES.get(word)
+    if name is None:
+        name = word.decode("ascii", "replace")
+        if len(_NAMES) < 256:  # clients send a few dozen names; junk must not grow it
+            _NAMES[word] = name
+    return name
+
+
+_NAME_END = re.compile(rb".[^:,;?]*", re.S)

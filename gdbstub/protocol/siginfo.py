@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import signal
 from collections.abc import Callable
+from functools import cache
 from typing import TYPE_CHECKING, Any
-
-from construct import Bytes, Construct, Int16ul, Int32ul, Int64ul, Padding, Struct
 
 from .session import Feature, XferObject
 
 if TYPE_CHECKING:
+    from construct import Struct
+
     from .session import Session
 
 SIGINFO_SIZE = 128
@@ -36,11 +37,13 @@ MEMBERS: dict[str, list[tuple[str, str]]] = {
     "sys": [("call_addr", "w"), ("syscall", "i"), ("arch", "i")],
 }
 _SIZES = {"i": 4, "h": 2}
-_FORMS = {2: Int16ul, 4: Int32ul, 8: Int64ul}
 
 
 def _member(fields: list[tuple[str, str]], word: int) -> Struct:
     """A union member as construct, with C's natural alignment padding."""
+    from construct import Construct, Int16ul, Int32ul, Int64ul, Padding, Struct
+
+    forms = {2: Int16ul, 4: Int32ul, 8: Int64ul}
     parts: list[Construct] = []
     pos = 0
     for name, kind in fields:
@@ -48,19 +51,26 @@ def _member(fields: list[tuple[str, str]], word: int) -> Struct:
         if pos % size:
             parts.append(Padding(size - pos % size))
             pos += size - pos % size
-        parts.append(name / _FORMS[size])
+        parts.append(name / forms[size])
         pos += size
     return Struct(*parts)
 
 
 def header(word: int) -> Struct:
     """signo, errno, code, then the union (8-byte aligned on 64-bit)."""
+    from construct import Int32ul, Padding, Struct
+
     pad = [Padding(4)] if word == 8 else []
     return Struct("signo" / Int32ul, "errno" / Int32ul, "code" / Int32ul, *pad)
 
 
-HEADER = {8: header(8), 4: header(4)}
-UNIONS = {word: {k: _member(v, word) for k, v in MEMBERS.items()} for word in (8, 4)}
+@cache
+def _structs() -> tuple[dict[int, Struct], dict[int, dict[str, Struct]]]:
+    """The headers and union members for both word sizes, built on the first $_siginfo
+    (construct costs more to import than the stub's whole start-up)."""
+    headers = {8: header(8), 4: header(4)}
+    unions = {word: {k: _member(v, word) for k, v in MEMBERS.items()} for word in (8, 4)}
+    return headers, unions
 
 # Highest si_code with a signal-specific layout (the kernel's NSIG* limits).
 _SPECIFIC: dict[int, tuple[str, int]] = {
@@ -90,6 +100,7 @@ def _signed32(value: int) -> int:
 
 def convert(raw: bytes, from_word: int, to_word: int) -> bytes:
     """Re-lay a siginfo between the 64-bit (8) and 32-bit (4) forms."""
+    HEADER, UNIONS = _structs()
     head = HEADER[from_word].parse(raw)
     code = _signed32(head.code)
     member = layout(head.signo, code)
@@ -105,9 +116,6 @@ def convert(raw: bytes, from_word: int, to_word: int) -> bytes:
     out = bytes(HEADER[to_word].build({"signo": head.signo, "errno": head.errno, "code": head.code}))
     out += bytes(UNIONS[to_word][member].build(values))
     return out.ljust(SIGINFO_SIZE, b"\0")
-
-
-SIGINFO_BYTES = Bytes(SIGINFO_SIZE)
 
 
 def _thread(s: Session) -> tuple[int, int]:
@@ -145,7 +153,9 @@ def write(s: Session, annex: str, offset: int, data: bytes) -> int:
     mine = bytearray(convert(raw, 8, 4) if word == 4 else raw)
     mine[offset : offset + len(data)] = data
     new = convert(bytes(mine), 4, 8) if word == 4 else bytes(mine)
-    _accessor(s, "set_siginfo")(tid, SIGINFO_BYTES.build(new))
+    if len(new) != SIGINFO_SIZE:
+        raise ValueError("siginfo is 128 bytes")
+    _accessor(s, "set_siginfo")(tid, new)
     return len(data)
 
 

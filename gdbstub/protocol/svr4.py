@@ -9,11 +9,10 @@ has gdbserver's shape: ``main-lm`` on the root element, and ``lm``, ``l_addr``,
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
-from xml.sax.saxutils import escape
+from typing import TYPE_CHECKING, NamedTuple
 
 from ..target.linux import svr4
+from ..xmltext import xml_escape
 from .session import Feature, XferObject
 
 if TYPE_CHECKING:
@@ -22,8 +21,7 @@ if TYPE_CHECKING:
 ANNEX_KEYS = ("lmid", "start", "prev")
 
 
-@dataclass(frozen=True)
-class Annex:
+class Annex(NamedTuple):
     lmid: int = 0
     start: int = 0
     prev: int = 0
@@ -42,7 +40,7 @@ def parse_annex(annex: str) -> Annex:
 
 def _attr(name: bytes) -> str:
     text = name.decode("utf-8", "surrogateescape")
-    return escape(text, {'"': "&quot;"})
+    return xml_escape(text, quote=True)
 
 
 def document(listing: svr4.LibraryList | None, *, main_lm_attr: bool = True) -> bytes:

@@ -23,16 +23,18 @@ import weakref
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from elftools.common.exceptions import ELFError
-from elftools.elf.elffile import ELFFile
-from elftools.elf.sections import SymbolTableSection
-
+from ..target.linux.elf import ELFError as ELFHeaderError
+from ..target.linux.elf import read_headers
 from .session import E01, OK, Feature, Handler
 
 if TYPE_CHECKING:
+    from elftools.elf.elffile import ELFFile
+    from elftools.elf.sections import SymbolTableSection
+
     from ..target.linux.process import LinuxTarget
     from .session import Session
 
+PT_INTERP = 3
 UNALLOCATED = (1 << 64) - 1  # TLS_DTV_UNALLOCATED, (void *) -1
 
 
@@ -60,6 +62,10 @@ NAMES = ("link_map_l_tls_modid", "pthread_dtvp", "dtv_dtv", "dtv_t_pointer_val")
 def layout_from_libc(path: str) -> TlsLayout | None:
     """The descriptors from a shared libc's dynamic symbols, or from a static executable's
     own symbol table; None when the file has none."""
+    # pyelftools is imported here, on the first TLS access: it costs more than the stub's start.
+    from elftools.common.exceptions import ELFError
+    from elftools.elf.elffile import ELFFile
+
     try:
         with open(path, "rb") as f:
             elf = ELFFile(f)
@@ -79,6 +85,8 @@ ELF_SYM = {64: ("IBBHQQ", 0, 4, 5), 32: ("IIIBBH", 0, 1, 2)}
 
 
 def _layout_in(elf: ELFFile, symbols: object) -> TlsLayout | None:
+    from elftools.elf.sections import SymbolTableSection
+
     if not isinstance(symbols, SymbolTableSection):
         return None
     found = _symbols(elf, symbols, [f"_thread_db_{name}" for name in NAMES])
@@ -146,7 +154,9 @@ def thread_library_layout(pid: int) -> TlsLayout | None:
     if path is None:
         try:
             path = os.readlink(f"/proc/{pid}/exe")
-        except OSError:
+            if any(seg.p_type == PT_INTERP for seg in read_headers(f"/proc/{pid}/exe").segments):
+                return None  # dynamic: libc is not loaded yet (at connect), no symbol table to parse
+        except (OSError, ELFHeaderError):
             return None
     return layout_from_libc(path)
 

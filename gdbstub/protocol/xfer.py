@@ -7,8 +7,8 @@ the stub never offers a document it cannot build.
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
-from xml.sax.saxutils import quoteattr
 
+from ..xmltext import xml_attr
 from . import grammar as g
 from .session import E01, Feature, Handler, XferObject
 
@@ -49,7 +49,7 @@ def _threads(s: Session, annex: str) -> bytes:
             attrs += f' core="{core:x}"'
         name = s.target.thread_name(pid, tid)
         if name:
-            attrs += f" name={quoteattr(name)}"
+            attrs += f" name={xml_attr(name)}"
         handle = s.target.thread_handle(pid, tid)  # the pthread_t, as gdbserver's libthread_db gives
         if handle is not None:
             attrs += f' handle="{handle.hex()}"'

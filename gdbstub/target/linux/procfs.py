@@ -8,13 +8,12 @@ touches the process.
 from __future__ import annotations
 
 import bisect
-from dataclasses import dataclass
+from typing import NamedTuple
 
 ADDRESS_SPACE_END = 1 << 64
 
 
-@dataclass(frozen=True)
-class Mapping:
+class Mapping(NamedTuple):
     """One line of /proc/PID/maps."""
 
     start: int
@@ -36,8 +35,7 @@ class Mapping:
         return self.perms[2:3] == "x"
 
 
-@dataclass(frozen=True)
-class Region:
+class Region(NamedTuple):
     """The mapped or unmapped range that holds an address (lldb's memory region)."""
 
     start: int
@@ -79,8 +77,7 @@ def region_at(maps: list[Mapping], addr: int, limit: int = ADDRESS_SPACE_END) ->
     return Region(hole_start, hole_end, None)
 
 
-@dataclass(frozen=True)
-class ProcessIds:
+class ProcessIds(NamedTuple):
     """Who a process is: parent, real and effective user and group."""
 
     pid: int

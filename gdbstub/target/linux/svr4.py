@@ -2,25 +2,24 @@
 
 gdb can walk this list itself with hundreds of small ``m`` reads per stop; the
 stub walks it in-process instead and answers ``qXfer:libraries-svr4:read`` with
-one packet. The way in: the program's own file (pyelftools) gives PT_PHDR and
+one packet. The way in: the program's own file (its program headers) gives PT_PHDR and
 PT_DYNAMIC; the auxiliary vector's AT_PHDR gives the load bias; the in-memory
 dynamic section's DT_DEBUG entry points at ``r_debug`` once ld.so has set it up
 (it is 0 at the first instruction). glibc's ``r_debug_extended`` (r_version 2)
 chains one ``r_debug`` per linker namespace (dlmopen) through ``r_next``.
 
-Every layout is declared once with construct, for 32- and 64-bit inferiors.
+Every layout is declared once (gdbstub.binary), for 32- and 64-bit inferiors.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from functools import lru_cache
+from typing import NamedTuple
 
-import construct as cs
-from elftools.common.exceptions import ELFError
-from elftools.elf.elffile import ELFFile
+from ...binary import Fields, Record
+from .elf import ELFError, read_headers
 
 PT_DYNAMIC = 2
 PT_PHDR = 6
@@ -35,41 +34,42 @@ MAX_OBJECTS = 100_000  # a corrupted (cyclic) list ends here at the latest
 ReadMemory = Callable[[int, int], bytes]  # (address, length) -> bytes, possibly fewer
 
 
-@dataclass(frozen=True)
-class Layouts:
+class Layouts(NamedTuple):
     """The C structures ld.so and the kernel share with a debugger, for one word size."""
 
     word: int
-    auxv: cs.Construct  # Elf{32,64}_auxv_t
-    dyn: cs.Construct  # Elf{32,64}_Dyn
-    r_debug: cs.Construct  # struct r_debug_extended (r_next is read only when r_version >= 2)
-    link_map: cs.Construct  # the public head of struct link_map
+    auxv: Record  # Elf{32,64}_auxv_t
+    dyn: Record  # Elf{32,64}_Dyn
+    r_debug: Record  # struct r_debug_extended (r_next is read only when r_version >= 2)
+    link_map: Record  # the public head of struct link_map
 
 
 def _layouts(word: int) -> Layouts:
-    addr = cs.Int64ul if word == 8 else cs.Int32ul
-    sword = cs.Int64sl if word == 8 else cs.Int32sl
-    pad = cs.Padding(word - 4)
+    addr = "Q" if word == 8 else "I"
+    sword = "q" if word == 8 else "i"
+    pad = (None, f"{word - 4}x")
     return Layouts(
         word=word,
-        auxv=cs.Struct("a_type" / addr, "a_val" / addr),
-        dyn=cs.Struct("d_tag" / sword, "d_val" / addr),
-        r_debug=cs.Struct(
-            "r_version" / cs.Int32sl,
+        auxv=Record("<", ("a_type", addr), ("a_val", addr)),
+        dyn=Record("<", ("d_tag", sword), ("d_val", addr)),
+        r_debug=Record(
+            "<",
+            ("r_version", "i"),
             pad,
-            "r_map" / addr,
-            "r_brk" / addr,
-            "r_state" / cs.Int32sl,
+            ("r_map", addr),
+            ("r_brk", addr),
+            ("r_state", "i"),
             pad,
-            "r_ldbase" / addr,
-            "r_next" / addr,
+            ("r_ldbase", addr),
+            ("r_next", addr),
         ),
-        link_map=cs.Struct(
-            "l_addr" / addr,
-            "l_name" / addr,
-            "l_ld" / addr,
-            "l_next" / addr,
-            "l_prev" / addr,
+        link_map=Record(
+            "<",
+            ("l_addr", addr),
+            ("l_name", addr),
+            ("l_ld", addr),
+            ("l_next", addr),
+            ("l_prev", addr),
         ),
     )
 
@@ -77,8 +77,7 @@ def _layouts(word: int) -> Layouts:
 LAYOUTS: dict[int, Layouts] = {4: _layouts(4), 8: _layouts(8)}
 
 
-@dataclass(frozen=True)
-class ElfInfo:
+class ElfInfo(NamedTuple):
     """What the walk needs from the program file's headers."""
 
     word: int
@@ -88,8 +87,7 @@ class ElfInfo:
     dynamic_size: int
 
 
-@dataclass(frozen=True)
-class LoadedObject:
+class LoadedObject(NamedTuple):
     """One ``link_map`` entry, as gdb's ``<library .../>`` reports it."""
 
     name: bytes
@@ -99,8 +97,7 @@ class LoadedObject:
     lmid: int
 
 
-@dataclass(frozen=True)
-class LibraryList:
+class LibraryList(NamedTuple):
     main_lm: int | None  # the main program's link_map (None when not known)
     objects: tuple[LoadedObject, ...]
 
@@ -111,18 +108,16 @@ class NoDynamicSection(Exception):
 
 @lru_cache(maxsize=32)
 def _elf_info_of(path: str, dev: int, ino: int, mtime_ns: int) -> ElfInfo:
-    with open(path, "rb") as f:
-        elf = ELFFile(f)
-        phdr = dynamic = None
-        dynamic_size = 0
-        for seg in elf.iter_segments():
-            kind = seg["p_type"]
-            if kind in ("PT_PHDR", PT_PHDR):
-                phdr = int(seg["p_vaddr"])
-            elif kind in ("PT_DYNAMIC", PT_DYNAMIC):
-                dynamic = int(seg["p_vaddr"])
-                dynamic_size = int(seg["p_memsz"])
-        return ElfInfo(elf.elfclass // 8, int(elf.header["e_entry"]), phdr, dynamic, dynamic_size)
+    headers = read_headers(path)
+    phdr = dynamic = None
+    dynamic_size = 0
+    for seg in headers.segments:
+        if seg.p_type == PT_PHDR:
+            phdr = seg.p_vaddr
+        elif seg.p_type == PT_DYNAMIC:
+            dynamic = seg.p_vaddr
+            dynamic_size = seg.p_memsz
+    return ElfInfo(headers.bits // 8, headers.entry, phdr, dynamic, dynamic_size)
 
 
 def elf_info(pid: int) -> ElfInfo:
@@ -192,7 +187,7 @@ def read_string(read: ReadMemory, addr: int, limit: int = PATH_MAX) -> bytes:
     return data.split(b"\0", 1)[0]
 
 
-def read_link_map(read: ReadMemory, word: int, lm: int) -> cs.Container | None:
+def read_link_map(read: ReadMemory, word: int, lm: int) -> Fields | None:
     layout = LAYOUTS[word].link_map
     try:
         data = read(lm, layout.sizeof())
@@ -217,7 +212,7 @@ def walk_link_maps(read: ReadMemory, word: int, lm: int, prev: int, lmid: int) -
         prev, lm = lm, entry.l_next
 
 
-def read_r_debug(read: ReadMemory, word: int, addr: int) -> cs.Container | None:
+def read_r_debug(read: ReadMemory, word: int, addr: int) -> Fields | None:
     layout = LAYOUTS[word].r_debug
     size = layout.sizeof()
     try:

@@ -1,0 +1,126 @@
+"""Each stopped thread's register file: cached user_regs/xstate buffers, written back
+on demand, the PC, the expedited registers, siginfo. Knows nothing of breakpoints,
+events or scheduling; a thread's caches are dropped by ``Thread.stop``/``Thread.run``.
+"""
+
+from __future__ import annotations
+
+from ...arch.regs import RegBuffers
+from . import ptrace
+from .threads import Thread, ThreadTable
+
+FS_BASE_OFFSET = 168  # in the 64-bit user_regs_struct (32-bit tracees too)
+GS_BASE_OFFSET = 176
+ORIG_RAX_OFFSET = 120
+
+
+class RegisterFile(ThreadTable):
+    """Register reads and writes of stopped threads, through per-thread caches."""
+
+    def _buffers(self, t: Thread, need_xstate: bool) -> RegBuffers:
+        if t.user is None:
+            t.user = ptrace.getregs(t.tid)
+        if need_xstate and t.xstate is None:
+            t.xstate = ptrace.getxstate(t.tid)
+        return RegBuffers(t.user, t.xstate if t.xstate is not None else bytearray(4096))
+
+    def _flush(self, t: Thread, user: bool, xstate: bool, rollback: bool = False) -> None:
+        """Write the edited caches back. The kernel applies SETREGS field by field
+        and stops at a bad one (a null segment selector, say): with ``rollback``
+        (a client's write) the registers are put back as they were, so a refused
+        write changes nothing, and after an accepted one the caches are dropped
+        too, since the kernel may have adjusted what it took (eflags' fixed bits):
+        later reads show the registers as they are."""
+        saved = ptrace.getregs(t.tid) if rollback and user and t.user is not None else None
+        try:
+            if user and t.user is not None:
+                ptrace.setregs(t.tid, t.user)
+            if xstate and t.xstate is not None:
+                ptrace.setregset(t.tid, ptrace.NT_X86_XSTATE, t.xstate)
+            if rollback:
+                t.user = None
+                t.xstate = None
+        except OSError:
+            t.user = None
+            t.xstate = None
+            if saved is not None:
+                try:
+                    ptrace.setregs(t.tid, saved)
+                except OSError:
+                    pass
+            raise
+
+    def read_registers(self, tid: int) -> bytes:
+        t = self._thread(tid)
+        arch = self.arch(t.pid)
+        return arch.read_all(self._buffers(t, True))
+
+    def write_registers(self, tid: int, data: bytes) -> None:
+        t = self._thread(tid)
+        arch = self.arch(t.pid)
+        bufs = self._buffers(t, True)
+        arch.write_all(bufs, data)
+        self._flush(t, True, True, rollback=True)
+
+    def read_register(self, tid: int, regnum: int) -> bytes | None:
+        t = self._thread(tid)
+        arch = self.arch(t.pid)
+        reg = arch.by_num(regnum)
+        if reg is None:
+            return None
+        return arch.read(reg, self._buffers(t, reg.buffer == "xstate"))
+
+    def write_register(self, tid: int, regnum: int, data: bytes) -> bool:
+        t = self._thread(tid)
+        arch = self.arch(t.pid)
+        reg = arch.by_num(regnum)
+        if reg is None or len(data) != reg.size:
+            return False
+        bufs = self._buffers(t, reg.buffer == "xstate")
+        arch.write(reg, bufs, data)
+        self._flush(t, reg.buffer == "user", reg.buffer == "xstate", rollback=True)
+        return True
+
+    def get_pc(self, t: Thread) -> int:
+        arch = self.arch(t.pid)
+        raw = arch.read(arch.by_name(arch.pc), self._buffers(t, False))
+        return int.from_bytes(raw, "little")
+
+    def set_pc(self, t: Thread, pc: int) -> None:
+        arch = self.arch(t.pid)
+        bufs = self._buffers(t, False)
+        arch.write(arch.by_name(arch.pc), bufs, pc.to_bytes(arch.word, "little"))
+        self._flush(t, True, False)
+
+    def _in_range(self, t: Thread) -> bool:
+        return t.action.start <= self.get_pc(t) < t.action.end
+
+    def expedite(self, tid: int) -> list[tuple[int, bytes]]:
+        t = self._thread(tid)
+        arch = self.arch(t.pid)
+        bufs = self._buffers(t, False)
+        return [(arch.by_name(n).regnum, arch.read(arch.by_name(n), bufs)) for n in arch.expedite]
+
+    def thread_handle(self, pid: int, tid: int) -> bytes | None:
+        """libthread_db's handle, the pthread_t: the thread pointer, which is fs_base
+        on x86_64 and the %gs segment base on i386. None before libc set it up."""
+        t = self.threads.get(tid)
+        if t is None:
+            return None
+        try:
+            user = self._buffers(t, False).user
+        except OSError:
+            return None
+        word = self.arch(pid).word
+        offset = FS_BASE_OFFSET if word == 8 else GS_BASE_OFFSET
+        value = int.from_bytes(user[offset:offset + 8], "little")
+        if not value:
+            return None
+        return value.to_bytes(8, "little")
+
+    def siginfo(self, tid: int) -> bytes:
+        """The stopped thread's siginfo, in the kernel's 64-bit layout (qXfer:siginfo)."""
+        return ptrace.getsiginfo(self._thread(tid).tid)
+
+    def set_siginfo(self, tid: int, data: bytes) -> None:
+        ptrace.setsiginfo(self._thread(tid).tid, data)

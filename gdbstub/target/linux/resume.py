@@ -1,0 +1,260 @@
+"""The resume policy: which threads run and how. All-stop: a kept event is reported
+before anything runs, threads on a breakpoint step off it one at a time with every
+other thread stopped (``_step_over``), then the resumed threads run. Non-stop: others
+are paused around a step-over and restarted after (``_step_over_non_stop``,
+``_restart_paused``), and vCont;t stops threads. Every PTRACE_CONT/SINGLESTEP/SYSCALL
+is issued here, after the thread's debug registers are synced.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+
+from ..base import ResumeAction, StopEvent, StopKind
+from . import ptrace
+from .breakpoints import INT3
+from .stops import StopEngine
+from .threads import Thread
+
+log = logging.getLogger("gdbstub.target")
+
+
+class ResumePolicy(StopEngine):
+    """Resuming threads, stepping over breakpoints, stopping threads on request."""
+
+    def resume(self, actions: dict[int, ResumeAction]) -> None:
+        """Resume the threads named in ``actions``; the rest stay stopped.
+
+        All-stop: an event kept pending from the last stop is reported first and
+        nothing runs; otherwise threads sitting on a breakpoint step off it (one at
+        a time, all others stopped) and then every named thread runs.
+        """
+        for tid, action in actions.items():
+            t = self.threads.get(tid)
+            if t is not None:
+                t.action = action
+                t.resumed = True
+                if action.signal:
+                    t.deliver = action.signal  # kept until the thread really runs
+        self.running = True
+        if self.non_stop:
+            self._resume_non_stop()
+            return
+        event = self._take_pending()
+        if event is None:
+            event = self._step_off_breakpoints()
+        if event is not None:
+            self._ready.append(event)
+            return
+        for t in list(self.threads.values()):
+            if self._ready:
+                break  # a step-off ended in an event: everything is stopped again
+            if t.resumed and t.stopped and t.tid in self.threads:
+                sig, t.deliver = t.deliver, 0
+                self._resume_one(t, sig)
+
+    def _resume_non_stop(self) -> None:
+        """Non-stop: a thread with a kept event reports it and stays stopped; the others run."""
+        self._ready.extend(self._deferred)
+        self._deferred.clear()
+        for t in list(self.threads.values()):
+            if not (t.resumed and t.stopped) or t.tid not in self.threads:
+                continue
+            if t.pending is not None:
+                event, t.pending = t.pending, None
+                if self._still_valid(t, event):
+                    self._ready.append(event)
+                    t.resumed = False
+                    continue
+            sig, t.deliver = t.deliver, 0
+            self._resume_one(t, sig)
+        self.running = any(t.resumed for t in self.threads.values())
+        self._wake_if_ready()
+
+    def stop_threads(self, tids: list[int]) -> None:
+        """vCont;t: stop running threads; each is reported with signal 0."""
+        for tid in tids:
+            t = self.threads.get(tid)
+            if t is None or not t.resumed:
+                continue
+            t.client_stop = True
+            if t.stopped:  # stopped for us already (a step-over, a new thread): report now
+                t.client_stop = False
+                t.resumed = False
+                self._ready.append(StopEvent(StopKind.SIGNAL, t.pid, t.tid, signal=0))
+            elif not t.expect_sigstop:
+                try:
+                    ptrace.tgkill(t.pid, t.tid, signal.SIGSTOP)
+                    t.expect_sigstop = True
+                except OSError:
+                    continue
+        self.running = any(x.resumed for x in self.threads.values())
+        self._wake_if_ready()
+
+    def debug_registers_changed(self, pid: int) -> None:
+        """Non-stop: a running thread has the old debug registers until it next resumes, so
+        stop each with a SIGSTOP of ours; it goes on at once with the new ones (gdbserver
+        stops them too). All-stop: nothing runs while the client changes them."""
+        if not self.non_stop:
+            return
+        for t in self.threads.values():
+            if t.pid == pid and not t.stopped and not t.expect_sigstop:
+                try:
+                    ptrace.tgkill(t.pid, t.tid, signal.SIGSTOP)
+                except OSError:
+                    continue
+                t.expect_sigstop = True
+
+    def _step_off_breakpoints(self) -> StopEvent | None:
+        for t in list(self.threads.values()):
+            if not (t.resumed and t.stopped and t.tid in self.threads and self._on_breakpoint(t)):
+                continue
+            sig, t.deliver = t.deliver, 0
+            event = self._step_over(t, sig)
+            if event is not None:
+                return event
+        return None
+
+    def _resume_one(self, t: Thread, sig: int) -> None:
+        """Set one stopped thread going per its action (stepping off a breakpoint first)."""
+        if self._on_breakpoint(t):
+            event = self._step_over_non_stop(t, sig) if self.non_stop else self._step_over(t, sig)
+            if event is not None:
+                self._ready.append(event)
+                if not self.non_stop:
+                    self._stop_all()
+                return
+            if not t.stopped or t.tid not in self.threads:
+                return
+            sig = 0
+        self._ptrace_resume(t, sig)
+
+    def _step_over(self, t: Thread, sig: int) -> StopEvent | None:
+        """Single-step one thread past the breakpoint at its PC while every other
+        thread stays stopped, then put the breakpoint back.
+
+        Returns an event to report (the step itself when the client asked for a
+        step, or whatever else stopped the thread); None when the thread is past
+        the breakpoint, stopped, and should go on per its action.
+        """
+        proc = self.processes[t.pid]
+        pc = self.get_pc(t)
+        orig = proc.sw_breakpoints[pc]
+        proc.memory.write(pc, orig)
+        t.stepping_over = True
+        try:
+            while True:
+                try:
+                    if self.hw is not None:
+                        self.hw.sync(t.pid, t.tid)
+                    ptrace.singlestep(t.tid, sig)
+                except OSError:
+                    return None
+                sig = 0
+                t.run()
+                status = self._wait_for(t.tid)
+                if status is None:
+                    self._forget_thread(t)
+                    return None
+                swallowed = (os.WIFSTOPPED(status) and os.WSTOPSIG(status) == signal.SIGSTOP
+                             and t.expect_sigstop and status >> 16 == 0)
+                if not swallowed:
+                    break
+                t.expect_sigstop = False  # our old SIGSTOP came first: step again
+                t.stop()
+        finally:
+            t.stepping_over = False
+            if pc in proc.sw_breakpoints and t.pid in self.processes:
+                proc.memory.write(pc, INT3)
+        plain_trap = (os.WIFSTOPPED(status) and os.WSTOPSIG(status) == signal.SIGTRAP
+                      and status >> 16 == 0)
+        if plain_trap and not (self.hw is not None and self.hw.fired(t.tid)):
+            t.stop()
+            if t.action.kind == "s":
+                t.stop_signal = signal.SIGTRAP
+                return StopEvent(StopKind.SIGNAL, t.pid, t.tid, signal=signal.SIGTRAP)
+            if t.action.kind == "r" and not self._in_range(t):
+                t.stop_signal = signal.SIGTRAP
+                return StopEvent(StopKind.SIGNAL, t.pid, t.tid, signal=signal.SIGTRAP)
+            if self._on_breakpoint(t):
+                # Landed on the next breakpoint: that is a hit, as if its int3 had run.
+                t.stop_signal = signal.SIGTRAP
+                return StopEvent(StopKind.SIGNAL, t.pid, t.tid, signal=signal.SIGTRAP, reason="swbreak")
+            return None
+        return self._on_status(t.tid, status, collecting=True)
+
+    def _step_over_non_stop(self, t: Thread, sig: int) -> StopEvent | None:
+        """Non-stop: the other threads pause (unseen by the client) while the int3 is
+        out, as gdbserver's step-over does: one running meanwhile could pass the
+        lifted breakpoint and its hit would be lost. They go on afterwards."""
+        paused = any(x is not t and not x.stopped for x in self.threads.values())
+        if paused:
+            self._stop_all()
+        event = self._step_over(t, sig)
+        if paused:
+            self._restart_paused(t)
+        self.running = any(x.resumed for x in self.threads.values())
+        return event
+
+    def _restart_paused(self, skip: Thread) -> None:
+        """After a non-stop step-over: events seen while pausing are queued for the
+        client (their threads stay stopped), the other resumed threads run on."""
+        self._ready.extend(self._deferred)
+        self._deferred.clear()
+        for x in list(self.threads.values()):
+            if x is skip or not (x.resumed and x.stopped) or x.tid not in self.threads:
+                continue
+            if x.pending is not None:
+                event, x.pending = x.pending, None
+                if self._still_valid(x, event):
+                    self._ready.append(event)
+                    x.resumed = False
+                    continue
+            if x.client_stop and not x.expect_sigstop:  # its vCont;t SIGSTOP came meanwhile
+                self._ready.append(StopEvent(StopKind.SIGNAL, x.pid, x.tid, signal=0))
+                x.resumed = False
+                continue
+            sig, x.deliver = x.deliver, 0
+            self._resume_one(x, sig)
+
+    def _step_over_alone(self, t: Thread) -> StopEvent | None:
+        """A breakpoint hit nobody wants (false condition) while other threads run: stop
+        them before lifting the int3, or one could run through the breakpoint unseen."""
+        if any(x is not t and not x.stopped for x in self.threads.values()):
+            self._stop_all()
+            self.running = True
+        sig, t.deliver = t.deliver, 0
+        event = self._step_over(t, sig) or self._take_pending() or self._step_off_breakpoints()
+        if event is not None:
+            return event  # reported as usual: everything is stopped already
+        for x in list(self.threads.values()):
+            if x.resumed and x.stopped and x.tid in self.threads:
+                sig, x.deliver = x.deliver, 0
+                self._resume_one(x, sig)
+        return None
+
+    def _ptrace_resume(self, t: Thread, sig: int) -> None:
+        t.run()  # even when refused: not in a ptrace-stop after all
+        try:
+            if self.hw is not None:
+                self.hw.sync(t.pid, t.tid)
+            if self._stepping(t):
+                ptrace.singlestep(t.tid, sig)
+            elif self.catch_syscalls is not None:
+                ptrace.syscall(t.tid, sig)
+            else:
+                ptrace.cont(t.tid, sig)
+        except OSError as exc:
+            # Not in a ptrace-stop after all (dying, or blocked in vfork): its next
+            # wait status tells what became of it.
+            log.debug("resume %d failed: %s", t.tid, exc)
+
+    def interrupt(self) -> None:
+        """Ctrl-C: SIGINT to the program, as gdbserver does."""
+        if not self.running:
+            return
+        pid = self.pid
+        if pid in self.processes:
+            ptrace.kill_quietly(pid, signal.SIGINT)

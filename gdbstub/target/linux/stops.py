@@ -1,0 +1,206 @@
+"""The stop engine: reaps wait statuses (``poll``), stops every thread for an
+all-stop report (``_stop_all``), keeps the events other threads had meanwhile
+pending and picks which to report first. Decoding is the decoder's (decode.py);
+when and how threads run again is the resume policy's (resume.py, above this).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import time
+
+from ..base import StopEvent, StopKind
+from . import ptrace
+from .decode import StatusDecoder
+from .threads import Thread, task_state
+
+log = logging.getLogger("gdbstub.target")
+
+STOP_TIMEOUT = 2.0  # how long stopping all threads waits for one that will not stop
+
+
+class StopEngine(StatusDecoder):
+    """Collecting stops: the ready queue, pending events, stopping all threads."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.report_no_resumed = False  # no-resumed+: 'N' when no resumed thread is left
+        self._ready: list[StopEvent] = []  # to report at the next poll, all threads stopped
+        self._deferred: list[StopEvent] = []  # exits seen while stopping all
+        self._seq = 0
+
+    def poll(self) -> StopEvent | None:
+        """Reap every wait status ready now; return a stop to report, if any."""
+        while True:
+            if self._ready:
+                event = self._ready.pop(0)
+                if self.non_stop:
+                    self._reported(event)
+                else:
+                    self._end_resume()
+                return event
+            try:
+                tid, status = os.waitpid(-1, os.WNOHANG | ptrace.WALL)
+            except ChildProcessError:
+                tid = 0
+            if tid == 0:
+                return self._no_resumed()
+            found = self._on_status(tid, status, collecting=False)
+            if found is not None:
+                return self._report(found)
+
+    def _no_resumed(self) -> StopEvent | None:
+        """Nothing left running (the resumed threads exited): gdb's 'N' stop."""
+        if not self.running or not self.report_no_resumed or not self.processes:
+            return None
+        if any(not t.stopped for t in self.threads.values()):
+            return None
+        self._end_resume()
+        return StopEvent(StopKind.NO_RESUMED, self.pid, 0)
+
+    def _report(self, event: StopEvent) -> StopEvent:
+        """All-stop: stop every other thread, then report the stepping thread's event
+        before any other (as gdbserver does), keeping the rest pending."""
+        if self.non_stop:
+            self._reported(event)
+            return event
+        self._stop_all()
+        trigger = self.threads.get(event.tid)
+        if trigger is not None and not self._stepping(trigger):
+            steppers = [t for t in self.threads.values()
+                        if t.pending is not None and t.resumed and self._stepping(t)]
+            if steppers:
+                chosen = min(steppers, key=lambda t: t.pending_seq)
+                self._keep_pending(trigger, event)
+                event, chosen.pending = chosen.pending, None  # type: ignore[assignment]
+        self._end_resume()
+        return event
+
+    def _end_resume(self) -> None:
+        self.running = False
+        for t in self.threads.values():
+            t.resumed = False
+
+    def _keep_pending(self, t: Thread, event: StopEvent) -> None:
+        self._seq += 1
+        if t.pending is not None:
+            log.debug("thread %d: second pending event %s dropped", t.tid, event.kind)
+            return
+        t.pending = event
+        t.pending_seq = self._seq
+
+    def _take_pending(self) -> StopEvent | None:
+        """The next still-valid event kept from an earlier stop (exits first: a thread's
+        only when the request continues threads, not just steps one)."""
+        continuing = any(t.resumed and not self._stepping(t) for t in self.threads.values())
+        for i, gone in enumerate(self._deferred):
+            if gone.kind is not StopKind.THREAD_EXITED or continuing:
+                return self._deferred.pop(i)
+        candidates = sorted((t for t in self.threads.values() if t.resumed and t.pending is not None),
+                            key=lambda t: t.pending_seq)
+        chosen: StopEvent | None = None
+        for t in candidates:
+            event = t.pending
+            assert event is not None
+            if not self._still_valid(t, event):
+                t.pending = None
+                continue
+            if chosen is None or (self._stepping(t) and not self._stepping(self.threads[chosen.tid])):
+                chosen = event
+        if chosen is not None:
+            self.threads[chosen.tid].pending = None
+        return chosen
+
+    def pending_event(self, tid: int) -> StopEvent | None:
+        """Read-only: the event a stopped thread keeps for a later resume (all-stop reports
+        one thread's at a time). lldb is told of them all at once, as lldb-server does.
+        None when there is none or it no longer counts (its breakpoint was removed)."""
+        t = self.threads.get(tid)
+        if t is None or t.pending is None or not self._still_valid(t, t.pending):
+            return None
+        return t.pending
+
+    def _stop_all(self) -> None:
+        """Bring every thread to a stop; the events they had meanwhile are kept pending."""
+        start = time.monotonic()
+        deadline = start + STOP_TIMEOUT
+        zombies_checked = False
+        while True:
+            waiting = [t for t in self.threads.values() if not t.stopped]
+            if not waiting:
+                break
+            for t in waiting:
+                if not t.expect_sigstop:
+                    try:
+                        ptrace.tgkill(t.pid, t.tid, signal.SIGSTOP)
+                    except OSError:
+                        pass
+                    t.expect_sigstop = True
+            try:
+                tid, status = os.waitpid(-1, os.WNOHANG | ptrace.WALL)
+            except ChildProcessError:
+                for t in waiting:
+                    self._forget_thread(t)
+                break
+            if tid == 0:
+                if not zombies_checked and time.monotonic() - start > 0.02:
+                    # A leader that called pthread_exit is a zombie until the last thread
+                    # goes: it never stops again (nor reports its exit before then).
+                    zombies_checked = True
+                    for t in waiting:
+                        if task_state(t.pid, t.tid) in ("Z", "X", ""):
+                            t.stopped = True
+                            if t.tid == t.pid and any(x.pid == t.pid and x.tid != t.tid
+                                                      for x in self.threads.values()):
+                                self._forget_thread(t)  # gone from the list, as gdbserver does
+                    continue
+                if time.monotonic() > deadline:
+                    # A thread that will not stop (blocked in vfork, say): treat it as
+                    # stopped; its SIGSTOP is still due and is swallowed when it comes.
+                    for t in waiting:
+                        log.debug("thread %d did not stop", t.tid)
+                        t.stopped = True
+                    break
+                time.sleep(0.0005)
+                continue
+            self._collect(tid, status)
+        self.running = False
+
+    def _collect(self, tid: int, status: int) -> None:
+        event = self._on_status(tid, status, collecting=True)
+        if event is None:
+            return
+        t = self.threads.get(event.tid)
+        if t is None or event.kind in (StopKind.EXITED, StopKind.TERMINATED):
+            self._deferred.append(event)
+        else:
+            self._keep_pending(t, event)
+
+    def set_non_stop(self, on: bool) -> None:
+        """Entering all-stop stops every thread (the manual's rule for QNonStop:0)."""
+        self.non_stop = on
+        if not on and self.running:
+            self._stop_all()
+            self._end_resume()
+
+    def _reported(self, event: StopEvent) -> None:
+        """Non-stop: the reporting thread alone is stopped now."""
+        t = self.threads.get(event.tid)
+        if t is not None:
+            t.resumed = False
+            t.client_stop = False
+        self.running = any(x.resumed for x in self.threads.values())
+
+    def is_running(self, tid: int) -> bool:
+        """As the client sees it: resumed and no stop reported since."""
+        t = self.threads.get(tid)
+        return bool(t and t.resumed)
+
+    def _wake_if_ready(self) -> None:
+        """Non-stop: events queued while handling a request (vCont, vCont;t) are not
+        followed by a SIGCHLD of their own; send one, so the event loop polls for them
+        instead of waiting for some other thread's stop."""
+        if self._ready:
+            os.kill(os.getpid(), signal.SIGCHLD)
