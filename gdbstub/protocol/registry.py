@@ -8,6 +8,7 @@ neither, and is handed its tables."""
 
 from __future__ import annotations
 
+from types import ModuleType
 from typing import TYPE_CHECKING
 
 from . import (
@@ -32,36 +33,25 @@ if TYPE_CHECKING:
     from ..target.linux.process import LinuxTarget
 
 
+# In this order: a later module's handler or object of the same name wins (lldb's 'k' and
+# target.xml), and qSupported lists features in it.
+MODULES: tuple[ModuleType, ...] = (
+    packets, xfer, lldb, extended, monitor, hostio, svr4, nonstop, siginfo, breakpoints, events,
+    osdata, search, tls,
+)
+
+
 def tables() -> Tables:
-    """A fresh set of tables: a session may trim its own (e.g. --disable-packet=vCont)."""
+    """A fresh set of tables: a session may trim its own (e.g. --disable-packet=vCont).
+
+    A module contributes what it defines of HANDLERS, FEATURES, OBJECTS (qXfer) and
+    STOP_EXTRAS."""
     t = Tables()
-    t.handlers.update(packets.HANDLERS)
-    t.handlers.update(xfer.HANDLERS)
-    t.objects.update(xfer.OBJECTS)
-    t.features += packets.FEATURES
-    t.features += xfer.features()
-    t.handlers.update(lldb.HANDLERS)
-    t.objects.update(lldb.OBJECTS)
-    t.features += lldb.FEATURES
-    t.stop_extras += lldb.STOP_EXTRAS
-    t.handlers.update(extended.HANDLERS)
-    t.features += extended.FEATURES
-    t.handlers.update(monitor.HANDLERS)
-    t.handlers.update(hostio.HANDLERS)
-    t.objects.update(svr4.OBJECTS)
-    t.features += svr4.FEATURES
-    t.handlers.update(nonstop.HANDLERS)
-    t.features += nonstop.FEATURES
-    t.objects.update(siginfo.OBJECTS)
-    t.features += siginfo.FEATURES
-    t.handlers.update(breakpoints.HANDLERS)
-    t.features += breakpoints.FEATURES
-    t.handlers.update(events.HANDLERS)
-    t.features += events.FEATURES
-    t.objects.update(osdata.OBJECTS)
-    t.features += osdata.FEATURES
-    t.handlers.update(search.HANDLERS)
-    t.handlers.update(tls.HANDLERS)
+    for module in MODULES:
+        t.handlers.update(getattr(module, "HANDLERS", {}))
+        t.features += getattr(module, "FEATURES", [])
+        t.objects.update(getattr(module, "OBJECTS", {}))
+        t.stop_extras += getattr(module, "STOP_EXTRAS", [])
     return t
 
 
