@@ -31,6 +31,15 @@ class Context(Protocol):
     def read_memory(self, pid: int, addr: int, length: int) -> bytes: ...
 
 
+class TraceSink(Protocol):
+    """Where a tracepoint's expression records (the trace frame being built) and its state variables."""
+
+    def record_memory(self, addr: int, length: int, until_nul: bool = False) -> None: ...
+    def record_variable(self, number: int) -> None: ...
+    def get_variable(self, number: int) -> int: ...
+    def set_variable(self, number: int, value: int) -> None: ...
+
+
 # opcode -> (name, operand bytes, values popped, values pushed); the operand size of printf varies.
 OPS: dict[int, tuple[str, int, int, int]] = {
     0x02: ("add", 0, 2, 1),
@@ -72,8 +81,20 @@ OPS: dict[int, tuple[str, int, int, int]] = {
     0x33: ("rot", 0, 3, 3),
     0x34: ("printf", -1, 2, 0),
 }
-# Tracing and floating-point opcodes (trace, getv, ref_float, ...) are valid gdb bytecode but
-# need a trace buffer or an FPU model the stub does not have: refused like unknown ones.
+# The tracing opcodes: valid only in tracepoint conditions and actions (a breakpoint condition
+# has no trace frame to record into nor state variables, so Z packets refuse them).
+TRACE_OPS: dict[int, tuple[str, int, int, int]] = {
+    0x0C: ("trace", 0, 2, 0),
+    0x0D: ("trace_quick", 1, 1, 1),
+    0x2C: ("getv", 2, 0, 1),
+    0x2D: ("setv", 2, 1, 1),
+    0x2E: ("tracev", 2, 0, 0),
+    0x2F: ("tracenz", 0, 2, 0),
+    0x30: ("trace16", 2, 1, 1),
+}
+ALL_OPS = {**OPS, **TRACE_OPS}
+# Floating-point opcodes (ref_float, ...) are valid gdb bytecode but need an FPU model the
+# stub does not have: refused like unknown ones.
 OP_PRINTF = 0x34
 REF_SIZES = {0x17: 1, 0x18: 2, 0x19: 4, 0x1A: 8}
 
@@ -94,7 +115,9 @@ class Expression:
     program: dict[int, Instruction]
 
     @classmethod
-    def parse(cls, code: bytes) -> Expression:
+    def parse(cls, code: bytes, tracing: bool = False) -> Expression:
+        """Check a program; ``tracing`` admits the trace opcodes (tracepoints only)."""
+        ops = ALL_OPS if tracing else OPS
         if not code:
             raise AgentError("empty expression")
         if len(code) > MAX_LENGTH:
@@ -104,7 +127,7 @@ class Expression:
         pc = 0
         while pc < len(code):
             op = code[pc]
-            spec = OPS.get(op)
+            spec = ops.get(op)
             if spec is None:
                 raise AgentError(f"unsupported opcode 0x{op:02x} at {pc}")
             size = spec[1]
@@ -136,7 +159,7 @@ class Expression:
         return cls(code, program)
 
     def run(self, ctx: Context, pid: int, tid: int,
-            output: Callable[[str], None] | None = None) -> int | None:
+            output: Callable[[str], None] | None = None, sink: TraceSink | None = None) -> int | None:
         """The value left on top at `end` (None: the stack is empty, as after a dprintf);
         AgentError when the run fails or exceeds its bounds."""
         stack: list[int] = []
@@ -147,7 +170,7 @@ class Expression:
             if ins is None:
                 raise AgentError(f"ran off the end at {pc}")
             op = ins.op
-            _, size, pops, _ = OPS[op]
+            _, size, pops, _ = ALL_OPS[op]
             if len(stack) < pops:
                 raise AgentError(f"stack underflow at {pc}")
             pc = pc + 1 + size
@@ -205,9 +228,29 @@ class Expression:
                 text = format_printf(ins.text, args, lambda a: _read_string(ctx, pid, a))
                 if output is not None:
                     output(text)
+            elif op in TRACE_OPS:
+                if sink is None:
+                    raise AgentError(f"trace opcode 0x{op:02x} outside a tracepoint")
+                _trace_op(sink, op, ins.arg, stack)
             if len(stack) > MAX_STACK:
                 raise AgentError("stack overflow")
         raise AgentError(f"more than {MAX_STEPS} steps")
+
+
+def _trace_op(sink: TraceSink, op: int, arg: int, stack: list[int]) -> None:
+    """The tracing opcodes: record memory or a state variable into the frame, read or set one."""
+    if op in (0x0C, 0x2F):  # trace, tracenz: addr size =>
+        size = stack.pop()
+        addr = stack.pop()
+        sink.record_memory(addr, size, until_nul=op == 0x2F)
+    elif op in (0x0D, 0x30):  # trace_quick, trace16: addr => addr
+        sink.record_memory(stack[-1], arg)
+    elif op == 0x2C:
+        stack.append(sink.get_variable(arg) & MASK)
+    elif op == 0x2D:  # setv: the value stays on the stack
+        sink.set_variable(arg, stack[-1])
+    else:  # tracev
+        sink.record_variable(arg)
 
 
 def _signed(value: int, bits: int = 64) -> int:

@@ -17,7 +17,7 @@ from .launcher import Launcher
 from .protocol import framing
 from .protocol.registry import new_session
 from .protocol.session import Session, SessionEnd
-from .target.base import StopEvent, StopKind
+from .target.base import ResumeAction, StopEvent, StopKind
 from .target.linux.process import LaunchError, LinuxTarget
 from .transport import Connection, Listener
 
@@ -105,6 +105,8 @@ class Server:
                         break
                 if self.options.once or self.listener.addr.kind == "stdio":
                     break
+                if self._trace_outlives_client():
+                    continue  # disconnected tracing: the program and its trace wait for the next client
                 alive = self.target.alive()
                 relaunch = self.target.launched() and not self.extended_seen
                 # No launched program outlives its client, even one left running: kill
@@ -254,6 +256,39 @@ class Server:
             if reply is not None:
                 send(reply)
         return not status.running
+
+    def _trace_outlives_client(self) -> bool:
+        """Disconnected tracing (QTDisconnected:1, a trace running): the one case where the
+        program outlives its client. It runs on, collecting, until the next client connects;
+        then it is stopped and that client finds the trace (qTStatus, upload, tfind)."""
+        tracer = self.target.tracer
+        if not (tracer.running and tracer.disconnected and self.target.threads):
+            return False
+        print("Disconnected tracing in effect, leaving gdbstub attached to the process",
+              file=sys.stderr, flush=True)
+        self.target.set_non_stop(False)
+        self.target.resume({tid: ResumeAction("c") for tid in self.target.threads})
+        self.listener.announce()
+        sel = select.epoll()
+        sel.register(self._wake_r, select.EPOLLIN)
+        sel.register(self.listener.fileno(), select.EPOLLIN)
+        try:
+            while self.target.processes:
+                event = self.target.poll()
+                if event is not None:
+                    if event.kind is StopKind.SIGNAL and self.target.threads:
+                        # Nobody to report it to: pass it on, as a continuing client would.
+                        self.target.resume({tid: ResumeAction("c", event.signal if tid == event.tid else 0)
+                                            for tid in self.target.threads})
+                    continue
+                if self.listener.fileno() in [fd for fd, _ in sel.poll()]:
+                    break
+                self._drain_wakeup()
+        finally:
+            sel.close()
+        if self.target.running:
+            self.target.set_non_stop(False)  # the next client finds everything stopped
+        return bool(self.target.processes)  # the program ended meanwhile: as when it ends with a client
 
     def _drain_wakeup(self) -> None:
         try:

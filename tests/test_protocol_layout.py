@@ -33,13 +33,19 @@ def _imports(path: Path) -> set[str]:
     return found
 
 
+def _registered() -> set[str]:
+    """The packet modules the registry builds sessions from."""
+    names = {m.__name__.rsplit(".", 1)[1] for m in registry.MODULES}
+    return names | {install.__module__.rsplit(".", 1)[1] for install in registry.INSTALLERS}
+
+
 def test_session_imports_no_packet_module() -> None:
-    packet_modules = {m.__name__.rsplit(".", 1)[1] for m in registry.MODULES}
+    packet_modules = _registered()
     assert not _imports(HERE / "session.py") & (packet_modules | {"registry"})
 
 
 def test_every_packet_module_is_registered() -> None:
-    registered = {m.__name__.rsplit(".", 1)[1] for m in registry.MODULES}
+    registered = _registered()
     contributing = {p.stem for p in HERE.glob("*.py") if _defines(p) & set(CONTRIBUTIONS)}
     assert contributing == registered
 

@@ -8,6 +8,7 @@ neither, and is handed its tables."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from types import ModuleType
 from typing import TYPE_CHECKING
 
@@ -25,6 +26,7 @@ from . import (
     siginfo,
     svr4,
     tls,
+    tracepoints,
     xfer,
 )
 from .session import Session, Tables
@@ -39,6 +41,9 @@ MODULES: tuple[ModuleType, ...] = (
     packets, xfer, lldb, extended, monitor, hostio, svr4, nonstop, siginfo, breakpoints, events,
     osdata, search, tls,
 )
+# Then modules that add themselves to a session once it exists (what they offer depends on
+# its target): tracepoints, last, routes g/p/m of the modules above while a frame is selected.
+INSTALLERS: tuple[Callable[[Session], None], ...] = (tracepoints.install,)
 
 
 def tables() -> Tables:
@@ -57,4 +62,7 @@ def tables() -> Tables:
 
 def new_session(target: LinuxTarget, *, extended: bool = False) -> Session:
     """A session over ``target`` that speaks every packet the stub knows."""
-    return Session(target, tables(), extended=extended)
+    session = Session(target, tables(), extended=extended)
+    for install in INSTALLERS:
+        install(session)
+    return session

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 
 from ...agent import BreakpointConditions
+from ...trace.tracer import CLIENT, Tracer
 from ..base import Breakpoints, StopEvent
 from .debugregs import DebugRegisters
 from .registers import RegisterFile
@@ -23,6 +24,7 @@ class MemoryAndBreakpoints(RegisterFile):
         super().__init__()
         self.hw: DebugRegisters | None = DebugRegisters(self)  # Z1-Z4 in DR0-DR7
         self.conditions = BreakpointConditions()  # Z0/Z1 conditions evaluated at the hit
+        self.tracer = Tracer(self)  # tracepoints: their int3s (shared with Z0), collected at the hit
 
     def read_memory(self, pid: int, addr: int, length: int) -> bytes:
         proc = self.processes[pid]
@@ -52,10 +54,11 @@ class MemoryAndBreakpoints(RegisterFile):
                 data = bytes(buf)
         proc.memory.write(addr, data)
 
-    def insert_sw_breakpoint(self, pid: int, addr: int) -> bool:
+    def insert_sw_breakpoint(self, pid: int, addr: int, owner: str = CLIENT) -> bool:
         proc = self.processes.get(pid)
         if proc is None:
             return False
+        self.tracer.own(pid, addr, owner)  # the client and the trace may share one int3
         try:
             if addr in proc.sw_breakpoints:
                 # Written again: a vfork child sharing our memory may have taken it out.
@@ -71,10 +74,10 @@ class MemoryAndBreakpoints(RegisterFile):
         proc.removed.discard(addr)
         return True
 
-    def remove_sw_breakpoint(self, pid: int, addr: int) -> bool:
+    def remove_sw_breakpoint(self, pid: int, addr: int, owner: str = CLIENT) -> bool:
         proc = self.processes.get(pid)
-        if proc is None:
-            return False
+        if proc is None or self.tracer.still_owned(pid, addr, owner):
+            return proc is not None
         orig = proc.sw_breakpoints.pop(addr, None)
         if orig is None:
             return True
@@ -84,6 +87,10 @@ class MemoryAndBreakpoints(RegisterFile):
             return False
         proc.removed.add(addr)
         return True
+
+    def _forget_process(self, pid: int) -> None:
+        self.tracer.forget_process(pid)
+        super()._forget_process(pid)
 
     def _on_breakpoint(self, t: Thread) -> bool:
         proc = self.processes.get(t.pid)

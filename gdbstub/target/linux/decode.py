@@ -203,6 +203,8 @@ class StatusDecoder(MemoryAndBreakpoints):
         is false (or whose dprintf ran here), a write caught by a read watchpoint's slot."""
         if reason == SILENT:
             return False
+        if reason == "swbreak" and self.tracer.sites and not self.tracer.hit(t.pid, t.tid, self.get_pc(t)):
+            return False
         if reason in ("swbreak", "hwbreak") and self.conditions.table:
             ztype = 0 if reason == "swbreak" else 1
             return self.conditions.should_report(self, t.pid, t.tid, ztype, self.get_pc(t))
@@ -264,6 +266,7 @@ class StatusDecoder(MemoryAndBreakpoints):
         proc.sw_breakpoints.clear()
         proc.removed.clear()
         self.conditions.clear_process(pid)
+        self.tracer.forget_process(pid)
         if self.hw is not None:
             self.hw.exec_process(pid)
         proc.arch = detect_arch(pid)  # a 64-bit program may exec a 32-bit one

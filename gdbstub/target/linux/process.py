@@ -12,6 +12,7 @@ import os
 import signal
 import time
 
+from ...trace.stepping import register_snapshot, while_step
 from ..base import StopKind
 from . import ptrace
 from .resume import ResumePolicy
@@ -49,6 +50,8 @@ class LinuxTarget(ResumePolicy):
     def __init__(self) -> None:
         super().__init__()
         self.program_signals: frozenset[int] | None = None  # QProgramSignals: may reach the program
+        self.tracer.stepper = lambda tid: while_step(self, tid)  # while-stepping
+        self.tracer.snapshot = lambda tid: register_snapshot(self, tid)  # registers kept raw at a hit
 
     def launch(self, argv: list[str], env: dict[str, str] | None = None,
                disable_aslr: bool = True, cwd: str | None = None,

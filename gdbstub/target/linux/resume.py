@@ -141,8 +141,9 @@ class ResumePolicy(StopEngine):
         """
         proc = self.processes[t.pid]
         pc = self.get_pc(t)
-        orig = proc.sw_breakpoints[pc]
-        proc.memory.write(pc, orig)
+        orig = proc.sw_breakpoints.get(pc)  # None: no int3 here (a tracepoint's while-stepping moved it)
+        if orig is not None:
+            proc.memory.write(pc, orig)
         t.stepping_over = True
         try:
             while True:
@@ -166,7 +167,7 @@ class ResumePolicy(StopEngine):
                 t.stop()
         finally:
             t.stepping_over = False
-            if pc in proc.sw_breakpoints and t.pid in self.processes:
+            if orig is not None and pc in proc.sw_breakpoints and t.pid in self.processes:
                 proc.memory.write(pc, INT3)
         plain_trap = (os.WIFSTOPPED(status) and os.WSTOPSIG(status) == signal.SIGTRAP
                       and status >> 16 == 0)
@@ -180,6 +181,8 @@ class ResumePolicy(StopEngine):
                 return StopEvent(StopKind.SIGNAL, t.pid, t.tid, signal=signal.SIGTRAP)
             if self._on_breakpoint(t):
                 # Landed on the next breakpoint: that is a hit, as if its int3 had run.
+                if not self._hit_wanted(t, "swbreak"):
+                    return self._step_over(t, 0)  # a tracepoint's (collected now): over it too
                 t.stop_signal = signal.SIGTRAP
                 return StopEvent(StopKind.SIGNAL, t.pid, t.tid, signal=signal.SIGTRAP, reason="swbreak")
             return None

@@ -11,6 +11,7 @@ import os
 import signal
 import time
 
+from ...trace.stepping import stepped_onto_tracepoint
 from ..base import StopEvent, StopKind
 from . import ptrace
 from .decode import StatusDecoder
@@ -33,6 +34,12 @@ class StopEngine(StatusDecoder):
 
     def poll(self) -> StopEvent | None:
         """Reap every wait status ready now; return a stop to report, if any."""
+        event = self._poll()
+        if event is not None and self.tracer.sites:
+            stepped_onto_tracepoint(self, event)  # a step ending at a tracepoint is its hit
+        return event
+
+    def _poll(self) -> StopEvent | None:
         while True:
             if self._ready:
                 event = self._ready.pop(0)

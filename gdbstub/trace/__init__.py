@@ -1,0 +1,1 @@
+"""Tracepoints: definitions, the trace buffer and the run (issue 17)."""
