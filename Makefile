@@ -99,7 +99,7 @@ integration: deps venv programs
 	$(VPY) -m pytest integration $(XDIST) $(DURATIONS) $(PYTEST_ARGS)
 
 # The long fuzz and fault runs (the same tests `make test` runs briefly), with their counts at the end.
-FUZZ_TESTS := tests/test_fuzz_framing.py tests/test_fuzz_session.py integration/test_faults.py integration/test_long.py
+FUZZ_TESTS := tests/test_fuzz_framing.py tests/test_fuzz_session.py tests/test_fuzz_grammar.py integration/test_faults.py integration/test_long.py
 fuzz: deps venv programs
 	rm -f $(BUILD)/reliability-counts.txt
 	GDBSTUB_FUZZ=1 $(VPY) -m pytest $(FUZZ_TESTS) $(PYTEST_ARGS)

@@ -18,7 +18,7 @@ from .protocol.monitor import debug_format
 from .protocol.session import S_STOP_REPLIES
 from .server import Server, ServerOptions
 from .target.linux.process import LaunchError, LinuxTarget
-from .transport import AddressError, Listener, is_loopback, parse_address
+from .transport import SEND_TIMEOUT, AddressError, Listener, is_loopback, parse_address
 
 USAGE = """\
 Usage:\tgdbstub [OPTIONS] COMM PROG [ARGS ...]
@@ -53,6 +53,11 @@ Other options:
                         Start PROG using a shell.
   --no-startup-with-shell
                         Exec PROG directly instead of using a shell (default).
+  --allow-any-user      Serve clients run by any user (by default only this
+                        process's user may connect over a Unix socket or loopback).
+  --send-timeout=SECONDS
+                        Drop a client that reads nothing for SECONDS while a
+                        reply waits (default 30; 0 waits for ever).
 
 Debug options:
 
@@ -81,6 +86,8 @@ class Options:
     startup_with_shell: bool = False
     wrapper: list[str] = field(default_factory=list)
     disabled: set[str] = field(default_factory=set)
+    allow_any_user: bool = False
+    send_timeout: float = SEND_TIMEOUT
     comm: str = ""
     program: list[str] = field(default_factory=list)
 
@@ -113,6 +120,7 @@ SWITCHES: dict[str, tuple[str, bool]] = {
     "--no-disable-randomization": ("disable_aslr", False),
     "--startup-with-shell": ("startup_with_shell", True),
     "--no-startup-with-shell": ("startup_with_shell", False),
+    "--allow-any-user": ("allow_any_user", True),
 }
 
 
@@ -139,6 +147,13 @@ def parse_args(argv: list[str]) -> Options:
                 if item not in DISABLE_NAMES:
                     raise UsageError(f"Don't know how to disable \"{item}\".")
                 opts.disabled |= DISABLE_NAMES[item]
+        elif name == "--send-timeout" and eq:
+            try:
+                opts.send_timeout = float(value)
+            except ValueError:
+                raise UsageError(f"Invalid --send-timeout value: {value}") from None
+            if not opts.send_timeout >= 0:
+                raise UsageError(f"Invalid --send-timeout value: {value}")
         elif name == "--wrapper":
             j = i + 1
             while j < len(argv) and argv[j] != "--":
@@ -233,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
         print("Exiting", file=sys.stderr, flush=True)
         return 1
     try:
-        listener = Listener(addr)
+        listener = Listener(addr, check_peer=not opts.allow_any_user)
     except OSError as exc:
         target.close()
         terminal.restore()
@@ -242,9 +257,11 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     if not is_loopback(addr):
         print(f"warning: listening on {addr.host}: anyone who can reach this address can run "
-              "code as this user", file=sys.stderr)
+              "code as this user (a client on another host cannot be checked for its user)",
+              file=sys.stderr)
     listener.announce()
-    options = ServerOptions(once=opts.once, extended=opts.multi, disabled_packets=opts.disabled)
+    options = ServerOptions(once=opts.once, extended=opts.multi, disabled_packets=opts.disabled,
+                            send_timeout=opts.send_timeout)
     server = Server(listener, target, launcher, options)
     server.install_signals()
     try:

@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from .launcher import Launcher
 from .protocol import framing
 from .protocol.registry import new_session
-from .protocol.session import Session, SessionEnd
+from .protocol.session import Session, SessionEnd, packet_name
 from .target.base import ResumeAction, StopEvent, StopKind
 from .target.linux.process import LaunchError, LinuxTarget
-from .transport import Connection, Listener
+from .transport import SEND_TIMEOUT, Connection, Listener
 
 log = logging.getLogger("gdbstub.server")
 rsp_log = logging.getLogger("gdbstub.rsp")
@@ -48,6 +48,7 @@ class ServerOptions:
     once: bool = False
     extended: bool = False
     disabled_packets: set[str] = field(default_factory=set)
+    send_timeout: float = SEND_TIMEOUT  # --send-timeout: a client that reads nothing this long is gone
 
 
 class Server:
@@ -145,6 +146,7 @@ class Server:
             tables = session.tables
             tables.features = [f for f in tables.features if f[0] != "vContSupported+"]
         self.session = session
+        conn.send_timeout = self.options.send_timeout
         framer = framing.Framer()
         last_sent = b""
         # epoll itself, not selectors: its Python layer costs microseconds per wake-up,
@@ -207,8 +209,19 @@ class Server:
                                 log.debug("bad packet: %s", event.reason)
                                 if not negotiated.no_ack:
                                     conn.send(b"-")
+                            elif isinstance(event, framing.Oversized):
+                                # Acknowledged (a NAK would bring the same packet back) and refused.
+                                if not negotiated.no_ack:
+                                    conn.send(b"+")
+                                send(oversized_reply(session, event))
                             if status.finished:
                                 return
+                            if conn.stalled:
+                                break
+                    if conn.stalled:
+                        log.warning("client stopped reading: a reply made no progress for %g s; "
+                                    "treating the client as gone", conn.send_timeout)
+                        return
         except SessionEnd:
             return
         finally:
@@ -296,6 +309,14 @@ class Server:
                 pass
         except BlockingIOError:
             pass
+
+
+def oversized_reply(session: Session, event: framing.Oversized) -> bytes:
+    """The refusal of a packet over PacketSize: E01 for a packet the stub knows, the empty
+    reply for one it does not (as for any unknown packet)."""
+    name = packet_name(event.head)
+    log.debug("packet too long: %d bytes of %r...", event.size, event.head[:16])
+    return b"E01" if name in session.tables.handlers and name not in session.negotiated.disabled else b""
 
 
 def _say_exit(event: StopEvent) -> None:

@@ -7,9 +7,13 @@ from __future__ import annotations
 import errno
 import ipaddress
 import os
+import select
 import socket
+import struct
 import sys
 from dataclasses import dataclass
+
+SEND_TIMEOUT = 30.0  # seconds a reply may make no progress before the client counts as gone
 
 
 class Connection:
@@ -20,6 +24,8 @@ class Connection:
         self.wfd = wfd
         self.peer = peer
         self._sock = sock
+        self.send_timeout = SEND_TIMEOUT  # 0: wait for ever
+        self.stalled = False  # a send made no progress for send_timeout: the client counts as gone
 
     def fileno(self) -> int:
         return self.rfd
@@ -47,17 +53,41 @@ class Connection:
             return True
 
     def send(self, data: bytes) -> None:
+        """Send all of DATA, or give up on a client that reads nothing for send_timeout seconds.
+
+        A client that stops reading would otherwise block the stub for ever (and with it
+        the program it holds). Any progress, however slow, restarts the wait. A gone or
+        stalled client's sends are dropped: the event loop sees ``stalled`` or EOF."""
+        if self.stalled:
+            return
+        view = memoryview(data)
         try:
-            if self._sock is not None:
-                self._sock.sendall(data)
-            else:
-                view = memoryview(data)
-                while view:
-                    n = os.write(self.wfd, view)
-                    view = view[n:]
+            while view:
+                if self._sock is not None:
+                    try:
+                        n = self._sock.send(view, socket.MSG_DONTWAIT)
+                    except BlockingIOError:
+                        n = 0
+                elif self._writable():
+                    # stdio: after POLLOUT, a pipe takes PIPE_BUF bytes without blocking.
+                    n = os.write(self.wfd, view[:select.PIPE_BUF])
+                else:
+                    return
+                view = view[n:]
+                if view and self._sock is not None and not self._writable():
+                    return
         except OSError as exc:
             if exc.errno not in (errno.EPIPE, errno.ECONNRESET, errno.EBADF):
                 raise
+
+    def _writable(self) -> bool:
+        """Wait until the client can take more; False (and ``stalled``) after send_timeout."""
+        poller = select.poll()
+        poller.register(self.wfd, select.POLLOUT)
+        if poller.poll(self.send_timeout * 1000 if self.send_timeout > 0 else None):
+            return True
+        self.stalled = True
+        return False
 
     def close(self) -> None:
         if self._sock is not None:
@@ -139,11 +169,57 @@ def is_loopback(addr: Address) -> bool:
         return False
 
 
-class Listener:
-    """A listening endpoint handing out one Connection per client."""
+def peer_uid(conn: socket.socket) -> int | None:
+    """The user running the other end of CONN, when the kernel can tell.
 
-    def __init__(self, addr: Address) -> None:
+    A Unix socket carries its peer's credentials (SO_PEERCRED). A TCP peer on this
+    machine owns its end of the connection, and /proc/net/tcp and tcp6 name the owner
+    of every socket in this network namespace; a peer on another machine is in
+    neither, and gets None."""
+    if conn.family == socket.AF_UNIX:
+        _pid, uid, _gid = struct.unpack("3i", conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED,
+                                                              struct.calcsize("3i")))
+        return int(uid)
+    ours, theirs = conn.getsockname(), conn.getpeername()
+    want = (_ip(theirs[0]), int(theirs[1]), _ip(ours[0]), int(ours[1]))
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                lines = f.readlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if len(fields) > 7 and (*_endpoint(fields[1]), *_endpoint(fields[2])) == want:
+                return int(fields[7])
+    return None
+
+
+def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    """An address with IPv4-mapped IPv6 (::ffff:a.b.c.d) read as the IPv4 address it is."""
+    ip = ipaddress.ip_address(text.split("%")[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    return ip
+
+
+def _endpoint(field: str) -> tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, int]:
+    """/proc/net/tcp's ADDR:PORT: the address as 32-bit words in host order, in hex."""
+    addr, _, port = field.partition(":")
+    raw = b"".join(int(addr[i:i + 8], 16).to_bytes(4, sys.byteorder) for i in range(0, len(addr), 8))
+    return _ip(str(ipaddress.ip_address(raw))), int(port, 16)
+
+
+class Listener:
+    """A listening endpoint handing out one Connection per client.
+
+    With ``check_peer`` (the default) only a client run by this process's user is
+    served (see peer_uid); any other is closed at once, with nothing sent, and named
+    in one line on stderr."""
+
+    def __init__(self, addr: Address, *, check_peer: bool = True) -> None:
         self.addr = addr
+        self.check_peer = check_peer
         self._sock: socket.socket | None = None
         self._stdio_used = False
         if addr.kind == "tcp":
@@ -160,11 +236,14 @@ class Listener:
             self._sock = sock
         elif addr.kind == "unix":
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            umask = os.umask(0o177)  # the socket file is created owner-only (0600): no window
             try:
                 sock.bind(addr.path)
             except OSError:
                 sock.close()
                 raise
+            finally:
+                os.umask(umask)
             sock.listen(1)
             self._sock = sock
 
@@ -192,11 +271,32 @@ class Listener:
             self._stdio_used = True
             return Connection(0, 1, "stdio")
         assert self._sock is not None
-        conn, peer = self._sock.accept()
+        while True:
+            conn, peer = self._sock.accept()
+            if self._allowed(conn, peer):
+                break
+            conn.close()
         conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1) if self.addr.kind == "tcp" else None
         if isinstance(peer, tuple):
             return Connection(conn.fileno(), conn.fileno(), f"{peer[0]}, port {peer[1]}", conn)
         return Connection(conn.fileno(), conn.fileno(), f"local, Unix socket {self.addr.path}", conn)
+
+    def _allowed(self, conn: socket.socket, peer: object) -> bool:
+        """Whether CONN's user may be served; says why not on stderr."""
+        if not self.check_peer:
+            return True
+        try:
+            uid = peer_uid(conn)
+        except (OSError, ValueError):
+            uid = None
+        me = os.geteuid()
+        if uid == me or (uid is None and not is_loopback(self.addr)):
+            return True  # the stub's user; or a host elsewhere, which the start-up warning covers
+        who = f"uid {uid}" if uid is not None else "an unknown user"
+        where = f" ({peer[0]}, port {peer[1]})" if isinstance(peer, tuple) else ""
+        print(f"Refused a connection from {who}{where}: only uid {me} may connect "
+              "(--allow-any-user turns this check off)", file=sys.stderr, flush=True)
+        return False
 
     def refuse_pending(self) -> None:
         """Accept and drop a second client while one is being served."""

@@ -9,18 +9,24 @@ process tracker fails any test that leaves a process behind.
 
 from __future__ import annotations
 
+import errno
 import os
 import random
 import re
 import resource
+import shutil
 import signal
 import socket
+import stat
+import subprocess
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import harness
 import pytest
+from extutil import spawn_server
 from harness import ProcessTracker, Server, pid_alive, wait_until
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
@@ -149,7 +155,8 @@ def run_live_fuzz(client: RawClient, exe: Path, examples: int, tally: dict[str, 
         before = snapshot(client, exe)
         client.send_raw(data)
         tally["packets"] += 1
-        replies = [client.receive() for _ in range(len(packets) + retransmits)]
+        refused = sum(isinstance(e, framing.Oversized) for e in events)  # each gets its own reply
+        replies = [client.receive() for _ in range(len(packets) + refused + retransmits)]
         changed = any(packet_name(p) in STATE_CHANGING for p in packets) and not all(
             r.startswith(b"E") or r == b"" for r in replies)
         changed |= any(packet_name(p) in RENEGOTIATING for p in packets)
@@ -194,7 +201,8 @@ def test_oversized_packet_is_refused_and_memory_stays_flat(stub: Callable[..., S
         for _ in range(size // len(chunk) + 1):
             client.send_raw(chunk)
         client.send_raw(b"#00")
-        assert isinstance(client.next_event(), framing.Nak)
+        assert isinstance(client.next_event(), framing.Ack)  # never a NAK: that brings it back
+        assert client.receive() == b"E01"
         assert client.request(b"?") == first
         grown = rss_kib(server.proc.pid) - rss_before
         assert grown < 8 * 1024, f"stub grew by {grown} KiB for a {size}-byte packet"
@@ -708,3 +716,280 @@ def test_debug_log_shows_only_a_prefix_of_written_memory(procs: ProcessTracker) 
     assert secret[:32].hex()[:17] not in log
     assert secret[32:64].decode()[:17] not in log
     assert secret[:32].hex()[:16] in log  # the prefix itself is there: the test sees the log
+
+
+# --------------------------------------------------------------------------- oversized packets
+
+
+def send_huge(client: RawClient, head: bytes, size: int) -> None:
+    """One packet of SIZE payload bytes (HEAD, then hex digits), written as it is made."""
+    client.send_raw(b"$" + head)
+    chunk = b"00" * 32768
+    for _ in range(size // len(chunk)):
+        client.send_raw(chunk)
+    client.send_raw(b"#00")  # the checksum is not even looked at: the packet is refused whole
+
+
+@pytest.mark.parametrize("no_ack", [False, True], ids=["ack", "noack"])
+def test_one_mebibyte_packet_is_refused_and_the_session_stays_in_step(
+        stub: Callable[..., Server], no_ack: bool) -> None:
+    """Issue 18 item 2. A 1 MiB `M` gets '+' and E01, a 1 MiB unknown packet '+' and the empty
+    reply; the packets after them get their own replies and the program runs to its exit.
+    (gdbserver 13 dies of SIGSEGV on such a packet: see the next test.)"""
+    server = stub(LOOP, ["3"])
+    exe = harness.program(LOOP)
+    g32 = symbol_address(exe, "g32")
+    with RawClient(server.port) as client:
+        first = client.handshake(no_ack=no_ack)
+        send_huge(client, b"M%x,80000:" % g32, 1 << 20)
+        if not no_ack:
+            assert isinstance(client.next_event(), framing.Ack)
+        assert client.receive() == b"E01"
+        send_huge(client, b"qNoSuchPacket:", 1 << 20)
+        if not no_ack:
+            assert isinstance(client.next_event(), framing.Ack)
+        assert client.receive() == b""
+        assert client.request(b"m%x,4" % g32) == b"33333333"  # unchanged, and its own reply
+        assert client.request(b"?") == first
+        assert client.request(b"vCont;c").startswith(b"W07")
+        assert client.drain() == []  # nothing left over: the stream was in step all along
+    assert_clean_exit(server, server.inferior_pid)
+
+
+def test_gdbserver_dies_on_a_packet_over_its_buffer(procs: ProcessTracker) -> None:
+    """The reference: gdbserver 13 has no bound on a packet's length and is killed by SIGSEGV
+    (or, on another build, answers out of step). gdbstub's answer is the test above."""
+    server = harness.start_server(procs, "gdbserver", harness.program(LOOP), ["3"])
+    with RawClient(server.port) as client:
+        client.handshake(no_ack=False)
+        try:
+            send_huge(client, b"M%x,80000:" % symbol_address(harness.program(LOOP), "g32"), 1 << 20)
+            reply = client.receive(5)
+        except (OSError, ConnectionError, AssertionError):
+            reply = None
+    status = server.wait_exit(10)
+    server.stop()  # gdbserver's program is left behind when it dies
+    assert status == -signal.SIGSEGV or reply != b"E01", (status, reply)
+
+
+# --------------------------------------------------------------------------- clients that stop reading
+
+
+def flood(client: RawClient, exe: Path, bias: int = 0, count: int = 1000) -> None:
+    """COUNT requests of 8 KiB of memory each: 16 MiB of hex replies, four times what the
+    kernel's socket buffers hold, so that the stub must wait for the client to read."""
+    client.send_raw(framing.encode(b"m%x,2000" % (bias + symbol_address(exe, "main"))) * count)
+
+
+@pytest.mark.parametrize("mode", ["once", "next-client", "attached"])
+def test_client_that_stops_reading_is_dropped(procs: ProcessTracker, free_busy: int, mode: str) -> None:
+    """Issue 18 item 1: the client asks for 16 MiB and reads none of it. After --send-timeout
+    (2 s here, 30 by default) without progress the client counts as gone: a launched program is
+    killed (with --once the stub exits; without, the next client gets a fresh launch), an
+    attached one detached. gdbserver blocks in write() for ever, the program with it."""
+    if mode == "attached":
+        exe = harness.program("busy")
+        server = harness.start_server(procs, "gdbstub", str(free_busy), extra=["--attach", "--send-timeout=2"])
+        inferior: int | None = free_busy
+        bias = load_bias(free_busy, exe)
+    else:
+        exe = harness.program(LOOP)
+        server = start(procs, LOOP, ["1000000"], once=mode == "once", extra=["--send-timeout=2"])
+        inferior, bias = server.inferior_pid, 0
+    assert inferior is not None
+    client = RawClient(server.port)
+    client.handshake()
+    flood(client, exe, bias)
+    try:
+        if mode == "next-client":
+            assert harness.wait_until(lambda: "client stopped reading" in server.stderr.text, 60), \
+                server.describe()
+            assert wait_until(lambda: not pid_alive(inferior), 10), "the launched program outlived its client"
+            with reconnect(server) as second:
+                assert stop_reply_ok(second.handshake())
+                assert second.request(b"vCont;c").startswith(b"W")  # a fresh launch, served in full
+            server.stop()
+        elif mode == "once":
+            assert server.wait_exit(60) is not None, server.describe()
+            assert wait_until(lambda: not pid_alive(inferior), 10), "the launched program outlived the stub"
+        else:
+            assert server.wait_exit(60) is not None, server.describe()
+            assert wait_until(lambda: tracer_of(free_busy) == 0, 10), "still traced"
+            assert pid_alive(free_busy)
+    finally:
+        client.close()
+    server.stderr.join(2)
+    assert server.stderr.text.count("client stopped reading") == 1, server.describe()
+
+
+def test_slow_reader_is_never_dropped(stub: Callable[..., Server]) -> None:
+    """A client that reads its 16 MiB of replies in 512 KiB sips with pauses (each well under the
+    2 s bound, the whole far over it) gets every reply and keeps its program."""
+    server = stub(LOOP, ["3"], extra=["--send-timeout=2"])
+    exe = harness.program(LOOP)
+    with RawClient(server.port, timeout=60) as client:
+        client.handshake()
+        expected = client.request(b"m%x,2000" % symbol_address(exe, "main"))
+        flood(client, exe)
+        got = 0
+        while got < 1000:
+            time.sleep(0.3)
+            deadline = time.monotonic() + 60
+            sip = 0
+            while sip < 512 * 1024 and got < 1000:
+                before = len(client.events)
+                client._fill(deadline)
+                sip += sum(len(e.data) + 4 for e in client.events[before:] if isinstance(e, framing.Packet))
+                while client.events:
+                    event = client.events.pop(0)
+                    assert isinstance(event, framing.Packet) and framing.run_length_decode(event.data) == expected
+                    got += 1
+        assert client.request(b"vCont;c").startswith(b"W07")
+    assert_clean_exit(server, server.inferior_pid)
+    assert "client stopped reading" not in server.stderr.text
+
+
+# --------------------------------------------------------------------------- other users
+
+
+NOBODY = 65534
+# Run as nobody: connect, ask '?', and say what came back (no project code: nobody may not read it).
+PROBE = r"""
+import socket, sys
+kind, where = sys.argv[1], sys.argv[2]
+try:
+    if kind == "unix":
+        s = socket.socket(socket.AF_UNIX)
+        s.connect(where)
+    else:
+        host, port = where.rsplit(":", 1)
+        s = socket.create_connection((host.strip("[]"), int(port)), timeout=10)
+except OSError as e:
+    print("connect-error", e.errno)
+    sys.exit()
+s.settimeout(10)
+got = b""
+try:
+    s.sendall(b"$?#3f")
+    while b"#" not in got[2:] or len(got) < got.index(b"#", 2) + 3:
+        data = s.recv(4096)
+        if not data:
+            break
+        got += data
+except (ConnectionResetError, BrokenPipeError):
+    print("reset")
+except TimeoutError:
+    print("timeout")
+print("got", repr(got))
+"""
+
+
+def as_nobody(kind: str, where: str) -> str:
+    """What a client run by another user (nobody) gets from the server at WHERE."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to run a client as another user")
+    done = subprocess.run(["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
+                           "/usr/bin/python3", "-c", PROBE, kind, where],
+                          capture_output=True, text=True, timeout=30, check=False)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def refused(probe: str) -> bool:
+    """Closed with nothing sent: EOF (or a reset, as the '?' it sent was never read)."""
+    return probe.strip().endswith("got b''")
+
+
+def served(probe: str) -> bool:
+    return "$T05" in probe or "$S05" in probe
+
+
+def refusal_lines(server: Server) -> list[str]:
+    server.stderr.join(2) if server.proc.poll() is not None else time.sleep(0.2)
+    return [line for line in server.stderr.text.splitlines() if line.startswith("Refused")]
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1:0", "[::1]:0"], ids=["ipv4", "ipv6"])
+def test_other_user_is_refused_over_loopback(procs: ProcessTracker, address: str) -> None:
+    """Issue 18 item 3: nobody connects to root's stub on loopback and is closed at once, named by
+    uid in one line; the stub (--once) goes on serving its owner. gdbserver serves nobody: below."""
+    exe = harness.program(LOOP)
+    server = spawn_server(procs, "gdbstub", ["--once", address, str(exe), "3"])
+    host = address.rsplit(":", 1)[0]
+    probe = as_nobody("tcp", f"{host}:{server.port}")
+    assert refused(probe), probe
+    lines = refusal_lines(server)
+    assert len(lines) == 1 and f"uid {NOBODY}" in lines[0], server.describe()
+    assert server.proc.poll() is None and server.inferior_pid is not None
+    assert tracer_of(server.inferior_pid) == server.proc.pid
+    family = socket.AF_INET6 if host.startswith("[") else socket.AF_INET
+    sock = socket.socket(family)
+    sock.connect((host.strip("[]"), server.port))
+    with sock:
+        sock.settimeout(20)
+        sock.sendall(framing.encode(b"vCont;c"))
+        got = b""
+        while b"$W" not in got:
+            data = sock.recv(4096)
+            assert data, got
+            got += data
+        assert b"$W07" in got, got
+    assert_clean_exit(server, server.inferior_pid)
+
+
+def test_gdbserver_serves_any_local_user(procs: ProcessTracker) -> None:
+    """The reference: gdbserver on loopback hands its (root) session to nobody."""
+    server = harness.start_server(procs, "gdbserver", harness.program(LOOP), ["3"])
+    probe = as_nobody("tcp", f"127.0.0.1:{server.port}")
+    server.stop()
+    assert served(probe), probe
+
+
+def test_allow_any_user_serves_another_user(procs: ProcessTracker) -> None:
+    server = start(procs, LOOP, ["3"], extra=["--allow-any-user"])
+    probe = as_nobody("tcp", f"127.0.0.1:{server.port}")
+    assert served(probe), probe
+    assert not refusal_lines(server)
+    server.stop()
+
+
+def test_non_loopback_address_warns_and_still_checks_local_users(procs: ProcessTracker) -> None:
+    """0.0.0.0: a host elsewhere cannot be checked (the warning says so), but a local user's
+    socket is in /proc/net/tcp whichever address it used, and is refused."""
+    server = spawn_server(procs, "gdbstub", ["--once", "0.0.0.0:0", str(harness.program(LOOP)), "3"])
+    assert re.search(r"warning: .*cannot be checked", server.stderr.text), server.describe()
+    assert refused(as_nobody("tcp", f"127.0.0.1:{server.port}"))
+    assert len(refusal_lines(server)) == 1
+    with RawClient(server.port) as client:
+        assert stop_reply_ok(client.handshake())
+        client.send(b"k")
+    assert_clean_exit(server, server.inferior_pid)
+
+
+def test_unix_socket_is_owner_only_and_checks_the_peer(procs: ProcessTracker) -> None:
+    """The socket file is created 0600, so nobody cannot even connect. Opened up by hand (0666),
+    nobody connects and SO_PEERCRED refuses it; the owner is served."""
+    directory = Path(tempfile.mkdtemp(prefix="gdbstub-unix-"))
+    try:
+        directory.chmod(0o755)
+        path = directory / "stub.sock"
+        server = spawn_server(procs, "gdbstub", ["--once", f"unix:{path}", str(harness.program(LOOP)), "3"],
+                              wait=re.compile(r"Listening on Unix socket (\S+)"))
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        assert as_nobody("unix", str(path)).startswith(f"connect-error {errno.EACCES}")
+        path.chmod(0o666)
+        assert refused(as_nobody("unix", str(path)))
+        lines = refusal_lines(server)
+        assert len(lines) == 1 and f"uid {NOBODY}" in lines[0], server.describe()
+        with socket.socket(socket.AF_UNIX) as sock:
+            sock.settimeout(20)
+            sock.connect(str(path))
+            sock.sendall(framing.encode(b"vCont;c"))
+            got = b""
+            while b"$W" not in got:
+                data = sock.recv(4096)
+                assert data, got
+                got += data
+        assert_clean_exit(server, server.inferior_pid)
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)

@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gdbstub.protocol import framing
-from gdbstub.protocol.framing import Ack, BadPacket, Framer, Interrupt, Nak, Packet
+from gdbstub.protocol.framing import Ack, BadPacket, Framer, Interrupt, Nak, Oversized, Packet
 
 
 def feed_chunks(data: bytes, cuts: list[int]) -> list[framing.Event]:
@@ -46,12 +46,52 @@ def test_escape_roundtrip() -> None:
     assert Framer().feed(encoded) == [Packet(raw)]
 
 
-def test_oversized_packet_is_rejected_and_stream_recovers() -> None:
+def test_oversized_packet_is_refused_by_name_and_stream_recovers() -> None:
+    """Not a BadPacket (that one is NAKed, and a NAK brings the same packet back for ever)."""
     framer = Framer(max_packet=100)
-    big = framing.encode(b"M" + b"0" * 5000)
+    big = framing.encode(b"M1000,2000:" + b"0" * 5000)
     events = framer.feed(big + framing.encode(b"?"))
-    assert isinstance(events[0], BadPacket)
-    assert events[1] == Packet(b"?")
+    assert events == [Oversized(b"M1000,2000:" + b"0" * (framing.HEAD - 11), len(big) - 4),
+                      Packet(b"?")]
+
+
+def test_oversized_packet_with_a_bad_checksum_is_still_refused_not_naked() -> None:
+    events = Framer(max_packet=100).feed(b"$qFoo:" + b"a" * 500 + b"#zz" + framing.encode(b"g"))
+    assert events == [Oversized(b"qFoo:" + b"a" * (framing.HEAD - 5), 505), Packet(b"g")]
+
+
+def test_oversized_head_is_unescaped_and_a_cut_escape_dropped() -> None:
+    payload = b"X0,10:" + b"}" * 200  # each '}' is sent as '}]': the head ends inside an escape
+    (event,) = Framer(max_packet=100).feed(framing.encode(payload))
+    assert isinstance(event, Oversized)
+    assert event.head == b"X0,10:" + b"}" * ((framing.HEAD - 6) // 2)
+
+
+def test_oversized_only_after_unescaping() -> None:
+    """Under twice the limit on the wire (kept whole), over it once unescaped: refused too."""
+    payload = b"X0,0:" + b"#" * 60
+    (event,) = Framer(max_packet=60).feed(framing.encode(payload))
+    assert event == Oversized(payload[:framing.HEAD], len(framing.escape(payload)))
+
+
+def test_oversized_body_in_any_chunks_keeps_memory_flat() -> None:
+    """One byte at a time or a megabyte at once: the framer holds the head, never the body."""
+    framer = Framer(max_packet=100)
+    events = framer.feed(b"$m0,")
+    for _ in range(64):
+        events += framer.feed(b"1" * 16384)
+        assert len(framer._body) <= 2 * 100 + 16  # the head is all it keeps
+    events += framer.feed(b"#00")
+    for byte in framing.encode(b"?"):
+        events += framer.feed(bytes([byte]))
+    assert events == [Oversized(b"m0," + b"1" * (framing.HEAD - 3), 3 + 64 * 16384), Packet(b"?")]
+
+
+def test_a_new_packet_cuts_an_oversized_one_short() -> None:
+    """A '$' inside the skipped body: the client died mid-packet; the next packet is served."""
+    framer = Framer(max_packet=100)
+    events = framer.feed(b"$M0,1:" + b"0" * 1000 + framing.encode(b"g"))
+    assert events == [Packet(b"g")] and framer.dropped == 1
 
 
 def test_noise_between_packets_is_ignored() -> None:

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from rsp_corpus import FUZZ, ROOT, client_packets, mutate
 
 from gdbstub.protocol import framing
-from gdbstub.protocol.framing import Ack, BadPacket, Framer, Interrupt, Nak, Packet
+from gdbstub.protocol.framing import Ack, BadPacket, Framer, Interrupt, Nak, Oversized, Packet
 
 EXAMPLES = 10000 if FUZZ else 300
 fuzz = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
@@ -30,7 +30,7 @@ def report_counts() -> Iterator[None]:
     COUNTS.parent.mkdir(exist_ok=True)
     with COUNTS.open("a") as f:
         f.write(f"framing-fuzz inputs={FED[0]}\n")
-EVENT_TYPES = (Packet, Ack, Nak, Interrupt, BadPacket)
+EVENT_TYPES = (Packet, Ack, Nak, Interrupt, BadPacket, Oversized)
 
 
 def feed_chunks(framer: Framer, data: bytes, cuts: list[int]) -> list[framing.Event]:
@@ -60,6 +60,7 @@ def test_garbage_never_raises(data: bytes, cuts: list[int]) -> None:
     assert all(isinstance(e, EVENT_TYPES) for e in events)
     assert all(len(e.data) <= 256 for e in events if isinstance(e, Packet))
     assert buffered(framer) <= 256 * 2 + 16 + 2
+    assert all(len(e.head) <= framing.HEAD for e in events if isinstance(e, Oversized))
 
 
 @fuzz
@@ -122,15 +123,15 @@ def test_oversized_packet_memory_stays_bounded(size: int) -> None:
         peak = max(peak, buffered(framer))
     events += framer.feed(b"#00" + framing.encode(SENTINEL))
     assert peak <= framing.MAX_PACKET * 2 + 16 + len(chunk)
-    assert isinstance(events[0], BadPacket) and events[0].reason == "packet too long"
-    assert events[1:] == [Packet(SENTINEL)]
+    assert events == [Oversized(b"M0,0:" + b"a" * (framing.HEAD - 5), len(b"M0,0:") + 65536 * (size // 65536 + 1)),
+                      Packet(SENTINEL)]
 
 
 def test_oversized_after_unescape_is_rejected() -> None:
     """Escapes halve the size: a body under twice the limit that unescapes over it is still too long."""
     payload = b"X0,0:" + b"}" * (framing.MAX_PACKET - 4)
     events = Framer().feed(framing.encode(payload))
-    assert events == [BadPacket("packet too long")]
+    assert events == [Oversized(payload[:framing.HEAD], len(framing.escape(payload)))]
 
 
 def test_interrupt_and_acks_between_damaged_packets() -> None:

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import zlib
 
-MAX_PACKET = 0x4800  # payload bytes we accept (above session.PACKET_SIZE); larger packets are NAKed
+MAX_PACKET = 0x4800  # payload bytes we accept (above session.PACKET_SIZE); larger packets are refused
+HEAD = 64  # bytes of an oversized packet kept: enough for its name, never its body
 
 
 class _Event:
@@ -63,7 +64,7 @@ class Interrupt(_Event):
 
 
 class BadPacket(_Event):
-    """A packet with a bad checksum or over the size limit; reply '-'."""
+    """A packet with a bad checksum; reply '-' (the client sends it again)."""
 
     __slots__ = ("reason",)
     reason: str
@@ -72,7 +73,25 @@ class BadPacket(_Event):
         object.__setattr__(self, "reason", reason)
 
 
-Event = Packet | Ack | Nak | Interrupt | BadPacket
+class Oversized(_Event):
+    """A packet over the size limit, its body skipped as it arrived: acknowledge it and
+    refuse it. A NAK would make the client send the same packet again, forever.
+
+    ``head`` holds the first bytes of the payload (unescaped), so the refusal can
+    be the one its name deserves (an error, or the empty reply for an unknown
+    packet); ``size`` is how many body bytes were skipped. The checksum is not
+    checked: a packet that would be refused whole gains nothing from a retransmission."""
+
+    __slots__ = ("head", "size")
+    head: bytes
+    size: int
+
+    def __init__(self, head: bytes, size: int) -> None:
+        object.__setattr__(self, "head", head)
+        object.__setattr__(self, "size", size)
+
+
+Event = Packet | Ack | Nak | Interrupt | BadPacket | Oversized
 
 _HEX = b"0123456789abcdef"
 
@@ -168,6 +187,8 @@ class Framer:
         self._body = bytearray()
         self._cs = bytearray()
         self._overflow = False
+        self._head = b""  # of an oversized packet: its first HEAD bytes
+        self._skipped = 0  # of an oversized packet: body bytes seen
         self.dropped = 0  # packets cut short by a new '$'
 
     def feed(self, data: bytes) -> list[Event]:
@@ -192,10 +213,14 @@ class Framer:
                     self.dropped += data.count(b"$", i, restart)
                     i = restart + 1
                     continue
-                if not self._overflow:
+                if self._overflow:
+                    self._skipped += end - i
+                else:
                     self._body += data[i:end]
-                    if len(self._body) > self._max * 2 + 16:
+                    if len(self._body) > self._max * 2 + 16:  # escaped, it may be up to twice as long
                         self._overflow = True
+                        self._head = bytes(self._body[:HEAD])
+                        self._skipped = len(self._body)
                         self._body.clear()
                 if j < 0:
                     return events
@@ -240,7 +265,7 @@ class Framer:
         self._body.clear()
         if self._overflow:
             self._overflow = False
-            return BadPacket("packet too long")
+            return Oversized(unescape(self._head), self._skipped)  # a '}' cut off at the end is dropped
         try:
             want = int(self._cs.decode("ascii"), 16)
         except ValueError:
@@ -249,5 +274,6 @@ class Framer:
             return BadPacket("bad checksum")
         data = unescape(body)
         if len(data) > self._max:
-            return BadPacket("packet too long")
+            return Oversized(data[:HEAD], len(body))
         return Packet(data)
+

@@ -5,6 +5,8 @@ events or scheduling; a thread's caches are dropped by ``Thread.stop``/``Thread.
 
 from __future__ import annotations
 
+import errno
+
 from ...arch.regs import RegBuffers
 from . import ptrace
 from .threads import Thread, ThreadTable
@@ -88,6 +90,8 @@ class RegisterFile(ThreadTable):
 
     def set_pc(self, t: Thread, pc: int) -> None:
         arch = self.arch(t.pid)
+        if not 0 <= pc < 1 << (8 * arch.word):  # e.g. a 64-bit address for a 32-bit program
+            raise OSError(errno.EINVAL, f"no such address for this program: {pc:#x}")
         bufs = self._buffers(t, False)
         arch.write(arch.by_name(arch.pc), bufs, pc.to_bytes(arch.word, "little"))
         self._flush(t, True, False)

@@ -153,9 +153,9 @@ class ResumePolicy(StopEngine):
                     ptrace.singlestep(t.tid, sig)
                 except OSError:
                     return None
-                sig = 0
                 t.run()
-                status = self._wait_for(t.tid)
+                status = self._wait_for(t.tid) if sig == 0 else self._wait_for_dying(t)
+                sig = 0
                 if status is None:
                     self._forget_thread(t)
                     return None
@@ -168,7 +168,10 @@ class ResumePolicy(StopEngine):
         finally:
             t.stepping_over = False
             if orig is not None and pc in proc.sw_breakpoints and t.pid in self.processes:
-                proc.memory.write(pc, INT3)
+                try:
+                    proc.memory.write(pc, INT3)
+                except OSError:  # the step ended the process (a fatal signal): nothing to restore
+                    pass
         plain_trap = (os.WIFSTOPPED(status) and os.WSTOPSIG(status) == signal.SIGTRAP
                       and status >> 16 == 0)
         if plain_trap and not (self.hw is not None and self.hw.fired(t.tid)):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import enum
 import errno
 import os
+import time
 from dataclasses import dataclass, field
 
 from ...arch import detect_arch, without_xml
@@ -196,6 +197,27 @@ class ThreadTable:
     @staticmethod
     def _stepping(t: Thread) -> bool:
         return t.action.kind in ("s", "r")
+
+    def _wait_for_dying(self, t: Thread) -> int | None:
+        """Wait for T after a step that delivers a signal, which may kill the whole process.
+
+        A leader that died with its process reports only once its other threads are
+        reaped, so a blocking wait on it would never return: while T is a zombie, reap
+        the others (their exits go with the process's, reported through T)."""
+        while True:
+            try:
+                got, status = os.waitpid(t.tid, os.WNOHANG | ptrace.WALL)
+            except ChildProcessError:
+                return None
+            if got:
+                return status
+            if task_state(t.pid, t.tid) == "Z":
+                for other in [o.tid for o in self.threads.values() if o.pid == t.pid and o.tid != t.tid]:
+                    try:
+                        os.waitpid(other, os.WNOHANG | ptrace.WALL)
+                    except ChildProcessError:
+                        pass
+            time.sleep(0.0001)
 
     def _wait_for(self, tid: int) -> int | None:
         """Block until this one thread's next wait status; None once it is gone."""
