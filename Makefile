@@ -30,11 +30,11 @@ STATIC_NAMES := tlsfind
 BINS_STATIC := $(STATIC_NAMES:%=$(BUILD)/%-static) $(STATIC_NAMES:%=$(BUILD)/%-32-static)
 ALL_BINS := $(BINS64) $(BINS32) $(BINS_PIE) $(BINS_NOPIE) $(BINS_STATIC)
 
-.PHONY: deps venv programs test unit integration fuzz lint bench demo clean
+.PHONY: deps venv programs gdb16 test unit integration fuzz lint bench demo clean
 
 # System packages: installed only when missing; apt-get update only when something is.
 # python3-venv: Debian's python3 cannot `-m venv` without it (unused when python3 is not Debian's).
-DEB_PACKAGES := gcc gcc-multilib make gdb gdbserver lldb python3-venv
+DEB_PACKAGES := gcc gcc-multilib make gdb gdbserver lldb python3-venv debootstrap
 deps:
 	@missing=""; \
 	for p in $(DEB_PACKAGES); do \
@@ -51,7 +51,24 @@ deps:
 venv: $(VENV_STAMP)
 $(VENV_STAMP): pyproject.toml
 	test -x $(VPY) || $(PYTHON) -m venv $(VENV)
+	@# the distribution was called gdbstub before: two would register the same pytest plugin
+	$(VPY) -m pip uninstall -y -q gdbstub >/dev/null 2>&1 || true
 	set -o pipefail; $(VPY) -m pip install -q -e '.[test]' 2>&1 | { grep -v "^WARNING: Location 'file:" || true; }
+	touch $@
+
+# gdb 16 and gdbserver 16 (Debian 13's) in a root of their own, for the tests and bench that run
+# a second time with today's gdb (integration/harness.py: gdb in a chroot, gdbserver through the
+# root's loader). Built once, outside build/ so that `make clean` keeps it (300 MB, minutes to make);
+# the stamp is written last, so an interrupted debootstrap starts over.
+GDB16_ROOT ?= .cache/gdb16-root
+GDB16_STAMP := $(GDB16_ROOT)/.complete
+gdb16: $(GDB16_STAMP)
+$(GDB16_STAMP):
+	rm -rf $(GDB16_ROOT).tmp
+	mkdir -p $(dir $(GDB16_ROOT))
+	debootstrap --variant=minbase --include=gdb,gdbserver,libc6-i386 trixie $(GDB16_ROOT).tmp \
+	  > $(GDB16_ROOT).log 2>&1 || { tail -20 $(GDB16_ROOT).log; exit 1; }
+	rm -rf $(GDB16_ROOT) && mv $(GDB16_ROOT).tmp $(GDB16_ROOT)
 	touch $@
 
 # Shared libraries the dlopen test program (dlhost.c) loads; their sources live apart in lib/.
@@ -83,7 +100,7 @@ $(STATIC_NAMES:%=$(BUILD)/%-32-static): $(BUILD)/%-32-static: $(SRC)/%.c | $(BUI
 # Unit tests first, then integration even when a unit test failed (CI shows every failure in one run);
 # the slowest tests are listed, and the exit status is non-zero when either part failed.
 DURATIONS := --durations=25
-test: deps venv programs
+test: deps venv programs gdb16
 	@unit=0; integration=0; \
 	echo "$(VPY) -m pytest tests $(DURATIONS) $(PYTEST_ARGS)"; \
 	$(VPY) -m pytest tests $(DURATIONS) $(PYTEST_ARGS) || unit=$$?; \
@@ -95,7 +112,7 @@ test: deps venv programs
 unit: venv
 	$(VPY) -m pytest tests $(PYTEST_ARGS)
 
-integration: deps venv programs
+integration: deps venv programs gdb16
 	$(VPY) -m pytest integration $(XDIST) $(DURATIONS) $(PYTEST_ARGS)
 
 # The long fuzz and fault runs (the same tests `make test` runs briefly), with their counts at the end.
@@ -109,7 +126,7 @@ lint: venv
 	$(VPY) -m ruff check gdbstub tests integration
 	$(VPY) -m mypy --strict gdbstub
 
-bench: deps venv programs
+bench: deps venv programs gdb16
 	$(VPY) integration/bench.py $(BENCH_ARGS)
 
 demo: deps venv programs

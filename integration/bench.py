@@ -2,12 +2,15 @@
 """Benchmark: the same stock-gdb sessions through gdbstub and through gdbserver, alternating.
 
     python integration/bench.py [--runs N] [--only NAME[,NAME...]] [--kinds gdbserver,gdbstub] [--json FILE]
+                                [--gdb gdb13|gdb16|both]
 
 Prints, per workload and server, the median wall time of the whole session (from the moment the
 server is started, so start-up counts as users feel it, until gdb and the server have exited) and
 the ratio gdbstub/gdbserver; then the server's CPU time (user + system of the server process and
 what it reaped, from os.wait4) per stop. A workload is one row of WORKLOADS: add rows to measure
 more (each has a check, so a server that silently does less work cannot look fast).
+With --gdb gdb16 the client is gdb 16 and the reference gdbserver 16 (`make gdb16` root);
+`both` (the default when that root exists) prints one table per gdb.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import harness
-from harness import KINDS, HarnessError, ProcessTracker
+from harness import GDB_VERSIONS, KINDS, HarnessError, ProcessTracker
 
 BIG = 4 << 20
 
@@ -233,6 +236,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--list", action="store_true", help="list the workloads and exit")
     parser.add_argument("--verbose", action="store_true", help="print gdb's output when a run fails")
+    parser.add_argument("--gdb", choices=[*GDB_VERSIONS, "both"], default="both",
+                        help="client gdb and reference gdbserver release (default: both, gdb16 when its root exists)")
     opts = parser.parse_args(argv)
 
     if opts.list:
@@ -246,16 +251,48 @@ def main(argv: list[str] | None = None) -> int:
     workloads = [w for w in WORKLOADS if not wanted or w.name in wanted]
     kinds = [k for k in opts.kinds.split(",") if k]
 
+    versions = list(GDB_VERSIONS) if opts.gdb == "both" else [opts.gdb]
+    if opts.gdb == "both" and harness.gdb16_missing():
+        versions = ["gdb13"]
+    elif "gdb16" in versions and harness.gdb16_missing():
+        parser.error(str(harness.gdb16_missing()))
+
     harness.build_programs()
     harness.become_subreaper()
+    results: dict[str, dict[str, dict[str, list[Sample]]]] = {}
+    failed = False
+    for version in versions:
+        harness.use_gdb(version)
+        results[version] = {}
+        failed = _table(version, workloads, kinds, opts, results[version]) or failed
+    if opts.json:
+        opts.json.write_text(
+            json.dumps(
+                {
+                    version: {
+                        name: {kind: [{"seconds": s.seconds, "cpu": s.cpu, "error": s.error} for s in runs]
+                               for kind, runs in per.items()}
+                        for name, per in table.items()
+                    }
+                    for version, table in results.items()
+                },
+                indent=2,
+            )
+        )
+    return 1 if failed else 0
+
+
+def _table(version: str, workloads: list[Workload], kinds: list[str], opts: argparse.Namespace,
+           results: dict[str, dict[str, list[Sample]]]) -> bool:
+    """Run every workload with the current gdb and print its table; True when a run failed."""
     tracker = ProcessTracker()
-    results: dict[str, dict[str, list[Sample]]] = {}
     failed = False
     pair = len(kinds) == 2
     header = f"{'workload':14} " + " ".join(f"{k:>12}" for k in kinds) + ("    ratio" if pair else "")
     header += "   cpu/stop " + " ".join(f"{k:>10}" for k in kinds) + ("    ratio" if pair else "")
-    print(f"median of {opts.runs} runs (servers alternate): wall time of the whole session from the server's "
-          "start, and the server's CPU time (user + system) per stop")
+    reference = {"gdb13": "gdb 13 vs gdbserver 13", "gdb16": "gdb 16 vs gdbserver 16"}[version]
+    print(f"{reference}: median of {opts.runs} runs (servers alternate): wall time of the whole session "
+          "from the server's start, and the server's CPU time (user + system) per stop")
     print(f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}; "
           f"bare start of {sys.executable} (-c pass): {bare_start(opts.runs) * 1000:.1f} ms")
     print(header)
@@ -291,19 +328,7 @@ def main(argv: list[str] | None = None) -> int:
         leaked = tracker.finish(grace=5)
         if leaked:
             print(f"killed leftover processes: {leaked}", file=sys.stderr)
-
-    if opts.json:
-        opts.json.write_text(
-            json.dumps(
-                {
-                    name: {kind: [{"seconds": s.seconds, "cpu": s.cpu, "error": s.error} for s in runs]
-                           for kind, runs in per.items()}
-                    for name, per in results.items()
-                },
-                indent=2,
-            )
-        )
-    return 1 if failed else 0
+    return failed
 
 
 if __name__ == "__main__":

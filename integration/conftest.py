@@ -8,7 +8,33 @@ from typing import Any
 
 import harness
 import pytest
-from harness import KINDS, HarnessError, ProcessTracker, Server, Session
+from harness import GDB_VERSIONS, KINDS, HarnessError, ProcessTracker, Server, Session
+
+# The test modules that also run with gdb 16 as the client and gdbserver 16 as the reference: the
+# comparison sets (a second gdb doubles a module's time, so not every module gets it).
+GDB16_MODULES = frozenset({
+    "test_basic", "test_control", "test_registers", "test_threads", "test_watch", "test_conditions",
+    "test_mi", "test_signals", "test_events", "test_nonstop", "test_hostio",
+})
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Give the modules in GDB16_MODULES the gdb version dimension (ids gdb13, gdb16)."""
+    if "gdb_version" in metafunc.fixturenames and metafunc.module.__name__ in GDB16_MODULES:
+        metafunc.parametrize("gdb_version", GDB_VERSIONS, indirect=True)
+
+
+@pytest.fixture(autouse=True)
+def gdb_version(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The gdb that drives this test and the gdbserver it is compared with (gdb 13 unless parametrised)."""
+    version = str(getattr(request, "param", "gdb13"))
+    if version != "gdb13":
+        missing = harness.gdb16_missing()
+        if missing:
+            pytest.skip(missing)
+    harness.use_gdb(version)
+    yield version
+    harness.use_gdb("gdb13")
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import re
-import shutil
 import socket
 import sys
 from collections.abc import Iterable, Sequence
@@ -19,7 +18,7 @@ from harness import GDB_TIMEOUT, START_TIMEOUT, GdbResult, HarnessError, Process
 def base_command(kind: str) -> list[str]:
     if kind == "gdbstub":
         return [sys.executable, "-m", "gdbstub"]
-    return [shutil.which("gdbserver") or "gdbserver"]
+    return harness.gdbserver_argv()
 
 
 def spawn_server(

@@ -33,6 +33,10 @@ BUILD = ROOT / "build"
 PROGRAM_SOURCES = ROOT / "integration" / "programs"
 
 KINDS = ("gdbserver", "gdbstub")
+# The gdb the tests drive, with the gdbserver of the same release as the reference: the machine's
+# gdb 13, or Debian 13's gdb 16 from the root `make gdb16` builds (use_gdb() chooses).
+GDB_VERSIONS = ("gdb13", "gdb16")
+GDB16_ROOT = ROOT / os.environ.get("GDB16_ROOT", ".cache/gdb16-root")
 START_TIMEOUT = float(os.environ.get("GDBSTUB_TEST_START_TIMEOUT", "20"))
 GDB_TIMEOUT = float(os.environ.get("GDBSTUB_TEST_GDB_TIMEOUT", "60"))
 EXIT_TIMEOUT = 10.0
@@ -159,6 +163,63 @@ def become_subreaper() -> None:
         libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
 
 
+# --------------------------------------------------------------------------- gdb 13 or gdb 16
+
+_gdb_version = "gdb13"
+
+# gdb 16 runs chrooted in its root, in a mount namespace of its own (`unshare -m`): /proc, /dev,
+# /tmp and this checkout are bind-mounted at their own paths, and the mounts vanish with gdb.
+_GDB16_CHROOT = r"""
+root=$0 checkout=$1 cwd=$(pwd); shift
+mount --bind /proc "$root/proc" && mount --rbind /dev "$root/dev" && mount --bind /tmp "$root/tmp" &&
+mkdir -p "$root$checkout" && mount --bind "$checkout" "$root$checkout" &&
+exec chroot "$root" /bin/sh -c 'cd "$0" 2>/dev/null || cd /; exec gdb "$@"' "$cwd" "$@"
+"""
+
+
+def use_gdb(version: str) -> None:
+    """Drive VERSION (one of GDB_VERSIONS) from now on, with its own gdbserver as the reference."""
+    global _gdb_version
+    if version not in GDB_VERSIONS:
+        raise ValueError(f"unknown gdb version {version!r}")
+    _gdb_version = version
+
+
+def gdb_version() -> str:
+    return _gdb_version
+
+
+def gdb16_missing() -> str | None:
+    """Why gdb 16 cannot run here, or None when its root is complete."""
+    if not (GDB16_ROOT / ".complete").exists():
+        return f"no gdb 16 root at {GDB16_ROOT}: run `make gdb16`"
+    return None
+
+
+def gdb_argv() -> list[str]:
+    """How to start the current gdb (arguments follow)."""
+    if _gdb_version == "gdb13":
+        return [shutil.which("gdb") or "gdb"]
+    return ["unshare", "--mount", "--propagation", "private", "sh", "-c", _GDB16_CHROOT, str(GDB16_ROOT), str(ROOT)]
+
+
+def gdb_env() -> dict[str, str]:
+    """gdb's environment: no debuginfod, a dumb terminal."""
+    env = dict(os.environ, LANG="C.UTF-8", TERM="dumb")
+    env.pop("DEBUGINFOD_URLS", None)
+    return env
+
+
+def gdbserver_argv() -> list[str]:
+    """The reference gdbserver of the current gdb's release; gdbserver 16 runs on this machine
+    (its programs, its libraries) through the gdb 16 root's own loader and libraries."""
+    if _gdb_version == "gdb13":
+        return [shutil.which("gdbserver") or "gdbserver"]
+    libs = f"{GDB16_ROOT}/lib/x86_64-linux-gnu:{GDB16_ROOT}/usr/lib/x86_64-linux-gnu"
+    return [str(GDB16_ROOT / "lib64/ld-linux-x86-64.so.2"), "--library-path", libs,
+            str(GDB16_ROOT / "usr/bin/gdbserver")]
+
+
 # --------------------------------------------------------------------------- process tracking
 
 
@@ -262,7 +323,7 @@ def server_command(
         if os.environ.get("GDBSTUB_TEST_DEBUG"):
             base.append("--debug")
     elif kind == "gdbserver":
-        base = [shutil.which("gdbserver") or "gdbserver"]
+        base = gdbserver_argv()
     else:
         raise ValueError(f"unknown server kind {kind!r}")
     return [*base, *(["--once"] if once else []), *extra, address, str(prog), *args]
@@ -272,7 +333,10 @@ def server_env() -> dict[str, str]:
     """A small fixed environment, so that both servers give the inferior the same stack layout.
 
     gdbserver starts the program through `$SHELL -c exec PROG` by default; dash (/bin/sh) only adds
-    PWD, so we pass PWD ourselves and the environment is the same with or without a shell.
+    PWD, so we pass PWD ourselves and the environment is the same with or without a shell. Dash
+    also reorders the variables (its hash table's order), so they are passed in dash's order: the
+    strings then sit at the same stack addresses, and what libc's start-up leaves in the vector
+    registers (gdbserver 16 shows the AVX-512 ones) is the same through both servers.
     """
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
@@ -412,7 +476,7 @@ def gdb_command(
     target: str | None = None,
 ) -> list[str]:
     """gdb -batch argv; TARGET is the connect command (default: target remote 127.0.0.1:PORT)."""
-    argv = [shutil.which("gdb") or "gdb", "-nx", "-batch"]
+    argv = [*gdb_argv(), "-nx", "-batch"]
     for cmd in (*GDB_PREAMBLE, *before, target or f"target remote 127.0.0.1:{port}", *commands):
         argv += ["-ex", cmd]
     if file is not None:
@@ -433,9 +497,7 @@ def run_gdb(
     """Run stock gdb in batch mode against 127.0.0.1:PORT (or with the connect command TARGET);
     a timeout kills it and is reported, not raised."""
     argv = gdb_command(port, commands, file, before, target)
-    env = dict(os.environ, LANG="C.UTF-8", TERM="dumb")
-    env.pop("DEBUGINFOD_URLS", None)
-    proc = tracker.spawn(argv, env=env)
+    proc = tracker.spawn(argv, env=gdb_env())
     try:
         out, err = proc.communicate(timeout=timeout)
         return GdbResult(argv, out, err, proc.returncode)
@@ -612,12 +674,10 @@ class MIClient:
     _token: int = field(init=False, default=0)
 
     def __post_init__(self) -> None:
-        argv = [shutil.which("gdb") or "gdb", "-nx", "-q", "--interpreter=mi3"]
+        argv = [*gdb_argv(), "-nx", "-q", "--interpreter=mi3"]
         if self.file is not None:
             argv.append(str(self.file))
-        env = dict(os.environ, LANG="C.UTF-8", TERM="dumb")
-        env.pop("DEBUGINFOD_URLS", None)
-        self.proc = self.tracker.spawn(argv, stdin=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
+        self.proc = self.tracker.spawn(argv, stdin=subprocess.PIPE, stderr=subprocess.STDOUT, env=gdb_env())
         self.records = queue.Queue()
         self.log = []
         threading.Thread(target=self._read, daemon=True).start()

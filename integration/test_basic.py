@@ -240,7 +240,7 @@ def test_tbreak_and_delete(debug):
         s,
         r"^Temporary breakpoint 1, hot \(i=0\)",
         r"^Breakpoint 2, add \(a=42, b=3\)",
-        r"^No breakpoints or watchpoints\.$",
+        r"^No breakpoints(,| or) watchpoints(, tracepoints, or catchpoints)?\.$",  # gdb 13 | gdb 16
         r"^\[Inferior 1 \(process \d+\) exited with code 07\]$",
     )
     expect_not(s, r"hot \(i=1\)")

@@ -51,6 +51,8 @@ def test_signal_command_delivers_chosen_signal(debug, reference, prog):
 def test_pass_nostop_without_round_trip(procs, server, kind, prog):
     """`handle SIGUSR1 nostop noprint pass` puts SIGUSR1 in QPassSignals: the stub delivers it
     itself, so no stop reply for it ever reaches gdb."""
+    if kind == "gdbserver" and harness.gdb_version() == "gdb16":
+        pytest.skip("gdbserver 16's packet log holds the raw bytes of its x replies: not readable as text")
     extra = ["--debug"] if kind == "gdbstub" else ["--debug", "--remote-debug"]
     srv = server(prog, extra=extra)
     result = harness.run_gdb(procs, srv.port, ["handle SIGUSR1 SIGALRM nostop noprint pass", "continue"],

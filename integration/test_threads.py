@@ -66,12 +66,16 @@ def _thread_rows(session: Session) -> str:
 
 
 @pytest.mark.parametrize("prog", ["threadlife", "threadlife-32"])
-def test_threads_created_and_exited_between_stops(debug, reference, prog):
+def test_threads_created_and_exited_between_stops(debug, reference, prog, kind, request):
     """A thread created and joined while main is stepped with `next`, another exiting while main is
     stopped at a breakpoint: gdb's thread list must follow, as with gdbserver."""
     script = ["break checkpoint", f"break {location('create-b', 'threadlife')}", "continue", "info threads",
               "continue", "next", "next", "info threads", "continue", "info threads", "continue",
               "info threads", "continue"]
+    if kind == "gdbstub" and harness.gdb_version() == "gdb16":
+        request.applymarker(pytest.mark.xfail(strict=True, reason=(
+            "no QThreadOptions yet: gdb 16 then turns on QThreadEvents while it steps and prints "
+            "[Thread ... exited] for threads gdbserver 16 does not report")))
     ours, ref = debug(prog, [], script), reference(prog, [], script)
     expect(ours, r"^\[Inferior 1 \(process \d+\) exited normally\]$")
     assert "threadlife done" in ours.inferior_output, ours.describe()
@@ -125,7 +129,11 @@ def test_next_in_one_thread_while_others_run(debug, prog):
 HANDLES = (
     "python\n"
     "for t in sorted(gdb.selected_inferior().threads(), key=lambda t: t.name):\n"
-    "    print('handle', t.name, t.handle().hex())\n"
+    "    try:\n"
+    "        h = t.handle().hex()\n"
+    "    except RuntimeError:\n"  # gdb 16: 'Thread handle not found' for some, through either server
+    "        h = 'none'\n"
+    "    print('handle', t.name, h)\n"
     "end"
 )
 
@@ -134,13 +142,18 @@ HANDLES = (
 def test_pthread_handles_same_as_gdbserver(procs, debug, reference, prog, tmp_path):
     """qXfer:threads `handle=`: the pthread_t of each thread, as gdbserver's libthread_db gives it
     (gdb's Python `InferiorThread.handle()`); `info threads` shows Thread PID.TID through both."""
+    if harness.gdb_version() == "gdb16":
+        pytest.skip("gdbserver 16 runs on the gdb 16 root's glibc, whose libthread_db refuses this machine's "
+                    "libc: it reports no handles")
     script_file = tmp_path / "handles.gdb"
     script_file.write_text(HANDLES + "\n")
     script = ["break worker", "continue", f"source {script_file}"]
     ours, ref = debug(prog, [], script), reference(prog, [], script)
-    got = sorted(re.findall(r"^handle (\S+) ([0-9a-f]+)$", ours.out, re.M))
-    want = sorted(re.findall(r"^handle (\S+) ([0-9a-f]+)$", ref.out, re.M))
+    got = sorted(re.findall(r"^handle (\S+) ([0-9a-f]+|none)$", ours.out, re.M))
+    want = sorted(re.findall(r"^handle (\S+) ([0-9a-f]+|none)$", ref.out, re.M))
     assert len(want) == 9, ref.describe()
+    if harness.gdb_version() == "gdb13":
+        assert all(handle != "none" for _, handle in want), ref.describe()
     assert got == want, f"handles differ\nours: {got}\ngdbserver: {want}\n{ours.describe()}"
 
 

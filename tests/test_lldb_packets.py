@@ -177,11 +177,33 @@ def test_watchpoint_support_info_only_with_debug_registers(session):
 
 
 def test_binary_read(session):
+    session.handle(b"qSupported:xmlRegisters=i386,arm,mips,arc;multiprocess+;fork-events+;vfork-events+")  # lldb 14's
     assert session.handle(b"x0,0") == b"OK"
     assert session.handle(b"x1023,4") == bytes([0x23, 0x24, 0x25, 0x26])
     assert session.handle(b"x9000,4") == b"E01"  # unreadable
     assert session.handle(b"x1000") == b"E01"
     assert session.handle(b"xzz,1") == b"E01"
+
+
+def test_binary_read_in_gdb_form(session):
+    """gdb 16 reads `b` + data once offered binary-upload+; `b` alone is an empty read."""
+    assert b"binary-upload+" in session.handle(b"qSupported:multiprocess+;QThreadOptions+;error-message+").split(b";")
+    assert session.handle(b"x1000,0") == b"b"
+    assert session.handle(b"x1023,4") == b"b" + bytes([0x23, 0x24, 0x25, 0x26])
+    assert session.handle(b"x9000,4") == b"E.unreadable"  # the OSError's reason: gdb offered error-message+
+    assert session.handle(b"x1ffe,10") == b"b\xfe\xff"  # cut at the end of what is readable
+    assert session.handle(b"x1000") == b"E.malformed x packet"
+
+
+def test_binary_read_fits_packet_size(session, monkeypatch):
+    """A reply whose escaped form would overflow PacketSize is cut (a short read), never sent too long."""
+    from gdbstub.protocol import hostio, packets
+
+    monkeypatch.setattr(packets, "PACKET_SIZE", 64)
+    session.handle(b"qSupported:error-message+")
+    reply = session.handle(b"x1023,100")  # 0x23 '#', 0x24 '$' and later '*' and '}' cost two bytes each
+    assert reply[:1] == b"b" and 1 + hostio.escaped_length(reply[1:]) <= 64
+    assert reply[1:] == session.target.memory[0x23 : 0x23 + len(reply) - 1]
 
 
 # --- threads -------------------------------------------------------------------------

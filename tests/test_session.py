@@ -120,7 +120,7 @@ def test_qsupported_advertises_only_implemented(session: Session) -> None:
     reply = session.handle(b"qSupported:multiprocess+;swbreak+;hwbreak+")
     assert reply is not None
     items = reply.split(b";")
-    assert b"PacketSize=47ff" in items  # gdbserver's
+    assert b"PacketSize=2001f" in items  # gdbserver 16's
     assert b"multiprocess+" in items and b"swbreak+" in items
     assert b"hwbreak+" not in items  # the fake target has no hardware breakpoints
     assert b"qXfer:features:read+" in items

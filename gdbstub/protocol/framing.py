@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import zlib
 
-MAX_PACKET = 0x4800  # payload bytes we accept (above session.PACKET_SIZE); larger packets are refused
+MAX_PACKET = 0x20100  # payload bytes we accept (above session.PACKET_SIZE); larger packets are refused
 HEAD = 64  # bytes of an oversized packet kept: enough for its name, never its body
 
 

@@ -17,7 +17,7 @@ from ..arch.lldbxml import lldb_target_xml
 from ..target.base import StopEvent, StopKind
 from ..target.linux import inferior_syscall, procfs, svr4
 from . import packets, signals
-from .session import E01, OK, PACKET_SIZE, Feature, Handler, XferObject
+from .session import E01, OK, Feature, Handler, XferObject
 from .xfer import target_description
 
 if TYPE_CHECKING:
@@ -117,18 +117,6 @@ def memory_region_info(s: Session, args: bytes) -> bytes:
         if m.path:
             items.append(("name", _hex(m.path)))
     return _pairs(items)
-
-
-def binary_read(s: Session, args: bytes) -> bytes:
-    """lldb's 'x ADDR,LEN': the bytes themselves (framing escapes them); 'x0,0' probes support."""
-    addr_s, sep, len_s = args.partition(b",")
-    if not sep:
-        return E01
-    addr, length = int(addr_s, 16), int(len_s, 16)
-    if length == 0:
-        return OK
-    data = s.target.read_memory(_pid(s), addr, min(length, PACKET_SIZE))
-    return data if data else b"E08"
 
 
 def shlib_info_addr(s: Session, args: bytes) -> bytes:
@@ -386,7 +374,6 @@ HANDLERS: dict[str, Handler] = {
     "qHostInfo": host_info,
     "qProcessInfo": process_info,
     "qMemoryRegionInfo": memory_region_info,
-    "x": binary_read,
     "qShlibInfoAddr": shlib_info_addr,
     "_M": allocate_memory,
     "_m": deallocate_memory,

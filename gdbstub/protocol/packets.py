@@ -9,11 +9,14 @@ from typing import TYPE_CHECKING
 from ..target.base import ResumeAction, StopKind
 from . import grammar as g
 from . import signals
+from .hostio import fit_escaped
 from .nonstop import question_non_stop
 from .session import E01, OK, PACKET_SIZE, Feature, Handler, SessionEnd
 
 if TYPE_CHECKING:
     from .session import Session
+
+E08 = b"E08"  # lldb-server's answer to a read of nothing readable
 
 def q_supported(s: Session, args: bytes) -> bytes:
     """Negotiate, and list what the stub offers.
@@ -195,6 +198,27 @@ def read_memory(s: Session, args: bytes) -> bytes:
     if length == 0:
         return b""
     return s.target.read_memory(s.current_pid(), req.addr, length).hex().encode()
+
+
+def binary_read(s: Session, args: bytes) -> bytes:
+    """`x ADDR,LEN`: the bytes themselves, half the wire of `m`'s hex.
+
+    Two clients, two forms. gdb 16 (once the stub offers `binary-upload+`) wants `b` and the data,
+    `b` alone for nothing read; lldb probes with `x0,0` and wants `OK`, then the bare data. gdb
+    offers nothing for it, but every gdb that sends `x` offers `QThreadOptions+` (gdb 14+) and
+    `error-message+` (gdb 15+), which lldb never does. The reply is cut where its escaped form
+    would overflow PacketSize (a short read is allowed)."""
+    req = g.parse(g.ReadMemory, args)
+    gdb_form = any(s.negotiated.client_features.get(name) == "+" for name in ("error-message", "QThreadOptions"))
+    if req.length == 0:
+        return b"b" if gdb_form else OK
+    data = s.target.read_memory(s.current_pid() if s.target.threads else s.target.pid, req.addr,
+                                min(req.length, PACKET_SIZE))
+    if not data:
+        return E08 if not gdb_form else E01
+    if gdb_form:
+        return b"b" + fit_escaped(data, PACKET_SIZE - 1)
+    return fit_escaped(data, PACKET_SIZE)
 
 
 def write_memory(s: Session, args: bytes) -> bytes:
@@ -399,6 +423,7 @@ HANDLERS: dict[str, Handler] = {
     "p": read_register,
     "P": write_register,
     "m": read_memory,
+    "x": binary_read,
     "M": write_memory,
     "X": write_binary,
     "H": set_thread,
@@ -431,4 +456,5 @@ FEATURES: list[Feature] = [
     ("vfork-events+", lambda s: s.target.report_vfork),
     ("exec-events+", lambda s: s.target.report_exec),
     ("vContSupported+", _always),
+    ("binary-upload+", _always),
 ]
