@@ -6,12 +6,13 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
+from gdbstub.protocol.registry import new_session
 from gdbstub.protocol.session import Session
 from gdbstub.target.linux.process import LinuxTarget
 
 
 def session() -> Session:
-    return Session(LinuxTarget())
+    return new_session(LinuxTarget())
 
 
 def test_catch_syscalls_all_some_and_off() -> None:
@@ -36,7 +37,7 @@ def test_catch_syscalls_bad_arguments_change_nothing() -> None:
 def test_thread_events() -> None:
     s = session()
     assert s.handle(b"QThreadEvents:1") == b"OK"
-    assert s.target.thread_events and s.thread_events
+    assert s.target.thread_events and s.negotiated.thread_events
     assert s.handle(b"QThreadEvents:0") == b"OK"
     assert not s.target.thread_events
     assert s.handle(b"QThreadEvents:2") == b"E01"

@@ -121,10 +121,10 @@ def test_tls_layout_of_a_static_executable(tmp_path: Any) -> None:
 def test_monitor_libthread_db_search_path() -> None:
     """Set, then reset to gdbserver's default with no argument; qGetTLSAddr then depends on it."""
     from gdbstub.protocol import monitor
-    from gdbstub.protocol.session import Session
+    from gdbstub.protocol.registry import new_session
     from gdbstub.target.linux.process import LinuxTarget
 
-    s = Session(LinuxTarget())
+    s = new_session(LinuxTarget())
     sent: list[bytes] = []
     s.notify = sent.append
     assert monitor.run_command(s, "set libthread-db-search-path /x:/y")
