@@ -16,14 +16,14 @@ bit is clear, so a changed $ymm2 upper half would otherwise never reach the CPU.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, NamedTuple
 
 Buffer = Literal["user", "xstate"]
 
 
-@dataclass(frozen=True)
-class Reg:
+class Reg(NamedTuple):
+    """One register: where it sits in the g packet and in the raw buffers."""
+
     name: str
     regnum: int
     size: int  # bytes in the g packet
@@ -42,41 +42,49 @@ class Reg:
         return self.size * 8
 
 
-@dataclass
 class RegBuffers:
-    """The raw per-thread register state the table reads from and writes to."""
+    """The raw per-thread register state the table reads from and writes to.
 
-    user: bytearray
-    xstate: bytearray
+    A slotted class, not a dataclass: the start-up path pays for each dataclass."""
+
+    __slots__ = ("user", "xstate")
+
+    def __init__(self, user: bytearray, xstate: bytearray) -> None:
+        self.user = user
+        self.xstate = xstate
 
 
 Codec = tuple[Callable[[Reg, RegBuffers], bytes], Callable[[Reg, RegBuffers, bytes], None]]
 
 
-@dataclass(frozen=True)
 class Arch:
-    """An architecture: its register table and what goes in stop replies."""
+    """An architecture: its register table and what goes in stop replies (built once, not
+    changed after: a slotted class rather than a frozen dataclass, for start-up)."""
 
-    name: str  # gdb's architecture name
-    word: int  # pointer size in bytes
-    regs: tuple[Reg, ...]
-    pc: str
-    sp: str
-    fp: str
-    expedite: tuple[str, ...]
-    features_xml: str  # the whole target.xml
-    codecs: dict[str, Codec] = field(default_factory=dict)
-    xcr0: int = 0  # the XSAVE components this table was built for
+    __slots__ = ("name", "word", "regs", "pc", "sp", "fp", "expedite", "features_xml", "codecs",
+                 "xcr0", "_by_num", "_by_name")
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "_by_num", {r.regnum: r for r in self.regs})
-        object.__setattr__(self, "_by_name", {r.name: r for r in self.regs})
+    def __init__(self, name: str, word: int, regs: tuple[Reg, ...], pc: str, sp: str, fp: str,
+                 expedite: tuple[str, ...], features_xml: str, codecs: dict[str, Codec] | None = None,
+                 xcr0: int = 0) -> None:
+        self.name = name  # gdb's architecture name
+        self.word = word  # pointer size in bytes
+        self.regs = regs
+        self.pc = pc
+        self.sp = sp
+        self.fp = fp
+        self.expedite = expedite
+        self.features_xml = features_xml  # the whole target.xml
+        self.codecs: dict[str, Codec] = {} if codecs is None else codecs
+        self.xcr0 = xcr0  # the XSAVE components this table was built for
+        self._by_num = {r.regnum: r for r in regs}
+        self._by_name = {r.name: r for r in regs}
 
     def by_num(self, regnum: int) -> Reg | None:
-        return self._by_num.get(regnum)  # type: ignore[attr-defined,no-any-return]
+        return self._by_num.get(regnum)
 
     def by_name(self, name: str) -> Reg:
-        return self._by_name[name]  # type: ignore[attr-defined,no-any-return]
+        return self._by_name[name]
 
     @property
     def g_size(self) -> int:

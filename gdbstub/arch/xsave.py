@@ -16,9 +16,8 @@ from __future__ import annotations
 
 import ctypes
 import mmap
-from dataclasses import dataclass
 from functools import cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
     from construct import Construct, Struct
@@ -111,9 +110,9 @@ def field_offset(struct: Struct, name: str) -> int:
     raise KeyError(name)
 
 
-@dataclass(frozen=True)
-class Layout:
-    """Where each enabled extended component lives in this CPU's XSAVE area."""
+class Layout(NamedTuple):
+    """Where each enabled extended component lives in this CPU's XSAVE area (a NamedTuple:
+    hashable for the register-table cache, and no dataclass cost at start-up)."""
 
     xcr0: int
     offsets: tuple[tuple[int, int], ...]  # (component bit, offset), ascending
