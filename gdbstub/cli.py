@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from dataclasses import dataclass, field
 
 from . import __version__
 from .launcher import Launcher, Terminal
@@ -74,22 +73,24 @@ Debug options:
 """
 
 
-@dataclass
 class Options:
-    once: bool = False
-    multi: bool = False
-    attach: bool = False
-    debug: bool = False
-    debug_file: str | None = None
-    debug_format: str | None = None
-    disable_aslr: bool = True
-    startup_with_shell: bool = False
-    wrapper: list[str] = field(default_factory=list)
-    disabled: set[str] = field(default_factory=set)
-    allow_any_user: bool = False
-    send_timeout: float = SEND_TIMEOUT
-    comm: str = ""
-    program: list[str] = field(default_factory=list)
+    """The parsed command line (a plain class: each dataclass costs start-up time)."""
+
+    def __init__(self) -> None:
+        self.once = False
+        self.multi = False
+        self.attach = False
+        self.debug = False
+        self.debug_file: str | None = None
+        self.debug_format: str | None = None
+        self.disable_aslr = True
+        self.startup_with_shell = False
+        self.wrapper: list[str] = []
+        self.disabled: set[str] = set()
+        self.allow_any_user = False
+        self.send_timeout: float = SEND_TIMEOUT
+        self.comm = ""
+        self.program: list[str] = []
 
 
 class UsageError(Exception):

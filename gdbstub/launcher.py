@@ -10,7 +10,6 @@ import shlex
 import shutil
 import signal
 import sys
-from dataclasses import dataclass, field
 
 from .target.linux.process import LaunchError, LinuxTarget
 
@@ -85,19 +84,24 @@ def host_environ() -> dict[str, str]:
     return {os.fsdecode(name): os.fsdecode(value) for name, value in items}
 
 
-@dataclass
 class Launcher:
-    """The settings new programs start with; extended-remote packets change them."""
+    """The settings new programs start with; extended-remote packets change them.
 
-    program: list[str] = field(default_factory=list)  # the last program and its arguments
-    env: dict[str, str] = field(default_factory=host_environ)
-    cwd: str | None = None
-    startup_with_shell: bool = False
-    disable_aslr: bool = True
-    wrapper: list[str] = field(default_factory=list)
-    stdio_fds: tuple[int, int, int] | None = None  # for the stdio transport: off the channel
-    initial_env: dict[str, str] = field(default_factory=host_environ)
-    terminal: Terminal | None = None  # set by the CLI when the program shares the stub's terminal
+    A plain class, not a dataclass: each dataclass costs start-up time."""
+
+    def __init__(self, program: list[str] | None = None, env: dict[str, str] | None = None,
+                 cwd: str | None = None, startup_with_shell: bool = False, disable_aslr: bool = True,
+                 wrapper: list[str] | None = None, stdio_fds: tuple[int, int, int] | None = None,
+                 initial_env: dict[str, str] | None = None, terminal: Terminal | None = None) -> None:
+        self.program: list[str] = [] if program is None else program  # the last program and its arguments
+        self.env = host_environ() if env is None else env
+        self.cwd = cwd
+        self.startup_with_shell = startup_with_shell
+        self.disable_aslr = disable_aslr
+        self.wrapper: list[str] = [] if wrapper is None else wrapper
+        self.stdio_fds = stdio_fds  # for the stdio transport: off the channel
+        self.initial_env = host_environ() if initial_env is None else initial_env
+        self.terminal = terminal  # set by the CLI when the program shares the stub's terminal
 
     def reset_env(self) -> None:
         self.env = dict(self.initial_env)

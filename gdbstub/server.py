@@ -11,7 +11,6 @@ import signal
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 from .launcher import Launcher
 from .protocol import framing
@@ -43,12 +42,15 @@ class StubExit(BaseException):
     (Session.handle's last line of defence) can swallow it."""
 
 
-@dataclass
 class ServerOptions:
-    once: bool = False
-    extended: bool = False
-    disabled_packets: set[str] = field(default_factory=set)
-    send_timeout: float = SEND_TIMEOUT  # --send-timeout: a client that reads nothing this long is gone
+    """How the server runs (a plain class: each dataclass costs start-up time)."""
+
+    def __init__(self, once: bool = False, extended: bool = False, disabled_packets: set[str] | None = None,
+                 send_timeout: float = SEND_TIMEOUT) -> None:
+        self.once = once
+        self.extended = extended
+        self.disabled_packets: set[str] = set() if disabled_packets is None else disabled_packets
+        self.send_timeout = send_timeout  # --send-timeout: a client that reads nothing this long is gone
 
 
 class Server:

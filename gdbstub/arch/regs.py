@@ -61,8 +61,20 @@ class Arch:
     """An architecture: its register table and what goes in stop replies (built once, not
     changed after: a slotted class rather than a frozen dataclass, for start-up)."""
 
-    __slots__ = ("name", "word", "regs", "pc", "sp", "fp", "expedite", "features_xml", "codecs",
-                 "xcr0", "_by_num", "_by_name")
+    __slots__ = (
+        "_by_name",
+        "_by_num",
+        "codecs",
+        "expedite",
+        "features_xml",
+        "fp",
+        "name",
+        "pc",
+        "regs",
+        "sp",
+        "word",
+        "xcr0",
+    )
 
     def __init__(self, name: str, word: int, regs: tuple[Reg, ...], pc: str, sp: str, fp: str,
                  expedite: tuple[str, ...], features_xml: str, codecs: dict[str, Codec] | None = None,

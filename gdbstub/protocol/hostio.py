@@ -25,7 +25,6 @@ import os
 import stat
 import weakref
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ..binary import Record
@@ -295,12 +294,14 @@ class FileSystem:
 # --- per-session state -----------------------------------------------------------------
 
 
-@dataclass
 class HostIO:
-    """One session's open files and file-system choice."""
+    """One session's open files and file-system choice (not a dataclass: start-up cost)."""
 
-    fs: FileSystem = field(default_factory=FileSystem)
-    fds: set[int] = field(default_factory=set)
+    __slots__ = ("fds", "fs")
+
+    def __init__(self) -> None:
+        self.fs = FileSystem()
+        self.fds: set[int] = set()
 
     def fd(self, text: bytes) -> int:
         fd = _int(text)
