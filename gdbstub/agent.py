@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 MAX_LENGTH = 4096  # bytes of one expression
 MAX_STACK = 1024  # values on the stack
@@ -99,16 +98,16 @@ OP_PRINTF = 0x34
 REF_SIZES = {0x17: 1, 0x18: 2, 0x19: 4, 0x1A: 8}
 
 
-@dataclass(frozen=True)
-class Instruction:
+class Instruction(NamedTuple):
+    """One checked instruction (NamedTuples here: a dataclass costs start-up time)."""
+
     pc: int
     op: int
     arg: int = 0  # the operand (jump target, constant, register, bit count)
     text: bytes = b""  # printf: the format string, NUL removed
 
 
-@dataclass(frozen=True)
-class Expression:
+class Expression(NamedTuple):
     """A checked agent expression; instructions keyed by their byte offset."""
 
     code: bytes
@@ -356,13 +355,15 @@ def format_printf(fmt: bytes, args: list[int], read_string: Callable[[int], byte
 # --- breakpoint conditions and commands ---------------------------------------------------
 
 
-@dataclass
 class BreakpointAgent:
     """What gdb attached to one breakpoint location: conditions (any true reports), commands."""
 
-    conditions: list[Expression] = field(default_factory=list)
-    commands: list[Expression] = field(default_factory=list)
-    persist: bool = False
+    __slots__ = ("commands", "conditions", "persist")
+
+    def __init__(self) -> None:
+        self.conditions: list[Expression] = []
+        self.commands: list[Expression] = []
+        self.persist = False
 
 
 def parse_extras(text: bytes) -> BreakpointAgent:

@@ -13,7 +13,7 @@ import struct
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from ..agent import AgentError, Expression
 
@@ -40,15 +40,13 @@ def timestamp() -> int:
 # --- actions ----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class CollectRegisters:
+class CollectRegisters(NamedTuple):
     """``R mask``: gdbserver collects every register whatever the mask; so does the stub."""
 
     mask: int
 
 
-@dataclass(frozen=True)
-class CollectMemory:
+class CollectMemory(NamedTuple):
     """``M basereg,offset,length``: basereg -1 is an absolute address."""
 
     basereg: int
@@ -56,8 +54,7 @@ class CollectMemory:
     length: int
 
 
-@dataclass(frozen=True)
-class Evaluate:
+class Evaluate(NamedTuple):
     """``X len,bytes``: an agent expression run for its trace opcodes (and setv)."""
 
     expr: Expression
@@ -144,26 +141,28 @@ def parse_actions(text: bytes) -> list[tuple[Action, bytes, bool]]:
 # --- tracepoints and state variables ---------------------------------------------------
 
 
-@dataclass
 class Tracepoint:
-    """One location of one tracepoint (gdb numbers them; a number may have several addresses)."""
+    """One location of one tracepoint (gdb numbers them; a number may have several addresses).
 
-    number: int
-    address: int
-    enabled: bool
-    step_count: int
-    pass_count: int
-    fast: int = 0  # F<len>: a fast tracepoint, served by the same trap
-    cond: Expression | None = None
-    cond_text: bytes = b""  # X<len>,<hex> as received, for upload
-    actions: list[Action] = field(default_factory=list)
-    step_actions: list[Action] = field(default_factory=list)
-    action_texts: list[bytes] = field(default_factory=list)
-    step_action_texts: list[bytes] = field(default_factory=list)
-    sources: list[tuple[bytes, bytes]] = field(default_factory=list)  # (type, text)
-    stepping_next: bool = False  # the last continuation switched to while-stepping actions
-    hits: int = 0
-    usage: int = 0  # trace buffer bytes its frames hold (data, not headers)
+    The records of this module are plain classes or NamedTuples: a dataclass costs start-up time."""
+
+    def __init__(self, number: int, address: int, enabled: bool, step_count: int, pass_count: int) -> None:
+        self.number = number
+        self.address = address
+        self.enabled = enabled
+        self.step_count = step_count
+        self.pass_count = pass_count
+        self.fast = 0  # F<len>: a fast tracepoint, served by the same trap
+        self.cond: Expression | None = None
+        self.cond_text = b""  # X<len>,<hex> as received, for upload
+        self.actions: list[Action] = []
+        self.step_actions: list[Action] = []
+        self.action_texts: list[bytes] = []
+        self.step_action_texts: list[bytes] = []
+        self.sources: list[tuple[bytes, bytes]] = []  # (type, text)
+        self.stepping_next = False  # the last continuation switched to while-stepping actions
+        self.hits = 0
+        self.usage = 0  # trace buffer bytes its frames hold (data, not headers)
 
     def add_actions(self, text: bytes) -> None:
         if text.startswith(b"S"):
@@ -225,13 +224,15 @@ def parse_definition(args: bytes) -> tuple[Tracepoint, bool]:
     return tp, more
 
 
-@dataclass
 class StateVariable:
-    number: int
-    initial: int
-    builtin: bool  # has a getter in the stub ($trace_timestamp)
-    name: bytes
-    value: int | None = None
+    """A trace state variable (QTDV)."""
+
+    def __init__(self, number: int, initial: int, builtin: bool, name: bytes, value: int | None = None) -> None:
+        self.number = number
+        self.initial = initial
+        self.builtin = builtin  # has a getter in the stub ($trace_timestamp)
+        self.name = name
+        self.value = value
 
     def current(self) -> int | None:
         if self.builtin and self.number == TIMESTAMP_VARIABLE:
@@ -265,20 +266,22 @@ def timestamp_variable() -> StateVariable:
 # --- frames and the buffer -----------------------------------------------------------------
 
 
-@dataclass
 class Frame:
     """One trace frame: its blocks in collection order, indexed for g/m/qTV while selected."""
 
-    tpnum: int
-    address: int  # the tracepoint's (gdbserver's traceframe address for tfind pc/range)
-    data: bytearray = field(default_factory=bytearray)
-    memory: list[tuple[int, bytes]] = field(default_factory=list)
-    variables: dict[int, int] = field(default_factory=dict)
-    regs_at: int = -1  # where the R block's registers start in data (-1: none collected)
-    regs_size: int = 0
-    # The registers in g layout, made when first needed: converting the raw ptrace buffers
-    # is most of a hit's Python time, and most frames are never looked at one by one.
-    regs_later: Callable[[], bytes] | None = None
+    __slots__ = ("address", "data", "memory", "regs_at", "regs_later", "regs_size", "tpnum", "variables")
+
+    def __init__(self, tpnum: int, address: int) -> None:
+        self.tpnum = tpnum
+        self.address = address  # the tracepoint's (gdbserver's traceframe address for tfind pc/range)
+        self.data = bytearray()
+        self.memory: list[tuple[int, bytes]] = []
+        self.variables: dict[int, int] = {}
+        self.regs_at = -1  # where the R block's registers start in data (-1: none collected)
+        self.regs_size = 0
+        # The registers in g layout, made when first needed: converting the raw ptrace buffers
+        # is most of a hit's Python time, and most frames are never looked at one by one.
+        self.regs_later: Callable[[], bytes] | None = None
 
     def add_registers(self, size: int, later: Callable[[], bytes]) -> None:
         """The R block was just appended (zeros): its bytes come from ``later``."""
