@@ -13,7 +13,6 @@ import sys
 
 from . import __version__
 from .launcher import Launcher, Terminal
-from .protocol.monitor import debug_format
 from .protocol.session import S_STOP_REPLIES
 from .server import Server, ServerOptions
 from .target.linux.process import LaunchError, LinuxTarget
@@ -212,6 +211,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     _setup_logging(opts)
     if opts.debug_format is not None:
+        from .protocol.monitor import debug_format  # monitor's packets are imported on first use
+
         _, bad = debug_format(opts.debug_format)
         if bad is not None:
             print(f'Unknown debug-format argument: "{bad}"', file=sys.stderr, flush=True)

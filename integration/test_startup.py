@@ -35,6 +35,22 @@ HEAVY = (
 )
 
 
+# The packet modules gdb's session needs late or never: the registry imports each on the first
+# of its packets (lldb serves target.xml and qSymbol goes to tls once a session runs).
+LATE = (
+    "gdbstub.protocol.lldb",
+    "gdbstub.protocol.monitor",
+    "gdbstub.protocol.osdata",
+    "gdbstub.protocol.search",
+    "gdbstub.protocol.tls",
+    "gdbstub.protocol.tracepoints",
+)
+
+
+def late_in(modules: list[str]) -> list[str]:
+    return sorted(set(modules) & set(LATE))
+
+
 def imported(text: str) -> list[str]:
     return IMPORT_LINE.findall(text)
 
@@ -54,6 +70,7 @@ def test_version_imports_nothing_heavy(procs):
     modules = imported(err)
     assert "gdbstub.cli" in modules  # the report is there: the check below can fail
     assert heavy_in(modules) == []
+    assert late_in(modules) == []
 
 
 def test_nothing_heavy_before_listening_or_the_first_stop(procs):
@@ -69,6 +86,7 @@ def test_nothing_heavy_before_listening_or_the_first_stop(procs):
     before = imported(err.text[: err.text.index("Listening on port")])
     assert "gdbstub.server" in before and "gdbstub.protocol.session" in before
     assert heavy_in(before) == []
+    assert late_in(before) == []
     result = harness.run_gdb(procs, int(found.group(1)), ["break main", "continue", "info registers rip", "kill"])
     assert re.search(r"^rip\s+0x[0-9a-f]+", result.stdout, re.M), result.describe()
     try:

@@ -8,42 +8,100 @@ neither, and is handed its tables."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from importlib import import_module
 from types import ModuleType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
-from . import (
-    breakpoints,
-    events,
-    extended,
-    hostio,
-    lldb,
-    monitor,
-    nonstop,
-    osdata,
-    packets,
-    search,
-    siginfo,
-    svr4,
-    tls,
-    tracepoints,
-    xfer,
-)
-from .session import Session, Tables
+from ..target.base import StopEvent
+from . import breakpoints, events, extended, hostio, nonstop, packets, siginfo, svr4, xfer
+from .session import Handler, Session, StopExtra, Tables, XferObject
 
 if TYPE_CHECKING:
     from ..target.linux.process import LinuxTarget
 
 
+class Lazy(NamedTuple):
+    """What a packet module imported on first use contributes, declared here so that
+    start-up does not import it (tests/test_protocol_layout.py checks this against the
+    module). Its features are always offered; its qXfer objects are read-only and always
+    available."""
+
+    handlers: tuple[str, ...] = ()
+    objects: tuple[str, ...] = ()
+    features: tuple[str, ...] = ()
+    stop_extras: int = 0
+
+
+LAZY: dict[str, Lazy] = {
+    "lldb": Lazy(handlers=("QThreadSuffixSupported", "QListThreadsInStopReply", "qHostInfo", "qProcessInfo",
+                           "qMemoryRegionInfo", "qShlibInfoAddr", "_M", "_m", "jThreadsInfo", "qThreadStopInfo",
+                           "QSaveRegisterState", "QRestoreRegisterState", "k"),
+                 objects=("features",), stop_extras=1),
+    "monitor": Lazy(handlers=("qRcmd",)),
+    "osdata": Lazy(objects=("osdata",), features=("qXfer:osdata:read+",)),
+    "search": Lazy(handlers=("qSearch",)),
+    "tls": Lazy(handlers=("qGetTLSAddr", "qSymbol")),
+}
+
 # In this order: a later module's handler or object of the same name wins (lldb's 'k' and
-# target.xml), and qSupported lists features in it.
-MODULES: tuple[ModuleType, ...] = (
-    packets, xfer, lldb, extended, monitor, hostio, svr4, nonstop, siginfo, breakpoints, events,
-    osdata, search, tls,
+# target.xml), and qSupported lists features in it. A name is a module of LAZY.
+MODULES: tuple[ModuleType | str, ...] = (
+    packets, xfer, "lldb", extended, "monitor", hostio, svr4, nonstop, siginfo, breakpoints, events,
+    "osdata", "search", "tls",
 )
-# Then modules that add themselves to a session once it exists (what they offer depends on
-# its target): tracepoints, last, routes g/p/m of the modules above while a frame is selected.
-INSTALLERS: tuple[Callable[[Session], None], ...] = (tracepoints.install,)
+# Then modules whose install() adds them to a session once it exists (what they offer depends
+# on its target): tracepoints, last, routes g/p/m of the modules above while a frame is selected.
+INSTALLERS: tuple[str, ...] = ("tracepoints",)
+
+
+def load(name: str) -> ModuleType:
+    """A packet module of this package, imported on first use."""
+    return import_module(f"{__package__}.{name}")
+
+
+def _handler(module: str, name: str) -> Handler:
+    def handler(s: Session, args: bytes) -> bytes | None:
+        result: bytes | None = load(module).HANDLERS[name](s, args)
+        return result
+    return handler
+
+
+def _reader(module: str, name: str) -> XferObject:
+    def read(s: Session, annex: str) -> bytes:
+        result: bytes = load(module).OBJECTS[name].read(s, annex)
+        return result
+    return XferObject(read)
+
+
+def _stop_extra(module: str, index: int) -> StopExtra:
+    def extra(s: Session, event: StopEvent) -> bytes:
+        result: bytes = load(module).STOP_EXTRAS[index](s, event)
+        return result
+    return extra
+
+
+def _always(s: Session) -> bool:
+    return True
+
+
+def _module_tables(module: ModuleType) -> Tables:
+    t = Tables()
+    t.handlers = getattr(module, "HANDLERS", {})
+    t.features = getattr(module, "FEATURES", [])
+    t.objects = getattr(module, "OBJECTS", {})
+    t.stop_extras = getattr(module, "STOP_EXTRAS", [])
+    return t
+
+
+def _lazy_tables(name: str) -> Tables:
+    """Stand-ins that import the module when one of its packets comes."""
+    t = Tables()
+    lazy = LAZY[name]
+    t.handlers = {h: _handler(name, h) for h in lazy.handlers}
+    t.objects = {o: _reader(name, o) for o in lazy.objects}
+    t.features = [(f, _always) for f in lazy.features]
+    t.stop_extras = [_stop_extra(name, i) for i in range(lazy.stop_extras)]
+    return t
 
 
 def tables() -> Tables:
@@ -53,16 +111,17 @@ def tables() -> Tables:
     STOP_EXTRAS."""
     t = Tables()
     for module in MODULES:
-        t.handlers.update(getattr(module, "HANDLERS", {}))
-        t.features += getattr(module, "FEATURES", [])
-        t.objects.update(getattr(module, "OBJECTS", {}))
-        t.stop_extras += getattr(module, "STOP_EXTRAS", [])
+        part = _lazy_tables(module) if isinstance(module, str) else _module_tables(module)
+        t.handlers.update(part.handlers)
+        t.features += part.features
+        t.objects.update(part.objects)
+        t.stop_extras += part.stop_extras
     return t
 
 
 def new_session(target: LinuxTarget, *, extended: bool = False) -> Session:
     """A session over ``target`` that speaks every packet the stub knows."""
     session = Session(target, tables(), extended=extended)
-    for install in INSTALLERS:
-        install(session)
+    for name in INSTALLERS:
+        load(name).install(session)
     return session
