@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import os
 import re
-import shlex
-import shutil
 import signal
 import sys
 
@@ -22,6 +20,8 @@ _NEEDS_QUOTES = re.compile(r"[\s'\"\\]")
 def shell_word(arg: str) -> str:
     """One vRun argument as shell text: raw shell syntax stays, unquoted text is re-quoted."""
     if not arg or _NEEDS_QUOTES.search(arg):
+        import shlex  # here: only a shell start needs it, and every start would pay for it
+
         return shlex.quote(arg)
     return arg
 
@@ -110,12 +110,16 @@ class Launcher:
         """The argv to exec and how many execs precede the program (shell, wrapper)."""
         if self.startup_with_shell:
             shell = os.environ.get("SHELL") or "/bin/sh"  # the stub's own, as gdbserver
+            import shlex  # only a shell start needs it
+
             words = [shlex.quote(w) for w in self.wrapper]
             words += [shlex.quote(argv[0])] + [shell_word(a) for a in argv[1:]]
             return [shell, "-c", "exec " + " ".join(words)], 1 + bool(self.wrapper)
         if self.wrapper:
             wrapper = list(self.wrapper)
             if "/" not in wrapper[0]:  # as execvp: a bare wrapper name is looked up in PATH
+                import shutil  # here: it imports bz2, lzma and zlib, which a plain start never needs
+
                 wrapper[0] = shutil.which(wrapper[0], path=self.env.get("PATH")) or wrapper[0]
             return wrapper + argv, 1
         return list(argv), 0
