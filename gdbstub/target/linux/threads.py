@@ -53,6 +53,7 @@ class Thread:
     report_create: bool = False  # QThreadEvents: its first stop is reported as 'create'
     client_stop: bool = False  # non-stop vCont;t: report the SIGSTOP as a stop with signal 0
     stepping_over: bool = False  # single-stepping off a breakpoint of ours, its int3 lifted
+    options: int = 0  # QThreadOptions: THREAD_OPTION_CLONE | THREAD_OPTION_EXIT (a clone starts with none)
 
     def stop(self) -> None:
         """A ptrace-stop seen: the register caches are read afresh when next needed."""
