@@ -112,3 +112,15 @@ def test_thread_options_announced() -> None:
     s = session()
     features = s.handle(b"qSupported:multiprocess+").split(b";")
     assert b"QThreadOptions=3" in features
+
+
+def test_clone_stop_reply_names_the_new_thread() -> None:
+    """A THREAD_CLONED event: 'T05clone:<child ptid>;' then the parent's thread (no process
+    here, so no registers or core)."""
+    from gdbstub.target.base import StopEvent, StopKind
+
+    s = session()
+    s.multiprocess = True
+    event = StopEvent(StopKind.THREAD_CLONED, 0x64, 0x64, child_pid=0x64, child_tid=0x70)
+    assert s.stop_reply(event).startswith(b"T05clone:p64.70;")
+    assert b"thread:p64.64;" in s.stop_reply(event)
