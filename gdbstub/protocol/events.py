@@ -25,11 +25,16 @@ def q_thread_events(s: Session, args: bytes) -> bytes:
     return OK
 
 
+def _thread_options(s: Session) -> int:
+    """The QThreadOptions the target implements (none for a target that knows nothing of them)."""
+    return int(getattr(s.target, "thread_options_supported", 0))
+
+
 def q_thread_options(s: Session, args: bytes) -> bytes:
     """``QThreadOptions;OPTS[:PTID]...`` (gdb 14+): each entry sets the options of the threads
     its ptid matches (none: all), a later entry wins; threads no entry matches keep theirs, as
     in gdbserver. Nothing changes unless the whole packet is valid."""
-    supported = s.target.thread_options_supported
+    supported = _thread_options(s)
     if not args.startswith(b";") or not supported:
         return E01
     chosen: dict[int, int] = {}
@@ -78,6 +83,6 @@ HANDLERS: dict[str, Handler] = {
 FEATURES: list[Feature] = [
     ("QCatchSyscalls+", lambda s: True),
     ("QThreadEvents+", lambda s: True),
-    (f"QThreadOptions={THREAD_OPTION_CLONE | THREAD_OPTION_EXIT:x}", lambda s: bool(s.target.thread_options_supported)),
+    (f"QThreadOptions={THREAD_OPTION_CLONE | THREAD_OPTION_EXIT:x}", lambda s: _thread_options(s) != 0),
     ("no-resumed+", lambda s: s.no_resumed),
 ]
