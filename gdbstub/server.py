@@ -200,8 +200,7 @@ class Server:
                                     conn.send(b"+")
                                 self._dispatch(session, event.data, send)
                             elif isinstance(event, framing.Interrupt):
-                                if session.running:
-                                    self.target.interrupt()
+                                self.target.interrupt()  # stopped too: the next resume reports it
                             elif isinstance(event, framing.Nak):
                                 if last_sent and not session.no_ack:
                                     conn.send(last_sent)

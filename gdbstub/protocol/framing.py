@@ -266,14 +266,16 @@ class Framer:
         if self._overflow:
             self._overflow = False
             return Oversized(unescape(self._head), self._skipped)  # a '}' cut off at the end is dropped
+        if len(body) > self._max:
+            data = unescape(body)
+            if len(data) > self._max:
+                # Refused whatever its checksum: a NAK would only bring the same packet back.
+                return Oversized(data[:HEAD], len(body))
         try:
             want = int(self._cs.decode("ascii"), 16)
         except ValueError:
             return BadPacket("malformed checksum")
         if checksum(body) != want:
             return BadPacket("bad checksum")
-        data = unescape(body)
-        if len(data) > self._max:
-            return Oversized(data[:HEAD], len(body))
-        return Packet(data)
+        return Packet(unescape(body))
 

@@ -63,4 +63,5 @@ def stepped_onto_tracepoint(target: StopEngine, event: StopEvent) -> None:
         return
     t = target.threads.get(event.tid)
     if t is not None:
-        target.tracer.hit(t.pid, t.tid, target.get_pc(t), may_step=False)
+        t.collected_pc = pc = target.get_pc(t)
+        target.tracer.hit(t.pid, t.tid, pc, may_step=False)

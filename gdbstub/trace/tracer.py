@@ -87,6 +87,11 @@ class Tracer:
     def own(self, pid: int, addr: int, owner: str) -> None:
         self.owners.setdefault((pid, addr), set()).add(owner)
 
+    def client_owns(self, pid: int, addr: int) -> bool:
+        """Whether the client has a breakpoint of its own in the int3 at addr (a plain Z0 has
+        no entry here: the client's)."""
+        return CLIENT in self.owners.get((pid, addr), (CLIENT,))
+
     def still_owned(self, pid: int, addr: int, owner: str) -> bool:
         """``owner`` lets go of the int3 at addr: True when another owner still needs it."""
         holders = self.owners.get((pid, addr))

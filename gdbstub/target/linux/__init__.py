@@ -41,7 +41,12 @@ Where to look:
   none yet (``debugregs.DebugRegisters.forget_thread``); ``resume._ptrace_resume`` (every
   resume) calls ``debugregs.DebugRegisters.sync``, which writes its process's DR0-DR7
   before it first runs.
-- A thread's state: ``threads.Thread``'s flags, changed together by ``threads.Thread.stop``
-  (a ptrace-stop seen) and ``threads.Thread.run`` (a resume issued); ``threads.Thread.state``
-  names what they add up to (``threads.ThreadState``).
+- A thread's state: ``threads.Thread``'s stored ``state`` (a ``threads.ThreadState``: running, stepping,
+  stepping over, stopping, paused by us, stopped with an event pending, stopped) and the
+  facts behind it change only through ``threads.Thread``'s named transitions
+  (``threads.Thread.stopped_by_event``, ``threads.Thread.resumed_running``,
+  ``threads.Thread.sigstop_sent``, ``threads.Thread.event_kept``, ``threads.Thread.reported``...);
+  the states each may start from are one table, ``threads.TRANSITIONS``. The layers above
+  read the flags but never assign them. Processes have no state of their own: a process
+  is in ``processes`` until its exit is seen, it is killed or detached.
 """

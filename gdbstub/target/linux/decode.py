@@ -61,15 +61,15 @@ class StatusDecoder(MemoryAndBreakpoints):
             return None
         if os.WIFEXITED(status) or os.WIFSIGNALED(status):
             return self._thread_gone(t, status)
-        t.stop()
+        t.stopped_by_event()
         sig = os.WSTOPSIG(status)
         event = status >> 16
         if event:
             return self._ptrace_event(t, event, collecting)
         if sig == signal.SIGSTOP and t.expect_sigstop:
-            t.expect_sigstop = False
+            t.sigstop_arrived()
             if t.report_create:
-                t.report_create = False
+                t.creation_reported()
                 return StopEvent(StopKind.THREAD_CREATED, t.pid, t.tid)
             if t.client_stop and not collecting:  # non-stop vCont;t asked for this stop
                 return StopEvent(StopKind.SIGNAL, t.pid, t.tid, signal=0)
@@ -81,7 +81,7 @@ class StatusDecoder(MemoryAndBreakpoints):
             return self._sigtrap(t, collecting)
         if self._pass_silently(t, sig):
             if collecting:
-                t.deliver = sig
+                t.signal_kept(sig)
             else:
                 self._ptrace_resume(t, sig)
             return None
@@ -98,8 +98,7 @@ class StatusDecoder(MemoryAndBreakpoints):
     def _go_on(self, t: Thread, collecting: bool) -> None:
         """A stop the client never sees: let the thread go on if it should be running."""
         if not collecting and self.running and t.resumed:
-            sig, t.deliver = t.deliver, 0
-            self._resume_one(t, sig)
+            self._resume_one(t, t.take_signal())
 
     def _thread_gone(self, t: Thread, status: int) -> StopEvent | None:
         exited = os.WIFEXITED(status)
@@ -122,8 +121,7 @@ class StatusDecoder(MemoryAndBreakpoints):
     def _new_thread(self, parent: Thread, tid: int, collecting: bool) -> StopEvent | None:
         """A clone: the new thread runs as its parent does, or (QThreadEvents) stops
         and is reported with 'create', as gdbserver does."""
-        t = Thread(tid, parent.pid, stopped=False, expect_sigstop=True, resumed=parent.resumed,
-                   report_create=self.thread_events)
+        t = Thread.clone(tid, parent.pid, parent.resumed, self.thread_events)
         self.threads[tid] = t
         if self.hw is not None:
             self.hw.forget_thread(tid)  # it starts with no debug registers: set before it runs
@@ -139,12 +137,12 @@ class StatusDecoder(MemoryAndBreakpoints):
         if status is None:
             return None
         # Its first stop came before the parent's event.
-        t.stopped = True
-        t.expect_sigstop = False
+        t.stopped_by_event()
+        t.sigstop_arrived()
         if os.WIFSTOPPED(status) and os.WSTOPSIG(status) != signal.SIGSTOP:
-            t.deliver = os.WSTOPSIG(status)
+            t.signal_kept(os.WSTOPSIG(status))
         if t.report_create:
-            t.report_create = False
+            t.creation_reported()
             return StopEvent(StopKind.THREAD_CREATED, t.pid, t.tid)
         self._go_on(t, collecting)
         return None
@@ -153,7 +151,7 @@ class StatusDecoder(MemoryAndBreakpoints):
         """QThreadOptions CLONE: the parent stops with 'clone' and the child is held at its
         first stop until the client resumes it, as gdbserver 14+ does (gdb then fixes up
         a displaced step's child before it runs)."""
-        child = Thread(tid, parent.pid)
+        child = Thread.clone(tid, parent.pid, resumed=False, report_create=False)
         self.threads[tid] = child
         if self.hw is not None:
             self.hw.forget_thread(tid)
@@ -164,8 +162,10 @@ class StatusDecoder(MemoryAndBreakpoints):
             self._forget_thread(child)  # gone already (the process is exiting)
             self._go_on(parent, collecting)
             return None
+        child.stopped_by_event()
+        child.sigstop_arrived()
         if os.WSTOPSIG(status) != signal.SIGSTOP:
-            child.deliver = os.WSTOPSIG(status)
+            child.signal_kept(os.WSTOPSIG(status))
         parent.stop_signal = signal.SIGTRAP
         return StopEvent(StopKind.THREAD_CLONED, parent.pid, parent.tid, child_pid=parent.pid, child_tid=tid)
 
@@ -206,8 +206,10 @@ class StatusDecoder(MemoryAndBreakpoints):
                     reason = SILENT
         if reason is not None and not self._hit_wanted(t, reason):
             if t.action.kind != "s" or not t.resumed:
-                if reason == "swbreak" and not collecting and self.running and not self.non_stop:
-                    return self._step_over_alone(t)
+                if reason == "swbreak":
+                    t.swallowed_pc = self.get_pc(t)  # the resume steps over it (and only it)
+                    if not collecting and self.running and not self.non_stop:
+                        return self._step_over_alone(t)
                 # Goes on (or, while stopping all, stays).
                 self._go_on(t, collecting)
                 return None
@@ -227,8 +229,10 @@ class StatusDecoder(MemoryAndBreakpoints):
         is false (or whose dprintf ran here), a write caught by a read watchpoint's slot."""
         if reason == SILENT:
             return False
-        if reason == "swbreak" and self.tracer.sites and not self.tracer.hit(t.pid, t.tid, self.get_pc(t)):
-            return False
+        if reason == "swbreak" and self.tracer.sites:
+            t.collected_pc = pc = self.get_pc(t)
+            if not self.tracer.hit(t.pid, t.tid, pc):
+                return False
         if reason in ("swbreak", "hwbreak") and self.conditions.table:
             ztype = 0 if reason == "swbreak" else 1
             return self.conditions.should_report(self, t.pid, t.tid, ztype, self.get_pc(t))
@@ -285,8 +289,7 @@ class StatusDecoder(MemoryAndBreakpoints):
         # Only the leader survives an exec (a non-leader that exec'd took its tid).
         for other in [x for x in self.threads.values() if x.pid == pid]:
             self._forget_thread(other)
-        leader = Thread(pid, pid, stopped=True, resumed=t.resumed, action=t.action)
-        leader.stop_signal = signal.SIGTRAP
+        leader = Thread.exec_leader(pid, t)
         self.threads[pid] = leader
         proc.memory.reopen()
         proc.sw_breakpoints.clear()
@@ -314,7 +317,7 @@ class StatusDecoder(MemoryAndBreakpoints):
             self.processes[child] = proc
             thread = Thread(child, child, stopped=True)
             if status is not None and os.WIFSTOPPED(status) and os.WSTOPSIG(status) != signal.SIGSTOP:
-                thread.deliver = os.WSTOPSIG(status)
+                thread.signal_kept(os.WSTOPSIG(status))
             self.threads[child] = thread
             t.stop_signal = signal.SIGTRAP
             kind = StopKind.VFORK if vfork else StopKind.FORK

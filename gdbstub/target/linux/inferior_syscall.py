@@ -74,7 +74,7 @@ def run(target: LinuxTarget, tid: int, call: str, args: Sequence[int]) -> int:
         memory.write(code, insn)
         ptrace.setregs(t.tid, regs)
         if _step(t.pid, t.tid, t.expect_sigstop):
-            t.expect_sigstop = False
+            t.sigstop_arrived()
         return _get(ptrace.getregs(t.tid), "rax", word)
     finally:
         memory.write(code, saved_code)

@@ -168,9 +168,9 @@ class LinuxTarget(ResumePolicy):
         if status is None or not os.WIFSTOPPED(status):
             return
         if os.WSTOPSIG(status) != signal.SIGSTOP or status >> 16:
-            t.expect_sigstop = True
+            t.sigstop_sent()  # the attach's, still due
             if status >> 16 == 0:
-                t.deliver = os.WSTOPSIG(status)
+                t.signal_kept(os.WSTOPSIG(status))
 
     def kill(self, pid: int | None = None) -> None:
         """SIGKILL the process(es) and reap them; no process outlives this."""
@@ -244,14 +244,15 @@ class LinuxTarget(ResumePolicy):
                 ptrace.cont(t.tid, 0)
             except OSError:
                 return
+            t.released_for_sigstop()
             status = self._wait_for(t.tid)
             if status is None or not os.WIFSTOPPED(status):
-                t.stopped = False
                 return
+            t.stopped_by_event()
             if os.WSTOPSIG(status) == signal.SIGSTOP and status >> 16 == 0:
-                t.expect_sigstop = False
+                t.sigstop_arrived()
             elif status >> 16 == 0 and os.WSTOPSIG(status) != signal.SIGTRAP:
-                t.deliver = os.WSTOPSIG(status)
+                t.signal_kept(os.WSTOPSIG(status))
 
     def _detach_signal(self, t: Thread) -> int:
         """The signal the thread stopped with, when the client lets the program have it."""

@@ -35,10 +35,7 @@ class ResumePolicy(StopEngine):
         for tid, action in actions.items():
             t = self.threads.get(tid)
             if t is not None and tid not in held:
-                t.action = action
-                t.resumed = True
-                if action.signal:
-                    t.deliver = action.signal  # kept until the thread really runs
+                t.client_resumed(action)
         self.running = True
         if self.non_stop:
             self._resume_non_stop()
@@ -53,8 +50,7 @@ class ResumePolicy(StopEngine):
             if self._ready:
                 break  # a step-off ended in an event: everything is stopped again
             if t.resumed and t.stopped and t.tid in self.threads:
-                sig, t.deliver = t.deliver, 0
-                self._resume_one(t, sig)
+                self._resume_one(t, t.take_signal())
 
     def _unreported_clones(self) -> set[int]:
         """The new threads of clone events not reported yet: they stay stopped whatever the
@@ -70,13 +66,12 @@ class ResumePolicy(StopEngine):
             if not (t.resumed and t.stopped) or t.tid not in self.threads:
                 continue
             if t.pending is not None:
-                event, t.pending = t.pending, None
+                event = t.event_taken()
                 if self._still_valid(t, event):
                     self._ready.append(event)
-                    t.resumed = False
+                    t.reported()
                     continue
-            sig, t.deliver = t.deliver, 0
-            self._resume_one(t, sig)
+            self._resume_one(t, t.take_signal())
         self.running = any(t.resumed for t in self.threads.values())
         self._wake_if_ready()
 
@@ -86,15 +81,14 @@ class ResumePolicy(StopEngine):
             t = self.threads.get(tid)
             if t is None or not t.resumed:
                 continue
-            t.client_stop = True
+            t.stop_requested()
             if t.stopped:  # stopped for us already (a step-over, a new thread): report now
-                t.client_stop = False
-                t.resumed = False
+                t.reported()
                 self._ready.append(StopEvent(StopKind.SIGNAL, t.pid, t.tid, signal=0))
             elif not t.expect_sigstop:
                 try:
                     ptrace.tgkill(t.pid, t.tid, signal.SIGSTOP)
-                    t.expect_sigstop = True
+                    t.sigstop_sent()
                 except OSError:
                     continue
         self.running = any(x.resumed for x in self.threads.values())
@@ -112,21 +106,20 @@ class ResumePolicy(StopEngine):
                     ptrace.tgkill(t.pid, t.tid, signal.SIGSTOP)
                 except OSError:
                     continue
-                t.expect_sigstop = True
+                t.sigstop_sent()
 
     def _step_off_breakpoints(self) -> StopEvent | None:
         for t in list(self.threads.values()):
-            if not (t.resumed and t.stopped and t.tid in self.threads and self._on_breakpoint(t)):
+            if not (t.resumed and t.stopped and t.tid in self.threads and self._needs_step_over(t)):
                 continue
-            sig, t.deliver = t.deliver, 0
-            event = self._step_over(t, sig)
+            event = self._step_over(t, t.take_signal())
             if event is not None:
                 return event
         return None
 
     def _resume_one(self, t: Thread, sig: int) -> None:
         """Set one stopped thread going per its action (stepping off a breakpoint first)."""
-        if self._on_breakpoint(t):
+        if self._needs_step_over(t):
             event = self._step_over_non_stop(t, sig) if self.non_stop else self._step_over(t, sig)
             if event is not None:
                 self._ready.append(event)
@@ -137,6 +130,21 @@ class ResumePolicy(StopEngine):
                 return
             sig = 0
         self._ptrace_resume(t, sig)
+
+    def _needs_step_over(self, t: Thread) -> bool:
+        """gdbserver's rule: step over a breakpoint only when the thread is still where the
+        stub swallowed a hit of it (false condition, agent dprintf, a tracepoint), or where
+        the trace collected at the last stop and the int3 is the trace's alone now (a step
+        onto a tracepoint, a client's breakpoint there that gdb lifted to step off).
+        Any other breakpoint at the PC is one the client wants hit now: a `jump` onto a
+        tbreak, a step-resume breakpoint; gdb and lldb step off their own themselves."""
+        if not self._on_breakpoint(t):
+            return False
+        try:
+            pc = self.get_pc(t)
+        except OSError:
+            return False
+        return pc == t.swallowed_pc or (pc == t.collected_pc and not self.tracer.client_owns(t.pid, pc))
 
     def _step_over(self, t: Thread, sig: int) -> StopEvent | None:
         """Single-step one thread past the breakpoint at its PC while every other
@@ -151,7 +159,6 @@ class ResumePolicy(StopEngine):
         orig = proc.sw_breakpoints.get(pc)  # None: no int3 here (a tracepoint's while-stepping moved it)
         if orig is not None:
             proc.memory.write(pc, orig)
-        t.stepping_over = True
         try:
             while True:
                 try:
@@ -160,8 +167,11 @@ class ResumePolicy(StopEngine):
                     ptrace.singlestep(t.tid, sig)
                 except OSError:
                     return None
-                t.run()
-                status = self._wait_for(t.tid) if sig == 0 else self._wait_for_dying(t)
+                t.stepping_over_started()
+                # A step may end the whole process (a fatal signal, exit_group): a leader
+                # reports that only once its other threads are reaped.
+                dying = sig != 0 or any(o.pid == t.pid and o is not t for o in self.threads.values())
+                status = self._wait_for_dying(t) if dying else self._wait_for(t.tid)
                 sig = 0
                 if status is None:
                     self._forget_thread(t)
@@ -170,19 +180,19 @@ class ResumePolicy(StopEngine):
                              and t.expect_sigstop and status >> 16 == 0)
                 if not swallowed:
                     break
-                t.expect_sigstop = False  # our old SIGSTOP came first: step again
-                t.stop()
+                t.stopped_by_event()  # our old SIGSTOP came first: step again
+                t.sigstop_arrived()
         finally:
-            t.stepping_over = False
+            t.stepping_over_ended()
             if orig is not None and pc in proc.sw_breakpoints and t.pid in self.processes:
                 try:
                     proc.memory.write(pc, INT3)
-                except OSError:  # the step ended the process (a fatal signal): nothing to restore
+                except OSError:  # the step ended the process (a fatal signal, exit_group)
                     pass
         plain_trap = (os.WIFSTOPPED(status) and os.WSTOPSIG(status) == signal.SIGTRAP
                       and status >> 16 == 0)
         if plain_trap and not (self.hw is not None and self.hw.fired(t.tid)):
-            t.stop()
+            t.stopped_by_event()
             if t.action.kind == "s":
                 t.stop_signal = signal.SIGTRAP
                 return StopEvent(StopKind.SIGNAL, t.pid, t.tid, signal=signal.SIGTRAP)
@@ -220,17 +230,16 @@ class ResumePolicy(StopEngine):
             if x is skip or not (x.resumed and x.stopped) or x.tid not in self.threads:
                 continue
             if x.pending is not None:
-                event, x.pending = x.pending, None
+                event = x.event_taken()
                 if self._still_valid(x, event):
                     self._ready.append(event)
-                    x.resumed = False
+                    x.reported()
                     continue
             if x.client_stop and not x.expect_sigstop:  # its vCont;t SIGSTOP came meanwhile
                 self._ready.append(StopEvent(StopKind.SIGNAL, x.pid, x.tid, signal=0))
-                x.resumed = False
+                x.reported()
                 continue
-            sig, x.deliver = x.deliver, 0
-            self._resume_one(x, sig)
+            self._resume_one(x, x.take_signal())
 
     def _step_over_alone(self, t: Thread) -> StopEvent | None:
         """A breakpoint hit nobody wants (false condition) while other threads run: stop
@@ -238,22 +247,24 @@ class ResumePolicy(StopEngine):
         if any(x is not t and not x.stopped for x in self.threads.values()):
             self._stop_all()
             self.running = True
-        sig, t.deliver = t.deliver, 0
-        event = self._step_over(t, sig) or self._take_pending() or self._step_off_breakpoints()
+        event = self._step_over(t, t.take_signal()) or self._take_pending() or self._step_off_breakpoints()
         if event is not None:
             return event  # reported as usual: everything is stopped already
         for x in list(self.threads.values()):
             if x.resumed and x.stopped and x.tid in self.threads:
-                sig, x.deliver = x.deliver, 0
-                self._resume_one(x, sig)
+                self._resume_one(x, x.take_signal())
         return None
 
     def _ptrace_resume(self, t: Thread, sig: int) -> None:
-        t.run()  # even when refused: not in a ptrace-stop after all
+        stepping = self._stepping(t)
+        if stepping:  # even when refused: not in a ptrace-stop after all
+            t.resumed_stepping()
+        else:
+            t.resumed_running()
         try:
             if self.hw is not None:
                 self.hw.sync(t.pid, t.tid)
-            if self._stepping(t):
+            if stepping:
                 ptrace.singlestep(t.tid, sig)
             elif self.catch_syscalls is not None:
                 ptrace.syscall(t.tid, sig)
@@ -265,9 +276,13 @@ class ResumePolicy(StopEngine):
             log.debug("resume %d failed: %s", t.tid, exc)
 
     def interrupt(self) -> None:
-        """Ctrl-C: SIGINT to the program, as gdbserver does."""
-        if not self.running:
-            return
+        """Ctrl-C: SIGINT to the program's process group, as gdbserver does, also while
+        it is stopped (gdb sends it when the user types it as a stop is reported): the
+        signal waits in the program and the next resume reports it."""
         pid = self.pid
-        if pid in self.processes:
+        if pid not in self.processes:
+            return
+        try:
+            os.killpg(pid, signal.SIGINT)
+        except OSError:  # an attached program that leads no process group
             ptrace.kill_quietly(pid, signal.SIGINT)

@@ -54,9 +54,30 @@ class StopEngine(StatusDecoder):
                 tid = 0
             if tid == 0:
                 return self._no_resumed()
-            found = self._on_status(tid, status, collecting=False)
+            found = self._decode_safely(tid, status)
             if found is not None:
                 return self._report(found)
+
+    def _decode_safely(self, tid: int, status: int) -> StopEvent | None:
+        """``_on_status``, but a status it fails on (a ptrace race, a bug) is still reported:
+        once reaped it is never seen again, and a lost exit leaves the client waiting forever."""
+        try:
+            return self._on_status(tid, status, collecting=False)
+        except Exception:
+            log.exception("while decoding wait status %#x of %d", status, tid)
+        t = self.threads.get(tid)
+        if os.WIFEXITED(status) or os.WIFSIGNALED(status):
+            if tid not in self.processes:
+                if t is not None:
+                    self._forget_thread(t)
+                return None
+            return self._thread_gone(t or Thread(tid, tid), status)
+        if t is None:
+            return None
+        t.stopped_by_event()
+        sig = signal.SIGTRAP if status >> 16 else os.WSTOPSIG(status)
+        t.stop_signal = sig
+        return StopEvent(StopKind.SIGNAL, t.pid, t.tid, signal=sig)
 
     def _no_resumed(self) -> StopEvent | None:
         """Nothing left running (the resumed threads exited): gdb's 'N' stop."""
@@ -81,22 +102,21 @@ class StopEngine(StatusDecoder):
             if steppers:
                 chosen = min(steppers, key=lambda t: t.pending_seq)
                 self._keep_pending(trigger, event)
-                event, chosen.pending = chosen.pending, None  # type: ignore[assignment]
+                event = chosen.event_taken()
         self._end_resume()
         return event
 
     def _end_resume(self) -> None:
         self.running = False
         for t in self.threads.values():
-            t.resumed = False
+            t.reported()
 
     def _keep_pending(self, t: Thread, event: StopEvent) -> None:
         self._seq += 1
         if t.pending is not None:
             log.debug("thread %d: second pending event %s dropped", t.tid, event.kind)
             return
-        t.pending = event
-        t.pending_seq = self._seq
+        t.event_kept(event, self._seq)
 
     def _take_pending(self) -> StopEvent | None:
         """The next still-valid event kept from an earlier stop (exits first: a thread's
@@ -112,12 +132,12 @@ class StopEngine(StatusDecoder):
             event = t.pending
             assert event is not None
             if not self._still_valid(t, event):
-                t.pending = None
+                t.event_taken()  # dropped
                 continue
             if chosen is None or (self._stepping(t) and not self._stepping(self.threads[chosen.tid])):
                 chosen = event
         if chosen is not None:
-            self.threads[chosen.tid].pending = None
+            self.threads[chosen.tid].event_taken()
         return chosen
 
     def pending_event(self, tid: int) -> StopEvent | None:
@@ -144,7 +164,7 @@ class StopEngine(StatusDecoder):
                         ptrace.tgkill(t.pid, t.tid, signal.SIGSTOP)
                     except OSError:
                         pass
-                    t.expect_sigstop = True
+                    t.sigstop_sent()
             try:
                 tid, status = os.waitpid(-1, os.WNOHANG | ptrace.WALL)
             except ChildProcessError:
@@ -158,7 +178,7 @@ class StopEngine(StatusDecoder):
                     zombies_checked = True
                     for t in waiting:
                         if task_state(t.pid, t.tid) in ("Z", "X", ""):
-                            t.stopped = True
+                            t.treated_as_stopped()
                             if t.tid == t.pid and any(x.pid == t.pid and x.tid != t.tid
                                                       for x in self.threads.values()):
                                 self._forget_thread(t)  # gone from the list, as gdbserver does
@@ -168,7 +188,7 @@ class StopEngine(StatusDecoder):
                     # stopped; its SIGSTOP is still due and is swallowed when it comes.
                     for t in waiting:
                         log.debug("thread %d did not stop", t.tid)
-                        t.stopped = True
+                        t.treated_as_stopped()
                     break
                 time.sleep(0.0005)
                 continue
@@ -196,8 +216,7 @@ class StopEngine(StatusDecoder):
         """Non-stop: the reporting thread alone is stopped now."""
         t = self.threads.get(event.tid)
         if t is not None:
-            t.resumed = False
-            t.client_stop = False
+            t.reported()
         self.running = any(x.resumed for x in self.threads.values())
 
     def is_running(self, tid: int) -> bool:

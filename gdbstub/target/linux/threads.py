@@ -1,15 +1,18 @@
 """The table of traced processes and threads, and each thread's state.
 
-Owns ``processes``/``threads``, the flags that say what a thread is doing and the
-one place those flags change together (``Thread.stop``/``Thread.run``). Knows
-nothing of registers' meaning, breakpoints, events or the resume policy.
+Owns ``processes``/``threads`` and every thread's state: a stored ``ThreadState`` and the
+facts behind it (stopped, resumed, a kept event, a SIGSTOP due...), changed only by the
+named transition methods of ``Thread``, legal as ``TRANSITIONS`` lists. Knows nothing of
+registers' meaning, breakpoints, events or the resume policy.
 """
 
 from __future__ import annotations
 
 import enum
 import errno
+import logging
 import os
+import signal
 import time
 from dataclasses import dataclass, field
 
@@ -19,9 +22,12 @@ from ..base import ResumeAction, StopEvent
 from . import ptrace
 from .memory import ProcessMemory
 
+log = logging.getLogger("gdbstub.target")
 
-class ThreadState(enum.Enum):
-    """What a thread is doing, derived from its flags (``Thread.state``): for logs and readers."""
+
+class ThreadState(enum.StrEnum):
+    """What a thread is doing. Stored on the thread and changed only by its transition
+    methods (``Thread.stopped_by_event`` and the rest), as ``TRANSITIONS`` allows."""
 
     RUNNING = "running"  # continuing (PTRACE_CONT or PTRACE_SYSCALL)
     STEPPING = "stepping"  # single-stepping for the client (a step or a range step)
@@ -32,10 +38,43 @@ class ThreadState(enum.Enum):
     STOPPED = "stopped"  # stopped, as the client knows
 
 
+# The members as plain module names: reading one through the class costs a lookup on the
+# enum's metaclass, too slow for every stop.
+RUNNING, STEPPING, STEPPING_OVER, STOPPING = (ThreadState.RUNNING, ThreadState.STEPPING,
+                                              ThreadState.STEPPING_OVER, ThreadState.STOPPING)
+PAUSED, STOPPED_PENDING, STOPPED = ThreadState.PAUSED, ThreadState.STOPPED_PENDING, ThreadState.STOPPED
+AT_REST = frozenset({STOPPED, PAUSED, STOPPED_PENDING})  # in a ptrace-stop (``Thread.stopped``)
+MOVING = frozenset({RUNNING, STEPPING, STEPPING_OVER, STOPPING})
+EVERY = AT_REST | MOVING
+
+# The one table of legal transitions: each transition method of Thread, and the states it
+# may start from (where it ends is the method's to say). Anything else is a bug, logged.
+TRANSITIONS: dict[str, frozenset[ThreadState]] = {
+    # A ptrace-stop seen. From a resting state too: a thread given up on while stopping
+    # all (``treated_as_stopped``) or a new clone whose stop came early reports it later.
+    "stopped_by_event": EVERY,
+    "treated_as_stopped": MOVING,  # a zombie, or a thread that would not stop in time
+    "resumed_running": AT_REST - {STOPPED_PENDING},  # PTRACE_CONT/SYSCALL issued
+    "resumed_stepping": AT_REST - {STOPPED_PENDING},  # PTRACE_SINGLESTEP for the client
+    "stepping_over_started": AT_REST - {STOPPED_PENDING},  # PTRACE_SINGLESTEP off our int3
+    "stepping_over_ended": AT_REST | {STEPPING_OVER},  # its stop seen (or the step refused)
+    "sigstop_sent": AT_REST | {RUNNING, STEPPING},  # at rest: still due from an attach
+    "sigstop_arrived": AT_REST,  # (after ``stopped_by_event``) or swallowed by a step
+    "released_for_sigstop": AT_REST,  # detaching: let a SIGSTOP still due arrive first
+    "client_resumed": EVERY,  # vCont/c/s named it (running ones keep running)
+    "stop_requested": EVERY,  # non-stop vCont;t
+    "reported": AT_REST,  # the client has heard of its stop (or of another's, all-stop)
+    "event_kept": AT_REST,
+    "event_taken": frozenset({STOPPED_PENDING}),
+    "creation_reported": AT_REST,
+}
+
+
 @dataclass
 class Thread:
-    """One traced thread. Its flags change together only through ``stop``/``run`` (and
-    the SIGSTOP bookkeeping of the stop engine); ``state`` names what they add up to."""
+    """One traced thread: its state (``state``, a ThreadState) and the facts behind it.
+    Only the transition methods below change them, so the stop engine and the resume
+    policy read plain attributes (``stopped``, ``resumed``...) but never assign them."""
 
     tid: int
     pid: int
@@ -48,37 +87,197 @@ class Thread:
     action: ResumeAction = field(default_factory=lambda: ResumeAction("c"))
     user: bytearray | None = None  # register caches, dropped on resume
     xstate: bytearray | None = None
-    stop_signal: int = 0  # the signal of the last reported stop
-    in_syscall: bool = False  # between a syscall-entry stop and its exit stop
+    stop_signal: int = 0  # the signal of the last reported stop (a record, not a state)
+    in_syscall: bool = False  # between a syscall-entry stop and its exit stop (the decoder's record)
     report_create: bool = False  # QThreadEvents: its first stop is reported as 'create'
     client_stop: bool = False  # non-stop vCont;t: report the SIGSTOP as a stop with signal 0
     stepping_over: bool = False  # single-stepping off a breakpoint of ours, its int3 lifted
     options: int = 0  # QThreadOptions: THREAD_OPTION_CLONE | THREAD_OPTION_EXIT (a clone starts with none)
+    # The PC of a breakpoint hit the stub swallowed (false condition, agent dprintf): the next
+    # resume steps over it there, as gdbserver does; any other breakpoint at the PC is a hit.
+    # Every resume forgets them (the decision to step over was made before).
+    swallowed_pc: int | None = None
+    collected_pc: int | None = None  # the trace collected here: stepped over once it alone owns the int3
+    # Set from the above at creation. No class default: an enum member there would make every
+    # read of the instance's attribute several times slower.
+    state: ThreadState = field(init=False)
 
-    def stop(self) -> None:
+    def __post_init__(self) -> None:
+        self.state = self._at_rest() if self.stopped else self._moving()
+
+    @classmethod
+    def clone(cls, tid: int, pid: int, resumed: bool, report_create: bool) -> Thread:
+        """A new clone: running (as far as we know) with the kernel's SIGSTOP due."""
+        return cls(tid, pid, stopped=False, expect_sigstop=True, resumed=resumed,
+                   report_create=report_create)
+
+    @classmethod
+    def exec_leader(cls, pid: int, before: Thread) -> Thread:
+        """The one thread left after an exec, stopped, resumed as the exec'ing thread was."""
+        return cls(pid, pid, stopped=True, resumed=before.resumed, action=before.action,
+                   stop_signal=signal.SIGTRAP)
+
+    def _at_rest(self) -> ThreadState:
+        if self.pending is not None:
+            return STOPPED_PENDING
+        return PAUSED if self.resumed else STOPPED
+
+    def _moving(self) -> ThreadState:
+        if self.stepping_over:
+            return STEPPING_OVER
+        if self.expect_sigstop:
+            return STOPPING
+        return STEPPING if self.action.kind in ("s", "r") else RUNNING
+
+    def _illegal(self, name: str) -> None:
+        """A transition from a state its row does not list: a bug of ours, logged (the
+        stub goes on; the facts are set as asked)."""
+        log.error("thread %d: %s from %s is not a legal transition", self.tid, name, self.state.value)
+
+    # --- what the kernel tells of it, or what we do to it ------------------------------
+
+    def stopped_by_event(self) -> None:
         """A ptrace-stop seen: the register caches are read afresh when next needed."""
+        if self.state not in TRANSITIONS["stopped_by_event"]:
+            self._illegal("stopped_by_event")
         self.stopped = True
         self.user = None
         self.xstate = None
+        # _at_rest() inlined: this and the resumes are on every stop's path.
+        self.state = STOPPED_PENDING if self.pending is not None else PAUSED if self.resumed else STOPPED
 
-    def run(self) -> None:
-        """Set going by a PTRACE_CONT/SINGLESTEP/SYSCALL (issued, or refused: its next wait
-        status tells what became of it)."""
+    def treated_as_stopped(self) -> None:
+        """Stopping all gave up on it (a zombie, or blocked where it cannot stop); any
+        SIGSTOP of ours still due is swallowed when it comes."""
+        if self.state not in TRANSITIONS["treated_as_stopped"]:
+            self._illegal("treated_as_stopped")
+        self.stopped = True
+        self.state = self._at_rest()
+
+    # The resumes hold even when the kernel refuses them: not in a ptrace-stop after all,
+    # and its next wait status tells what became of it.
+
+    def resumed_running(self) -> None:
+        """PTRACE_CONT or PTRACE_SYSCALL issued."""
+        if self.state not in TRANSITIONS["resumed_running"]:
+            self._illegal("resumed_running")
+        self.swallowed_pc = self.collected_pc = None
         self.user = None
         self.xstate = None
         self.stopped = False
+        self.state = STOPPING if self.expect_sigstop else RUNNING
 
-    @property
-    def state(self) -> ThreadState:
+    def resumed_stepping(self) -> None:
+        """PTRACE_SINGLESTEP issued for the client's step or range step."""
+        self._set_going("resumed_stepping", STOPPING if self.expect_sigstop else STEPPING)
+
+    def _set_going(self, name: str, state: ThreadState) -> None:
+        """The other resumes (``resumed_running``, the commonest, is this inlined)."""
+        if self.state not in TRANSITIONS[name]:
+            self._illegal(name)
+        self.swallowed_pc = self.collected_pc = None
+        self.user = None
+        self.xstate = None
+        self.stopped = False
+        self.state = state
+
+    def stepping_over_started(self) -> None:
+        """PTRACE_SINGLESTEP issued off our breakpoint, its int3 lifted."""
+        self.stepping_over = True
+        self._set_going("stepping_over_started", STEPPING_OVER)
+
+    def stepping_over_ended(self) -> None:
+        """The step off our breakpoint is over: its wait status is in hand (the decoder
+        has yet to look at it), or the step was refused."""
+        if self.state not in TRANSITIONS["stepping_over_ended"]:
+            self._illegal("stepping_over_ended")
+        self.stepping_over = False
         if not self.stopped:
-            if self.stepping_over:
-                return ThreadState.STEPPING_OVER
-            if self.expect_sigstop:
-                return ThreadState.STOPPING
-            return ThreadState.STEPPING if self.action.kind in ("s", "r") else ThreadState.RUNNING
-        if self.pending is not None:
-            return ThreadState.STOPPED_PENDING
-        return ThreadState.PAUSED if self.resumed else ThreadState.STOPPED
+            self.stopped = True
+            self.user = None
+            self.xstate = None
+        self.state = self._at_rest()
+
+    def sigstop_sent(self) -> None:
+        """A SIGSTOP of ours is on its way (or, at rest, still due from an attach)."""
+        if self.state not in TRANSITIONS["sigstop_sent"]:
+            self._illegal("sigstop_sent")
+        self.expect_sigstop = True
+        if not self.stopped:
+            self.state = STOPPING
+
+    def released_for_sigstop(self) -> None:
+        """Continued only so that a SIGSTOP of ours still due arrives before we detach
+        (a kept event stays: the detach signal is read from it)."""
+        self._set_going("released_for_sigstop", STOPPING)
+
+    def sigstop_arrived(self) -> None:
+        """Our SIGSTOP came (its stop already seen) or a step swallowed it."""
+        if self.state not in TRANSITIONS["sigstop_arrived"]:
+            self._illegal("sigstop_arrived")
+        self.expect_sigstop = False
+
+    def signal_kept(self, sig: int) -> None:
+        """A signal to deliver when it next runs."""
+        self.deliver = sig
+
+    def take_signal(self) -> int:
+        """The signal to deliver now that it runs (0: none)."""
+        sig, self.deliver = self.deliver, 0
+        return sig
+
+    # --- what the client asks and hears ------------------------------------------------
+
+    def client_resumed(self, action: ResumeAction) -> None:
+        """Named by a resume request: it is to run per ``action`` until a stop is reported."""
+        if self.state not in TRANSITIONS["client_resumed"]:
+            self._illegal("client_resumed")
+        self.action = action
+        self.resumed = True
+        if action.signal:
+            self.deliver = action.signal  # kept until the thread really runs
+        if self.stopped:
+            self.state = self._at_rest()
+
+    def stop_requested(self) -> None:
+        """Non-stop vCont;t: its coming SIGSTOP is reported as a stop with signal 0."""
+        if self.state not in TRANSITIONS["stop_requested"]:
+            self._illegal("stop_requested")
+        self.client_stop = True
+
+    def reported(self) -> None:
+        """The client has heard of its stop (all-stop: of some thread's): no longer resumed."""
+        if self.state not in TRANSITIONS["reported"]:
+            self._illegal("reported")
+        self.resumed = False
+        self.client_stop = False
+        self.state = STOPPED if self.pending is None else STOPPED_PENDING
+
+    def event_kept(self, event: StopEvent, seq: int) -> None:
+        """An event seen while it was being stopped, kept for a later resume."""
+        if self.state not in TRANSITIONS["event_kept"]:
+            self._illegal("event_kept")
+        self.pending = event
+        self.pending_seq = seq
+        self.state = STOPPED_PENDING
+
+    def event_taken(self) -> StopEvent:
+        """Its kept event, now reported or dropped."""
+        if self.state not in TRANSITIONS["event_taken"]:
+            self._illegal("event_taken")
+        event = self.pending
+        assert event is not None
+        self.pending = None
+        self.state = self._at_rest()
+        return event
+
+    def creation_reported(self) -> None:
+        """QThreadEvents: its 'create' stop is reported."""
+        if self.state not in TRANSITIONS["creation_reported"]:
+            self._illegal("creation_reported")
+        self.report_create = False
+
+
 @dataclass
 class Process:
     pid: int
@@ -88,7 +287,6 @@ class Process:
     sw_breakpoints: dict[int, bytes] = field(default_factory=dict)  # addr -> original byte
     # Breakpoints removed (non-stop: while threads ran): a hit already in flight is rewound.
     removed: set[int] = field(default_factory=set)
-    exited: bool = False
 
 
 class ThreadTable:
