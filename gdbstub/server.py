@@ -14,14 +14,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .launcher import Launcher
-from .protocol import framing, registry  # noqa: F401  (registry: see below)
+from .protocol import framing
+from .protocol.registry import new_session
 from .protocol.session import Session, SessionEnd, packet_name
 from .target.base import ResumeAction, StopEvent, StopKind
 from .target.linux.process import LaunchError, LinuxTarget
 from .transport import SEND_TIMEOUT, Connection, Listener
-
-# registry above imports every packet module at start-up: Session() would import
-# them on the first connection, ~80 ms inside gdb's session.
 
 log = logging.getLogger("gdbstub.server")
 rsp_log = logging.getLogger("gdbstub.rsp")
@@ -103,8 +101,8 @@ class Server:
                     conn.close()
                 session = self.session
                 if session is not None:
-                    self.extended_seen |= session.extended_requested
-                    if session.finished:
+                    self.extended_seen |= session.negotiated.extended_requested
+                    if session.status.finished:
                         break
                 if self.options.once or self.listener.addr.kind == "stdio":
                     break
@@ -140,11 +138,13 @@ class Server:
     # --- one client ---------------------------------------------------------------
 
     def serve_client(self, conn: Connection) -> None:
-        session = Session(self.target, extended=self.options.extended or self.extended_seen)
+        session = new_session(self.target, extended=self.options.extended or self.extended_seen)
         session.launcher = self.launcher
-        session.disabled |= self.options.disabled_packets
-        if "vCont" in session.disabled:
-            session.features = [f for f in session.features if f[0] != "vContSupported+"]
+        negotiated, status = session.negotiated, session.status
+        negotiated.disabled |= self.options.disabled_packets
+        if "vCont" in negotiated.disabled:
+            tables = session.tables
+            tables.features = [f for f in tables.features if f[0] != "vContSupported+"]
         self.session = session
         conn.send_timeout = self.options.send_timeout
         framer = framing.Framer()
@@ -175,7 +175,7 @@ class Server:
                 rsp_log.debug("-> %s", _clip(packet))
             conn.send(packet)
 
-        session.send_notification = send_notification
+        session.nonstop.send = send_notification
         try:
             while True:
                 for fd, _ in sel.poll():
@@ -196,24 +196,24 @@ class Server:
                             if isinstance(event, framing.Packet):
                                 if rsp_log.isEnabledFor(logging.DEBUG):
                                     rsp_log.debug("<- %s", _clip(event.data))
-                                if not session.no_ack:
+                                if not negotiated.no_ack:
                                     conn.send(b"+")
                                 self._dispatch(session, event.data, send)
                             elif isinstance(event, framing.Interrupt):
                                 self.target.interrupt()  # stopped too: the next resume reports it
                             elif isinstance(event, framing.Nak):
-                                if last_sent and not session.no_ack:
+                                if last_sent and not negotiated.no_ack:
                                     conn.send(last_sent)
                             elif isinstance(event, framing.BadPacket):
                                 log.debug("bad packet: %s", event.reason)
-                                if not session.no_ack:
+                                if not negotiated.no_ack:
                                     conn.send(b"-")
                             elif isinstance(event, framing.Oversized):
                                 # Acknowledged (a NAK would bring the same packet back) and refused.
-                                if not session.no_ack:
+                                if not negotiated.no_ack:
                                     conn.send(b"+")
                                 send(oversized_reply(session, event))
-                            if session.finished:
+                            if status.finished:
                                 return
                             if conn.stalled:
                                 break
@@ -228,11 +228,12 @@ class Server:
             session.close()  # release what the session holds (vFile descriptors)
 
     def _dispatch(self, session: Session, data: bytes, send: Callable[[bytes], None]) -> None:
-        was_running = session.running
+        status = session.status
+        was_running = status.running
         reply = session.handle(data)
         if reply is not None:
             send(reply)
-        elif session.running and not was_running:
+        elif status.running and not was_running:
             # A resume: poll (for SPIN_SECONDS) before going back to epoll; a stop
             # found here saves the SIGCHLD -> wake-up pipe -> epoll round trip.
             deadline = time.perf_counter() + SPIN_SECONDS
@@ -240,7 +241,7 @@ class Server:
                 if time.perf_counter() > deadline:
                     break
             else:
-                if not session.non_stop:
+                if not session.nonstop.on:
                     # Stopped while we polled: that stop's SIGCHLD is in the wake-up
                     # pipe by now; take it here instead of waking up for it later.
                     # All-stop: nothing else runs, and the next resume polls first.
@@ -250,7 +251,8 @@ class Server:
         """Report the stops that are ready; returns whether the session is stopped now."""
         # All-stop: one stop ends the run. Non-stop: every thread's stop is an
         # event of its own, so take all that are ready.
-        while session.running or session.non_stop:
+        status, nonstop = session.status, session.nonstop
+        while status.running or nonstop.on:
             try:
                 event = self.target.poll()
             except Exception:  # a ptrace race or a bug: keep serving, never take the program down
@@ -265,7 +267,7 @@ class Server:
             reply = session.on_stop(event)
             if reply is not None:
                 send(reply)
-        return not session.running
+        return not status.running
 
     def _trace_outlives_client(self) -> bool:
         """Disconnected tracing (QTDisconnected:1, a trace running): the one case where the
@@ -313,7 +315,7 @@ def oversized_reply(session: Session, event: framing.Oversized) -> bytes:
     reply for one it does not (as for any unknown packet)."""
     name = packet_name(event.head)
     log.debug("packet too long: %d bytes of %r...", event.size, event.head[:16])
-    return b"E01" if name in session.handlers and name not in session.disabled else b""
+    return b"E01" if name in session.tables.handlers and name not in session.negotiated.disabled else b""
 
 
 def _say_exit(event: StopEvent) -> None:

@@ -31,7 +31,7 @@ from gdbstub.arch.xsave import (
     guess_offsets,
 )
 from gdbstub.protocol import siginfo
-from gdbstub.protocol.session import Session
+from gdbstub.protocol.registry import new_session
 from gdbstub.target.linux.process import LinuxTarget
 
 DATA = Path(__file__).parent / "data"
@@ -301,5 +301,5 @@ def test_without_xml_is_gdbs_builtin_layout():
 def test_qsupported_xml_registers_chooses_the_layout(features, xml):
     """gdbserver serves its description only to clients that say xmlRegisters=i386."""
     target = LinuxTarget()
-    Session(target).handle(b"qSupported:" + features)
+    new_session(target).handle(b"qSupported:" + features)
     assert target.xml_registers is xml

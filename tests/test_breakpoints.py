@@ -10,6 +10,7 @@ import pytest
 
 from gdbstub.agent import BreakpointConditions
 from gdbstub.arch.x86_64 import X86_64
+from gdbstub.protocol.registry import new_session
 from gdbstub.protocol.session import Session
 from gdbstub.target.linux.debugregs import DebugRegisters
 
@@ -61,7 +62,7 @@ class Target:
 
 def make(**kwargs: bool) -> tuple[Session, Target]:
     target = Target(**kwargs)
-    s = Session(target)  # type: ignore[arg-type]
+    s = new_session(target)  # type: ignore[arg-type]
     return s, target
 
 

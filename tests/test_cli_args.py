@@ -10,6 +10,7 @@ import pytest
 from gdbstub import cli
 from gdbstub.launcher import Launcher, shell_word
 from gdbstub.protocol import monitor
+from gdbstub.protocol.registry import new_session
 from gdbstub.protocol.session import S_STOP_REPLIES, Session
 from gdbstub.target.linux.process import LinuxTarget
 from gdbstub.transport import AddressError, parse_address
@@ -104,7 +105,7 @@ def test_launcher_command_forms() -> None:
 
 
 def _session() -> Session:
-    s = Session(LinuxTarget(), extended=True)
+    s = new_session(LinuxTarget(), extended=True)
     s.launcher = Launcher(env={"A": "1"}, initial_env={"A": "1"})
     sent: list[bytes] = []
     s.notify = sent.append
@@ -141,9 +142,9 @@ def test_vrun_needs_a_program_and_extended_mode() -> None:
     assert s.handle(b"vRun;zz") == b"E01"
     assert s.handle(b"vAttach;zz") == b"E01"
     assert s.handle(b"vAttach;0") == b"E01"
-    plain = Session(LinuxTarget())
+    plain = new_session(LinuxTarget())
     assert plain.handle(b"vRun;" + b"/bin/true".hex().encode()) == b"E01"
-    assert plain.handle(b"!") == b"OK" and plain.extended
+    assert plain.handle(b"!") == b"OK" and plain.negotiated.extended
 
 
 def test_qsupported_offers_extended_settings() -> None:
@@ -168,7 +169,7 @@ def test_monitor_help_info_and_unknown() -> None:
 def test_monitor_exit_finishes_session() -> None:
     s = _session()
     assert s.handle(b"qRcmd," + b"exit".hex().encode()) == b"OK"
-    assert s.finished
+    assert s.status.finished
 
 
 def test_debug_format_option() -> None:

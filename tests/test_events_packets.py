@@ -6,12 +6,13 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
+from gdbstub.protocol.registry import new_session
 from gdbstub.protocol.session import Session
 from gdbstub.target.linux.process import LinuxTarget
 
 
 def session() -> Session:
-    return Session(LinuxTarget())
+    return new_session(LinuxTarget())
 
 
 def test_catch_syscalls_all_some_and_off() -> None:
@@ -36,7 +37,7 @@ def test_catch_syscalls_bad_arguments_change_nothing() -> None:
 def test_thread_events() -> None:
     s = session()
     assert s.handle(b"QThreadEvents:1") == b"OK"
-    assert s.target.thread_events and s.thread_events
+    assert s.target.thread_events and s.negotiated.thread_events
     assert s.handle(b"QThreadEvents:0") == b"OK"
     assert not s.target.thread_events
     assert s.handle(b"QThreadEvents:2") == b"E01"
@@ -90,7 +91,7 @@ def test_thread_options_parse_and_set() -> None:
     for tid in (100, 101, 102):
         s.target.threads[tid] = Thread(tid, 100)
     s.target.processes[100] = None  # type: ignore[assignment]
-    s.multiprocess = True
+    s.negotiated.multiprocess = True
     assert s.handle(b"QThreadOptions;0;3:p64.65") == b"OK"
     assert [s.target.threads[t].options for t in (100, 101, 102)] == [0, 3, 0]
     assert s.handle(b"QThreadOptions;2:p64.66") == b"OK"  # 101 keeps its options
@@ -120,7 +121,7 @@ def test_clone_stop_reply_names_the_new_thread() -> None:
     from gdbstub.target.base import StopEvent, StopKind
 
     s = session()
-    s.multiprocess = True
+    s.negotiated.multiprocess = True
     event = StopEvent(StopKind.THREAD_CLONED, 0x64, 0x64, child_pid=0x64, child_tid=0x70)
     assert s.stop_reply(event).startswith(b"T05clone:p64.70;")
     assert b"thread:p64.64;" in s.stop_reply(event)

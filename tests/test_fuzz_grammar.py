@@ -264,7 +264,7 @@ class Run:
         self.recent.append((packet, reply))
         assert s.internal_errors == errors, f"handler bug on {packet[:200]!r} (traceback in the log)"
         assert reply is None or isinstance(reply, bytes), packet
-        if s.running or live.target.running:
+        if s.status.running or live.target.running:
             event = live.wait_stop()
             assert event is not None, f"no stop after {packet[:80]!r}"
             self.recent.append((b"(stop: %s %d sig %d)" % (event.kind.value.encode(), event.tid, event.signal),

@@ -24,6 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rsp_corpus import FUZZ, ROOT, allowed, client_packets, mutate
 
+from gdbstub.protocol.registry import new_session
 from gdbstub.protocol.session import Session, SessionEnd
 from gdbstub.target.base import StopEvent
 from gdbstub.target.linux.process import LinuxTarget
@@ -91,7 +92,7 @@ class Live:
         self.target = LinuxTarget()
         pid = self.target.launch([str(self.exe)])
         self.launched.append(pid)
-        s = Session(self.target)
+        s = new_session(self.target)
         self.session = s
         s.handle(b"qSupported:multiprocess+;swbreak+;hwbreak+;fork-events+;vfork-events+;exec-events+")
         # Run to ready(): both threads exist, the program is in its steady state.
@@ -170,7 +171,7 @@ def send(live: Live, packet: bytes) -> None:
     """One packet through the session, then the checks; relaunch when the packet ended the program."""
     s = live.session
     assert s is not None
-    stopped = live.alive() and not s.running
+    stopped = live.alive() and not s.status.running
     before = live.snapshot() if stopped else None
     errors = s.internal_errors
     live.packets += 1
@@ -180,7 +181,7 @@ def send(live: Live, packet: bytes) -> None:
         reply = b"OK"
     assert s.internal_errors == errors, f"handler bug on {packet!r} (traceback in the log)"
     assert reply is None or isinstance(reply, bytes)
-    if s.running or live.target.running:
+    if s.status.running or live.target.running:
         event = live.wait_stop()
         assert event is not None, f"no stop after {packet!r}"
         s.on_stop(event)
@@ -219,7 +220,7 @@ def packet_args(draw: st.DrawFn, names: list[str], addresses: list[int]) -> byte
 
 def strategy(live: Live) -> st.SearchStrategy[list[bytes]]:
     assert live.session is not None
-    names = sorted(live.session.handlers)
+    names = sorted(live.session.tables.handlers)
     corpus = client_packets()
     addresses = [live.buffer, live.ready, 0, 0xFFFFFFFFFFFFF000]
     mutated = st.builds(lambda p, seed, rounds: mutate(p, random.Random(seed), rounds),
@@ -244,7 +245,7 @@ def test_fuzz_every_packet(live: Live) -> None:
 def test_every_handler_with_empty_and_junk_arguments(live: Live, name_only: bool) -> None:
     """Each registered packet name alone and with a junk tail: a reply, never an exception."""
     assert live.session is not None
-    for name in sorted(live.session.handlers):
+    for name in sorted(live.session.tables.handlers):
         for tail in ([b""] if name_only else [b":", b",", b";", b"\xff\xfe", b"zz,zz:zz", b"0" * 300]):
             packet = name.encode() + tail
             if allowed(packet):
@@ -265,12 +266,12 @@ def test_every_packet_with_no_process_left(tmp_path: Path) -> None:
     exe = build_program(tmp_path)
     target = LinuxTarget()
     pid = target.launch([str(exe)])
-    session = Session(target)
+    session = new_session(target)
     session.handle(b"qSupported:multiprocess+;swbreak+")
     target.kill()
     assert pid not in target.processes
     tails = [b"", b":", b",", b";", b"1,1", b"0,0:00", b"\xff", b"p1.1"]
-    packets = [name.encode() + tail for name in sorted(session.handlers) for tail in tails]
+    packets = [name.encode() + tail for name in sorted(session.tables.handlers) for tail in tails]
     for packet in [*packets, *client_packets()]:
         if not allowed(packet):
             continue

@@ -17,6 +17,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gdbstub.protocol import hostio, svr4
+from gdbstub.protocol.registry import new_session
 from gdbstub.protocol.session import PACKET_SIZE, Session
 from gdbstub.target.linux import svr4 as lsvr4
 
@@ -32,7 +33,7 @@ class NoTarget:
 
 @pytest.fixture
 def session() -> Session:
-    s = Session(NoTarget())  # type: ignore[arg-type]
+    s = new_session(NoTarget())  # type: ignore[arg-type]
     yield s
     s.close()
 
@@ -180,7 +181,7 @@ def test_pwrite_binary(session, tmp_path):
 
 
 def test_session_close_closes_every_descriptor(tmp_path):
-    s = Session(NoTarget())  # type: ignore[arg-type]
+    s = new_session(NoTarget())  # type: ignore[arg-type]
     (tmp_path / "f").write_text("x")
     fds = [int(vfile(s, b"open:%s,0,0" % hexpath(tmp_path / "f"))[1:], 16) for _ in range(3)]
     for fd in fds:
@@ -207,7 +208,7 @@ def test_forbidden_path_is_eacces(tmp_path):
                 os.setgroups([])
                 os.setgid(65534)
                 os.setuid(65534)
-            s = Session(NoTarget())  # type: ignore[arg-type]
+            s = new_session(NoTarget())  # type: ignore[arg-type]
             reply = s.handle(b"vFile:open:%s,0,0" % hexpath(secret)) or b""
             os.write(w, reply)
         finally:
@@ -349,7 +350,7 @@ def test_any_arguments_get_an_f_reply_or_empty(op, params):
     if op == b"open":
         head, _, _ = params.partition(b",")
         params = head + b",0,0"  # flags 0: open for reading only
-    s = Session(NoTarget())  # type: ignore[arg-type]
+    s = new_session(NoTarget())  # type: ignore[arg-type]
     try:
         reply = s.handle(b"vFile:" + op + b":" + params)
     finally:

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from gdbstub.arch.x86_64 import X86_64
+from gdbstub.protocol.registry import new_session
 from gdbstub.protocol.session import Session
 from gdbstub.target.base import StopEvent, StopKind
 from gdbstub.target.linux import procfs
@@ -96,7 +97,7 @@ class Target:
 
 @pytest.fixture
 def session() -> Session:
-    return Session(Target())  # type: ignore[arg-type]
+    return new_session(Target())  # type: ignore[arg-type]
 
 
 def pairs(reply: bytes) -> dict[str, str]:
@@ -210,7 +211,7 @@ def test_binary_read_fits_packet_size(session, monkeypatch):
 
 def test_thread_suffix_selects_the_thread_for_g_p_and_G(session):
     assert session.handle(b"QThreadSuffixSupported") == b"OK"
-    assert session.thread_suffix
+    assert session.lldb.thread_suffix
     assert session.handle(b"g;thread:65;") == (b"65" * X86_64.g_size)
     assert session.handle(b"g;thread:64;") == (b"64" * X86_64.g_size)
     assert session.handle(b"G" + b"07" * X86_64.g_size + b";thread:65;") == b"OK"
@@ -305,7 +306,7 @@ def test_save_and_restore_register_state(session):
 def test_kill_replies_to_lldb(session):
     session.handle(b"QThreadSuffixSupported")
     assert session.handle(b"k") == b"X09"
-    assert session.target.killed and session.finished
+    assert session.target.killed and session.status.finished
 
 
 # --- target description -----------------------------------------------------------------
@@ -355,7 +356,7 @@ def test_allocate_and_deallocate_memory(session, monkeypatch):
     assert session.handle(b"_m7ffff7fb0000") == b"E01"  # already freed
     for bad in (b"_M1000", b"_Mzz,rw", b"_M1000,rwq", b"_m", b"_mzz", b"_M1000,\xff"):
         assert session.handle(bad) == b"E01", bad
-    session.running = True
+    session.status.running = True
     assert session.handle(b"_M1000,rw") == b"E01"  # only a stopped thread can make the call
     assert session.internal_errors == 0
 

@@ -92,6 +92,10 @@ def test_tls_layout_of_a_file_without_descriptors(tmp_path: Any) -> None:
     junk.write_bytes(b"not an elf")
     assert tls.layout_from_libc(str(junk)) is None
     assert tls.layout_from_libc(str(tmp_path / "missing")) is None
+    # A real header whose section table points past the end of the file: refused, not a crash.
+    cut = tmp_path / "cut"
+    cut.write_bytes(Path("/bin/true").read_bytes()[:4096])
+    assert tls.layout_from_libc(str(cut)) is None
 
 
 def test_finds_libthread_db_along_a_search_path(tmp_path: Any) -> None:
@@ -117,10 +121,10 @@ def test_tls_layout_of_a_static_executable(tmp_path: Any) -> None:
 def test_monitor_libthread_db_search_path() -> None:
     """Set, then reset to gdbserver's default with no argument; qGetTLSAddr then depends on it."""
     from gdbstub.protocol import monitor
-    from gdbstub.protocol.session import Session
+    from gdbstub.protocol.registry import new_session
     from gdbstub.target.linux.process import LinuxTarget
 
-    s = Session(LinuxTarget())
+    s = new_session(LinuxTarget())
     sent: list[bytes] = []
     s.notify = sent.append
     assert monitor.run_command(s, "set libthread-db-search-path /x:/y")

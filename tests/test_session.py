@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from gdbstub.arch.x86_64 import X86_64
+from gdbstub.protocol.registry import new_session
 from gdbstub.protocol.session import S_STOP_REPLIES, Session, packet_name
 from gdbstub.target.base import ResumeAction, StopEvent, StopKind
 
@@ -102,7 +103,7 @@ class FakeTarget:
 
 @pytest.fixture
 def session() -> Session:
-    s = Session(FakeTarget())  # type: ignore[arg-type]
+    s = new_session(FakeTarget())  # type: ignore[arg-type]
     s.handle(b"qSupported:multiprocess+;swbreak+;xmlRegisters=i386")
     return s
 
@@ -128,16 +129,16 @@ def test_qsupported_advertises_only_implemented(session: Session) -> None:
 def test_bare_qsupported_keeps_what_was_negotiated(session: Session) -> None:
     """`maint packet qSupported` (no features) only asks; a later list adds but never takes back."""
     target = session.target
-    assert session.multiprocess and session.swbreak and target.xml_registers
+    assert session.negotiated.multiprocess and session.negotiated.swbreak and target.xml_registers
     assert session.handle(b"qSupported") == session.handle(b"qSupported:")
-    assert session.multiprocess and session.swbreak and target.xml_registers
+    assert session.negotiated.multiprocess and session.negotiated.swbreak and target.xml_registers
     assert session.handle(b"qC") == b"QCp64.64"
     session.handle(b"qSupported:multiprocess-;no-resumed+;xmlRegisters=arm")
-    assert session.multiprocess and session.no_resumed and target.xml_registers
-    assert session.client_features["xmlRegisters"] == "i386,arm"
-    fresh = Session(FakeTarget())  # type: ignore[arg-type]
+    assert session.negotiated.multiprocess and session.negotiated.no_resumed and target.xml_registers
+    assert session.negotiated.client_features["xmlRegisters"] == "i386,arm"
+    fresh = new_session(FakeTarget())  # type: ignore[arg-type]
     fresh.handle(b"qSupported")
-    assert not fresh.multiprocess and fresh.handle(b"qC") == b"QC64"
+    assert not fresh.negotiated.multiprocess and fresh.handle(b"qC") == b"QC64"
 
 
 def test_must_reply_empty_and_unknown(session: Session) -> None:
@@ -187,7 +188,7 @@ def test_vcont_leftmost_action_wins(session: Session) -> None:
     assert session.handle(b"vCont;s:p64.65;c") is None
     target = session.target
     assert target.resumed == {101: ResumeAction("s"), 100: ResumeAction("c")}  # type: ignore[attr-defined]
-    assert session.running
+    assert session.status.running
 
 
 def test_vcont_signal_converted(session: Session) -> None:
@@ -197,7 +198,7 @@ def test_vcont_signal_converted(session: Session) -> None:
 
 def test_vcont_malformed(session: Session) -> None:
     assert session.handle(b"vCont;x") == b"E01"
-    assert not session.running
+    assert not session.status.running
 
 
 def test_breakpoints(session: Session) -> None:
@@ -220,7 +221,7 @@ def test_stop_replies(session: Session) -> None:
 def test_bare_stop_replies_keep_gdbs_thread(session: Session) -> None:
     """--disable-packet=T: Sxx only, W/X as ever, the thread-alive packet answered, and since
     the reply names no thread, g keeps answering for gdb's current thread (gdbserver)."""
-    session.disabled.add(S_STOP_REPLIES)
+    session.negotiated.disabled.add(S_STOP_REPLIES)
     assert session.stop_reply(StopEvent(StopKind.SIGNAL, 100, 101, signal=11)) == b"S0b"
     assert session.stop_reply(StopEvent(StopKind.FORK, 100, 101, child_pid=200, child_tid=200)) == b"S05"
     assert session.stop_reply(StopEvent(StopKind.EXITED, 100, 100, status=7)) == b"W07;process:64"
@@ -228,13 +229,13 @@ def test_bare_stop_replies_keep_gdbs_thread(session: Session) -> None:
     assert session.handle(b"Hgp0.0") == b"OK"
     assert session.on_stop(StopEvent(StopKind.SIGNAL, 100, 101, signal=5)) == b"S05"
     assert session.current_tid() == 100  # the thread 'any' meant before the stop, not 101
-    session.disabled.discard(S_STOP_REPLIES)
+    session.negotiated.disabled.discard(S_STOP_REPLIES)
     assert session.on_stop(StopEvent(StopKind.SIGNAL, 100, 101, signal=5)).startswith(b"T05")
     assert session.current_tid() == 101  # a named thread becomes gdb's
 
 
 def test_without_multiprocess_thread_ids_are_plain() -> None:
-    s = Session(FakeTarget())  # type: ignore[arg-type]
+    s = new_session(FakeTarget())  # type: ignore[arg-type]
     s.handle(b"qSupported:swbreak+")
     assert s.handle(b"qfThreadInfo") == b"m64,65"
     reply = s.stop_reply(StopEvent(StopKind.EXITED, 100, 100, status=0))

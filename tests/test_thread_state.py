@@ -31,7 +31,8 @@ def test_a_new_clone_is_stopping_until_its_first_stop() -> None:
 
 
 def test_resume_drops_register_caches_and_names_the_resume_kind() -> None:
-    t = Thread(10, 10, user=bytearray(8), xstate=bytearray(8))
+    t = Thread(10, 10)
+    t.user, t.xstate = bytearray(8), bytearray(8)
     t.client_resumed(ResumeAction("c", signal=10))
     assert (t.state, t.resumed, t.deliver) == (S.PAUSED, True, 10)
     assert t.take_signal() == 10 and t.deliver == 0

@@ -12,6 +12,7 @@ import pytest
 
 from gdbstub.agent import AgentError, Expression
 from gdbstub.arch.x86_64 import X86_64
+from gdbstub.protocol.registry import new_session
 from gdbstub.protocol.session import Session
 from gdbstub.trace.model import FRAME_HEADER, TraceBuffer, parse_actions
 from gdbstub.trace.tracer import CLIENT, Tracer
@@ -68,7 +69,7 @@ class Target:
 
 @pytest.fixture
 def session() -> Session:
-    return Session(Target())  # type: ignore[arg-type]
+    return new_session(Target())  # type: ignore[arg-type]
 
 
 def ask(s: Session, packet: bytes) -> bytes | None:

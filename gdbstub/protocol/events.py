@@ -20,8 +20,8 @@ def q_thread_events(s: Session, args: bytes) -> bytes:
     value = args.lstrip(b":")
     if value not in (b"0", b"1"):
         return E01
-    s.thread_events = value == b"1"
-    s.target.thread_events = s.thread_events
+    s.negotiated.thread_events = value == b"1"
+    s.target.thread_events = s.negotiated.thread_events
     return OK
 
 
@@ -84,5 +84,5 @@ FEATURES: list[Feature] = [
     ("QCatchSyscalls+", lambda s: True),
     ("QThreadEvents+", lambda s: True),
     (f"QThreadOptions={THREAD_OPTION_CLONE | THREAD_OPTION_EXIT:x}", lambda s: _thread_options(s) != 0),
-    ("no-resumed+", lambda s: s.no_resumed),
+    ("no-resumed+", lambda s: s.negotiated.no_resumed),
 ]

@@ -34,30 +34,31 @@ def _hex_text(data: bytes) -> str:
 
 
 def enable_extended(s: Session, args: bytes) -> bytes:
-    s.extended = s.extended_requested = True
+    s.negotiated.extended = s.negotiated.extended_requested = True
     return OK
 
 
 def _stopped_at_start(s: Session, pid: int, sig: int = 5) -> bytes:
     """Make PID the current process, stopped, and return the stop reply gdb expects."""
     event = StopEvent(StopKind.SIGNAL, pid, pid, signal=sig)
-    s.running = False
-    s.last_stop = event
-    s.event_thread = pid
-    s.general_thread = g.ThreadId(pid, pid)
+    status, selected = s.status, s.selected
+    status.running = False
+    status.last_stop = event
+    selected.event = pid
+    selected.general = g.ThreadId(pid, pid)
     reply = s.stop_reply(event)
-    s.last_reply = reply
+    status.last_reply = reply
     return reply
 
 
 def _forget_exited(s: Session) -> None:
     """Without multiprocess gdb can name only one process: the old one goes first."""
-    if not s.multiprocess and s.target.processes:
+    if not s.negotiated.multiprocess and s.target.processes:
         s.target.kill()
 
 
 def v_run(s: Session, args: bytes) -> bytes:
-    if not s.extended:
+    if not s.negotiated.extended:
         return E01
     items = args[1:].split(b";") if args.startswith(b";") else [b""]
     try:
@@ -84,7 +85,7 @@ def v_run(s: Session, args: bytes) -> bytes:
 
 def restart(s: Session, args: bytes) -> bytes | None:
     """R: kill and start the last program again; gdb expects no reply."""
-    if not s.extended:
+    if not s.negotiated.extended:
         return b""
     launcher = _launcher(s)
     if s.target.processes:

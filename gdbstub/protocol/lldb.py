@@ -8,18 +8,16 @@ in one JSON packet, and ';thread:TID;' suffixes instead of Hg.
 
 from __future__ import annotations
 
-import json
 import os
 import signal as host_signal
-import weakref
 from typing import TYPE_CHECKING
 
 from ..arch.lldbxml import lldb_target_xml
 from ..target.base import StopEvent, StopKind
 from ..target.linux import inferior_syscall, procfs, svr4
 from . import packets, signals
-from .session import E01, OK, Feature, Handler
-from .xfer import XferObject, target_description
+from .session import E01, OK, Feature, Handler, XferObject
+from .xfer import target_description
 
 if TYPE_CHECKING:
     from .session import Session
@@ -51,12 +49,12 @@ def _word(s: Session) -> int:
 
 
 def thread_suffix_supported(s: Session, args: bytes) -> bytes:
-    s.thread_suffix = True
+    s.lldb.thread_suffix = True
     return OK
 
 
 def list_threads_in_stop_reply(s: Session, args: bytes) -> bytes:
-    s.list_threads_in_stop_reply = True
+    s.lldb.list_threads_in_stop_reply = True
     return OK
 
 
@@ -152,7 +150,7 @@ def _features(s: Session, annex: str) -> bytes:
     """target.xml: lldb's flavour (register sets, rflags) for lldb, gdbserver's text for gdb.
 
     lldb asks QThreadSuffixSupported before it reads target.xml; gdb never sends it."""
-    if not s.thread_suffix:
+    if not s.lldb.thread_suffix:
         return target_description(s, annex)
     if annex != "target.xml":
         raise KeyError(annex)
@@ -164,23 +162,20 @@ OBJECTS = {"features": XferObject(_features)}
 
 # --- memory for expressions ---------------------------------------------------------
 
-# Per session: what _M allocated (address -> size), for _m, which names only the address.
-_allocations: weakref.WeakKeyDictionary[Session, dict[int, int]] = weakref.WeakKeyDictionary()
-
 
 def allocate_memory(s: Session, args: bytes) -> bytes:
     """_MSIZE,PERMS: an mmap in the program, made by a stopped thread (lldb-server's way).
     Without it lldb calls mmap itself by writing the PC of a thread, often one blocked in
     a system call."""
     size_s, sep, perms = args.partition(b",")
-    if not sep or s.running:
+    if not sep or s.status.running:
         return E01
     try:
         size = int(size_s, 16)
         addr = inferior_syscall.allocate(s.target, s.current_tid(), size, perms.decode("ascii"))
     except (ValueError, UnicodeDecodeError):
         return E01
-    _allocations.setdefault(s, {})[addr] = size
+    s.lldb.allocations[addr] = size  # _m names only the address
     return b"%x" % addr
 
 
@@ -190,8 +185,8 @@ def deallocate_memory(s: Session, args: bytes) -> bytes:
         addr = int(args, 16)
     except ValueError:
         return E01
-    allocations = _allocations.get(s, {})
-    if addr not in allocations or s.running:
+    allocations = s.lldb.allocations
+    if addr not in allocations or s.status.running:
         return E01
     inferior_syscall.deallocate(s.target, s.current_tid(), addr, allocations.pop(addr))
     return OK
@@ -233,7 +228,7 @@ def _thread_event(s: Session, tid: int) -> StopEvent | None:
     the pending event: it is not reported twice). Other kinds of pending events wait
     for their turn, as they do for gdb.
     """
-    last = s.last_stop
+    last = s.status.last_stop
     if last is not None and last.tid == tid and last.kind is StopKind.SIGNAL:
         return last
     pending = s.target.pending_event(tid)
@@ -260,13 +255,15 @@ def _thread_entry(s: Session, pid: int, tid: int) -> dict[str, object]:
 
 
 def _json(value: object) -> bytes:
+    import json  # lldb's packets only: gdb's sessions never pay for its import
+
     return json.dumps(value, separators=(",", ":"), sort_keys=True).encode()
 
 
 def stop_reply_threads(s: Session, event: StopEvent) -> bytes:
     """With QListThreadsInStopReply: every thread, its PC and its stop reason, saving
     lldb a round trip each (jstopinfo: how lldb learns of simultaneous hits)."""
-    if not s.list_threads_in_stop_reply or event.kind is StopKind.THREAD_EXITED:
+    if not s.lldb.list_threads_in_stop_reply or event.kind is StopKind.THREAD_EXITED:
         return b""
     tids, pcs = _thread_pcs(s)
     if not tids:
@@ -338,15 +335,11 @@ def _split_suffix(s: Session, args: bytes) -> tuple[bytes, int]:
     return args, s.current_tid()
 
 
-# Per session: save id -> (thread, register file), for QSave/QRestoreRegisterState.
-_saved: weakref.WeakKeyDictionary[Session, dict[int, tuple[int, bytes]]] = weakref.WeakKeyDictionary()
-
-
 def save_register_state(s: Session, args: bytes) -> bytes:
     """QSaveRegisterState: lldb keeps a thread's registers around an expression call."""
     _, tid = _split_suffix(s, args)
     data = s.target.read_registers(tid)
-    saved = _saved.setdefault(s, {})
+    saved = s.lldb.saved_registers
     save_id = max(saved, default=0) + 1
     saved[save_id] = (tid, data)
     return b"%x" % save_id
@@ -354,7 +347,7 @@ def save_register_state(s: Session, args: bytes) -> bytes:
 
 def restore_register_state(s: Session, args: bytes) -> bytes:
     head, tid = _split_suffix(s, args.lstrip(b":"))
-    saved = _saved.get(s, {}).pop(int(head, 16), None)
+    saved = s.lldb.saved_registers.pop(int(head, 16), None)
     if saved is None:
         return E01
     s.target.write_registers(tid, saved[1])
@@ -366,14 +359,14 @@ def restore_register_state(s: Session, args: bytes) -> bytes:
 
 def kill(s: Session, args: bytes) -> bytes | None:
     """lldb waits for a reply to 'k' (lldb-server sends X09); gdb never reads one."""
-    if not s.thread_suffix:
+    if not s.lldb.thread_suffix:
         return packets.kill(s, args)
     pid = s.target.pid
     s.target.kill()
-    if not s.extended:
-        s.finished = True
+    if not s.negotiated.extended:
+        s.status.finished = True
     signo = signals.to_gdb(int(host_signal.SIGKILL))
-    return b"X%02x" % signo + (b";process:%x" % pid if s.multiprocess else b"")
+    return b"X%02x" % signo + (b";process:%x" % pid if s.negotiated.multiprocess else b"")
 
 
 HANDLERS: dict[str, Handler] = {

@@ -92,8 +92,9 @@ def debug_format(value: str) -> tuple[str, str | None]:
 
 def _info(s: Session) -> str:
     t = s.target
-    lines = [f"gdbstub pid {os.getpid()}, extended-remote {'on' if s.extended else 'off'}, "
-             f"multiprocess {'on' if s.multiprocess else 'off'}, no-ack {'on' if s.no_ack else 'off'}"]
+    n = s.negotiated
+    lines = [f"gdbstub pid {os.getpid()}, extended-remote {'on' if n.extended else 'off'}, "
+             f"multiprocess {'on' if n.multiprocess else 'off'}, no-ack {'on' if n.no_ack else 'off'}"]
     if not t.processes:
         lines.append("No process.")
     for pid in sorted(t.processes):
@@ -109,8 +110,8 @@ def _info(s: Session) -> str:
                      f"randomization {'disabled' if launcher.disable_aslr else 'enabled'}")
         if launcher.wrapper:
             lines.append(f"Wrapper: {' '.join(launcher.wrapper)}")
-    if s.disabled:
-        lines.append(f"Disabled packets: {' '.join(sorted(s.disabled))}")
+    if n.disabled:
+        lines.append(f"Disabled packets: {' '.join(sorted(n.disabled))}")
     debug = logging.getLogger("gdbstub").isEnabledFor(logging.DEBUG)
     lines.append(f"Debug log {'on' if debug else 'off'}")
     return "\n".join(lines) + "\n"
@@ -119,7 +120,7 @@ def _info(s: Session) -> str:
 def _exit(s: Session) -> None:
     """Kill what the stub launched, detach what it attached, and end the stub."""
     s.target.close()
-    s.finished = True
+    s.status.finished = True
 
 
 def run_command(s: Session, line: str) -> bool:

@@ -23,12 +23,13 @@ def q_non_stop(s: Session, args: bytes) -> bytes:
     if value not in (b"0", b"1"):
         return E01
     on = value == b"1"
-    if s.non_stop == on:
+    nonstop = s.nonstop
+    if nonstop.on == on:
         return OK
-    s.non_stop = on
-    s.stop_queue = StopQueue()
+    nonstop.on = on
+    nonstop.queue = StopQueue()
     s.target.set_non_stop(on)
-    s.running = s.target.running  # QNonStop:0 stopped every thread
+    s.status.running = s.target.running  # QNonStop:0 stopped every thread
     if on:  # (idempotent: toggling on again adds a harmless second hook)
         s.close_hooks.append(lambda: _leave_non_stop(s))
     return OK
@@ -43,13 +44,13 @@ def _leave_non_stop(s: Session) -> None:
 
 
 def v_stopped(s: Session, args: bytes) -> bytes:
-    if not s.non_stop:
+    if not s.nonstop.on:
         return b""
-    return s.stop_queue.acknowledge()
+    return s.nonstop.queue.acknowledge()
 
 
 def v_ctrl_c(s: Session, args: bytes) -> bytes:
-    if not s.non_stop:
+    if not s.nonstop.on:
         return b""
     s.target.interrupt()
     return OK
@@ -59,15 +60,15 @@ def question_non_stop(s: Session) -> bytes:
     """Every stopped thread's stop, the first now, the rest through vStopped."""
     replies = []
     # Before anything ran, the program's own stop at its entry (SIGTRAP, as gdbserver has it).
-    first = s.initial_stop() if s.last_stop is None else None
+    first = s.initial_stop() if s.status.last_stop is None else None
     for pid, tid in s.target.thread_ids():
         if s.target.is_running(tid):
             continue
-        event = s.last_events.get(tid)
+        event = s.status.last_events.get(tid)
         if event is None:
             event = first if first is not None and first.tid == tid else StopEvent(StopKind.SIGNAL, pid, tid, signal=0)
         replies.append(s.stop_reply(event))
-    return s.stop_queue.restart(replies)
+    return s.nonstop.queue.restart(replies)
 
 
 HANDLERS: dict[str, Handler] = {

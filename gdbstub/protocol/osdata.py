@@ -7,8 +7,7 @@ import os
 import pwd
 
 from ..xmltext import xml_attr, xml_escape
-from .session import Feature, Session
-from .xfer import XferObject
+from .session import Feature, Session, XferObject
 
 Row = list[tuple[str, str]]
 

@@ -10,6 +10,7 @@ from ..target.base import ResumeAction, StopKind
 from . import grammar as g
 from . import signals
 from .hostio import fit_escaped
+from .nonstop import question_non_stop
 from .session import E01, OK, PACKET_SIZE, Feature, Handler, SessionEnd
 
 if TYPE_CHECKING:
@@ -26,10 +27,10 @@ def q_supported(s: Session, args: bytes) -> bytes:
     gdbserver too only turns features on within a connection."""
     offered_now = _client_features(args)
     if offered_now:
-        _merge_features(s.client_features, offered_now)
+        _merge_features(s.negotiated.client_features, offered_now)
         _negotiate(s)
     reply = [f"PacketSize={PACKET_SIZE:x}"]
-    reply += [name for name, offered in s.features if offered(s)]
+    reply += [name for name, offered in s.tables.features if offered(s)]
     return ";".join(reply).encode()
 
 
@@ -57,19 +58,19 @@ def _merge_features(known: dict[str, str], new: dict[str, str]) -> None:
 
 
 def _negotiate(s: Session) -> None:
-    offered = {k for k, v in s.client_features.items() if v == "+"}
-    s.multiprocess = "multiprocess" in offered and "multiprocess" not in s.disabled
-    s.swbreak = "swbreak" in offered
-    s.hwbreak = "hwbreak" in offered and s.target.breakpoints() is not None
-    s.no_resumed = "no-resumed" in offered
-    s.target.report_no_resumed = s.no_resumed
-    t = s.target
+    n, t = s.negotiated, s.target
+    offered = {k for k, v in n.client_features.items() if v == "+"}
+    n.multiprocess = "multiprocess" in offered and "multiprocess" not in n.disabled
+    n.swbreak = "swbreak" in offered
+    n.hwbreak = "hwbreak" in offered and t.breakpoints() is not None
+    n.no_resumed = "no-resumed" in offered
+    t.report_no_resumed = n.no_resumed
     # A fork child needs a pid of its own in thread ids (and D;PID to let it go): multiprocess.
-    t.report_fork = "fork-events" in offered and s.multiprocess
-    t.report_vfork = "vfork-events" in offered and s.multiprocess
+    t.report_fork = "fork-events" in offered and n.multiprocess
+    t.report_vfork = "vfork-events" in offered and n.multiprocess
     t.report_exec = "exec-events" in offered
     # Like gdbserver: without xmlRegisters=i386 the client uses gdb's built-in register layout.
-    t.xml_registers = "i386" in s.client_features.get("xmlRegisters", "").split(",")
+    t.xml_registers = "i386" in n.client_features.get("xmlRegisters", "").split(",")
 
 
 def _always(s: Session) -> bool:
@@ -77,7 +78,7 @@ def _always(s: Session) -> bool:
 
 
 def q_start_no_ack(s: Session, args: bytes) -> bytes:
-    s.no_ack = True
+    s.negotiated.no_ack = True
     return OK
 
 
@@ -97,8 +98,8 @@ def _signal_set(args: bytes) -> frozenset[int]:
 
 
 def q_program_signals(s: Session, args: bytes) -> bytes:
-    s.program_signals = frozenset(_signal_list(args))
-    s.target.program_signals = s.program_signals
+    s.negotiated.program_signals = frozenset(_signal_list(args))
+    s.target.program_signals = s.negotiated.program_signals
     return OK
 
 
@@ -113,18 +114,17 @@ def _signal_list(args: bytes) -> list[int]:
 
 
 def question(s: Session, args: bytes) -> bytes:
-    if s.non_stop:
-        from .nonstop import question_non_stop
-
+    if s.nonstop.on:
         return question_non_stop(s)
-    if s.last_stop is not None and s.last_reply is not None:
-        if s.last_stop.pid in s.target.processes or not s.target.alive():
-            return s.last_reply
+    status = s.status
+    if status.last_stop is not None and status.last_reply is not None:
+        if status.last_stop.pid in s.target.processes or not s.target.alive():
+            return status.last_reply
     event = s.initial_stop()
     if event is None:
-        return b"W00" if s.last_reply is None else s.last_reply
-    s.last_stop = event
-    s.event_thread = event.tid
+        return b"W00" if status.last_reply is None else status.last_reply
+    status.last_stop = event
+    s.selected.event = event.tid
     return s.stop_reply(event)
 
 
@@ -209,7 +209,7 @@ def binary_read(s: Session, args: bytes) -> bytes:
     `error-message+` (gdb 15+), which lldb never does. The reply is cut where its escaped form
     would overflow PacketSize (a short read is allowed)."""
     req = g.parse(g.ReadMemory, args)
-    gdb_form = any(s.client_features.get(name) == "+" for name in ("error-message", "QThreadOptions"))
+    gdb_form = any(s.negotiated.client_features.get(name) == "+" for name in ("error-message", "QThreadOptions"))
     if req.length == 0:
         return b"b" if gdb_form else OK
     data = s.target.read_memory(s.current_pid() if s.target.threads else s.target.pid, req.addr,
@@ -251,9 +251,9 @@ def set_thread(s: Session, args: bytes) -> bytes:
     if ptid.tid > 0 and ptid.tid not in s.target.threads:
         return E01
     if which == "g":
-        s.general_thread = ptid
+        s.selected.general = ptid
     elif which == "c":
-        s.continue_thread = ptid
+        s.selected.resume = ptid
     else:
         return E01
     return OK
@@ -297,7 +297,8 @@ def _resume_all(s: Session, kind: str, sig: int, addr: bytes) -> bytes | None:
     target = s.target
     if not target.threads:
         return E01
-    tid = s.current_tid() if s.continue_thread.tid <= 0 else s.continue_thread.tid
+    chosen = s.selected.resume.tid
+    tid = s.current_tid() if chosen <= 0 else chosen
     if tid not in target.threads:
         return E01
     if addr:
@@ -353,18 +354,18 @@ def vcont(s: Session, args: bytes) -> bytes | None:
             sig = _host_signal(b"%x" % act.signal) if act.kind in "CS" else 0
             kind = act.kind.lower()
             chosen[tid] = ResumeAction(kind, sig, act.start, act.end)
-    if s.non_stop:
+    if s.nonstop.on:
         # Non-stop: only threads the client sees as stopped resume; the reply is OK
         # at once and stops come later as notifications.
         # Nor a thread whose stop is still in the notification queue: the client
         # has not seen it (a wildcard resume sent meanwhile), as gdbserver does.
-        queued = s.stop_queue.threads()
+        queued = s.nonstop.queue.threads()
         chosen = {t: a for t, a in chosen.items() if not s.target.is_running(t) and t not in queued}
         if to_stop:
             s.target.stop_threads(to_stop)
         if chosen:
             s.resume(chosen)
-        s.running = s.target.running
+        s.status.running = s.target.running
         return OK
     if not chosen:
         return E01
@@ -377,8 +378,8 @@ def vcont(s: Session, args: bytes) -> bytes | None:
 
 def kill(s: Session, args: bytes) -> bytes | None:
     s.target.kill()
-    if not s.extended:
-        s.finished = True
+    if not s.negotiated.extended:
+        s.status.finished = True
         raise SessionEnd("killed")
     return None
 
@@ -388,8 +389,8 @@ def vkill(s: Session, args: bytes) -> bytes:
     if pid not in s.target.processes:
         return E01
     s.target.kill(pid)
-    s.last_stop = None
-    s.last_reply = None
+    s.status.last_stop = None
+    s.status.last_reply = None
     return OK
 
 
@@ -399,14 +400,14 @@ def detach(s: Session, args: bytes) -> bytes:
         pid = int(args[1:], 16)
         if pid not in s.target.processes:
             return E01
-    elif len(s.target.processes) > 1 and s.last_stop is not None and \
-            s.last_stop.kind in (StopKind.FORK, StopKind.VFORK) and s.last_stop.child_pid in s.target.processes:
+    elif len(s.target.processes) > 1 and (last := s.status.last_stop) is not None and \
+            last.kind in (StopKind.FORK, StopKind.VFORK) and last.child_pid in s.target.processes:
         # Plain 'D' right after a fork stop (gdb with multiprocess turned off on its side):
         # gdb is letting the new child go, not everything.
-        pid = s.last_stop.child_pid
+        pid = last.child_pid
     s.target.detach(pid)
-    if not s.target.alive() and not s.extended:
-        s.finished = True
+    if not s.target.alive() and not s.negotiated.extended:
+        s.status.finished = True
     return OK
 
 
@@ -448,9 +449,9 @@ FEATURES: list[Feature] = [
     ("QPassSignals+", _always),
     ("QProgramSignals+", _always),
     ("QStartNoAckMode+", _always),
-    ("multiprocess+", lambda s: s.multiprocess),
-    ("swbreak+", lambda s: s.swbreak),
-    ("hwbreak+", lambda s: s.hwbreak),
+    ("multiprocess+", lambda s: s.negotiated.multiprocess),
+    ("swbreak+", lambda s: s.negotiated.swbreak),
+    ("hwbreak+", lambda s: s.negotiated.hwbreak),
     ("fork-events+", lambda s: s.target.report_fork),
     ("vfork-events+", lambda s: s.target.report_vfork),
     ("exec-events+", lambda s: s.target.report_exec),

@@ -1,8 +1,15 @@
-"""Collects the packet handlers, qXfer objects and qSupported features of every
-protocol module into a session. A new feature module adds itself here."""
+"""Collects the packet handlers, qXfer objects, qSupported features and stop-reply
+extras of every protocol module into the tables a session dispatches on. A new
+feature module adds itself here.
+
+Dependencies go one way: this module imports the handler modules and ``session``;
+the handler modules import ``session`` (constants, types); ``session`` imports
+neither, and is handed its tables."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from types import ModuleType
 from typing import TYPE_CHECKING
 
 from . import (
@@ -22,38 +29,40 @@ from . import (
     tracepoints,
     xfer,
 )
+from .session import Session, Tables
 
 if TYPE_CHECKING:
-    from .session import Session
+    from ..target.linux.process import LinuxTarget
 
 
-def install(session: Session) -> None:
-    session.handlers.update(packets.HANDLERS)
-    session.handlers.update(xfer.HANDLERS)
-    session.objects = dict(xfer.OBJECTS)
-    session.xfer_cache = {}
-    session.features = list(packets.FEATURES)
-    session.features += xfer.features()
-    session.handlers.update(lldb.HANDLERS)
-    session.objects.update(lldb.OBJECTS)
-    session.features += lldb.FEATURES
-    session.stop_extras += lldb.STOP_EXTRAS
-    session.handlers.update(extended.HANDLERS)
-    session.features += extended.FEATURES
-    session.handlers.update(monitor.HANDLERS)
-    session.handlers.update(hostio.HANDLERS)
-    session.objects.update(svr4.OBJECTS)
-    session.features += svr4.FEATURES
-    session.handlers.update(nonstop.HANDLERS)
-    session.features += nonstop.FEATURES
-    session.objects.update(siginfo.OBJECTS)
-    session.features += siginfo.FEATURES
-    session.handlers.update(breakpoints.HANDLERS)
-    session.features += breakpoints.FEATURES
-    session.handlers.update(events.HANDLERS)
-    session.features += events.FEATURES
-    session.objects.update(osdata.OBJECTS)
-    session.features += osdata.FEATURES
-    session.handlers.update(search.HANDLERS)
-    session.handlers.update(tls.HANDLERS)
-    tracepoints.install(session)  # last: it routes g/p/m of the modules above while a frame is selected
+# In this order: a later module's handler or object of the same name wins (lldb's 'k' and
+# target.xml), and qSupported lists features in it.
+MODULES: tuple[ModuleType, ...] = (
+    packets, xfer, lldb, extended, monitor, hostio, svr4, nonstop, siginfo, breakpoints, events,
+    osdata, search, tls,
+)
+# Then modules that add themselves to a session once it exists (what they offer depends on
+# its target): tracepoints, last, routes g/p/m of the modules above while a frame is selected.
+INSTALLERS: tuple[Callable[[Session], None], ...] = (tracepoints.install,)
+
+
+def tables() -> Tables:
+    """A fresh set of tables: a session may trim its own (e.g. --disable-packet=vCont).
+
+    A module contributes what it defines of HANDLERS, FEATURES, OBJECTS (qXfer) and
+    STOP_EXTRAS."""
+    t = Tables()
+    for module in MODULES:
+        t.handlers.update(getattr(module, "HANDLERS", {}))
+        t.features += getattr(module, "FEATURES", [])
+        t.objects.update(getattr(module, "OBJECTS", {}))
+        t.stop_extras += getattr(module, "STOP_EXTRAS", [])
+    return t
+
+
+def new_session(target: LinuxTarget, *, extended: bool = False) -> Session:
+    """A session over ``target`` that speaks every packet the stub knows."""
+    session = Session(target, tables(), extended=extended)
+    for install in INSTALLERS:
+        install(session)
+    return session

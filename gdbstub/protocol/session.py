@@ -1,9 +1,17 @@
 """The RSP session: negotiation, the dispatch table and stop-reply encoding.
 
 No I/O here: the server hands in packet payloads and stop events and sends
-back what this returns. Packet handlers are registered per module (this one,
+back what this returns. Packet handlers are registered per module (``packets``,
 ``xfer``, ``hostio``, ...) in ``HANDLERS`` tables keyed by packet name, so a
 feature lives in one module and ``qSupported`` is derived from what is there.
+``registry`` gathers those tables into a ``Tables`` and makes sessions with it:
+this module imports no handler module.
+
+A session's state is in named parts, so that a packet module touches the part it
+works on, not the whole: ``negotiated`` (what client and stub agreed on),
+``selected`` (Hg/Hc and the event thread), ``status`` (running or stopped, the last
+stop), ``nonstop`` (the mode, the %Stop queue and its sender), ``lldb`` (lldb's
+extensions) and ``tables`` (what the packet modules contribute).
 """
 
 from __future__ import annotations
@@ -11,7 +19,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from ..target.base import ResumeAction, StopEvent, StopKind
 from . import grammar as g
@@ -21,7 +29,6 @@ from .stopqueue import StopQueue
 if TYPE_CHECKING:
     from ..launcher import Launcher
     from ..target.linux.process import LinuxTarget
-    from .xfer import XferObject
 
 log = logging.getLogger("gdbstub.session")
 
@@ -33,60 +40,142 @@ E01 = b"E01"
 E02 = b"E02"
 E03 = b"E03"
 
-# In Session.disabled: stop replies in the bare 'Sxx' form (gdbserver's --disable-packet=T).
+# In Negotiated.disabled: stop replies in the bare 'Sxx' form (gdbserver's --disable-packet=T).
 S_STOP_REPLIES = "T-stop-reply"
 
 Handler = Callable[["Session", bytes], "bytes | None"]
 # A feature's entry in qSupported: a name and a test of whether it is offered now.
 Feature = tuple[str, Callable[["Session"], bool]]
+# Adds lldb's keys to a T stop reply (protocol/lldb.py).
+StopExtra = Callable[["Session", StopEvent], bytes]
+
+
+class XferObject(NamedTuple):
+    """A qXfer object (protocol/xfer.py serves them): a document built on request."""
+
+    read: Callable[[Session, str], bytes]  # (session, annex) -> whole document
+    available: Callable[[Session], bool] = lambda s: True
+    write: Callable[[Session, str, int, bytes], int] | None = None  # -> bytes written
 
 
 class SessionEnd(Exception):
     """The client asked the stub to stop serving this connection."""
 
 
-class Session:
-    """One client connection's protocol state over one target."""
+class Negotiated:
+    """What the client and the stub agreed on: qSupported, QStartNoAckMode, '!',
+    QThreadEvents, QProgramSignals, and the packets the command line turned off.
 
-    def __init__(self, target: LinuxTarget, *, extended: bool = False) -> None:
-        self.target = target
+    (The parts are plain slotted classes, not dataclasses: no code compiled at start-up.)"""
+
+    __slots__ = ("client_features", "disabled", "extended", "extended_requested", "hwbreak", "multiprocess",
+                 "no_ack", "no_resumed", "program_signals", "swbreak", "thread_events")
+
+    def __init__(self, extended: bool = False) -> None:
         self.extended = extended  # may start programs (vRun, R): --multi or '!'
         self.extended_requested = False  # the client sent '!': the stub outlives its programs
         self.no_ack = False
-        self.client_features: dict[str, str] = {}
+        self.client_features: dict[str, str] = {}  # qSupported's, as sent
         self.multiprocess = False
         self.swbreak = False
         self.hwbreak = False
         self.thread_events = False
         self.no_resumed = False
-        self.general_thread: g.ThreadId = g.ThreadId(0, 0)
-        self.continue_thread: g.ThreadId = g.ThreadId(-1, -1)
-        self.last_stop: StopEvent | None = None
-        self.last_reply: bytes | None = None
-        self.event_thread: int = 0
-        self.running = False
-        self.finished = False
-        self.non_stop = False
-        self.stop_queue = StopQueue()
-        self.last_events: dict[int, StopEvent] = {}  # each thread's last stop, for non-stop '?'
-        self.send_notification: Callable[[bytes], None] = lambda payload: None  # %Stop
-        self.internal_errors = 0  # handler bugs caught by handle()'s last line of defence
         self.disabled: set[str] = set()  # packet names turned off (--disable-packet)
         self.program_signals: frozenset[int] | None = None
-        # lldb extensions (protocol/lldb.py): ';thread:TID;' suffixes, thread lists in stop replies
+
+
+class ThreadSelection:
+    """Which thread the client's packets mean: Hg's (registers, memory), Hc's (c, s)
+    and the thread of the last stop (what 'any thread' means)."""
+
+    __slots__ = ("event", "general", "resume")
+
+    def __init__(self) -> None:
+        self.general = g.ThreadId(0, 0)
+        self.resume = g.ThreadId(-1, -1)
+        self.event = 0
+
+
+class StopStatus:
+    """Whether the program runs, its last stop and the reply that reported it ('?' repeats
+    it), each thread's last stop (non-stop '?'), and whether the session is over."""
+
+    __slots__ = ("finished", "last_events", "last_reply", "last_stop", "running")
+
+    def __init__(self) -> None:
+        self.running = False
+        self.finished = False  # the server ends this connection (k, monitor exit, detach of the last)
+        self.last_stop: StopEvent | None = None
+        self.last_reply: bytes | None = None
+        self.last_events: dict[int, StopEvent] = {}
+
+
+def _no_notification(payload: bytes) -> None:
+    """Until the server connects a sender: %Stop notifications go nowhere."""
+
+
+class NonStop:
+    """Non-stop mode (QNonStop): whether it is on, the stop replies waiting for vStopped,
+    and how a %Stop notification reaches the client (set by the server)."""
+
+    __slots__ = ("on", "queue", "send")
+
+    def __init__(self) -> None:
+        self.on = False
+        self.queue = StopQueue()
+        self.send: Callable[[bytes], None] = _no_notification
+
+
+class LldbExtensions:
+    """lldb's extensions in use (protocol/lldb.py): ';thread:TID;' suffixes, thread lists
+    in stop replies, what _M allocated and what QSaveRegisterState saved."""
+
+    __slots__ = ("allocations", "list_threads_in_stop_reply", "saved_registers", "thread_suffix")
+
+    def __init__(self) -> None:
         self.thread_suffix = False
         self.list_threads_in_stop_reply = False
-        self.stop_extras: list[Callable[[Session, StopEvent], bytes]] = []
-        self.notify: Callable[[bytes], None] = lambda payload: None  # O packets
-        self.launcher: Launcher | None = None  # how vRun/R start programs (protocol/extended.py)
+        self.allocations: dict[int, int] = {}  # _M's address -> size, for _m
+        self.saved_registers: dict[int, tuple[int, bytes]] = {}  # save id -> (tid, g packet)
+
+
+class Tables:
+    """What the packet modules contribute (gathered by ``registry``): handlers by packet
+    name, qSupported entries, qXfer objects and extra keys for T stop replies."""
+
+    __slots__ = ("features", "handlers", "objects", "stop_extras")
+
+    def __init__(self) -> None:
         self.handlers: dict[str, Handler] = {}
         self.features: list[Feature] = []
         self.objects: dict[str, XferObject] = {}
-        self.xfer_cache: dict[str, object] = {}
-        self.close_hooks: list[Callable[[], None]] = []  # run by close(), e.g. hostio's fds
-        from . import registry
+        self.stop_extras: list[StopExtra] = []
 
-        registry.install(self)
+
+def _no_output(payload: bytes) -> None:
+    """Until the server connects a sender: console output (O packets) goes nowhere."""
+
+
+class Session:
+    """One client connection's protocol state over one target (``registry.new_session``
+    makes one with every packet module's tables).
+
+    The parts are made here and never replaced, so a caller may keep one in a local."""
+
+    def __init__(self, target: LinuxTarget, tables: Tables, *, extended: bool = False) -> None:
+        self.target = target
+        self.tables = tables
+        self.negotiated = Negotiated(extended=extended)
+        self.selected = ThreadSelection()
+        self.status = StopStatus()
+        self.nonstop = NonStop()
+        self.lldb = LldbExtensions()
+        self.notify: Callable[[bytes], None] = _no_output  # O packets
+        self.launcher: Launcher | None = None  # how vRun/R start programs (protocol/extended.py)
+        self.xfer_cache: dict[str, object] = {}  # the qXfer document being read in parts
+        self.close_hooks: list[Callable[[], None]] = []  # run by close(), e.g. hostio's fds
+        self.internal_errors = 0  # handler bugs caught by handle()'s last line of defence
 
     def close(self) -> None:
         """The client is gone: release what handlers opened for it (idempotent)."""
@@ -108,8 +197,8 @@ class Session:
         is logged with its traceback and answered E01 too. Only SessionEnd (the client's own request) leaves.
         """
         name = packet_name(data)
-        handler = self.handlers.get(name)
-        if handler is None or name in self.disabled:
+        handler = self.tables.handlers.get(name)
+        if handler is None or name in self.negotiated.disabled:
             return b""
         args = data[len(name):]
         try:
@@ -138,51 +227,53 @@ class Session:
 
         In non-stop mode the stop goes out as a notification instead (or waits
         in the queue for vStopped) and this returns None."""
-        self.last_stop = event
+        status, nonstop = self.status, self.nonstop
+        status.last_stop = event
         if event.kind not in (StopKind.EXITED, StopKind.TERMINATED):
-            bare = S_STOP_REPLIES in self.disabled
-            if not self.non_stop and bare:
+            bare = S_STOP_REPLIES in self.negotiated.disabled
+            if not nonstop.on and bare:
                 self._keep_general_thread()
-            self.event_thread = event.tid
-            self.last_events[event.tid] = event
-            if not self.non_stop and not bare:
+            self.selected.event = event.tid
+            status.last_events[event.tid] = event
+            if not nonstop.on and not bare:
                 # gdb takes the thread the reply names as its general thread. (Without
                 # thread: (Tthread off) too: gdbserver then hangs, this keeps gdb going.)
-                self.general_thread = g.ThreadId(event.pid, event.tid)
+                self.selected.general = g.ThreadId(event.pid, event.tid)
         reply = self.stop_reply(event)
-        self.last_reply = reply
-        if self.non_stop:
-            self.running = self.target.running
-            note = self.stop_queue.push(reply, event.tid)
+        status.last_reply = reply
+        if nonstop.on:
+            status.running = self.target.running
+            note = nonstop.queue.push(reply, event.tid)
             if note is not None:
-                self.send_notification(note)
+                nonstop.send(note)
             return None
-        self.running = False
+        status.running = False
         return reply
 
     def _keep_general_thread(self) -> None:
         """A stop reply without a thread is, to gdb, a stop of the thread it has been reading:
         pin that one (what 'any thread' meant until now), as gdbserver does, so that g and p
         keep answering for it rather than for the thread that stopped."""
-        if self.general_thread.tid > 0 and self.general_thread.tid in self.target.threads:
+        selected = self.selected
+        if selected.general.tid > 0 and selected.general.tid in self.target.threads:
             return
         try:
             tid = self.current_tid()
         except OSError:
             return
-        self.general_thread = g.ThreadId(self.target.pid_of(tid) or self.target.pid, tid)
+        selected.general = g.ThreadId(self.target.pid_of(tid) or self.target.pid, tid)
 
     # --- helpers for handlers -------------------------------------------------------
 
     def error_reply(self, reason: str) -> bytes:
         """E01, or `E.reason` for a client that offered error-message+ (gdb 15+): gdb then says
         why (`remote failure reply 'No such process'`) instead of a bare number."""
-        if self.client_features.get("error-message") != "+":
+        if self.negotiated.client_features.get("error-message") != "+":
             return E01
         return b"E." + reason.encode("ascii", "replace").replace(b"#", b"?").replace(b"$", b"?")
 
     def format_thread(self, pid: int, tid: int) -> bytes:
-        if self.multiprocess:
+        if self.negotiated.multiprocess:
             return b"p%x.%x" % (pid, tid)
         return b"%x" % tid
 
@@ -192,11 +283,12 @@ class Session:
     def current_tid(self) -> int:
         """The thread g/m/p act on: Hg's choice, else the last event's thread."""
         threads = self.target.threads
-        tid = self.general_thread.tid
+        selected = self.selected
+        tid = selected.general.tid
         if tid > 0 and tid in threads:
             return tid
-        if self.event_thread in threads:
-            return self.event_thread
+        if selected.event in threads:
+            return selected.event
         if self.target.pid in threads:
             return self.target.pid
         if threads:
@@ -211,24 +303,26 @@ class Session:
 
     def stop_reply(self, event: StopEvent) -> bytes:
         target = self.target
+        negotiated = self.negotiated
         if event.kind is StopKind.EXITED:
             reply = b"W%02x" % (event.status & 0xFF)
-            return reply + (b";process:%x" % event.pid if self.multiprocess else b"")
+            return reply + (b";process:%x" % event.pid if negotiated.multiprocess else b"")
         if event.kind is StopKind.TERMINATED:
             reply = b"X%02x" % signals.to_gdb(event.signal)
-            return reply + (b";process:%x" % event.pid if self.multiprocess else b"")
+            return reply + (b";process:%x" % event.pid if negotiated.multiprocess else b"")
         if event.kind is StopKind.THREAD_EXITED:
             return b"w%02x;%s" % (event.status & 0xFF, self.format_thread(event.pid, event.tid))
         if event.kind is StopKind.NO_RESUMED:
             return b"N"
         sig = signals.to_gdb(event.signal) if event.kind is StopKind.SIGNAL else 5
-        if S_STOP_REPLIES in self.disabled:  # no registers, thread or core: gdb asks for them
+        disabled = negotiated.disabled
+        if S_STOP_REPLIES in disabled:  # no registers, thread or core: gdb asks for them
             return b"S%02x" % sig
         parts = [b"T%02x" % sig]
         if event.kind is StopKind.SIGNAL:
-            if event.reason == "swbreak" and self.swbreak:
+            if event.reason == "swbreak" and negotiated.swbreak:
                 parts.append(b"swbreak:;")
-            elif event.reason == "hwbreak" and self.hwbreak:
+            elif event.reason == "hwbreak" and negotiated.hwbreak:
                 parts.append(b"hwbreak:;")
             elif event.reason in ("watch", "rwatch", "awatch"):
                 parts.append(b"%s:%x;" % (event.reason.encode(), event.address))
@@ -248,9 +342,9 @@ class Session:
                 parts.append(b"%02x:%s;" % (regnum, value.hex().encode()))
         except OSError:
             pass
-        if "Tthread" not in self.disabled:  # --disable-packet=Tthread
+        if "Tthread" not in disabled:  # --disable-packet=Tthread
             parts.append(b"thread:%s;" % self.format_thread(event.pid, event.tid))
-        for extra in self.stop_extras:
+        for extra in self.tables.stop_extras:
             parts.append(extra(self, event))
         core = target.thread_core(event.pid, event.tid)
         if core is not None:
@@ -262,11 +356,12 @@ class Session:
         pid = self.target.pid
         if pid not in self.target.processes:
             return None
-        tid = self.event_thread if self.event_thread in self.target.threads else pid
+        event_tid = self.selected.event
+        tid = event_tid if event_tid in self.target.threads else pid
         return StopEvent(StopKind.SIGNAL, pid, tid, signal=5)
 
     def resume(self, actions: dict[int, ResumeAction]) -> None:
-        self.running = True
+        self.status.running = True
         self.target.resume(actions)
 
     def threads_matching(self, ptid: g.ThreadId | None) -> list[int]:
@@ -279,7 +374,8 @@ class Session:
                     out.append(tid)
         if ptid is not None and ptid.tid == 0 and out:
             # "any thread": the event thread when it qualifies, else the first
-            return [self.event_thread] if self.event_thread in out else out[:1]
+            event_tid = self.selected.event
+            return [event_tid] if event_tid in out else out[:1]
         return out
 
 

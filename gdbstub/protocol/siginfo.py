@@ -15,8 +15,7 @@ from collections.abc import Callable
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from .session import Feature
-from .xfer import XferObject
+from .session import Feature, XferObject
 
 if TYPE_CHECKING:
     from construct import Struct

@@ -13,8 +13,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from ..target.linux import svr4
 from ..xmltext import xml_escape
-from .session import Feature
-from .xfer import XferObject
+from .session import Feature, XferObject
 
 if TYPE_CHECKING:
     from .session import Session

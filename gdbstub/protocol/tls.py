@@ -20,17 +20,13 @@ import functools
 import os
 import struct
 import weakref
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
+from ..target.linux.elf import SHT_DYNSYM, SHT_NOBITS, SHT_SYMTAB, SectionHeader, read_headers, read_sections
 from ..target.linux.elf import ELFError as ELFHeaderError
-from ..target.linux.elf import read_headers
 from .session import E01, OK, Feature, Handler
 
 if TYPE_CHECKING:
-    from elftools.elf.elffile import ELFFile
-    from elftools.elf.sections import SymbolTableSection
-
     from ..target.linux.process import LinuxTarget
     from .session import Session
 
@@ -38,17 +34,15 @@ PT_INTERP = 3
 UNALLOCATED = (1 << 64) - 1  # TLS_DTV_UNALLOCATED, (void *) -1
 
 
-@dataclass(frozen=True)
-class Desc:
+class Desc(NamedTuple):
     """One glibc db descriptor: a field's size in bits, element count and byte offset."""
 
     bits: int
-    count: int
+    elements: int  # glibc calls it the count (a name tuple already has)
     offset: int
 
 
-@dataclass(frozen=True)
-class TlsLayout:
+class TlsLayout(NamedTuple):
     l_tls_modid: Desc
     pthread_dtvp: Desc
     dtv_slot: Desc  # dtv_dtv: the size of one dtv_t
@@ -62,50 +56,46 @@ NAMES = ("link_map_l_tls_modid", "pthread_dtvp", "dtv_dtv", "dtv_t_pointer_val")
 def layout_from_libc(path: str) -> TlsLayout | None:
     """The descriptors from a shared libc's dynamic symbols, or from a static executable's
     own symbol table; None when the file has none."""
-    # pyelftools is imported here, on the first TLS access: it costs more than the stub's start.
-    from elftools.common.exceptions import ELFError
-    from elftools.elf.elffile import ELFFile
-
     try:
         with open(path, "rb") as f:
-            elf = ELFFile(f)
-            for table in (".dynsym", ".symtab"):
-                found = _layout_in(elf, elf.get_section_by_name(table))
-                if found is not None:
-                    return found
-            return None
-    except (OSError, ELFError, struct.error):
+            data = f.read()
+        bits, sections = read_sections(data)
+        for kind in (SHT_DYNSYM, SHT_SYMTAB):
+            for table in sections:
+                if table.sh_type == kind and table.sh_link < len(sections):
+                    found = _layout_in(data, bits, sections, table)
+                    if found is not None:
+                        return found
+        return None
+    except (OSError, ELFHeaderError, struct.error):
         return None
 
 
 # Elf64_Sym / Elf32_Sym (st_name, then value and size where each puts them): unpacked with
 # struct.iter_unpack, as pyelftools parses each symbol through construct (0.7 s for a static
 # program's 2400 symbols, the time gdb then waits for qSymbol's answer).
-ELF_SYM = {64: ("IBBHQQ", 0, 4, 5), 32: ("IIIBBH", 0, 1, 2)}
+ELF_SYM = {64: ("<IBBHQQ", 0, 4, 5), 32: ("<IIIBBH", 0, 1, 2)}
 
 
-def _layout_in(elf: ELFFile, symbols: object) -> TlsLayout | None:
-    from elftools.elf.sections import SymbolTableSection
-
-    if not isinstance(symbols, SymbolTableSection):
-        return None
-    found = _symbols(elf, symbols, [f"_thread_db_{name}" for name in NAMES])
+def _layout_in(data: bytes, bits: int, sections: tuple[SectionHeader, ...],
+               table: SectionHeader) -> TlsLayout | None:
+    found = _symbols(data, bits, table, sections[table.sh_link], [f"_thread_db_{name}" for name in NAMES])
     descs = []
     for name in NAMES:
         if f"_thread_db_{name}" not in found:
             return None
         value, size = found[f"_thread_db_{name}"]
-        data = _file_bytes(elf, value, size)
-        if data is None or len(data) < 12:
+        raw = _file_bytes(data, sections, value, size)
+        if raw is None or len(raw) < 12:
             return None
-        endian = "<" if elf.little_endian else ">"
-        descs.append(Desc(*struct.unpack(endian + "3I", data[:12])))
+        descs.append(Desc(*struct.unpack("<3I", raw[:12])))
     return TlsLayout(*descs)
 
 
-def _symbols(elf: ELFFile, table: SymbolTableSection, names: list[str]) -> dict[str, tuple[int, int]]:
+def _symbols(data: bytes, bits: int, table: SectionHeader, strtab: SectionHeader,
+             names: list[str]) -> dict[str, tuple[int, int]]:
     """(st_value, st_size) of each of NAMES found in TABLE."""
-    strings: bytes = table.stringtable.data()
+    strings = data[strtab.sh_offset:strtab.sh_offset + strtab.sh_size]
     wanted: dict[int, str] = {}  # string table offset -> name (a name may also end a longer one)
     for name in names:
         text = name.encode() + b"\0"
@@ -113,25 +103,23 @@ def _symbols(elf: ELFFile, table: SymbolTableSection, names: list[str]) -> dict[
         while at >= 0:
             wanted[at] = name
             at = strings.find(text, at + 1)
-    fmt, name_at, value_at, size_at = ELF_SYM[elf.elfclass]
-    endian = "<" if elf.little_endian else ">"
-    data: bytes = table.data()
-    usable = len(data) - len(data) % struct.calcsize(endian + fmt)
+    fmt, name_at, value_at, size_at = ELF_SYM[bits]
+    symbols = data[table.sh_offset:table.sh_offset + table.sh_size]
+    usable = len(symbols) - len(symbols) % struct.calcsize(fmt)
     out: dict[str, tuple[int, int]] = {}
-    for sym in struct.iter_unpack(endian + fmt, data[:usable]):
+    for sym in struct.iter_unpack(fmt, symbols[:usable]):
         hit = wanted.get(sym[name_at])
         if hit is not None and hit not in out:
             out[hit] = (sym[value_at], sym[size_at])
     return out
 
 
-def _file_bytes(elf: ELFFile, vaddr: int, size: int) -> bytes | None:
-    for sec in elf.iter_sections():
-        start = sec["sh_addr"]
-        if sec["sh_type"] != "SHT_NOBITS" and start and start <= vaddr < start + sec["sh_size"]:
-            sec.stream.seek(sec["sh_offset"] + vaddr - start)
-            data: bytes = sec.stream.read(size)
-            return data
+def _file_bytes(data: bytes, sections: tuple[SectionHeader, ...], vaddr: int, size: int) -> bytes | None:
+    for sec in sections:
+        start = sec.sh_addr
+        if sec.sh_type != SHT_NOBITS and start and start <= vaddr < start + sec.sh_size:
+            at = sec.sh_offset + vaddr - start
+            return data[at:at + size]
     return None
 
 
@@ -196,15 +184,15 @@ DEFAULT_SEARCH_PATH = "$sdir:$pdir"  # gdbserver's LIBTHREAD_DB_SEARCH_PATH
 SYSTEM_DIRS = ("/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib64", "/usr/lib64", "/lib", "/usr/lib")
 
 
-@dataclass
 class ThreadDb:
     """The stub-wide search path and the processes whose thread library is 'loaded'."""
 
-    search_path: str = DEFAULT_SEARCH_PATH
-    loaded: set[int] = field(default_factory=set)
-    # Sessions whose client takes part in symbol look-up (sent qSymbol): for them loading
-    # happens only there, as in gdbserver; other clients load on first use.
-    symbol_clients: weakref.WeakSet[Session] = field(default_factory=weakref.WeakSet)
+    def __init__(self) -> None:
+        self.search_path = DEFAULT_SEARCH_PATH
+        self.loaded: set[int] = set()
+        # Sessions whose client takes part in symbol look-up (sent qSymbol): for them loading
+        # happens only there, as in gdbserver; other clients load on first use.
+        self.symbol_clients: weakref.WeakSet[Session] = weakref.WeakSet()
 
 
 _THREAD_DB: weakref.WeakKeyDictionary[LinuxTarget, ThreadDb] = weakref.WeakKeyDictionary()

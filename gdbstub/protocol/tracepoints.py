@@ -20,8 +20,7 @@ from ..trace.model import (
 )
 from ..trace.tracer import Tracer
 from . import grammar as g
-from .session import E01, OK, PACKET_SIZE, Feature, Handler
-from .xfer import XferObject
+from .session import E01, OK, PACKET_SIZE, Feature, Handler, XferObject
 
 if TYPE_CHECKING:
     from .session import Session
@@ -430,11 +429,12 @@ def install(session: Session) -> None:
     """Add the packets, route g/p/m (and refuse writes) while a frame is selected."""
     if not isinstance(getattr(session.target, "tracer", None), Tracer):
         return
-    session.handlers.update(HANDLERS)
+    tables = session.tables
+    tables.handlers.update(HANDLERS)
     for name, in_frame in IN_FRAME.items():
-        session.handlers[name] = _while_frame(session.handlers.get(name), in_frame)
-    session.objects["traceframe-info"] = XferObject(_traceframe_info)
-    session.features += FEATURES
+        tables.handlers[name] = _while_frame(tables.handlers.get(name), in_frame)
+    tables.objects["traceframe-info"] = XferObject(_traceframe_info)
+    tables.features += FEATURES
     session.close_hooks.append(lambda: _client_gone(session))
 
 

@@ -6,21 +6,14 @@ the stub never offers a document it cannot build.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING
 
 from ..xmltext import xml_attr
 from . import grammar as g
-from .session import E01, Feature, Handler
+from .session import E01, Feature, Handler, XferObject
 
 if TYPE_CHECKING:
     from .session import Session
-
-
-class XferObject(NamedTuple):
-    read: Callable[[Session, str], bytes]  # (session, annex) -> whole document
-    available: Callable[[Session], bool] = lambda s: True
-    write: Callable[[Session, str, int, bytes], int] | None = None  # -> bytes written
 
 
 def target_description(s: Session, annex: str) -> bytes:
@@ -85,7 +78,7 @@ def q_xfer(s: Session, args: bytes) -> bytes:
     if len(parts) < 3:
         return E01
     name, op = parts[0].decode("ascii", "replace"), parts[1]
-    obj = s.objects.get(name)
+    obj = s.tables.objects.get(name)
     if obj is None or not obj.available(s):
         return b""
     annex = parts[2].decode("utf-8", "replace")
@@ -108,10 +101,14 @@ def q_xfer(s: Session, args: bytes) -> bytes:
 HANDLERS: dict[str, Handler] = {"qXfer": q_xfer}
 
 
-def features() -> list[Feature]:
+def _features() -> list[Feature]:
+    """qSupported entries for the objects above, offered as each one's own test says."""
     out: list[Feature] = []
     for name, obj in OBJECTS.items():
         out.append((f"qXfer:{name}:read+", obj.available))
         if obj.write is not None:
             out.append((f"qXfer:{name}:write+", obj.available))
     return out
+
+
+FEATURES = _features()

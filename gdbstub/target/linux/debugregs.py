@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from dataclasses import dataclass, field
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from ...arch.regs import Arch
 from . import ptrace
@@ -45,21 +44,24 @@ class Tracee(Protocol):
     def arch(self, pid: int) -> Arch: ...
 
 
-@dataclass
 class Slot:
-    addr: int
-    length: int
-    rw: int
-    users: Counter[int] = field(default_factory=Counter)  # Z type -> insert count
-    value: bytes = b""  # memory seen last, to tell a write from a read at a read-watch hit
+    """One debug register's watch: its range and kind, and the Z requests sharing it."""
+
+    __slots__ = ("addr", "length", "rw", "users", "value")
+
+    def __init__(self, addr: int, length: int, rw: int) -> None:
+        self.addr = addr
+        self.length = length
+        self.rw = rw
+        self.users: Counter[int] = Counter()  # Z type -> insert count
+        self.value = b""  # memory seen last, to tell a write from a read at a read-watch hit
 
     @property
     def key(self) -> tuple[int, int, int]:
         return (self.addr, self.length, self.rw)
 
 
-@dataclass(frozen=True)
-class Registers:
+class Registers(NamedTuple):
     """The DR0-DR3 and DR7 values of a thread."""
 
     addrs: tuple[int, int, int, int] = (0, 0, 0, 0)
@@ -69,11 +71,16 @@ class Registers:
 NONE = Registers()
 
 
-@dataclass
 class ProcessSlots:
-    slots: list[Slot | None] = field(default_factory=lambda: [None] * SLOTS)
-    previous: list[tuple[int, int, int] | None] = field(default_factory=lambda: [None] * SLOTS)
-    wanted: Registers = NONE
+    """A process's four slots, the watches they held before, and the registers they add up to.
+    Plain classes here, not dataclasses: nothing generated at start-up."""
+
+    __slots__ = ("previous", "slots", "wanted")
+
+    def __init__(self) -> None:
+        self.slots: list[Slot | None] = [None] * SLOTS
+        self.previous: list[tuple[int, int, int] | None] = [None] * SLOTS
+        self.wanted = NONE
 
     def update(self) -> None:
         addrs = [0] * SLOTS

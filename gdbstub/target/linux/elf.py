@@ -1,9 +1,10 @@
 """The ELF file header and program headers, read with ``struct``.
 
 The stub needs only a program's class (32/64), entry point and a few program
-headers (PT_PHDR, PT_DYNAMIC) before gdb's first stop; pyelftools would cost
-more to import than the stub's whole start-up, so these few fixed layouts are
-declared here (little-endian x86 only) and pyelftools is kept for symbol tables.
+headers (PT_PHDR, PT_DYNAMIC) before gdb's first stop, and the section headers of a
+TLS lookup (``read_sections``); pyelftools would cost more to import than the stub's
+whole start-up (and parsing libc's sections with it, 0.2 s at gdb's first qSymbol after
+libc loads), so these few fixed layouts are declared here (little-endian x86 only).
 """
 
 from __future__ import annotations
@@ -71,3 +72,41 @@ def read_headers(path: str) -> ElfHeaders:
         ph = phdr.unpack_from(table, i * phentsize)
         segments.append(ProgramHeader(ph[i_type], ph[i_vaddr], ph[i_memsz]))
     return ElfHeaders(bits, entry, tuple(segments))
+
+
+# (sh_name, sh_type, sh_addr, sh_offset, sh_size, sh_link) positions in Elf32_Shdr (name type
+# flags addr offset size link info addralign entsize) and Elf64_Shdr (the same, some 8 bytes).
+_SHDR = {ELFCLASS32: struct.Struct("<10I"), ELFCLASS64: struct.Struct("<IIQQQQIIQQ")}
+SHT_SYMTAB = 2
+SHT_NOBITS = 8
+SHT_DYNSYM = 11
+
+
+class SectionHeader(NamedTuple):
+    sh_type: int
+    sh_addr: int
+    sh_offset: int
+    sh_size: int
+    sh_link: int
+
+
+def read_sections(data: bytes) -> tuple[int, tuple[SectionHeader, ...]]:
+    """The class (32/64) and every section header of a whole ELF file's bytes (the symbol
+    tables a TLS lookup needs are found by type, so section names are not read)."""
+    bits = elf_class(data[:6])
+    if data[5] != ELFDATA2LSB:
+        raise ELFError("not a little-endian ELF file")
+    cls = ELFCLASS32 if bits == 32 else ELFCLASS64
+    ehdr = _EHDR[cls]
+    if len(data) < EI_NIDENT + ehdr.size:
+        raise ELFError("truncated ELF header")
+    fields = ehdr.unpack_from(data, EI_NIDENT)
+    shoff, shentsize, shnum = fields[5], fields[10], fields[11]
+    shdr = _SHDR[cls]
+    if shnum and (shentsize < shdr.size or shoff + shentsize * shnum > len(data)):
+        raise ELFError("bad section headers")
+    sections = []
+    for i in range(shnum):
+        sh = shdr.unpack_from(data, shoff + i * shentsize)
+        sections.append(SectionHeader(sh[1], sh[3], sh[4], sh[5], sh[6]))
+    return bits, tuple(sections)

@@ -85,8 +85,18 @@ def _check(result: int) -> int:
 
 
 def ptrace(request: int, pid: int, addr: int = 0, data: int = 0) -> int:
+    """A request whose -1 is always an error: errno is the call's own, so not reset first
+    (the PEEKs, whose -1 may be data, go through ``_peek``)."""
+    result: int = _ptrace(request, pid, addr, data)
+    if result == -1:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+    return result
+
+
+def _peek(request: int, pid: int, addr: int) -> int:
     ctypes.set_errno(0)
-    return _check(_ptrace(request, pid, addr, data))
+    return _check(_ptrace(request, pid, addr, 0))
 
 
 def traceme() -> None:
@@ -123,23 +133,32 @@ def geteventmsg(tid: int) -> int:
     return msg.value
 
 
-def getregs(tid: int, size: int = 216) -> bytearray:
-    buf = ctypes.create_string_buffer(size)
-    ptrace(GETREGS, tid, 0, ctypes.addressof(buf))
-    return bytearray(buf.raw)
+USER_REGS_SIZE = 216  # sizeof(struct user_regs_struct), 64-bit (32-bit tracees too)
+
+# Buffers reused by every call (one thread makes them all): a stop's GETREGS is one
+# system call and one copy, without a ctypes buffer built for it.
+_user_regs = ctypes.create_string_buffer(USER_REGS_SIZE)
+_user_regs_at = ctypes.addressof(_user_regs)
+_iov = IoVec()
+_iov_at = ctypes.addressof(_iov)
+
+
+def getregs(tid: int) -> bytearray:
+    ptrace(GETREGS, tid, 0, _user_regs_at)
+    return bytearray(_user_regs)
 
 
 def setregs(tid: int, data: bytes | bytearray) -> None:
-    buf = ctypes.create_string_buffer(bytes(data), len(data))
-    ptrace(SETREGS, tid, 0, ctypes.addressof(buf))
+    ctypes.memmove(_user_regs_at, bytes(data), min(len(data), USER_REGS_SIZE))
+    ptrace(SETREGS, tid, 0, _user_regs_at)
 
 
 def getregset(tid: int, nt: int, size: int) -> bytearray:
     """Read a regset; the kernel shrinks the iovec to what it filled."""
     buf = ctypes.create_string_buffer(size)
-    iov = IoVec(ctypes.addressof(buf), size)
-    ptrace(GETREGSET, tid, nt, ctypes.addressof(iov))
-    return bytearray(buf.raw[: iov.len])
+    _iov.base, _iov.len = ctypes.addressof(buf), size
+    ptrace(GETREGSET, tid, nt, _iov_at)
+    return bytearray(buf.raw[: _iov.len])
 
 
 _xstate_size = 0  # NT_X86_XSTATE's size on this kernel and CPU, learned from the first read
@@ -158,8 +177,8 @@ def getxstate(tid: int) -> bytearray:
 
 def setregset(tid: int, nt: int, data: bytes | bytearray) -> None:
     buf = ctypes.create_string_buffer(bytes(data), len(data))
-    iov = IoVec(ctypes.addressof(buf), len(data))
-    ptrace(SETREGSET, tid, nt, ctypes.addressof(iov))
+    _iov.base, _iov.len = ctypes.addressof(buf), len(data)
+    ptrace(SETREGSET, tid, nt, _iov_at)
 
 
 def getsiginfo(tid: int) -> bytes:
@@ -174,7 +193,7 @@ def setsiginfo(tid: int, data: bytes) -> None:
 
 
 def peekuser(tid: int, offset: int) -> int:
-    return ptrace(PEEKUSER, tid, offset, 0) & 0xFFFFFFFFFFFFFFFF
+    return _peek(PEEKUSER, tid, offset) & 0xFFFFFFFFFFFFFFFF
 
 
 def pokeuser(tid: int, offset: int, value: int) -> None:
@@ -182,7 +201,7 @@ def pokeuser(tid: int, offset: int, value: int) -> None:
 
 
 def peekdata(tid: int, addr: int) -> int:
-    return ptrace(PEEKDATA, tid, addr, 0) & 0xFFFFFFFFFFFFFFFF
+    return _peek(PEEKDATA, tid, addr) & 0xFFFFFFFFFFFFFFFF
 
 
 def pokedata(tid: int, addr: int, value: int) -> None:

@@ -7,13 +7,45 @@ from __future__ import annotations
 
 import errno
 
-from ...arch.regs import RegBuffers
+from ...arch.regs import Arch, RegBuffers
 from . import ptrace
 from .threads import Thread, ThreadTable
 
 FS_BASE_OFFSET = 168  # in the 64-bit user_regs_struct (32-bit tracees too)
 GS_BASE_OFFSET = 176
 ORIG_RAX_OFFSET = 120
+NO_XSTATE = bytearray(4096)  # what a read of only user registers is given as its xstate
+
+
+class StopLayout:
+    """Where an architecture's PC and expedited registers are in user_regs_struct, worked
+    out once per table: each stop then reads them with slices, not table look-ups."""
+
+    __slots__ = ("arch", "expedite", "pc", "pc_end")
+
+    def __init__(self, arch: Arch) -> None:
+        self.arch = arch  # kept alive, so its id() is not reused while cached
+        pc = arch.by_name(arch.pc)
+        plain = pc.buffer == "user" and pc.codec is None and pc.width >= pc.size
+        self.pc = pc.offset if plain else -1
+        self.pc_end = pc.offset + pc.size
+        # (regnum, offset, end) of plain user registers; None: some need the table's codecs.
+        expedite = [arch.by_name(n) for n in arch.expedite]
+        if all(r.buffer == "user" and r.codec is None and r.width >= r.size for r in expedite):
+            self.expedite: tuple[tuple[int, int, int], ...] | None = tuple(
+                (r.regnum, r.offset, r.offset + r.size) for r in expedite)
+        else:
+            self.expedite = None
+
+
+_LAYOUTS: dict[int, StopLayout] = {}
+
+
+def stop_layout(arch: Arch) -> StopLayout:
+    found = _LAYOUTS.get(id(arch))
+    if found is None:
+        found = _LAYOUTS[id(arch)] = StopLayout(arch)
+    return found
 
 
 class RegisterFile(ThreadTable):
@@ -24,7 +56,7 @@ class RegisterFile(ThreadTable):
             t.user = ptrace.getregs(t.tid)
         if need_xstate and t.xstate is None:
             t.xstate = ptrace.getxstate(t.tid)
-        return RegBuffers(t.user, t.xstate if t.xstate is not None else bytearray(4096))
+        return RegBuffers(t.user, t.xstate if t.xstate is not None else NO_XSTATE)
 
     def _flush(self, t: Thread, user: bool, xstate: bool, rollback: bool = False) -> None:
         """Write the edited caches back. The kernel applies SETREGS field by field
@@ -84,9 +116,15 @@ class RegisterFile(ThreadTable):
         return True
 
     def get_pc(self, t: Thread) -> int:
-        arch = self.arch(t.pid)
-        raw = arch.read(arch.by_name(arch.pc), self._buffers(t, False))
-        return int.from_bytes(raw, "little")
+        """From the stop's cached user registers (one GETREGS per stop, however often asked)."""
+        user = t.user
+        if user is None:
+            user = t.user = ptrace.getregs(t.tid)
+        layout = stop_layout(self.arch(t.pid))
+        if layout.pc >= 0:
+            return int.from_bytes(user[layout.pc:layout.pc_end], "little")
+        arch = layout.arch
+        return int.from_bytes(arch.read(arch.by_name(arch.pc), self._buffers(t, False)), "little")
 
     def set_pc(self, t: Thread, pc: int) -> None:
         arch = self.arch(t.pid)
@@ -103,6 +141,10 @@ class RegisterFile(ThreadTable):
         t = self._thread(tid)
         arch = self.arch(t.pid)
         bufs = self._buffers(t, False)
+        plan = stop_layout(arch).expedite
+        if plan is not None:
+            user = bufs.user
+            return [(regnum, bytes(user[start:end])) for regnum, start, end in plan]
         return [(arch.by_name(n).regnum, arch.read(arch.by_name(n), bufs)) for n in arch.expedite]
 
     def thread_handle(self, pid: int, tid: int) -> bytes | None:

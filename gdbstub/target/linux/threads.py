@@ -14,7 +14,6 @@ import logging
 import os
 import signal
 import time
-from dataclasses import dataclass, field
 
 from ...arch import detect_arch, without_xml
 from ...arch.regs import Arch
@@ -70,40 +69,50 @@ TRANSITIONS: dict[str, frozenset[ThreadState]] = {
 }
 
 
-@dataclass
+CONTINUE = ResumeAction("c")
+
+
 class Thread:
     """One traced thread: its state (``state``, a ThreadState) and the facts behind it.
     Only the transition methods below change them, so the stop engine and the resume
-    policy read plain attributes (``stopped``, ``resumed``...) but never assign them."""
+    policy read plain attributes (``stopped``, ``resumed``...) but never assign them.
+    A slotted class (compared by identity), not a dataclass: no code generated at
+    start-up, and faster attribute access on the stop path."""
 
-    tid: int
-    pid: int
-    stopped: bool = True  # in a ptrace-stop we have seen (False: running, or a new clone not stopped yet)
-    resumed: bool = False  # the client wants it running (until the next reported stop)
-    pending: StopEvent | None = None  # seen while stopping all, reported on a later resume
-    pending_seq: int = 0  # the order pending events were seen in
-    expect_sigstop: bool = False  # a SIGSTOP we sent (or a new clone's first) is still due
-    deliver: int = 0  # a signal to deliver when it next runs
-    action: ResumeAction = field(default_factory=lambda: ResumeAction("c"))
-    user: bytearray | None = None  # register caches, dropped on resume
-    xstate: bytearray | None = None
-    stop_signal: int = 0  # the signal of the last reported stop (a record, not a state)
-    in_syscall: bool = False  # between a syscall-entry stop and its exit stop (the decoder's record)
-    report_create: bool = False  # QThreadEvents: its first stop is reported as 'create'
-    client_stop: bool = False  # non-stop vCont;t: report the SIGSTOP as a stop with signal 0
-    stepping_over: bool = False  # single-stepping off a breakpoint of ours, its int3 lifted
-    options: int = 0  # QThreadOptions: THREAD_OPTION_CLONE | THREAD_OPTION_EXIT (a clone starts with none)
-    # The PC of a breakpoint hit the stub swallowed (false condition, agent dprintf): the next
-    # resume steps over it there, as gdbserver does; any other breakpoint at the PC is a hit.
-    # Every resume forgets them (the decision to step over was made before).
-    swallowed_pc: int | None = None
-    collected_pc: int | None = None  # the trace collected here: stepped over once it alone owns the int3
-    # Set from the above at creation. No class default: an enum member there would make every
-    # read of the instance's attribute several times slower.
-    state: ThreadState = field(init=False)
+    __slots__ = ("action", "client_stop", "collected_pc", "deliver", "expect_sigstop", "in_syscall",
+                 "options", "pending", "pending_seq", "pid", "report_create", "resumed", "state",
+                 "stepping_over", "stop_signal", "stopped", "swallowed_pc", "tid", "user", "xstate")
 
-    def __post_init__(self) -> None:
-        self.state = self._at_rest() if self.stopped else self._moving()
+    def __init__(self, tid: int, pid: int, stopped: bool = True, resumed: bool = False,
+                 expect_sigstop: bool = False, action: ResumeAction = CONTINUE,
+                 report_create: bool = False, stop_signal: int = 0,
+                 swallowed_pc: int | None = None, collected_pc: int | None = None) -> None:
+        self.tid = tid
+        self.pid = pid
+        self.stopped = stopped  # in a ptrace-stop we have seen (False: running, or a new clone not stopped yet)
+        self.resumed = resumed  # the client wants it running (until the next reported stop)
+        self.pending: StopEvent | None = None  # seen while stopping all, reported on a later resume
+        self.pending_seq = 0  # the order pending events were seen in
+        self.expect_sigstop = expect_sigstop  # a SIGSTOP we sent (or a new clone's first) is still due
+        self.deliver = 0  # a signal to deliver when it next runs
+        self.action = action
+        self.user: bytearray | None = None  # register caches, dropped on resume
+        self.xstate: bytearray | None = None
+        self.stop_signal = stop_signal  # the signal of the last reported stop (a record, not a state)
+        self.in_syscall = False  # between a syscall-entry stop and its exit stop (the decoder's record)
+        self.report_create = report_create  # QThreadEvents: its first stop is reported as 'create'
+        self.client_stop = False  # non-stop vCont;t: report the SIGSTOP as a stop with signal 0
+        self.stepping_over = False  # single-stepping off a breakpoint of ours, its int3 lifted
+        self.options = 0  # QThreadOptions: THREAD_OPTION_CLONE | THREAD_OPTION_EXIT (a clone starts with none)
+        # The PC of a breakpoint hit the stub swallowed (false condition, agent dprintf): the next
+        # resume steps over it there, as gdbserver does; any other breakpoint at the PC is a hit.
+        # Every resume forgets them (the decision to step over was made before).
+        self.swallowed_pc = swallowed_pc
+        self.collected_pc = collected_pc  # the trace collected here: stepped over once it alone owns the int3
+        self.state: ThreadState = self._at_rest() if stopped else self._moving()
+
+    def __repr__(self) -> str:
+        return f"Thread({self.tid}, {self.pid}, {self.state.value})"
 
     @classmethod
     def clone(cls, tid: int, pid: int, resumed: bool, report_create: bool) -> Thread:
@@ -278,15 +287,21 @@ class Thread:
         self.report_create = False
 
 
-@dataclass
 class Process:
-    pid: int
-    arch: Arch
-    memory: ProcessMemory
-    launched: bool
-    sw_breakpoints: dict[int, bytes] = field(default_factory=dict)  # addr -> original byte
-    # Breakpoints removed (non-stop: while threads ran): a hit already in flight is rewound.
-    removed: set[int] = field(default_factory=set)
+    """One traced process: its register table, memory and software breakpoints."""
+
+    __slots__ = ("arch", "launched", "memory", "pid", "removed", "sw_breakpoints")
+
+    def __init__(self, pid: int, arch: Arch, memory: ProcessMemory, launched: bool,
+                 sw_breakpoints: dict[int, bytes] | None = None) -> None:
+        self.pid = pid
+        self.arch = arch
+        self.memory = memory
+        self.launched = launched
+        # addr -> the original byte under our int3
+        self.sw_breakpoints: dict[int, bytes] = {} if sw_breakpoints is None else sw_breakpoints
+        # Breakpoints removed (non-stop: while threads ran): a hit already in flight is rewound.
+        self.removed: set[int] = set()
 
 
 class ThreadTable:
@@ -373,7 +388,7 @@ class ThreadTable:
                 fd = os.open(f"/proc/{pid}/task/{tid}/stat", os.O_RDONLY | os.O_CLOEXEC)
                 self._stat_fds[tid] = fd
             stat = os.pread(fd, 4096, 0)
-            return int(stat[stat.rindex(b")") + 2 :].split()[36])
+            return int(stat[stat.rindex(b")") + 2 :].split(None, 37)[36])
         except (OSError, ValueError, IndexError):
             if fd is not None:
                 os.close(self._stat_fds.pop(tid))
