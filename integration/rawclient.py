@@ -42,6 +42,14 @@ class ProtocolTimeout(Exception):
     """No (complete) reply within the bound."""
 
 
+def wire_framer() -> framing.Framer:
+    """A framer that decodes replies as gdb does, run-length before escapes: in `0*}` the `}`
+    is a count (a run of 97), not an escape (gdbserver uses both)."""
+    framer = framing.Framer(max_packet=1 << 22)
+    framer.decode_run_length = True
+    return framer
+
+
 class RawClient:
     def __init__(self, port: int, timeout: float = TIMEOUT) -> None:
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)

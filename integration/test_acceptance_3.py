@@ -13,22 +13,7 @@ import re
 import harness
 import pytest
 from harness import ProcessTracker
-from rawclient import RawClient, read_mem, symbol_address
-
-from gdbstub.protocol import framing
-
-
-class WireFramer(framing.Framer):
-    """Decodes replies as gdb does, run-length before escapes: in `0*}` the `}` is a count (a run
-    of 97), not an escape. (RawClient unescapes first, which garbles such gdbserver replies.)"""
-
-    def _finish(self) -> framing.Event:
-        body = bytes(self._body)
-        event = super()._finish()
-        if isinstance(event, framing.Packet):
-            return framing.Packet(framing.unescape(framing.run_length_decode(body)))
-        return event
-
+from rawclient import RawClient, read_mem, symbol_address, wire_framer
 
 STOP_KEY = re.compile(rb"([0-9a-zA-Z_]+):([^;]*);")
 
@@ -165,7 +150,7 @@ def test_first_stop_is_the_first_instruction_as_gdbserver(procs: ProcessTracker,
     for kind in harness.KINDS:
         srv = harness.start_server(procs, kind, harness.program(prog), ["3"])
         with RawClient(srv.port) as client:
-            client.framer = WireFramer(max_packet=1 << 22)
+            client.framer = wire_framer()
             stop = client.handshake()
             assert stop.startswith(b"T05"), (kind, stop)
             g = client.request(b"g")

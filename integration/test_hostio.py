@@ -18,7 +18,7 @@ from pathlib import Path
 import harness
 import pytest
 from harness import assert_same, expect, source_line
-from rawclient import RawClient, fd_count
+from rawclient import RawClient, fd_count, wire_framer
 
 from gdbstub.protocol import framing
 from gdbstub.protocol.session import PACKET_SIZE
@@ -29,17 +29,6 @@ NOFILE_BREAK = ["break distance2", "continue", "bt", "info sharedlibrary", "cont
 
 def hexpath(path: str | Path) -> bytes:
     return str(path).encode().hex().encode()
-
-
-class DecodingFramer(framing.Framer):
-    """Decodes replies as gdb does: run-length first, then the escapes (gdbserver uses both)."""
-
-    def _finish(self) -> framing.Event:
-        body = bytes(self._body)
-        event = super()._finish()
-        if isinstance(event, framing.Packet):
-            return framing.Packet(framing.unescape(framing.run_length_decode(body)))
-        return event
 
 
 def packet_data(client: RawClient, payload: bytes) -> bytes:
@@ -197,7 +186,7 @@ def test_info_proc_mappings(debug, reference):
 def client(server):
     srv = server("sample")
     with RawClient(srv.port) as c:
-        c.framer = DecodingFramer(max_packet=1 << 22)
+        c.framer = wire_framer()
         c.handshake()
         yield c
 

@@ -80,3 +80,48 @@ def test_catch_syscalls_never_crashes(args: bytes) -> None:
     s = session()
     assert s.handle(b"QCatchSyscalls" + args) in (b"OK", b"E01", b"")  # "": another packet name
     assert s.handle(b"QThreadEvents" + args) in (b"OK", b"E01", b"")
+
+
+def test_thread_options_parse_and_set() -> None:
+    """QThreadOptions on a table of fake threads: a later entry wins for the threads it
+    matches, the others keep their options, bad packets change nothing."""
+    from gdbstub.target.linux.threads import Thread
+
+    s = session()
+    for tid in (100, 101, 102):
+        s.target.threads[tid] = Thread(tid, 100)
+    s.target.processes[100] = None  # type: ignore[assignment]
+    s.negotiated.multiprocess = True
+    assert s.handle(b"QThreadOptions;0;3:p64.65") == b"OK"
+    assert [s.target.threads[t].options for t in (100, 101, 102)] == [0, 3, 0]
+    assert s.handle(b"QThreadOptions;2:p64.66") == b"OK"  # 101 keeps its options
+    assert [s.target.threads[t].options for t in (100, 101, 102)] == [0, 3, 2]
+    assert s.handle(b"QThreadOptions;1:p64.-1") == b"OK"
+    assert [s.target.threads[t].options for t in (100, 101, 102)] == [1, 1, 1]
+    assert s.handle(b"QThreadOptions;0") == b"OK"
+    assert [s.target.threads[t].options for t in (100, 101, 102)] == [0, 0, 0]
+    for bad in (b"QThreadOptions", b"QThreadOptions:3", b"QThreadOptions;", b"QThreadOptions;3;",
+                b"QThreadOptions;zz", b"QThreadOptions;3:", b"QThreadOptions;3:pq.1", b"QThreadOptions;3=1",
+                b"QThreadOptions;123456789", b"QThreadOptions;3:p64.65;4"):
+        assert s.handle(bad) == b"E01", bad
+    assert [s.target.threads[t].options for t in (100, 101, 102)] == [0, 0, 0]
+    s.handle(b"qSupported:error-message+")
+    assert s.handle(b"QThreadOptions;4") == b"E.Unknown thread options requested: 0x4"
+
+
+def test_thread_options_announced() -> None:
+    s = session()
+    features = s.handle(b"qSupported:multiprocess+").split(b";")
+    assert b"QThreadOptions=3" in features
+
+
+def test_clone_stop_reply_names_the_new_thread() -> None:
+    """A THREAD_CLONED event: 'T05clone:<child ptid>;' then the parent's thread (no process
+    here, so no registers or core)."""
+    from gdbstub.target.base import StopEvent, StopKind
+
+    s = session()
+    s.negotiated.multiprocess = True
+    event = StopEvent(StopKind.THREAD_CLONED, 0x64, 0x64, child_pid=0x64, child_tid=0x70)
+    assert s.stop_reply(event).startswith(b"T05clone:p64.70;")
+    assert b"thread:p64.64;" in s.stop_reply(event)

@@ -1,4 +1,4 @@
-"""Thread, signal and syscall event settings: QThreadEvents, QCatchSyscalls,
+"""Thread, signal and syscall event settings: QThreadEvents, QThreadOptions, QCatchSyscalls,
 and the negotiated no-resumed / program-signal state the target acts on.
 
 gdb 13 sends QThreadEvents only in non-stop; ``catch syscall`` sends
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ..target.linux.decode import THREAD_OPTION_CLONE, THREAD_OPTION_EXIT
 from .session import E01, OK, Feature, Handler
 
 if TYPE_CHECKING:
@@ -21,6 +22,38 @@ def q_thread_events(s: Session, args: bytes) -> bytes:
         return E01
     s.negotiated.thread_events = value == b"1"
     s.target.thread_events = s.negotiated.thread_events
+    return OK
+
+
+def _thread_options(s: Session) -> int:
+    """The QThreadOptions the target implements (none for a target that knows nothing of them)."""
+    return int(getattr(s.target, "thread_options_supported", 0))
+
+
+def q_thread_options(s: Session, args: bytes) -> bytes:
+    """``QThreadOptions;OPTS[:PTID]...`` (gdb 14+): each entry sets the options of the threads
+    its ptid matches (none: all), a later entry wins; threads no entry matches keep theirs, as
+    in gdbserver. Nothing changes unless the whole packet is valid."""
+    supported = _thread_options(s)
+    if not args.startswith(b";") or not supported:
+        return E01
+    chosen: dict[int, int] = {}
+    for item in args[1:].split(b";"):
+        text, colon, ptid_text = item.partition(b":")
+        if not text or len(text) > 8 or (colon and not ptid_text):
+            return E01
+        try:
+            options = int(text, 16)
+            ptid = s.parse_thread(ptid_text) if colon else None
+        except ValueError:
+            return E01
+        if options & ~supported:
+            return s.error_reply(f"Unknown thread options requested: {options:#x}")
+        for pid, tid in s.target.thread_ids():
+            if ptid is None or (ptid.pid in (-1, 0, pid) and ptid.tid in (-1, 0, tid)):
+                chosen[tid] = options
+    for tid, options in chosen.items():
+        s.target.threads[tid].options = options
     return OK
 
 
@@ -43,11 +76,13 @@ def q_catch_syscalls(s: Session, args: bytes) -> bytes:
 
 HANDLERS: dict[str, Handler] = {
     "QThreadEvents": q_thread_events,
+    "QThreadOptions": q_thread_options,
     "QCatchSyscalls": q_catch_syscalls,
 }
 
 FEATURES: list[Feature] = [
     ("QCatchSyscalls+", lambda s: True),
     ("QThreadEvents+", lambda s: True),
+    (f"QThreadOptions={THREAD_OPTION_CLONE | THREAD_OPTION_EXIT:x}", lambda s: _thread_options(s) != 0),
     ("no-resumed+", lambda s: s.negotiated.no_resumed),
 ]

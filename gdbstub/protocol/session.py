@@ -326,7 +326,7 @@ class Session:
                 parts.append(b"hwbreak:;")
             elif event.reason in ("watch", "rwatch", "awatch"):
                 parts.append(b"%s:%x;" % (event.reason.encode(), event.address))
-        elif event.kind in (StopKind.FORK, StopKind.VFORK):
+        elif event.kind in (StopKind.FORK, StopKind.VFORK, StopKind.THREAD_CLONED):
             parts.append(b"%s:%s;" % (event.kind.value.encode(),
                                        self.format_thread(event.child_pid, event.child_tid)))
         elif event.kind is StopKind.VFORK_DONE:

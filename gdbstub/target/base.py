@@ -26,6 +26,7 @@ class StopKind(enum.Enum):
     SYSCALL_RETURN = "syscall_return"
     THREAD_CREATED = "create"
     THREAD_EXITED = "thread_exited"
+    THREAD_CLONED = "clone"  # QThreadOptions CLONE: the parent's clone, the child in child_pid/child_tid
     NO_RESUMED = "no_resumed"
 
 
@@ -40,7 +41,7 @@ class StopEvent(NamedTuple):
     status: int = 0  # exit status for EXITED / THREAD_EXITED
     reason: str | None = None  # swbreak, hwbreak, watch, rwatch, awatch
     address: int = 0  # data address of a watchpoint hit
-    child_pid: int = 0  # fork / vfork
+    child_pid: int = 0  # fork / vfork / clone
     child_tid: int = 0
     exec_path: str = ""
     syscall: int = 0

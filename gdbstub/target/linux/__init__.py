@@ -41,6 +41,9 @@ Where to look:
   none yet (``debugregs.DebugRegisters.forget_thread``); ``resume._ptrace_resume`` (every
   resume) calls ``debugregs.DebugRegisters.sync``, which writes its process's DR0-DR7
   before it first runs.
+  A parent with QThreadOptions' clone option (``threads.Thread.options``) goes through
+  ``decode._clone_event`` instead: a 'clone' stop, the child held stopped until that event is
+  reported (``resume._unreported_clones``).
 - A thread's state: ``threads.Thread``'s stored ``state`` (a ``threads.ThreadState``: running, stepping,
   stepping over, stopping, paused by us, stopped with an event pending, stopped) and the
   facts behind it change only through ``threads.Thread``'s named transitions

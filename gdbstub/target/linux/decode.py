@@ -29,6 +29,8 @@ PTRACE_GET_SYSCALL_INFO = 0x420E
 SYSCALL_ENTRY = 1
 SYSCALL_EXIT = 2
 GLIBC_INTERNAL_SIGNALS = frozenset({32, 33})  # SIGCANCEL, SIGSETXID
+THREAD_OPTION_CLONE = 1  # QThreadOptions (gdb 14+): report this thread's clones ('clone' stop)
+THREAD_OPTION_EXIT = 2  # ... and its exit ('w')
 
 
 class StatusDecoder(MemoryAndBreakpoints):
@@ -42,6 +44,8 @@ class StatusDecoder(MemoryAndBreakpoints):
         self.report_exec = False
         self.catch_syscalls: frozenset[int] | None = None  # None: off, empty: all
         self.thread_events = False  # QThreadEvents: report thread exits ('w')
+        # The QThreadOptions this target implements (qSupported announces them).
+        self.thread_options_supported = THREAD_OPTION_CLONE | THREAD_OPTION_EXIT
 
     def _on_status(self, tid: int, status: int, collecting: bool) -> StopEvent | None:
         """One wait status: a reportable event, or None when handled here.
@@ -100,7 +104,7 @@ class StatusDecoder(MemoryAndBreakpoints):
         exited = os.WIFEXITED(status)
         if t.tid != t.pid:
             self._forget_thread(t)
-            if self.thread_events:
+            if self.thread_events or t.options & THREAD_OPTION_EXIT:
                 return StopEvent(StopKind.THREAD_EXITED, t.pid, t.tid,
                                  status=os.WEXITSTATUS(status) if exited else 0)
             return None
@@ -142,6 +146,28 @@ class StatusDecoder(MemoryAndBreakpoints):
             return StopEvent(StopKind.THREAD_CREATED, t.pid, t.tid)
         self._go_on(t, collecting)
         return None
+
+    def _clone_event(self, parent: Thread, tid: int, collecting: bool) -> StopEvent | None:
+        """QThreadOptions CLONE: the parent stops with 'clone' and the child is held at its
+        first stop until the client resumes it, as gdbserver 14+ does (gdb then fixes up
+        a displaced step's child before it runs)."""
+        child = Thread.clone(tid, parent.pid, resumed=False, report_create=False)
+        self.threads[tid] = child
+        if self.hw is not None:
+            self.hw.forget_thread(tid)
+        status = self._orphans.pop(tid, None)
+        if status is None:
+            status = self._wait_for(tid)
+        if status is None or not os.WIFSTOPPED(status):
+            self._forget_thread(child)  # gone already (the process is exiting)
+            self._go_on(parent, collecting)
+            return None
+        child.stopped_by_event()
+        child.sigstop_arrived()
+        if os.WSTOPSIG(status) != signal.SIGSTOP:
+            child.signal_kept(os.WSTOPSIG(status))
+        parent.stop_signal = signal.SIGTRAP
+        return StopEvent(StopKind.THREAD_CLONED, parent.pid, parent.tid, child_pid=parent.pid, child_tid=tid)
 
     def _sigtrap(self, t: Thread, collecting: bool) -> StopEvent | None:
         proc = self.processes[t.pid]
@@ -240,6 +266,8 @@ class StatusDecoder(MemoryAndBreakpoints):
         return op, number
 
     def _ptrace_event(self, t: Thread, event: int, collecting: bool) -> StopEvent | None:
+        if event == ptrace.EVENT_CLONE and t.options & THREAD_OPTION_CLONE:
+            return self._clone_event(t, ptrace.geteventmsg(t.tid), collecting)
         if event == ptrace.EVENT_CLONE:
             created = self._new_thread(t, ptrace.geteventmsg(t.tid), collecting)
             if created is None or self.non_stop:

@@ -31,9 +31,10 @@ class ResumePolicy(StopEngine):
         nothing runs; otherwise threads sitting on a breakpoint step off it (one at
         a time, all others stopped) and then every named thread runs.
         """
+        held = self._unreported_clones()
         for tid, action in actions.items():
             t = self.threads.get(tid)
-            if t is not None:
+            if t is not None and tid not in held:
                 t.client_resumed(action)
         self.running = True
         if self.non_stop:
@@ -50,6 +51,12 @@ class ResumePolicy(StopEngine):
                 break  # a step-off ended in an event: everything is stopped again
             if t.resumed and t.stopped and t.tid in self.threads:
                 self._resume_one(t, t.take_signal())
+
+    def _unreported_clones(self) -> set[int]:
+        """The new threads of clone events not reported yet: they stay stopped whatever the
+        client resumes (it cannot know them yet), as gdbserver keeps them."""
+        events = [*self._ready, *(t.pending for t in self.threads.values() if t.pending is not None)]
+        return {e.child_tid for e in events if e.kind is StopKind.THREAD_CLONED}
 
     def _resume_non_stop(self) -> None:
         """Non-stop: a thread with a kept event reports it and stays stopped; the others run."""

@@ -80,8 +80,8 @@ class Thread:
     start-up, and faster attribute access on the stop path."""
 
     __slots__ = ("action", "client_stop", "collected_pc", "deliver", "expect_sigstop", "in_syscall",
-                 "pending", "pending_seq", "pid", "report_create", "resumed", "state", "stepping_over",
-                 "stop_signal", "stopped", "swallowed_pc", "tid", "user", "xstate")
+                 "options", "pending", "pending_seq", "pid", "report_create", "resumed", "state",
+                 "stepping_over", "stop_signal", "stopped", "swallowed_pc", "tid", "user", "xstate")
 
     def __init__(self, tid: int, pid: int, stopped: bool = True, resumed: bool = False,
                  expect_sigstop: bool = False, action: ResumeAction = CONTINUE,
@@ -103,6 +103,7 @@ class Thread:
         self.report_create = report_create  # QThreadEvents: its first stop is reported as 'create'
         self.client_stop = False  # non-stop vCont;t: report the SIGSTOP as a stop with signal 0
         self.stepping_over = False  # single-stepping off a breakpoint of ours, its int3 lifted
+        self.options = 0  # QThreadOptions: THREAD_OPTION_CLONE | THREAD_OPTION_EXIT (a clone starts with none)
         # The PC of a breakpoint hit the stub swallowed (false condition, agent dprintf): the next
         # resume steps over it there, as gdbserver does; any other breakpoint at the PC is a hit.
         # Every resume forgets them (the decision to step over was made before).
