@@ -587,6 +587,7 @@ PID_PATTERNS = (
     (re.compile(r"\bThread 0x[0-9a-f]+ \(LWP PID\)"), "Thread TADDR (LWP PID)"),
 )
 
+PID_PADDING = re.compile(r"\bPID {2,}")
 ADDRESS_RE = re.compile(r"\b0x[0-9a-f]{6,16}\b")
 
 
@@ -599,6 +600,8 @@ def normalise(text: str, *, pids: bool = True, addresses: bool = False, noise: b
         if pids:
             for pattern, replacement in PID_PATTERNS:
                 line = pattern.sub(replacement, line)
+            # A table column after a pid (`info inferiors`) is padded to the pid's width.
+            line = PID_PADDING.sub("PID ", line)
         if addresses:
             line = ADDRESS_RE.sub("0xADDR", line)
         lines.append(line.rstrip())
