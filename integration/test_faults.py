@@ -59,9 +59,22 @@ GLOBALS = ("g8", "g16", "g32", "g64", "message", "table", "hot")
 RESUMING = {"c", "C", "s", "S", "vCont", "k", "vKill", "D", "R", "vRun", "vAttach", "!", "vCtrlC",
             "QNonStop", "vStopped", "i", "I", "t", "r"}
 STATE_CHANGING = {"M", "X", "G", "P", "Z", "z", "QRestoreRegisterState", "_M", "_m", "qXfer"}
-# Renegotiation changes how registers are presented, not the program: qSupported with or without
-# xmlRegisters=i386 chooses the 'g' layout, as with gdbserver.
+# Renegotiation changes what the session offers, not the program: a later qSupported may add
+# features (it never turns off what gdb relies on, such as target.xml's 'g' layout).
 RENEGOTIATING = {"qSupported"}
+
+
+def continue_to_exit(sock: socket.socket) -> bytes:
+    """Send `vCont;c` (no-ack not negotiated: the stub's `+` comes too) and read until the `W`
+    reply (bounded by a 20 s timeout per read); return everything read."""
+    sock.settimeout(20)
+    sock.sendall(framing.encode(b"vCont;c"))
+    got = b""
+    while b"$W" not in got:
+        data = sock.recv(4096)
+        assert data, got
+        got += data
+    return got
 
 
 def count(line: str) -> None:
@@ -930,13 +943,7 @@ def test_other_user_is_refused_over_loopback(procs: ProcessTracker, address: str
     sock = socket.socket(family)
     sock.connect((host.strip("[]"), server.port))
     with sock:
-        sock.settimeout(20)
-        sock.sendall(framing.encode(b"vCont;c"))
-        got = b""
-        while b"$W" not in got:
-            data = sock.recv(4096)
-            assert data, got
-            got += data
+        got = continue_to_exit(sock)
         assert b"$W07" in got, got
     assert_clean_exit(server, server.inferior_pid)
 
@@ -986,14 +993,8 @@ def test_unix_socket_is_owner_only_and_checks_the_peer(procs: ProcessTracker) ->
         lines = refusal_lines(server)
         assert len(lines) == 1 and f"uid {NOBODY}" in lines[0], server.describe()
         with socket.socket(socket.AF_UNIX) as sock:
-            sock.settimeout(20)
             sock.connect(str(path))
-            sock.sendall(framing.encode(b"vCont;c"))
-            got = b""
-            while b"$W" not in got:
-                data = sock.recv(4096)
-                assert data, got
-                got += data
+            continue_to_exit(sock)
         assert_clean_exit(server, server.inferior_pid)
     finally:
         shutil.rmtree(directory, ignore_errors=True)
