@@ -60,18 +60,7 @@ class ResumePolicy(StopEngine):
 
     def _resume_non_stop(self) -> None:
         """Non-stop: a thread with a kept event reports it and stays stopped; the others run."""
-        self._ready.extend(self._deferred)
-        self._deferred.clear()
-        for t in list(self.threads.values()):
-            if not (t.resumed and t.stopped) or t.tid not in self.threads:
-                continue
-            if t.pending is not None:
-                event = t.event_taken()
-                if self._still_valid(t, event):
-                    self._ready.append(event)
-                    t.reported()
-                    continue
-            self._resume_one(t, t.take_signal())
+        self._restart_paused(None)
         self.running = any(t.resumed for t in self.threads.values())
         self._wake_if_ready()
 
@@ -221,9 +210,10 @@ class ResumePolicy(StopEngine):
         self.running = any(x.resumed for x in self.threads.values())
         return event
 
-    def _restart_paused(self, skip: Thread) -> None:
-        """After a non-stop step-over: events seen while pausing are queued for the
-        client (their threads stay stopped), the other resumed threads run on."""
+    def _restart_paused(self, skip: Thread | None) -> None:
+        """Non-stop, on a resume and after a step-over (SKIP, the stepped thread): events
+        seen while pausing are queued for the client (their threads stay stopped), the
+        other resumed threads run on."""
         self._ready.extend(self._deferred)
         self._deferred.clear()
         for x in list(self.threads.values()):
