@@ -328,16 +328,9 @@ def thread_stop_info(s: Session, args: bytes) -> bytes:
 # --- registers with ';thread:TID;' ---------------------------------------------------
 
 
-def _split_suffix(s: Session, args: bytes) -> tuple[bytes, int]:
-    head, sep, rest = args.partition(b";thread:")
-    if sep:
-        return head, int(rest.rstrip(b";"), 16)
-    return args, s.current_tid()
-
-
 def save_register_state(s: Session, args: bytes) -> bytes:
     """QSaveRegisterState: lldb keeps a thread's registers around an expression call."""
-    _, tid = _split_suffix(s, args)
+    _, tid = packets.with_thread_suffix(s, args)
     data = s.target.read_registers(tid)
     saved = s.lldb.saved_registers
     save_id = max(saved, default=0) + 1
@@ -346,7 +339,7 @@ def save_register_state(s: Session, args: bytes) -> bytes:
 
 
 def restore_register_state(s: Session, args: bytes) -> bytes:
-    head, tid = _split_suffix(s, args.lstrip(b":"))
+    head, tid = packets.with_thread_suffix(s, args.lstrip(b":"))
     saved = s.lldb.saved_registers.pop(int(head, 16), None)
     if saved is None:
         return E01

@@ -132,18 +132,18 @@ def question(s: Session, args: bytes) -> bytes:
 
 
 def read_registers(s: Session, args: bytes) -> bytes:
-    _, tid = _with_thread_suffix(s, args)
+    _, tid = with_thread_suffix(s, args)
     return s.target.read_registers(tid).hex().encode()
 
 
 def write_registers(s: Session, args: bytes) -> bytes:
-    args, tid = _with_thread_suffix(s, args)
+    args, tid = with_thread_suffix(s, args)
     data = bytes.fromhex(args.decode("ascii"))
     s.target.write_registers(tid, data)
     return OK
 
 
-def _with_thread_suffix(s: Session, args: bytes) -> tuple[bytes, int]:
+def with_thread_suffix(s: Session, args: bytes) -> tuple[bytes, int]:
     """lldb's ';thread:TID;' suffix names the thread instead of Hg."""
     head, sep, rest = args.partition(b";thread:")
     if sep:
@@ -152,7 +152,7 @@ def _with_thread_suffix(s: Session, args: bytes) -> tuple[bytes, int]:
 
 
 def read_register(s: Session, args: bytes) -> bytes:
-    args, tid = _with_thread_suffix(s, args)
+    args, tid = with_thread_suffix(s, args)
     req = g.parse(g.ReadRegister, args)
     value = s.target.read_register(tid, req.regnum)
     if value is None:
@@ -161,7 +161,7 @@ def read_register(s: Session, args: bytes) -> bytes:
 
 
 def write_register(s: Session, args: bytes) -> bytes:
-    args, tid = _with_thread_suffix(s, args)
+    args, tid = with_thread_suffix(s, args)
     req = g.parse(g.WriteRegister, args)
     if not s.target.write_register(tid, req.regnum, req.value):
         return E01
