@@ -1,11 +1,10 @@
-"""The event loop: one thread watches the client and a SIGCHLD wake-up pipe,
+"""The event loop: one thread watches the client and SIGCHLD (a signalfd),
 feeds packets to the session and stop events back to the client. Every ptrace
 call the target makes happens on this thread."""
 
 from __future__ import annotations
 
 import logging
-import os
 import select
 import signal
 import sys
@@ -17,6 +16,7 @@ from .protocol import framing
 from .protocol.registry import new_session
 from .protocol.session import Session, SessionEnd, packet_name
 from .target.base import ResumeAction, StopEvent, StopKind
+from .target.linux.childsignal import ChildSignal
 from .target.linux.process import LaunchError, LinuxTarget
 from .transport import SEND_TIMEOUT, Connection, Listener
 
@@ -62,8 +62,7 @@ class Server:
         self.target = target
         self.launcher = launcher
         self.options = options
-        self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-        self._old_wakeup = -1
+        self.child_signal = ChildSignal()
         self.session: Session | None = None
         # '!' seen on some connection (gdbserver keeps it). Not --multi itself: gdbserver
         # --multi still leaves when a plain 'target remote' client goes and no program is left
@@ -73,8 +72,7 @@ class Server:
     # --- life cycle --------------------------------------------------------------
 
     def install_signals(self) -> None:
-        signal.signal(signal.SIGCHLD, lambda signum, frame: None)
-        self._old_wakeup = signal.set_wakeup_fd(self._wake_w, warn_on_full_buffer=False)
+        self.child_signal.install()
 
         def _exit(signum: int, frame: object) -> None:
             raise StubExit(signal.Signals(signum).name)
@@ -154,7 +152,7 @@ class Server:
         # epoll itself, not selectors: its Python layer costs microseconds per wake-up,
         # and there are three wake-ups per step (the packet, the stop, the next packet).
         sel = select.epoll()
-        client_fd, child_fd, listener_fd = conn.fileno(), self._wake_r, -1
+        client_fd, child_fd, listener_fd = conn.fileno(), self.child_signal.fileno(), -1
         sel.register(client_fd, select.EPOLLIN)
         sel.register(child_fd, select.EPOLLIN)
         if self.listener.addr.kind != "stdio":
@@ -182,7 +180,7 @@ class Server:
             while True:
                 for fd, _ in sel.poll():
                     if fd == child_fd:
-                        self._drain_wakeup()
+                        self.child_signal.drain()
                         self._poll_target(session, send)
                     elif fd == listener_fd:
                         if conn.hung_up():  # a client reconnecting: it is next once this one is gone
@@ -237,17 +235,17 @@ class Server:
             send(reply)
         elif status.running and not was_running:
             # A resume: poll (for SPIN_SECONDS) before going back to epoll; a stop
-            # found here saves the SIGCHLD -> wake-up pipe -> epoll round trip.
+            # found here saves the SIGCHLD -> signalfd -> epoll round trip.
             deadline = time.perf_counter() + SPIN_SECONDS
             while not self._poll_target(session, send):
                 if time.perf_counter() > deadline:
                     break
             else:
                 if not session.nonstop.on:
-                    # Stopped while we polled: that stop's SIGCHLD is in the wake-up
-                    # pipe by now; take it here instead of waking up for it later.
+                    # Stopped while we polled: that stop's SIGCHLD is pending by
+                    # now; take it here instead of waking up for it later.
                     # All-stop: nothing else runs, and the next resume polls first.
-                    self._drain_wakeup()
+                    self.child_signal.drain()
 
     def _poll_target(self, session: Session, send: Callable[[bytes], None]) -> bool:
         """Report the stops that are ready; returns whether the session is stopped now."""
@@ -284,7 +282,7 @@ class Server:
         self.target.resume({tid: ResumeAction("c") for tid in self.target.threads})
         self.listener.announce()
         sel = select.epoll()
-        sel.register(self._wake_r, select.EPOLLIN)
+        sel.register(self.child_signal.fileno(), select.EPOLLIN)
         sel.register(self.listener.fileno(), select.EPOLLIN)
         try:
             while self.target.processes:
@@ -297,20 +295,12 @@ class Server:
                     continue
                 if self.listener.fileno() in [fd for fd, _ in sel.poll()]:
                     break
-                self._drain_wakeup()
+                self.child_signal.drain()
         finally:
             sel.close()
         if self.target.running:
             self.target.set_non_stop(False)  # the next client finds everything stopped
         return bool(self.target.processes)  # the program ended meanwhile: as when it ends with a client
-
-    def _drain_wakeup(self) -> None:
-        try:
-            while len(os.read(self._wake_r, 4096)) == 4096:  # a short read emptied it
-                pass
-        except BlockingIOError:
-            pass
-
 
 def oversized_reply(session: Session, event: framing.Oversized) -> bytes:
     """The refusal of a packet over PacketSize: E01 for a packet the stub knows, the empty

@@ -15,6 +15,7 @@ import time
 from ...trace.stepping import register_snapshot, while_step
 from ..base import StopKind
 from . import ptrace
+from .childsignal import unblock_in_child
 from .resume import ResumePolicy
 from .stops import STOP_TIMEOUT
 from .threads import Process, Thread, ThreadState
@@ -67,6 +68,7 @@ class LinuxTarget(ResumePolicy):
         if pid == 0:  # child
             try:
                 os.close(err_r)
+                unblock_in_child()  # the stub reads SIGCHLD from a signalfd; the program must not inherit that
                 # Until the stub has set PTRACE_O_EXITKILL (while this child stops below),
                 # die with it: a stub killed mid-launch must not leave the program running.
                 _prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
