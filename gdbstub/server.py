@@ -159,13 +159,23 @@ class Server:
             listener_fd = self.listener.fileno()
             sel.register(listener_fd, select.EPOLLIN)
 
+        logging_on = rsp_log.isEnabledFor  # asked each time: monitor set remote-debug may change it
+        encode, conn_send, dispatch = framing.encode, conn.send, self._dispatch
+
         def send(payload: bytes) -> None:
             nonlocal last_sent
-            packet = framing.encode(payload)
-            if rsp_log.isEnabledFor(logging.DEBUG):  # monitor set remote-debug may change it
+            packet = encode(payload)
+            if logging_on(logging.DEBUG):
                 rsp_log.debug("-> %s", _clip(packet))
             last_sent = packet
-            conn.send(packet)
+            conn_send(packet)
+
+        def on_packet(data: bytes) -> None:
+            if logging_on(logging.DEBUG):
+                rsp_log.debug("<- %s", _clip(data))
+            if not negotiated.no_ack:
+                conn_send(b"+")
+            dispatch(session, data, send)
 
         session.notify = send
 
@@ -192,31 +202,33 @@ class Server:
                         if not data:
                             log.info("client disconnected")
                             return
-                        for event in framer.feed(data):
-                            if isinstance(event, framing.Packet):
-                                if rsp_log.isEnabledFor(logging.DEBUG):
-                                    rsp_log.debug("<- %s", _clip(event.data))
-                                if not negotiated.no_ack:
-                                    conn.send(b"+")
-                                self._dispatch(session, event.data, send)
-                            elif isinstance(event, framing.Interrupt):
-                                self.target.interrupt()  # stopped too: the next resume reports it
-                            elif isinstance(event, framing.Nak):
-                                if last_sent and not negotiated.no_ack:
-                                    conn.send(last_sent)
-                            elif isinstance(event, framing.BadPacket):
-                                log.debug("bad packet: %s", event.reason)
-                                if not negotiated.no_ack:
-                                    conn.send(b"-")
-                            elif isinstance(event, framing.Oversized):
-                                # Acknowledged (a NAK would bring the same packet back) and refused.
-                                if not negotiated.no_ack:
-                                    conn.send(b"+")
-                                send(oversized_reply(session, event))
+                        body = framer.whole_packet(data)  # the usual read: one plain packet
+                        if body is not None:
+                            on_packet(body)
                             if status.finished:
                                 return
-                            if conn.stalled:
-                                break
+                        else:
+                            for event in framer.feed(data):
+                                if isinstance(event, framing.Packet):
+                                    on_packet(event.data)
+                                elif isinstance(event, framing.Interrupt):
+                                    self.target.interrupt()  # stopped too: the next resume reports it
+                                elif isinstance(event, framing.Nak):
+                                    if last_sent and not negotiated.no_ack:
+                                        conn_send(last_sent)
+                                elif isinstance(event, framing.BadPacket):
+                                    log.debug("bad packet: %s", event.reason)
+                                    if not negotiated.no_ack:
+                                        conn_send(b"-")
+                                elif isinstance(event, framing.Oversized):
+                                    # Acknowledged (a NAK would bring the same packet back) and refused.
+                                    if not negotiated.no_ack:
+                                        conn_send(b"+")
+                                    send(oversized_reply(session, event))
+                                if status.finished:
+                                    return
+                                if conn.stalled:
+                                    break
                     if conn.stalled:
                         log.warning("client stopped reading: a reply made no progress for %g s; "
                                     "treating the client as gone", conn.send_timeout)

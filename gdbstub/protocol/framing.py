@@ -93,21 +93,27 @@ class Oversized(_Event):
 
 Event = Packet | Ack | Nak | Interrupt | BadPacket | Oversized
 
-_HEX = b"0123456789abcdef"
+_HEX_PAIRS = [b"%02x" % i for i in range(256)]  # a checksum's two characters
+_SPECIAL = b"}$#*"  # what escape() changes
+_adler32 = zlib.adler32
+
+# Replies sent again and again, framed once.
+_FRAMED = {payload: b"$%s#%s" % (payload, _HEX_PAIRS[sum(payload) & 0xFF])
+           for payload in (b"", b"OK", b"E01", b"E02", b"E03", b"E08", b"N")}
 
 
 def checksum(data: bytes) -> int:
-    if len(data) < 1024:
-        return sum(data) & 0xFF
-    # sum() walks a 16 KiB reply byte by byte in the interpreter (~100 us). zlib's
-    # Adler-32 sums in C: its low half is 1 + the byte sum mod 65521, which is the
-    # exact sum for 256 bytes or fewer (at most 65280).
+    """The byte sum mod 256, in C: zlib's Adler-32 low half is 1 + the byte sum mod 65521,
+    which is the exact sum for 256 bytes or fewer (at most 65280). sum() over bytes walks
+    them in the interpreter: 1.4 us for a stop reply, ~100 us for a 16 KiB one."""
+    if len(data) <= 256:
+        return (_adler32(data) - 1) & 0xFF
     # ASCII (hex replies: every m) sums to at most 127 a byte, so 515 bytes a call fit.
     step = 512 if data.isascii() else 256
     view = memoryview(data)
     total = 0
     for i in range(0, len(data), step):
-        total += (zlib.adler32(view[i:i + step]) & 0xFFFF) - 1
+        total += (_adler32(view[i:i + step]) & 0xFFFF) - 1
     return total & 0xFF
 
 
@@ -160,17 +166,27 @@ def run_length_decode(data: bytes) -> bytes:
     return bytes(out)
 
 
+def _body(payload: bytes) -> bytes:
+    """PAYLOAD escaped; hex and other plain text (isalnum, or nothing deleted by
+    translate: both in C) is returned as it is, without escape's four scans."""
+    if payload.isalnum() or len(payload.translate(None, _SPECIAL)) == len(payload):
+        return payload
+    return escape(payload)
+
+
 def encode(payload: bytes) -> bytes:
     """Frame a reply payload: escape it and add the checksum."""
-    body = escape(payload)
-    cs = checksum(body)
-    return b"$" + body + b"#" + bytes((_HEX[cs >> 4], _HEX[cs & 15]))
+    if len(payload) <= 3:
+        framed = _FRAMED.get(payload)
+        if framed is not None:
+            return framed
+    body = _body(payload)
+    return b"".join((b"$", body, b"#", _HEX_PAIRS[checksum(body)]))
 
 
 def encode_notification(payload: bytes) -> bytes:
-    body = escape(payload)
-    cs = checksum(body)
-    return b"%" + body + b"#" + bytes((_HEX[cs >> 4], _HEX[cs & 15]))
+    body = _body(payload)
+    return b"".join((b"%", body, b"#", _HEX_PAIRS[checksum(body)]))
 
 
 class Framer:
@@ -194,6 +210,20 @@ class Framer:
         self._head = b""  # of an oversized packet: its first HEAD bytes
         self._skipped = 0  # of an oversized packet: body bytes seen
         self.dropped = 0  # packets cut short by a new '$'
+
+    def whole_packet(self, data: bytes) -> bytes | None:
+        """The payload when DATA is exactly one whole, plain packet with a good lowercase
+        checksum (what a client sends per read almost always); None for anything else,
+        which ``feed`` then takes as usual. No event object, no byte loop: the hot path."""
+        n = len(data)
+        if self._state or n < 4 or data[0] != 0x24 or data[n - 3] != 0x23 or n > 260 or self.decode_run_length:
+            return None
+        body = data[1:-3]
+        if len(body.translate(None, b"$#}")) != n - 4:  # another packet, a cut one, an escape
+            return None
+        if _HEX_PAIRS[(_adler32(body) - 1) & 0xFF] != data[-2:]:  # a bad or uppercase checksum: feed says
+            return None
+        return body
 
     def feed(self, data: bytes) -> list[Event]:
         if self._state == 0 and data[:1] == b"$" and data[-3:-2] == b"#":
