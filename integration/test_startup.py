@@ -47,6 +47,31 @@ LATE = (
 )
 
 
+# Before it listens the stub starts its program and binds its socket, and loads no more than
+# this: the command line, the launcher, the spawn module (fork, exec, ptrace through ctypes),
+# the transport (through _socket), and the standard modules they use. The target, the session,
+# the packet handlers and logging load after `Listening`, while gdb starts and connects.
+BEFORE_LISTENING = (
+    "gdbstub",
+    "gdbstub.cli",
+    "gdbstub.launcher",
+    "gdbstub.logs",
+    "gdbstub.target",
+    "gdbstub.target.linux",
+    "gdbstub.target.linux.ptrace",
+    "gdbstub.target.linux.spawn",
+    "gdbstub.transport",
+)
+# Standard modules each costing about a millisecond or more of every start, none needed to
+# start a program and listen (a bare start of the interpreter imports none of them).
+NOT_BEFORE_LISTENING = ("logging", "typing", "enum", "signal", "socket", "selectors", "ipaddress", "re",
+                        "threading", "traceback", "dataclasses", "inspect", "pathlib")
+
+
+def stub_modules_in(modules: list[str]) -> list[str]:
+    return sorted(m for m in modules if m == "gdbstub" or m.startswith("gdbstub."))
+
+
 def late_in(modules: list[str]) -> list[str]:
     return sorted(set(modules) & set(LATE))
 
@@ -71,6 +96,7 @@ def test_version_imports_nothing_heavy(procs):
     assert "gdbstub.cli" in modules  # the report is there: the check below can fail
     assert heavy_in(modules) == []
     assert late_in(modules) == []
+    assert set(stub_modules_in(modules)) <= set(BEFORE_LISTENING)
 
 
 def test_nothing_heavy_before_listening_or_the_first_stop(procs):
@@ -84,7 +110,9 @@ def test_nothing_heavy_before_listening_or_the_first_stop(procs):
     found = err.wait_for(harness.LISTENING_RE, harness.START_TIMEOUT)
     assert found, err.text
     before = imported(err.text[: err.text.index("Listening on port")])
-    assert "gdbstub.server" in before and "gdbstub.protocol.session" in before
+    assert "gdbstub.target.linux.spawn" in before  # the report is there: the checks below can fail
+    assert stub_modules_in(before) == sorted(BEFORE_LISTENING)
+    assert sorted(set(before) & set(NOT_BEFORE_LISTENING)) == []
     assert heavy_in(before) == []
     assert late_in(before) == []
     result = harness.run_gdb(procs, int(found.group(1)), ["break main", "continue", "info registers rip", "kill"])
@@ -97,4 +125,6 @@ def test_nothing_heavy_before_listening_or_the_first_stop(procs):
     err.join()
     out.join()
     after = imported(err.text)
+    assert "gdbstub.server" in after and "gdbstub.protocol.session" in after
     assert heavy_in(after) == [], "imported by the connect sequence"
+    assert "logging" not in after, "no debug log was asked for"
