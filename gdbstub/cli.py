@@ -22,10 +22,6 @@ from .target.linux import spawn
 from .target.linux.spawn import LaunchError
 from .transport import SEND_TIMEOUT, Address, AddressError, Listener, is_loopback, parse_address
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from .target.linux.process import LinuxTarget
-
 S_STOP_REPLIES = "T-stop-reply"  # protocol.session.S_STOP_REPLIES, without importing the session
 
 USAGE = """\
@@ -240,13 +236,9 @@ def main(argv: list[str] | None = None) -> int:
 def _start(opts: Options, addr: Address, launcher: Launcher, terminal: Terminal) -> int:
     """Start or attach to the program, listen, then load the rest of the stub and serve."""
     spawned = spawn.Spawned()  # the program, until the target adopts it
-    target: LinuxTarget | None = None
     try:
         if opts.attach:
-            from .target.linux.process import LinuxTarget
-
-            target = LinuxTarget()
-            target.attach(int(opts.program[0]))
+            spawned.attach(int(opts.program[0]))
             print(f"Attached; pid = {opts.program[0]}", file=sys.stderr, flush=True)
         elif opts.program:
             launcher.start(spawned, list(opts.program))
@@ -265,8 +257,6 @@ def _start(opts: Options, addr: Address, launcher: Launcher, terminal: Terminal)
     try:
         listener = Listener(addr, check_peer=not opts.allow_any_user)
     except OSError as exc:
-        if target is not None:
-            target.close()
         spawned.close()
         terminal.restore()
         print(f"Can't bind address: {exc.strerror}.", file=sys.stderr)
@@ -279,13 +269,10 @@ def _start(opts: Options, addr: Address, launcher: Launcher, terminal: Terminal)
     listener.announce()
     # The rest of the stub loads now, while the client starts and connects.
     from .server import Server, ServerOptions
+    from .target.linux.process import LinuxTarget
 
-    if target is None:
-        from .target.linux.process import LinuxTarget
-
-        target = LinuxTarget()
-    target.adopt(spawned.pids)
-    spawned.pids.clear()
+    target = LinuxTarget()
+    target.adopt(spawned)
     options = ServerOptions(once=opts.once, extended=opts.multi, disabled_packets=opts.disabled,
                             send_timeout=opts.send_timeout)
     server = Server(listener, target, launcher, options)

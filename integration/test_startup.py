@@ -8,6 +8,7 @@ order with the stub's own ``Listening on port`` line. A test of what is imported
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -128,3 +129,27 @@ def test_nothing_heavy_before_listening_or_the_first_stop(procs):
     assert "gdbstub.server" in after and "gdbstub.protocol.session" in after
     assert heavy_in(after) == [], "imported by the connect sequence"
     assert "logging" not in after, "no debug log was asked for"
+
+
+def test_attach_loads_no_more_before_listening(procs):
+    """--attach stops the program's leader thread with the same few modules; the target
+    attaches to its other threads once loaded, and every thread is listed."""
+    program = harness.program("schedlock")
+    inferior = procs.spawn([str(program)])
+    assert harness.wait_until(lambda: len(os.listdir(f"/proc/{inferior.pid}/task")) == 3, 10)
+    argv = importtime_command("--once", "--attach", "127.0.0.1:0", str(inferior.pid))
+    proc = procs.spawn(argv, env=harness.server_env())
+    err = harness.OutputReader(proc.stderr)
+    found = err.wait_for(harness.LISTENING_RE, harness.START_TIMEOUT)
+    assert found, err.text
+    before = imported(err.text[: err.text.index("Listening on port")])
+    assert f"Attached; pid = {inferior.pid}" in err.text
+    assert set(stub_modules_in(before)) <= set(BEFORE_LISTENING)
+    assert sorted(set(before) & set(NOT_BEFORE_LISTENING)) == []
+    result = harness.run_gdb(procs, int(found.group(1)), ["info threads", "set var stop = 1", "detach"],
+                             file=program)
+    assert len(re.findall(r"^\*?\s+\d+\s+Thread \d+\.\d+ ", result.stdout, re.M)) == 3, result.describe()
+    out, _ = inferior.communicate(timeout=20)
+    assert inferior.returncode == 0 and "schedlock done" in out, result.describe()
+    proc.wait(timeout=30)
+    err.join()

@@ -15,7 +15,8 @@ from ...trace.stepping import register_snapshot, while_step
 from ..base import StopKind
 from . import ptrace
 from .resume import ResumePolicy
-from .spawn import DEFAULT_OPTIONS, LaunchError, spawn
+from .spawn import DEFAULT_OPTIONS, LaunchError, Spawned, spawn
+from .spawn import attach as spawn_attach
 from .stops import STOP_TIMEOUT
 from .threads import Process, Thread, ThreadState
 
@@ -40,17 +41,24 @@ class LinuxTarget(ResumePolicy):
         self._add_process(pid, launched=True)
         return pid
 
-    def adopt(self, pids: list[int]) -> None:
-        """Take over programs ``spawn`` started before this target existed (the command
-        line's, started before the stub listened), each stopped at its first instruction."""
-        for pid in pids:
+    def adopt(self, spawned: Spawned) -> None:
+        """Take over the programs the command line started (each stopped at its first
+        instruction) or attached to (its leader thread) before this target existed, and
+        the stub listened; SPAWNED is empty afterwards."""
+        for pid in spawned.pids:
             self._add_process(pid, launched=True)
+        for pid, status in spawned.attached:
+            self._adopt_attached(pid, status)
+        spawned.pids.clear()
+        spawned.attached.clear()
 
     def attach(self, pid: int) -> None:
         """Attach to every thread of a running process (threads may appear meanwhile)."""
-        ptrace.attach(pid)
-        status = self._wait_for(pid)
-        ptrace.set_options(pid, DEFAULT_OPTIONS & ~ptrace.O_EXITKILL)
+        self._adopt_attached(pid, spawn_attach(pid))
+
+    def _adopt_attached(self, pid: int, status: int | None) -> None:
+        """The rest of an attach once the leader is stopped (STATUS, its wait status): the
+        process, then every other thread."""
         self._add_process(pid, launched=False)
         self._attached_stop(self.threads[pid], status)
         seen = {pid}

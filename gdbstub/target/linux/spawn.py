@@ -148,12 +148,30 @@ def _run_startup_execs(pid: int, count: int) -> None:
             sig = os.WSTOPSIG(status)
 
 
+def attach(pid: int) -> int | None:
+    """PTRACE_ATTACH to PID (its leader thread) and wait for that stop; its wait status, None
+    when it is gone. ``LinuxTarget.adopt_attached`` attaches to the other threads."""
+    ptrace.attach(pid)
+    status: int | None = None
+    while True:
+        try:
+            _, status = os.waitpid(pid, ptrace.WALL)
+        except ChildProcessError:
+            status = None
+        except InterruptedError:
+            continue
+        break
+    ptrace.set_options(pid, DEFAULT_OPTIONS & ~ptrace.O_EXITKILL)
+    return status
+
+
 class Spawned:
-    """The programs the command line started before the target existed, stopped at their
-    first instruction: ``LinuxTarget.adopt`` takes them over (Launcher.start's target)."""
+    """The programs the command line started or attached to before the target existed:
+    ``LinuxTarget.adopt`` takes them over (a launched one is Launcher.start's target)."""
 
     def __init__(self) -> None:
-        self.pids: list[int] = []
+        self.pids: list[int] = []  # launched, stopped at their first instruction
+        self.attached: list[tuple[int, int | None]] = []  # pid, the wait status of its attach stop
 
     def launch(self, argv: list[str], env: dict[str, str] | None = None, disable_aslr: bool = True,
                cwd: str | None = None, stdio_fds: tuple[int, int, int] | None = None,
@@ -162,12 +180,15 @@ class Spawned:
         self.pids.append(pid)
         return pid
 
+    def attach(self, pid: int) -> None:
+        self.attached.append((pid, attach(pid)))
+
     def close(self) -> None:
-        """Kill and reap what was started (the stub gives up before a target took it)."""
-        for pid in self.pids:
-            ptrace.kill_quietly(pid)
-            try:
-                os.waitpid(pid, ptrace.WALL)
-            except ChildProcessError:
-                pass
-        self.pids.clear()
+        """Kill what was started and detach from what was attached (the stub gives up before
+        a target took them): the target's own close, which knows a pending SIGSTOP."""
+        if self.pids or self.attached:
+            from .process import LinuxTarget
+
+            target = LinuxTarget()
+            target.adopt(self)
+            target.close()
