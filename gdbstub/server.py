@@ -4,7 +4,7 @@ call the target makes happens on this thread."""
 
 from __future__ import annotations
 
-import logging
+import os
 import select
 import signal
 import sys
@@ -12,16 +12,18 @@ import time
 from collections.abc import Callable
 
 from .launcher import Launcher
+from .logs import DEBUG, get_logger
 from .protocol import framing
 from .protocol.registry import new_session
 from .protocol.session import Session, SessionEnd, packet_name
 from .target.base import ResumeAction, StopEvent, StopKind
 from .target.linux.childsignal import ChildSignal
 from .target.linux.process import LaunchError, LinuxTarget
+from .target.linux.spawn import release_exit_signals
 from .transport import SEND_TIMEOUT, Connection, Listener
 
-log = logging.getLogger("gdbstub.server")
-rsp_log = logging.getLogger("gdbstub.rsp")
+log = get_logger("gdbstub.server")
+rsp_log = get_logger("gdbstub.rsp")
 
 # How long to poll for a quick stop after a resume. 0: poll once (an event kept from
 # the last stop is there at once), then sleep until SIGCHLD, as gdbserver does: on a
@@ -91,6 +93,7 @@ class Server:
         killed when its client leaves (never left running), and outside extended mode
         the next client gets a fresh launch of it."""
         try:
+            release_exit_signals()  # held since start-up (cli): one sent meanwhile ends the stub here
             while True:
                 conn = self.listener.accept()
                 if self.listener.addr.kind != "stdio":
@@ -165,13 +168,13 @@ class Server:
         def send(payload: bytes) -> None:
             nonlocal last_sent
             packet = encode(payload)
-            if logging_on(logging.DEBUG):
+            if logging_on(DEBUG):
                 rsp_log.debug("-> %s", _clip(packet))
             last_sent = packet
             conn_send(packet)
 
         def on_packet(data: bytes) -> None:
-            if logging_on(logging.DEBUG):
+            if logging_on(DEBUG):
                 rsp_log.debug("<- %s", _clip(data))
             if not negotiated.no_ack:
                 conn_send(b"+")
@@ -181,7 +184,7 @@ class Server:
 
         def send_notification(payload: bytes) -> None:
             packet = framing.encode_notification(payload)
-            if rsp_log.isEnabledFor(logging.DEBUG):
+            if rsp_log.isEnabledFor(DEBUG):
                 rsp_log.debug("-> %s", _clip(packet))
             conn.send(packet)
 

@@ -16,11 +16,11 @@ extensions) and ``tables`` (what the packet modules contribute).
 
 from __future__ import annotations
 
-import logging
 import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, NamedTuple
 
+from ..logs import get_logger
 from ..target.base import ResumeAction, StopEvent, StopKind
 from . import grammar as g
 from . import signals
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from ..launcher import Launcher
     from ..target.linux.process import LinuxTarget
 
-log = logging.getLogger("gdbstub.session")
+log = get_logger("gdbstub.session")
 
 # gdbserver 16's: gdb 16 then reads memory with `x` in 64 KiB chunks, and gdb 13 with `m` in 64 KiB
 # chunks too (gdbserver 13's 0x47ff gave 9 KiB: a 4 MiB dump took 456 round trips instead of 64).

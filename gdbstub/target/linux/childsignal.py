@@ -7,7 +7,7 @@ writes to a wake-up pipe; three system calls and a signal frame less per stop. W
 signalfd is missing (seccomp, an old kernel) the fallback is the handler with
 ``signal.set_wakeup_fd`` on a pipe.
 
-SIGCHLD is blocked in the stub only: ``unblock_in_child`` gives a forked program the
+SIGCHLD is blocked in the stub only: ``spawn`` gives a forked program the
 mask it would have had (a blocked mask survives exec, and the program's own children
 would never signal it)."""
 
@@ -73,8 +73,3 @@ class ChildSignal:
 
 def _ignore(signum: int, frame: object) -> None:
     """The fallback's handler: set_wakeup_fd does the work; SIG_IGN would reap the children."""
-
-
-def unblock_in_child() -> None:
-    """In a forked child before exec: SIGCHLD unblocked, as the program expects it."""
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, _SIGCHLD_ONLY)

@@ -8,17 +8,17 @@ is issued here, after the thread's debug registers are synced.
 
 from __future__ import annotations
 
-import logging
 import os
 import signal
 
+from ...logs import get_logger
 from ..base import ResumeAction, StopEvent, StopKind
 from . import ptrace
 from .breakpoints import INT3
 from .stops import StopEngine
 from .threads import Thread
 
-log = logging.getLogger("gdbstub.target")
+log = get_logger("gdbstub.target")
 
 
 class ResumePolicy(StopEngine):

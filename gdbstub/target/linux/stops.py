@@ -6,18 +6,18 @@ when and how threads run again is the resume policy's (resume.py, above this).
 
 from __future__ import annotations
 
-import logging
 import os
 import signal
 import time
 
+from ...logs import get_logger
 from ...trace.stepping import stepped_onto_tracepoint
 from ..base import StopEvent, StopKind
 from . import ptrace
 from .decode import StatusDecoder
 from .threads import Thread, task_state
 
-log = logging.getLogger("gdbstub.target")
+log = get_logger("gdbstub.target")
 
 STOP_TIMEOUT = 2.0  # how long stopping all threads waits for one that will not stop
 
