@@ -143,6 +143,15 @@ class RegisterFile(ThreadTable):
         arch = self.arch(t.pid)
         if not 0 <= pc < 1 << (8 * arch.word):  # e.g. a 64-bit address for a 32-bit program
             raise OSError(errno.EINVAL, f"no such address for this program: {pc:#x}")
+        layout = stop_layout(arch)
+        if layout.pc >= 0:
+            # A plain user register (every breakpoint hit rewinds it): one POKEUSER of its
+            # 8-byte slot (eip's upper half zero, as arch.write fills it), the stop's
+            # cached copy edited to match.
+            user = t.user if t.user is not None else self._buffers(t, False).user
+            ptrace.pokeuser(t.tid, layout.pc, pc)
+            user[layout.pc:layout.pc + 8] = pc.to_bytes(8, "little")
+            return
         bufs = self._buffers(t, False)
         arch.write(arch.by_name(arch.pc), bufs, pc.to_bytes(arch.word, "little"))
         self._flush(t, True, False)

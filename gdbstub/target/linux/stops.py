@@ -94,6 +94,12 @@ class StopEngine(StatusDecoder):
         if self.non_stop:
             self._reported(event)
             return event
+        if len(self.threads) == 1:
+            (alone,) = self.threads.values()
+            if alone.stopped and alone.pending is None:  # nothing to stop, nothing to choose
+                self.running = False
+                alone.reported()
+                return event
         self._stop_all()
         trigger = self.threads.get(event.tid)
         if trigger is not None and not self._stepping(trigger):
@@ -121,12 +127,15 @@ class StopEngine(StatusDecoder):
     def _take_pending(self) -> StopEvent | None:
         """The next still-valid event kept from an earlier stop (exits first: a thread's
         only when the request continues threads, not just steps one)."""
-        continuing = any(t.resumed and not self._stepping(t) for t in self.threads.values())
-        for i, gone in enumerate(self._deferred):
-            if gone.kind is not StopKind.THREAD_EXITED or continuing:
-                return self._deferred.pop(i)
-        candidates = sorted((t for t in self.threads.values() if t.resumed and t.pending is not None),
-                            key=lambda t: t.pending_seq)
+        if self._deferred:
+            continuing = any(t.resumed and not self._stepping(t) for t in self.threads.values())
+            for i, gone in enumerate(self._deferred):
+                if gone.kind is not StopKind.THREAD_EXITED or continuing:
+                    return self._deferred.pop(i)
+        candidates = [t for t in self.threads.values() if t.resumed and t.pending is not None]
+        if not candidates:
+            return None
+        candidates.sort(key=lambda t: t.pending_seq)
         chosen: StopEvent | None = None
         for t in candidates:
             event = t.pending
