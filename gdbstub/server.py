@@ -4,7 +4,6 @@ call the target makes happens on this thread."""
 
 from __future__ import annotations
 
-import os
 import select
 import signal
 import sys

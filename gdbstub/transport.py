@@ -14,7 +14,7 @@ import errno
 import os
 import sys
 
-_DONTWAIT = socket.MSG_DONTWAIT
+_DONTWAIT = _socket.MSG_DONTWAIT
 SEND_TIMEOUT = 30.0  # seconds a reply may make no progress before the client counts as gone
 
 
