@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import cache
-from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..binary import Fields
+from ..hints import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
     import construct as cs

@@ -4,8 +4,8 @@ threads, resuming, kill and detach."""
 from __future__ import annotations
 
 import functools
-from typing import TYPE_CHECKING
 
+from ..hints import TYPE_CHECKING
 from ..target.base import ResumeAction, StopKind
 from . import grammar as g
 from . import signals

@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import TYPE_CHECKING, NamedTuple
 
+from ..hints import TYPE_CHECKING, NamedTuple
 from ..logs import get_logger
 from ..target.base import ResumeAction, StopEvent, StopKind
 from . import grammar as g
