@@ -87,13 +87,18 @@ def test_open_flags():
         hostio.open_flags(0x10)
 
 
-@given(st.binary(max_size=300), st.integers(min_value=0, max_value=400))
+@given(st.binary(max_size=300) | st.lists(st.sampled_from(b"a$#}*]"), max_size=300).map(bytes),
+       st.integers(min_value=0, max_value=400))
 def test_fit_escaped_is_the_longest_prefix_that_fits(data, room):
+    def escaped_length(data: bytes) -> int:  # by definition: '$', '#', '}' and '*' take two bytes
+        return sum(2 if byte in b"$#}*" else 1 for byte in data)
+
     cut = hostio.fit_escaped(data, room)
     assert data.startswith(cut)
-    assert hostio.escaped_length(cut) <= room
+    assert escaped_length(cut) <= room
+    assert hostio.escaped_length(cut) == escaped_length(cut)
     if len(cut) < len(data):
-        assert hostio.escaped_length(data[: len(cut) + 1]) > room
+        assert escaped_length(data[: len(cut) + 1]) > room
 
 
 # --------------------------------------------------------------------------- vFile requests

@@ -4,6 +4,7 @@ threads, resuming, kill and detach."""
 from __future__ import annotations
 
 import functools
+from binascii import hexlify
 from typing import TYPE_CHECKING
 
 from ..target.base import ResumeAction, StopKind
@@ -197,7 +198,7 @@ def read_memory(s: Session, args: bytes) -> bytes:
     length = min(req.length, PACKET_SIZE // 2)
     if length == 0:
         return b""
-    return s.target.read_memory(s.current_pid(), req.addr, length).hex().encode()
+    return hexlify(s.target.read_memory(s.current_pid(), req.addr, length))  # bytes, no str between
 
 
 def binary_read(s: Session, args: bytes) -> bytes:
