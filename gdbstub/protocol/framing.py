@@ -164,9 +164,24 @@ def run_length_decode(data: bytes) -> bytes:
     return bytes(out)
 
 
+class Escaped(bytes):
+    """A reply payload that carries its escaped form, made when its handler cut binary data
+    to fit PacketSize (x, vFile:pread): encode sends that instead of escaping the payload a
+    second time. Its value is the payload itself, for whoever else reads the reply."""
+
+    escaped: bytes
+
+    @classmethod
+    def of(cls, head: bytes, data: bytes, escaped: bytes) -> Escaped:
+        """HEAD (nothing in it to escape) then DATA, whose escaped form is ESCAPED."""
+        reply = cls(head + data)
+        reply.escaped = head + escaped
+        return reply
+
+
 def encode(payload: bytes) -> bytes:
     """Frame a reply payload: escape it and add the checksum (one copy of the body)."""
-    body = escape(payload)
+    body = payload.escaped if type(payload) is Escaped else escape(payload)
     return b"".join((b"$", body, _CHECKSUM[checksum(body)]))
 
 

@@ -28,7 +28,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ..binary import Record
-from .framing import escape
+from .framing import Escaped, escape
 from .session import PACKET_SIZE, Handler
 
 if TYPE_CHECKING:
@@ -172,7 +172,12 @@ def escaped_length(data: bytes) -> int:
 
 
 def fit_escaped(data: bytes, room: int) -> bytes:
-    """The longest prefix of ``data`` whose escaped form fits in ``room`` bytes.
+    """The longest prefix of ``data`` whose escaped form fits in ``room`` bytes."""
+    return cut_to_fit(data, room)[0]
+
+
+def cut_to_fit(data: bytes, room: int) -> tuple[bytes, bytes]:
+    """The longest prefix of ``data`` whose escaped form fits in ``room`` bytes, and that form.
 
     gdb checks that the count in ``F<count>;`` is the number of bytes it
     unescapes, so the data is cut before the reply, never after escaping.
@@ -183,9 +188,12 @@ def fit_escaped(data: bytes, room: int) -> bytes:
     head = data[:room]
     escaped = escape(head)
     if len(escaped) <= room:
-        return head
+        return head, escaped
+    if room <= 0:
+        return b"", b""
     escapes_in_room = len(escaped) - len(head) - escaped.count(b"}", room)
-    return head[: room - escapes_in_room]
+    end = room - 1 if escaped[room - 1] == 0x7D else room  # an escape cut in two is left out
+    return head[: room - escapes_in_room], escaped[:end]
 
 
 # --- where paths resolve ----------------------------------------------------------------
@@ -401,9 +409,8 @@ def op_pread(s: Session, params: bytes) -> bytes:
     if count < 0 or not 0 <= offset < OFF_T_END:
         raise HostIOError(errno.EINVAL)
     room = PACKET_SIZE - _HEADER_ROOM
-    data = os.pread(fd, min(count, room), offset)
-    data = fit_escaped(data, room)
-    return _data_reply(len(data), data)
+    data, escaped = cut_to_fit(os.pread(fd, min(count, room), offset), room)
+    return Escaped.of(b"F%x;" % len(data), data, escaped)
 
 
 def op_pwrite(s: Session, params: bytes) -> bytes:

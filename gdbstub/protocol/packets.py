@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING
 from ..target.base import ResumeAction, StopKind
 from . import grammar as g
 from . import signals
-from .hostio import fit_escaped
+from .framing import Escaped
+from .hostio import cut_to_fit
 from .nonstop import question_non_stop
 from .session import E01, OK, PACKET_SIZE, Feature, Handler, SessionEnd
 
@@ -218,8 +219,8 @@ def binary_read(s: Session, args: bytes) -> bytes:
     if not data:
         return E08 if not gdb_form else E01
     if gdb_form:
-        return b"b" + fit_escaped(data, PACKET_SIZE - 1)
-    return fit_escaped(data, PACKET_SIZE)
+        return Escaped.of(b"b", *cut_to_fit(data, PACKET_SIZE - 1))
+    return Escaped.of(b"", *cut_to_fit(data, PACKET_SIZE))
 
 
 def write_memory(s: Session, args: bytes) -> bytes:
