@@ -358,12 +358,22 @@ def format_printf(fmt: bytes, args: list[int], read_string: Callable[[int], byte
 class BreakpointAgent:
     """What gdb attached to one breakpoint location: conditions (any true reports), commands."""
 
-    __slots__ = ("commands", "conditions", "persist")
+    __slots__ = ("_runners", "commands", "conditions", "persist")
 
     def __init__(self) -> None:
         self.conditions: list[Expression] = []
         self.commands: list[Expression] = []
         self.persist = False
+        self._runners: list[Callable[[Context, int, int], int | None]] | None = None
+
+    def condition_runners(self) -> list[Callable[[Context, int, int], int | None]]:
+        """The conditions as callables, compiled at the first hit (agent_compile, imported
+        only by a session that has conditions); the interpreter's run for what it leaves."""
+        if self._runners is None:
+            from .agent_compile import compiled
+
+            self._runners = [compiled(c) or c.run for c in self.conditions]
+        return self._runners
 
 
 def parse_extras(text: bytes) -> BreakpointAgent:
@@ -441,9 +451,9 @@ class BreakpointConditions:
         if agent is None:
             return True
         holds = not agent.conditions
-        for cond in agent.conditions:
+        for cond in agent.condition_runners():
             try:
-                if cond.run(ctx, pid, tid) != 0:  # None: no value, an error: report
+                if cond(ctx, pid, tid) != 0:  # None: no value, an error: report
                     holds = True
                     break
             except (AgentError, OSError):

@@ -3,20 +3,26 @@
     gdbstub [OPTIONS] [HOST]:PORT PROG [ARGS...]
     gdbstub [OPTIONS] --attach [HOST]:PORT PID
     gdbstub [OPTIONS] --multi [HOST]:PORT
+
+Start-up is paid on every launch (test suites start a stub per test), so the stub listens
+before it loads itself: this module, the launcher, the spawn module and the transport need no
+more than os, ctypes and _socket. The program is started (stopped at its first instruction)
+and the socket listens first; the target, the session and the packet handlers are imported
+after ``Listening``, while gdb starts and connects, and the target adopts the program.
 """
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 
-from . import __version__
+from . import __version__, logs
 from .launcher import Launcher, Terminal
-from .protocol.session import S_STOP_REPLIES
-from .server import Server, ServerOptions
-from .target.linux.process import LaunchError, LinuxTarget
-from .transport import SEND_TIMEOUT, AddressError, Listener, is_loopback, parse_address
+from .target.linux import spawn
+from .target.linux.spawn import LaunchError
+from .transport import SEND_TIMEOUT, Address, AddressError, Listener, is_loopback, parse_address
+
+S_STOP_REPLIES = "T-stop-reply"  # protocol.session.S_STOP_REPLIES, without importing the session
 
 USAGE = """\
 Usage:\tgdbstub [OPTIONS] COMM PROG [ARGS ...]
@@ -179,18 +185,6 @@ def parse_args(argv: list[str]) -> Options:
     return opts
 
 
-def _setup_logging(opts: Options) -> None:
-    handler: logging.Handler
-    if opts.debug_file:
-        handler = logging.FileHandler(opts.debug_file)
-    else:
-        handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    root = logging.getLogger("gdbstub")
-    root.addHandler(handler)
-    root.setLevel(logging.DEBUG if opts.debug else logging.WARNING)
-
-
 def _version() -> str:
     return (f"gdbstub {__version__}\n"
             "A GDB remote protocol stub (gdbserver replacement) for Linux x86-64, in Python.\n")
@@ -209,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         print(f"{exc}\n{USAGE}", file=sys.stderr, end="", flush=True)
         return 2
-    _setup_logging(opts)
+    logs.configure(opts.debug, opts.debug_file)
     if opts.debug_format is not None:
         from .protocol.monitor import debug_format  # monitor's packets are imported on first use
 
@@ -230,13 +224,24 @@ def main(argv: list[str] | None = None) -> int:
         # The channel is our stdin/stdout: the program reads /dev/null and writes to stderr.
         devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
         launcher.stdio_fds = (devnull, 2, 2)
-    target = LinuxTarget()
+    # No exit signal may end the stub between the launch and the server's handlers, which
+    # kill what it launched on the way out: they wait until then.
+    spawn.hold_exit_signals()
+    try:
+        return _start(opts, addr, launcher, terminal)
+    finally:
+        spawn.release_exit_signals()
+
+
+def _start(opts: Options, addr: Address, launcher: Launcher, terminal: Terminal) -> int:
+    """Start or attach to the program, listen, then load the rest of the stub and serve."""
+    spawned = spawn.Spawned()  # the program, until the target adopts it
     try:
         if opts.attach:
-            target.attach(int(opts.program[0]))
+            spawned.attach(int(opts.program[0]))
             print(f"Attached; pid = {opts.program[0]}", file=sys.stderr, flush=True)
         elif opts.program:
-            launcher.start(target, list(opts.program))
+            launcher.start(spawned, list(opts.program))
     except LaunchError as exc:
         terminal.restore()
         if str(exc):
@@ -252,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         listener = Listener(addr, check_peer=not opts.allow_any_user)
     except OSError as exc:
-        target.close()
+        spawned.close()
         terminal.restore()
         print(f"Can't bind address: {exc.strerror}.", file=sys.stderr)
         print("Exiting", file=sys.stderr, flush=True)
@@ -262,10 +267,16 @@ def main(argv: list[str] | None = None) -> int:
               "code as this user (a client on another host cannot be checked for its user)",
               file=sys.stderr)
     listener.announce()
+    # The rest of the stub loads now, while the client starts and connects.
+    from .server import Server, ServerOptions
+    from .target.linux.process import LinuxTarget
+
+    target = LinuxTarget()
+    target.adopt(spawned)
     options = ServerOptions(once=opts.once, extended=opts.multi, disabled_packets=opts.disabled,
                             send_timeout=opts.send_timeout)
     server = Server(listener, target, launcher, options)
-    server.install_signals()
+    server.install_signals()  # serve() unblocks the exit signals once inside its clean-up
     try:
         return server.serve()
     finally:

@@ -4,35 +4,42 @@ that live as long as the stub (not one connection), as gdbserver keeps them."""
 
 from __future__ import annotations
 
+import _signal
 import os
-import re
-import signal
 import sys
 
-from .target.linux.process import LaunchError, LinuxTarget
+from .target.linux.spawn import LaunchError
 
-# An argument gdb sent that still holds shell syntax (a redirection, a glob, a variable) is
-# passed to the shell as it is; one that gdb must have unquoted (it holds blanks, quotes or
-# backslashes, or is empty) is quoted again so the program receives it unchanged.
-_NEEDS_QUOTES = re.compile(r"[\s'\"\\]")
+# The command line starts its program through this module before it listens: it imports no
+# more than os and the spawn module (no re, no signal, no typing, not the target).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .target.linux.process import LinuxTarget
+    from .target.linux.spawn import Spawned
+
+
+def _needs_quotes(arg: str) -> bool:
+    """An argument gdb sent that still holds shell syntax (a redirection, a glob, a variable)
+    is passed to the shell as it is; one that gdb must have unquoted (it holds blanks, quotes
+    or backslashes, or is empty) is quoted again so the program receives it unchanged."""
+    return not arg or any(c.isspace() or c in "'\"\\" for c in arg)
 
 
 def shell_word(arg: str) -> str:
     """One vRun argument as shell text: raw shell syntax stays, unquoted text is re-quoted."""
-    if not arg or _NEEDS_QUOTES.search(arg):
+    if _needs_quotes(arg):
         import shlex  # here: only a shell start needs it, and every start would pay for it
 
         return shlex.quote(arg)
     return arg
 
 
-_CANNOT_EXEC = re.compile(r"^Cannot exec (.+): (.+?)\.?$", re.S)
-
-
 def _exec_failure(message: str) -> str:
     """The target's 'Cannot exec PROG: WHY.' in gdbserver's two lines, which harnesses match:
     'gdbserver: Cannot exec PROG' and 'gdbserver: Error: WHY' (with this stub's name)."""
-    found = _CANNOT_EXEC.match(message)
+    import re  # here: a failed start only
+
+    found = re.match(r"^Cannot exec (.+): (.+?)\.?$", message, re.S)
     if found is None:
         return message
     return f"gdbstub: Cannot exec {found.group(1)}\ngdbstub: Error: {found.group(2)}"
@@ -54,13 +61,13 @@ class Terminal:
 
     def _set(self, pgrp: int) -> None:
         # A background process may not change the foreground group unless it ignores SIGTTOU.
-        old = signal.signal(signal.SIGTTOU, signal.SIG_IGN)
+        old = _signal.signal(_signal.SIGTTOU, _signal.SIG_IGN)
         try:
             os.tcsetpgrp(self.fd, pgrp)
         except OSError:
             pass
         finally:
-            signal.signal(signal.SIGTTOU, old)
+            _signal.signal(_signal.SIGTTOU, old)
 
     def give(self, pgrp: int) -> None:
         if self.original is not None:
@@ -124,7 +131,7 @@ class Launcher:
             return wrapper + argv, 1
         return list(argv), 0
 
-    def start(self, target: LinuxTarget, argv: list[str] | None = None) -> int:
+    def start(self, target: LinuxTarget | Spawned, argv: list[str] | None = None) -> int:
         """Start ARGV (default: the last program) stopped at its first instruction.
 
         Raises LaunchError with gdbserver's message when the program cannot start."""

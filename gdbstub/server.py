@@ -1,11 +1,9 @@
-"""The event loop: one thread watches the client and a SIGCHLD wake-up pipe,
+"""The event loop: one thread watches the client and SIGCHLD (a signalfd),
 feeds packets to the session and stop events back to the client. Every ptrace
 call the target makes happens on this thread."""
 
 from __future__ import annotations
 
-import logging
-import os
 import select
 import signal
 import sys
@@ -13,15 +11,18 @@ import time
 from collections.abc import Callable
 
 from .launcher import Launcher
+from .logs import DEBUG, get_logger
 from .protocol import framing
 from .protocol.registry import new_session
 from .protocol.session import Session, SessionEnd, packet_name
 from .target.base import ResumeAction, StopEvent, StopKind
+from .target.linux.childsignal import ChildSignal
 from .target.linux.process import LaunchError, LinuxTarget
+from .target.linux.spawn import release_exit_signals
 from .transport import SEND_TIMEOUT, Connection, Listener
 
-log = logging.getLogger("gdbstub.server")
-rsp_log = logging.getLogger("gdbstub.rsp")
+log = get_logger("gdbstub.server")
+rsp_log = get_logger("gdbstub.rsp")
 
 # How long to poll for a quick stop after a resume. 0: poll once (an event kept from
 # the last stop is there at once), then sleep until SIGCHLD, as gdbserver does: on a
@@ -62,8 +63,7 @@ class Server:
         self.target = target
         self.launcher = launcher
         self.options = options
-        self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-        self._old_wakeup = -1
+        self.child_signal = ChildSignal()
         self.session: Session | None = None
         # '!' seen on some connection (gdbserver keeps it). Not --multi itself: gdbserver
         # --multi still leaves when a plain 'target remote' client goes and no program is left
@@ -73,8 +73,7 @@ class Server:
     # --- life cycle --------------------------------------------------------------
 
     def install_signals(self) -> None:
-        signal.signal(signal.SIGCHLD, lambda signum, frame: None)
-        self._old_wakeup = signal.set_wakeup_fd(self._wake_w, warn_on_full_buffer=False)
+        self.child_signal.install()
 
         def _exit(signum: int, frame: object) -> None:
             raise StubExit(signal.Signals(signum).name)
@@ -93,6 +92,7 @@ class Server:
         killed when its client leaves (never left running), and outside extended mode
         the next client gets a fresh launch of it."""
         try:
+            release_exit_signals()  # held since start-up (cli): one sent meanwhile ends the stub here
             while True:
                 conn = self.listener.accept()
                 if self.listener.addr.kind != "stdio":
@@ -154,26 +154,36 @@ class Server:
         # epoll itself, not selectors: its Python layer costs microseconds per wake-up,
         # and there are three wake-ups per step (the packet, the stop, the next packet).
         sel = select.epoll()
-        client_fd, child_fd, listener_fd = conn.fileno(), self._wake_r, -1
+        client_fd, child_fd, listener_fd = conn.fileno(), self.child_signal.fileno(), -1
         sel.register(client_fd, select.EPOLLIN)
         sel.register(child_fd, select.EPOLLIN)
         if self.listener.addr.kind != "stdio":
             listener_fd = self.listener.fileno()
             sel.register(listener_fd, select.EPOLLIN)
 
+        logging_on = rsp_log.isEnabledFor  # asked each time: monitor set remote-debug may change it
+        encode, conn_send, dispatch = framing.encode, conn.send, self._dispatch
+
         def send(payload: bytes) -> None:
             nonlocal last_sent
-            packet = framing.encode(payload)
-            if rsp_log.isEnabledFor(logging.DEBUG):  # monitor set remote-debug may change it
+            packet = encode(payload)
+            if logging_on(DEBUG):
                 rsp_log.debug("-> %s", _clip(packet))
             last_sent = packet
-            conn.send(packet)
+            conn_send(packet)
+
+        def on_packet(data: bytes) -> None:
+            if logging_on(DEBUG):
+                rsp_log.debug("<- %s", _clip(data))
+            if not negotiated.no_ack:
+                conn_send(b"+")
+            dispatch(session, data, send)
 
         session.notify = send
 
         def send_notification(payload: bytes) -> None:
             packet = framing.encode_notification(payload)
-            if rsp_log.isEnabledFor(logging.DEBUG):
+            if rsp_log.isEnabledFor(DEBUG):
                 rsp_log.debug("-> %s", _clip(packet))
             conn.send(packet)
 
@@ -182,7 +192,7 @@ class Server:
             while True:
                 for fd, _ in sel.poll():
                     if fd == child_fd:
-                        self._drain_wakeup()
+                        self.child_signal.drain()
                         self._poll_target(session, send)
                     elif fd == listener_fd:
                         if conn.hung_up():  # a client reconnecting: it is next once this one is gone
@@ -194,31 +204,33 @@ class Server:
                         if not data:
                             log.info("client disconnected")
                             return
-                        for event in framer.feed(data):
-                            if isinstance(event, framing.Packet):
-                                if rsp_log.isEnabledFor(logging.DEBUG):
-                                    rsp_log.debug("<- %s", _clip(event.data))
-                                if not negotiated.no_ack:
-                                    conn.send(b"+")
-                                self._dispatch(session, event.data, send)
-                            elif isinstance(event, framing.Interrupt):
-                                self.target.interrupt()  # stopped too: the next resume reports it
-                            elif isinstance(event, framing.Nak):
-                                if last_sent and not negotiated.no_ack:
-                                    conn.send(last_sent)
-                            elif isinstance(event, framing.BadPacket):
-                                log.debug("bad packet: %s", event.reason)
-                                if not negotiated.no_ack:
-                                    conn.send(b"-")
-                            elif isinstance(event, framing.Oversized):
-                                # Acknowledged (a NAK would bring the same packet back) and refused.
-                                if not negotiated.no_ack:
-                                    conn.send(b"+")
-                                send(oversized_reply(session, event))
+                        body = framer.whole_packet(data)  # the usual read: one plain packet
+                        if body is not None:
+                            on_packet(body)
                             if status.finished:
                                 return
-                            if conn.stalled:
-                                break
+                        else:
+                            for event in framer.feed(data):
+                                if isinstance(event, framing.Packet):
+                                    on_packet(event.data)
+                                elif isinstance(event, framing.Interrupt):
+                                    self.target.interrupt()  # stopped too: the next resume reports it
+                                elif isinstance(event, framing.Nak):
+                                    if last_sent and not negotiated.no_ack:
+                                        conn_send(last_sent)
+                                elif isinstance(event, framing.BadPacket):
+                                    log.debug("bad packet: %s", event.reason)
+                                    if not negotiated.no_ack:
+                                        conn_send(b"-")
+                                elif isinstance(event, framing.Oversized):
+                                    # Acknowledged (a NAK would bring the same packet back) and refused.
+                                    if not negotiated.no_ack:
+                                        conn_send(b"+")
+                                    send(oversized_reply(session, event))
+                                if status.finished:
+                                    return
+                                if conn.stalled:
+                                    break
                     if conn.stalled:
                         log.warning("client stopped reading: a reply made no progress for %g s; "
                                     "treating the client as gone", conn.send_timeout)
@@ -237,17 +249,17 @@ class Server:
             send(reply)
         elif status.running and not was_running:
             # A resume: poll (for SPIN_SECONDS) before going back to epoll; a stop
-            # found here saves the SIGCHLD -> wake-up pipe -> epoll round trip.
+            # found here saves the SIGCHLD -> signalfd -> epoll round trip.
             deadline = time.perf_counter() + SPIN_SECONDS
             while not self._poll_target(session, send):
                 if time.perf_counter() > deadline:
                     break
             else:
                 if not session.nonstop.on:
-                    # Stopped while we polled: that stop's SIGCHLD is in the wake-up
-                    # pipe by now; take it here instead of waking up for it later.
+                    # Stopped while we polled: that stop's SIGCHLD is pending by
+                    # now; take it here instead of waking up for it later.
                     # All-stop: nothing else runs, and the next resume polls first.
-                    self._drain_wakeup()
+                    self.child_signal.drain()
 
     def _poll_target(self, session: Session, send: Callable[[bytes], None]) -> bool:
         """Report the stops that are ready; returns whether the session is stopped now."""
@@ -284,7 +296,7 @@ class Server:
         self.target.resume({tid: ResumeAction("c") for tid in self.target.threads})
         self.listener.announce()
         sel = select.epoll()
-        sel.register(self._wake_r, select.EPOLLIN)
+        sel.register(self.child_signal.fileno(), select.EPOLLIN)
         sel.register(self.listener.fileno(), select.EPOLLIN)
         try:
             while self.target.processes:
@@ -297,20 +309,12 @@ class Server:
                     continue
                 if self.listener.fileno() in [fd for fd, _ in sel.poll()]:
                     break
-                self._drain_wakeup()
+                self.child_signal.drain()
         finally:
             sel.close()
         if self.target.running:
             self.target.set_non_stop(False)  # the next client finds everything stopped
         return bool(self.target.processes)  # the program ended meanwhile: as when it ends with a client
-
-    def _drain_wakeup(self) -> None:
-        try:
-            while len(os.read(self._wake_r, 4096)) == 4096:  # a short read emptied it
-                pass
-        except BlockingIOError:
-            pass
-
 
 def oversized_reply(session: Session, event: framing.Oversized) -> bytes:
     """The refusal of a packet over PacketSize: E01 for a packet the stub knows, the empty

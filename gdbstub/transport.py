@@ -1,25 +1,27 @@
 """The one module that owns sockets and stdio: TCP (IPv4/IPv6), Unix-domain
 sockets and the stdin/stdout pipe, all as byte pipes with a file descriptor
-the event loop can watch."""
+the event loop can watch.
+
+The command line listens through this module before it imports the rest of the stub, so it
+imports no more than ``_socket`` (``socket`` brings ``selectors``, ``enum`` and ``array``;
+``ipaddress`` costs a millisecond), and ``select`` only for a send that must wait.
+"""
 
 from __future__ import annotations
 
+import _socket
 import errno
-import ipaddress
 import os
-import select
-import socket
-import struct
 import sys
-from typing import NamedTuple
 
+_DONTWAIT = _socket.MSG_DONTWAIT
 SEND_TIMEOUT = 30.0  # seconds a reply may make no progress before the client counts as gone
 
 
 class Connection:
     """A connected client: bytes in, bytes out."""
 
-    def __init__(self, rfd: int, wfd: int, peer: str, sock: socket.socket | None = None) -> None:
+    def __init__(self, rfd: int, wfd: int, peer: str, sock: _socket.socket | None = None) -> None:
         self.rfd = rfd
         self.wfd = wfd
         self.peer = peer
@@ -46,7 +48,7 @@ class Connection:
         if self._sock is None:
             return False
         try:
-            return self._sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+            return self._sock.recv(1, _socket.MSG_PEEK | _socket.MSG_DONTWAIT) == b""
         except BlockingIOError:
             return False
         except OSError:
@@ -60,17 +62,31 @@ class Connection:
         stalled client's sends are dropped: the event loop sees ``stalled`` or EOF."""
         if self.stalled:
             return
+        sock = self._sock
+        if sock is not None and len(data) <= 4096:
+            # A reply the socket takes whole at once (all but the largest): one call, no view.
+            try:
+                sent = sock.send(data, _DONTWAIT)
+            except BlockingIOError:
+                sent = 0
+            except OSError as exc:
+                if exc.errno not in (errno.EPIPE, errno.ECONNRESET, errno.EBADF):
+                    raise
+                return
+            if sent == len(data):
+                return
+            data = data[sent:]  # a full buffer (rare): the loop below waits and sends the rest
         view = memoryview(data)
         try:
             while view:
                 if self._sock is not None:
                     try:
-                        n = self._sock.send(view, socket.MSG_DONTWAIT)
+                        n = self._sock.send(view, _socket.MSG_DONTWAIT)
                     except BlockingIOError:
                         n = 0
                 elif self._writable():
                     # stdio: after POLLOUT, a pipe takes PIPE_BUF bytes without blocking.
-                    n = os.write(self.wfd, view[:select.PIPE_BUF])
+                    n = os.write(self.wfd, view[:PIPE_BUF])
                 else:
                     return
                 view = view[n:]
@@ -82,6 +98,8 @@ class Connection:
 
     def _writable(self) -> bool:
         """Wait until the client can take more; False (and ``stalled``) after send_timeout."""
+        import select  # here: a reply that did not fit at once
+
         poller = select.poll()
         poller.register(self.wfd, select.POLLOUT)
         if poller.poll(self.send_timeout * 1000 if self.send_timeout > 0 else None):
@@ -92,21 +110,40 @@ class Connection:
     def close(self) -> None:
         if self._sock is not None:
             try:
-                self._sock.shutdown(socket.SHUT_RDWR)
+                self._sock.shutdown(_socket.SHUT_RDWR)
             except OSError:
                 pass
             self._sock.close()
             self._sock = None
 
 
-class Address(NamedTuple):
-    """Where to listen (a NamedTuple: each dataclass costs start-up time)."""
+PIPE_BUF = 4096  # select.PIPE_BUF on Linux: a pipe takes this much at once when writable
 
-    kind: str  # "tcp", "unix", "stdio"
-    host: str = "127.0.0.1"
-    port: int = 0
-    path: str = ""
-    family: int = socket.AF_INET
+
+class Address:
+    """Where to listen (a slotted class: a NamedTuple would import typing before Listening)."""
+
+    __slots__ = ("family", "host", "kind", "path", "port")
+
+    def __init__(self, kind: str, host: str = "127.0.0.1", port: int = 0, path: str = "",
+                 family: int = _socket.AF_INET) -> None:
+        self.kind = kind  # "tcp", "unix", "stdio"
+        self.host = host
+        self.port = port
+        self.path = path
+        self.family = family
+
+    def _key(self) -> tuple[str, str, int, str, int]:
+        return (self.kind, self.host, self.port, self.path, self.family)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Address) and self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        return "Address(kind={!r}, host={!r}, port={!r}, path={!r}, family={!r})".format(*self._key())
 
 
 class AddressError(ValueError):
@@ -125,7 +162,7 @@ def parse_address(text: str) -> Address:
         return Address("unix", path=path)
     family = 0
     rest = text
-    for prefix, fam in (("tcp4:", socket.AF_INET), ("tcp6:", socket.AF_INET6), ("tcp:", 0)):
+    for prefix, fam in (("tcp4:", _socket.AF_INET), ("tcp6:", _socket.AF_INET6), ("tcp:", 0)):
         if rest.startswith(prefix):
             rest, family = rest[len(prefix):], fam
             break
@@ -135,21 +172,17 @@ def parse_address(text: str) -> Address:
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
     if not host:
-        host = "::1" if family == socket.AF_INET6 else "127.0.0.1"
+        host = "::1" if family == _socket.AF_INET6 else "127.0.0.1"
     if host == "localhost":
-        host = "::1" if family == socket.AF_INET6 else "127.0.0.1"
+        host = "::1" if family == _socket.AF_INET6 else "127.0.0.1"
     if port_s.isdigit() and int(port_s) > 65535:  # gdbserver wraps it round; say so instead
         raise AddressError(f"Invalid port or address: {text}")
-    try:
-        ip = ipaddress.ip_address(host)
-        fam = socket.AF_INET6 if ip.version == 6 else socket.AF_INET
-    except ValueError:
-        fam = 0
+    fam = _numeric_family(host)
     if not fam or not port_s.isdigit():
         # A name (or a port that is not a number): the resolver decides, and a failure is
         # worded as gdbserver's, which is what test harnesses look for to give up at once.
         try:
-            info = socket.getaddrinfo(host, port_s, family or socket.AF_UNSPEC, socket.SOCK_STREAM)
+            info = _socket.getaddrinfo(host, port_s, family or _socket.AF_UNSPEC, _socket.SOCK_STREAM)
         except (OSError, UnicodeError) as exc:
             why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             raise AddressError(f"{text}: cannot resolve name: {why}") from None
@@ -161,54 +194,76 @@ def parse_address(text: str) -> Address:
     return Address("tcp", host=host, port=int(port_s), family=fam)
 
 
+def _numeric_family(host: str) -> int:
+    """AF_INET or AF_INET6 for a numeric address, 0 for a name."""
+    for fam in (_socket.AF_INET, _socket.AF_INET6):
+        try:
+            _socket.inet_pton(fam, host)
+            return fam
+        except OSError:
+            pass
+    return 0
+
+
+def _packed(host: str) -> bytes:
+    """A numeric address's bytes, an IPv4-mapped IPv6 one (::ffff:a.b.c.d) as the IPv4 it is;
+    b'' for anything else (a name, a scoped address)."""
+    fam = _numeric_family(host)
+    if not fam:
+        return b""
+    raw = _socket.inet_pton(fam, host)
+    return raw[12:] if raw[:12] == _V4_MAPPED else raw
+
+
+_V4_MAPPED = bytes(10) + b"\xff\xff"
+_V6_LOOPBACK = bytes(15) + b"\x01"
+
+
 def is_loopback(addr: Address) -> bool:
+    """127.0.0.0/8 or ::1 (ipaddress's is_loopback, without importing it)."""
     if addr.kind != "tcp":
         return True
-    try:
-        return ipaddress.ip_address(addr.host).is_loopback
-    except ValueError:
-        return False
+    fam = _numeric_family(addr.host)
+    if fam == _socket.AF_INET:
+        return addr.host.startswith("127.")
+    return fam == _socket.AF_INET6 and _socket.inet_pton(fam, addr.host) == _V6_LOOPBACK
 
 
-def peer_uid(conn: socket.socket) -> int | None:
+def peer_uid(conn: _socket.socket) -> int | None:
     """The user running the other end of CONN, when the kernel can tell.
 
     A Unix socket carries its peer's credentials (SO_PEERCRED). A TCP peer on this
     machine owns its end of the connection, and /proc/net/tcp and tcp6 name the owner
     of every socket in this network namespace; a peer on another machine is in
-    neither, and gets None."""
-    if conn.family == socket.AF_UNIX:
-        _pid, uid, _gid = struct.unpack("3i", conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED,
-                                                              struct.calcsize("3i")))
-        return int(uid)
+    neither, and gets None. Only the rows with the peer's port in them are parsed."""
+    if conn.family == _socket.AF_UNIX:
+        cred = conn.getsockopt(_socket.SOL_SOCKET, _socket.SO_PEERCRED, 12)  # struct ucred: 3 ints
+        return int.from_bytes(cred[4:8], sys.byteorder)
     ours, theirs = conn.getsockname(), conn.getpeername()
-    want = (_ip(theirs[0]), int(theirs[1]), _ip(ours[0]), int(ours[1]))
+    want = (_packed(theirs[0]), int(theirs[1]), _packed(ours[0]), int(ours[1]))
+    needle = f":{want[1]:04X} ".encode()  # the peer's own row: its port ends the local address
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
-            with open(table) as f:
-                lines = f.readlines()[1:]
+            with open(table, "rb") as f:
+                data = f.read()
         except OSError:
             continue
-        for line in lines:
+        for line in data.splitlines()[1:]:
+            if needle not in line:
+                continue
             fields = line.split()
             if len(fields) > 7 and (*_endpoint(fields[1]), *_endpoint(fields[2])) == want:
                 return int(fields[7])
     return None
 
 
-def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
-    """An address with IPv4-mapped IPv6 (::ffff:a.b.c.d) read as the IPv4 address it is."""
-    ip = ipaddress.ip_address(text.split("%")[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        return ip.ipv4_mapped
-    return ip
-
-
-def _endpoint(field: str) -> tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, int]:
-    """/proc/net/tcp's ADDR:PORT: the address as 32-bit words in host order, in hex."""
-    addr, _, port = field.partition(":")
+def _endpoint(field: bytes | str) -> tuple[bytes, int]:
+    """/proc/net/tcp's ADDR:PORT: the address as 32-bit words in host order, in hex; the
+    address as bytes (IPv4-mapped IPv6 as its IPv4), the port."""
+    text = field.decode() if isinstance(field, bytes) else field
+    addr, _, port = text.partition(":")
     raw = b"".join(int(addr[i:i + 8], 16).to_bytes(4, sys.byteorder) for i in range(0, len(addr), 8))
-    return _ip(str(ipaddress.ip_address(raw))), int(port, 16)
+    return (raw[12:] if raw[:12] == _V4_MAPPED else raw), int(port, 16)
 
 
 class Listener:
@@ -221,13 +276,13 @@ class Listener:
     def __init__(self, addr: Address, *, check_peer: bool = True) -> None:
         self.addr = addr
         self.check_peer = check_peer
-        self._sock: socket.socket | None = None
+        self._sock: _socket.socket | None = None
         self._stdio_used = False
         if addr.kind == "tcp":
-            sock = socket.socket(addr.family, socket.SOCK_STREAM)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            if addr.family == socket.AF_INET6:
-                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+            sock = _socket.socket(addr.family, _socket.SOCK_STREAM)
+            sock.setsockopt(_socket.SOL_SOCKET, _socket.SO_REUSEADDR, 1)
+            if addr.family == _socket.AF_INET6:
+                sock.setsockopt(_socket.IPPROTO_IPV6, _socket.IPV6_V6ONLY, 0)
             try:
                 sock.bind((addr.host, addr.port))
             except OSError:
@@ -236,7 +291,7 @@ class Listener:
             sock.listen(1)
             self._sock = sock
         elif addr.kind == "unix":
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
             umask = os.umask(0o177)  # the socket file is created owner-only (0600): no window
             try:
                 sock.bind(addr.path)
@@ -273,16 +328,22 @@ class Listener:
             return Connection(0, 1, "stdio")
         assert self._sock is not None
         while True:
-            conn, peer = self._sock.accept()
+            conn, peer = self._accept()
             if self._allowed(conn, peer):
                 break
             conn.close()
-        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1) if self.addr.kind == "tcp" else None
+        conn.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1) if self.addr.kind == "tcp" else None
         if isinstance(peer, tuple):
             return Connection(conn.fileno(), conn.fileno(), f"{peer[0]}, port {peer[1]}", conn)
         return Connection(conn.fileno(), conn.fileno(), f"local, Unix socket {self.addr.path}", conn)
 
-    def _allowed(self, conn: socket.socket, peer: object) -> bool:
+    def _accept(self) -> tuple[_socket.socket, object]:
+        """socket.socket.accept, on the _socket object: the new connection (close-on-exec)."""
+        assert self._sock is not None
+        fd, peer = self._sock._accept()  # type: ignore[attr-defined]  # what socket.accept calls
+        return _socket.socket(self._sock.family, self._sock.type, 0, fd), peer
+
+    def _allowed(self, conn: _socket.socket, peer: object) -> bool:
         """Whether CONN's user may be served; says why not on stderr."""
         if not self.check_peer:
             return True
@@ -305,7 +366,7 @@ class Listener:
             return
         try:
             self._sock.setblocking(False)
-            conn, _ = self._sock.accept()
+            conn, _ = self._accept()
             conn.close()
         except OSError:
             pass

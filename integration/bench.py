@@ -138,6 +138,16 @@ WORKLOADS: tuple[Workload, ...] = (
         sessions=20,
     ),
     Workload(
+        "first-stop",
+        "exec of the server to gdb's first stop at the program's entry (target remote, "
+        "info registers rip), then gdb quits: start-up as a session feels it",
+        "bench",
+        ("10",),
+        ("info registers rip",),
+        r"^rip\s+0x[0-9a-f]+",
+        stops=1,
+    ),
+    Workload(
         "startup",
         "start-up: exec of the server to its 'Listening on port' line (no gdb)",
         "bench",

@@ -113,6 +113,26 @@ def test_run_kill_run_again(procs, kind):
     assert srv.proc.returncode == 0, context
 
 
+@pytest.mark.parametrize("shell", ["on", "off"])
+def test_program_gets_sigchld_of_its_children(procs, kind, shell):
+    """The stub reads its own SIGCHLD from a signalfd (SIGCHLD blocked); a program it runs, after
+    it has started watching, must start with SIGCHLD unblocked and get it when a child ends."""
+    prog = harness.program("sigchld")
+    srv = multi_server(procs, kind)
+    res = gdb(procs, f"target extended-remote {srv.address}", [
+        f"set remote exec-file {prog}",
+        f"set startup-with-shell {shell}",
+        "run",
+        "run",
+        "monitor exit",
+    ], file=prog)
+    srv.wait_exit()
+    srv.stdout.join(2)
+    context = res.describe() + srv.describe()
+    lines = [line.rstrip("\n") for line in srv.stdout.lines if line.startswith(("blocked=", "sigchld="))]
+    assert lines == ["blocked=0", "sigchld=1"] * 2, context
+
+
 def test_environment_newline_reset_and_restart(procs):
     """Raw packets: a value with a newline, QEnvironmentUnset/Reset, QSetWorkingDir, R, vKill."""
     srv = multi_server(procs, "gdbstub")

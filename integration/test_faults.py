@@ -624,6 +624,21 @@ def test_signal_kills_a_launched_program(stub: Callable[..., Server], sig: signa
         assert_clean_exit(server, inferior)
 
 
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP], ids=lambda s: s.name)
+def test_signal_while_the_stub_loads_kills_the_launched_program(stub: Callable[..., Server],
+                                                                sig: signal.Signals) -> None:
+    """The stub listens before it loads its target and packet handlers (cli): a signal sent
+    at once, before any client, waits for the stub's handlers and ends it the clean way (exit
+    status 0), taking its program along."""
+    server = stub("busy", [])
+    inferior = server.inferior_pid
+    os.kill(server.proc.pid, sig)
+    assert server.wait_exit(15) == 0, server.describe()
+    assert_clean_exit(server, inferior)
+    server.stderr.join(2)
+    assert "Traceback" not in server.stderr.text, server.describe()
+
+
 @pytest.fixture
 def free_busy(procs: ProcessTracker) -> Iterator[int]:
     """A busy program not started by the stub (to attach to); killed at the end."""

@@ -8,6 +8,7 @@ order with the stub's own ``Listening on port`` line. A test of what is imported
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -47,6 +48,31 @@ LATE = (
 )
 
 
+# Before it listens the stub starts its program and binds its socket, and loads no more than
+# this: the command line, the launcher, the spawn module (fork, exec, ptrace through ctypes),
+# the transport (through _socket), and the standard modules they use. The target, the session,
+# the packet handlers and logging load after `Listening`, while gdb starts and connects.
+BEFORE_LISTENING = (
+    "gdbstub",
+    "gdbstub.cli",
+    "gdbstub.launcher",
+    "gdbstub.logs",
+    "gdbstub.target",
+    "gdbstub.target.linux",
+    "gdbstub.target.linux.ptrace",
+    "gdbstub.target.linux.spawn",
+    "gdbstub.transport",
+)
+# Standard modules each costing about a millisecond or more of every start, none needed to
+# start a program and listen (a bare start of the interpreter imports none of them).
+NOT_BEFORE_LISTENING = ("logging", "typing", "enum", "signal", "socket", "selectors", "ipaddress", "re",
+                        "threading", "traceback", "dataclasses", "inspect", "pathlib")
+
+
+def stub_modules_in(modules: list[str]) -> list[str]:
+    return sorted(m for m in modules if m == "gdbstub" or m.startswith("gdbstub."))
+
+
 def late_in(modules: list[str]) -> list[str]:
     return sorted(set(modules) & set(LATE))
 
@@ -71,6 +97,7 @@ def test_version_imports_nothing_heavy(procs):
     assert "gdbstub.cli" in modules  # the report is there: the check below can fail
     assert heavy_in(modules) == []
     assert late_in(modules) == []
+    assert set(stub_modules_in(modules)) <= set(BEFORE_LISTENING)
 
 
 def test_nothing_heavy_before_listening_or_the_first_stop(procs):
@@ -84,7 +111,9 @@ def test_nothing_heavy_before_listening_or_the_first_stop(procs):
     found = err.wait_for(harness.LISTENING_RE, harness.START_TIMEOUT)
     assert found, err.text
     before = imported(err.text[: err.text.index("Listening on port")])
-    assert "gdbstub.server" in before and "gdbstub.protocol.session" in before
+    assert "gdbstub.target.linux.spawn" in before  # the report is there: the checks below can fail
+    assert stub_modules_in(before) == sorted(BEFORE_LISTENING)
+    assert sorted(set(before) & set(NOT_BEFORE_LISTENING)) == []
     assert heavy_in(before) == []
     assert late_in(before) == []
     result = harness.run_gdb(procs, int(found.group(1)), ["break main", "continue", "info registers rip", "kill"])
@@ -97,4 +126,30 @@ def test_nothing_heavy_before_listening_or_the_first_stop(procs):
     err.join()
     out.join()
     after = imported(err.text)
+    assert "gdbstub.server" in after and "gdbstub.protocol.session" in after
     assert heavy_in(after) == [], "imported by the connect sequence"
+    assert "logging" not in after, "no debug log was asked for"
+
+
+def test_attach_loads_no_more_before_listening(procs):
+    """--attach stops the program's leader thread with the same few modules; the target
+    attaches to its other threads once loaded, and every thread is listed."""
+    program = harness.program("schedlock")
+    inferior = procs.spawn([str(program)])
+    assert harness.wait_until(lambda: len(os.listdir(f"/proc/{inferior.pid}/task")) == 3, 10)
+    argv = importtime_command("--once", "--attach", "127.0.0.1:0", str(inferior.pid))
+    proc = procs.spawn(argv, env=harness.server_env())
+    err = harness.OutputReader(proc.stderr)
+    found = err.wait_for(harness.LISTENING_RE, harness.START_TIMEOUT)
+    assert found, err.text
+    before = imported(err.text[: err.text.index("Listening on port")])
+    assert f"Attached; pid = {inferior.pid}" in err.text
+    assert set(stub_modules_in(before)) <= set(BEFORE_LISTENING)
+    assert sorted(set(before) & set(NOT_BEFORE_LISTENING)) == []
+    result = harness.run_gdb(procs, int(found.group(1)), ["info threads", "set var stop = 1", "detach"],
+                             file=program)
+    assert len(re.findall(r"^\*?\s+\d+\s+Thread \d+\.\d+ ", result.stdout, re.M)) == 3, result.describe()
+    out, _ = inferior.communicate(timeout=20)
+    assert inferior.returncode == 0 and "schedlock done" in out, result.describe()
+    proc.wait(timeout=30)
+    err.join()

@@ -4,6 +4,7 @@ Z-packet condition lists, dprintf formatting, and the per-breakpoint decision to
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 
 import pytest
 from hypothesis import given, settings
@@ -11,12 +12,14 @@ from hypothesis import strategies as st
 
 from gdbstub.agent import (
     MAX_LENGTH,
+    OPS,
     AgentError,
     BreakpointConditions,
     Expression,
     format_printf,
     parse_extras,
 )
+from gdbstub.agent_compile import compiled
 
 # A few opcodes by name, to write programs readably.
 ADD, SUB, MUL, DIV_S, DIV_U, REM_S, REM_U, LSH, RSH_S, RSH_U = range(0x02, 0x0C)
@@ -252,3 +255,75 @@ def test_conditions_decide_reporting() -> None:
     assert printed == ["hit"]
     store.clear_process(1)
     assert not store.table
+
+
+# --- the compiled form agrees with the interpreter ------------------------------------------
+
+_COMPILABLE = [o for o in OPS if o != PRINTF]
+
+
+@st.composite
+def programs(draw: st.DrawFn) -> bytes:
+    """Well-formed programs of the condition opcodes, jumps to instruction starts, ending in end."""
+    count = draw(st.integers(1, 16))
+    ins: list[tuple[int, int]] = [(draw(st.sampled_from(_COMPILABLE)), draw(st.integers(0, 1 << 64)))
+                                  for _ in range(count)]
+    ins.append((END, 0))
+    sizes = [1 + OPS[o][1] for o, _ in ins]
+    starts = [sum(sizes[:i]) for i in range(len(ins))]
+    out = bytearray()
+    for o, raw in ins:
+        size = OPS[o][1]
+        if o in (IF_GOTO, GOTO):
+            arg = starts[raw % len(starts)]
+        elif o in (EXT, ZERO_EXT):
+            arg = 1 + raw % 64
+        elif o == REG:
+            arg = raw % 8
+        elif o == PICK:
+            arg = raw % 4
+        elif o in (0x23, 0x24, 0x25) and raw % 3 == 0:
+            arg = 0x0FF0 + raw % 32  # an address the context can read
+        else:
+            arg = raw & ((1 << (8 * size)) - 1)
+        out.append(o)
+        out += arg.to_bytes(size, "big")
+    return bytes(out)
+
+
+def _outcome(fn: Callable[[], int | None]) -> object:
+    try:
+        return fn()
+    except (AgentError, OSError):
+        return "error"
+
+
+@settings(max_examples=400, deadline=None)
+@given(programs())
+def test_compiled_agrees_with_interpreter(code: bytes) -> None:
+    expr = Expression.parse(code)
+    fn = compiled(expr)
+    if fn is None:
+        return  # left to the interpreter
+    assert _outcome(lambda: fn(Ctx(), 1, 1)) == _outcome(lambda: expr.run(Ctx(), 1, 1))
+
+
+def test_compiled_forms() -> None:
+    """gdb's real condition compiles (straight-line) and so do jumps and loops (bounded);
+    a program that underflows or prints stays with the interpreter."""
+    gdb = Expression.parse(bytes.fromhex("26000622100222d81608021a164022051327"))
+    fn = compiled(gdb)
+    assert fn is not None and compiled(gdb) is fn  # once per program
+    ctx = Ctx()
+    ctx.mem[0x1000 - 0x18:0x1000 - 0x10] = (5).to_bytes(8, "little")
+    assert fn(ctx, 1, 1) == 1
+    branch = compiled(Expression.parse(c8(0) + op(IF_GOTO, 0, 10) + c8(9) + op(GOTO, 0, 12) + c8(7) + op(END)))
+    assert branch is not None and branch(Ctx(), 1, 1) == 9
+    endless = compiled(Expression.parse(op(GOTO, 0, 0, END)))
+    assert endless is not None
+    with pytest.raises(AgentError):
+        endless(Ctx(), 1, 1)
+    assert compiled(Expression.parse(op(ADD, END))) is None
+    fmt = b"hit\0"
+    assert compiled(Expression.parse(c8(0) + c8(0) + op(PRINTF, 0) + struct.pack(">H", len(fmt)) + fmt
+                                     + op(END))) is None

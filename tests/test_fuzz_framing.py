@@ -153,3 +153,25 @@ def test_run_length_decode_never_raises(data: bytes) -> None:
 @given(st.binary(max_size=512))
 def test_unescape_never_raises(data: bytes) -> None:
     assert len(framing.unescape(data)) <= len(data)
+
+
+@fuzz
+@given(corpus, st.randoms(use_true_random=False), st.integers(0, 3), st.binary(max_size=300), st.booleans())
+def test_whole_packet_agrees_with_feed(packet: bytes, rng: random.Random, rounds: int, junk: bytes,
+                                       use_junk: bool) -> None:
+    """The hot path (one plain packet per read) takes only what feed() takes as that one packet."""
+    data = junk if use_junk else mutate(framing.encode(packet), rng, rounds)
+    body = Framer().whole_packet(data)
+    if body is not None:
+        assert Framer().feed(data) == [Packet(body)]
+
+
+def test_whole_packet_takes_the_usual_read() -> None:
+    framer = Framer()
+    assert framer.whole_packet(framing.encode(b"vCont;s:p1f.1f")) == b"vCont;s:p1f.1f"
+    assert framer.whole_packet(b"$m0,8#ad") is None  # a wrong checksum: feed() answers it
+    assert framer.whole_packet(b"$m0,8#2D") is None  # uppercase: feed() takes it
+    assert framer.whole_packet(b"$a#61$b#62") is None  # two packets
+    assert framer.whole_packet(b"$X0,1:}]#f3") is None  # an escape
+    framer.feed(b"$m0")  # in the middle of a packet: everything goes to feed()
+    assert framer.whole_packet(b"$g#67") is None

@@ -16,6 +16,7 @@ from gdbstub.protocol.registry import new_session
 from gdbstub.protocol.session import Session
 from gdbstub.target.base import StopEvent, StopKind
 from gdbstub.target.linux import procfs
+from gdbstub.target.linux.registers import expedited_text
 
 MAPS = """\
 00400000-00401000 r--p 00000000 08:01 1234   /opt/demo/loop
@@ -63,6 +64,9 @@ class Target:
 
     def thread_core(self, pid: int, tid: int) -> int | None:
         return None
+
+    def expedite_text(self, tid: int) -> bytes:
+        return expedited_text(self.expedite(tid))
 
     def expedite(self, tid: int) -> list[tuple[int, bytes]]:
         return [(6, b"\x01" * 8), (7, b"\x02" * 8), (16, tid.to_bytes(8, "little"))]

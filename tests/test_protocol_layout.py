@@ -84,3 +84,27 @@ def test_lazy_handlers_reach_the_module() -> None:
     finally:
         search.HANDLERS["qSearch"] = real
     assert calls == [b"memory:1;2;ab"]
+
+
+def test_lazy_stop_extra_replaces_itself() -> None:
+    """A lazy module's stop-reply extra is looked up once: later stops call the module's own."""
+
+    class Tables:
+        stop_extras = registry.tables().stop_extras
+
+    class FakeSession:
+        tables = Tables()
+
+    session = FakeSession()
+    lldb = registry.load("lldb")
+    stand_in = session.tables.stop_extras[0]
+    assert stand_in is not lldb.STOP_EXTRAS[0]
+    seen = []
+    real = lldb.STOP_EXTRAS[0]
+    lldb.STOP_EXTRAS[0] = lambda s, event: seen.append(event) or b"x:;"
+    try:
+        assert stand_in(session, "event") == b"x:;"  # type: ignore[arg-type]
+        assert session.tables.stop_extras == [lldb.STOP_EXTRAS[0]]
+    finally:
+        lldb.STOP_EXTRAS[0] = real
+    assert seen == ["event"]

@@ -14,6 +14,7 @@ from gdbstub.arch.x86_64 import X86_64
 from gdbstub.protocol.registry import new_session
 from gdbstub.protocol.session import S_STOP_REPLIES, Session, packet_name
 from gdbstub.target.base import ResumeAction, StopEvent, StopKind
+from gdbstub.target.linux.registers import expedited_text
 
 
 class FakeThread:
@@ -53,6 +54,9 @@ class FakeTarget:
 
     def thread_name(self, pid: int, tid: int) -> str:
         return "fake"
+
+    def expedite_text(self, tid: int) -> bytes:
+        return expedited_text(self.expedite(tid))
 
     def expedite(self, tid: int) -> list[tuple[int, bytes]]:
         return [(6, b"\x01" * 8), (7, b"\x02" * 8), (16, b"\x03" * 8)]

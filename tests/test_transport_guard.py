@@ -13,7 +13,16 @@ from pathlib import Path
 import pytest
 
 from gdbstub import cli
-from gdbstub.transport import SEND_TIMEOUT, Connection, Listener, _endpoint, parse_address, peer_uid
+from gdbstub.transport import (
+    SEND_TIMEOUT,
+    Address,
+    Connection,
+    Listener,
+    _endpoint,
+    is_loopback,
+    parse_address,
+    peer_uid,
+)
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -30,9 +39,17 @@ def test_options() -> None:
 
 def test_proc_net_tcp_endpoints() -> None:
     assert _endpoint("0100007F:1F90") == (_endpoint("0100007F:0")[0], 8080)
-    assert str(_endpoint("0100007F:1F90")[0]) == "127.0.0.1"
-    assert str(_endpoint("00000000000000000000000001000000:0016")[0]) == "::1"
-    assert str(_endpoint("0000000000000000FFFF00000100007F:0016")[0]) == "127.0.0.1"  # v4-mapped
+    assert _endpoint(b"0100007F:1F90") == (socket.inet_aton("127.0.0.1"), 8080)
+    assert _endpoint("00000000000000000000000001000000:0016") == (socket.inet_pton(socket.AF_INET6, "::1"), 22)
+    assert _endpoint("0000000000000000FFFF00000100007F:0016")[0] == socket.inet_aton("127.0.0.1")  # v4-mapped
+
+
+def test_numeric_addresses_and_loopback() -> None:
+    assert parse_address(":1") == Address("tcp", "127.0.0.1", 1)
+    assert parse_address("[::1]:2") == Address("tcp", "::1", 2, family=socket.AF_INET6)
+    for host, loopback in (("127.0.0.1", True), ("127.3.2.1", True), ("::1", True), ("10.0.0.1", False),
+                           ("::", False), ("::ffff:127.0.0.1", False), ("0.0.0.0", False)):
+        assert is_loopback(Address("tcp", host)) is loopback, host  # as ipaddress's is_loopback
 
 
 def test_peer_uid_of_a_unix_socket_and_a_loopback_connection() -> None:

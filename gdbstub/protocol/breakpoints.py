@@ -3,17 +3,17 @@ gdb attaches to breakpoints so the stub decides at the hit (one stop instead of 
 
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING
 
 from ..agent import AgentError, BreakpointAgent, BreakpointConditions, parse_extras
+from ..logs import get_logger
 from . import grammar as g
 from .session import E01, OK, Feature, Handler
 
 if TYPE_CHECKING:
     from .session import Session
 
-log = logging.getLogger("gdbstub.session")
+log = get_logger("gdbstub.session")
 
 Z_SOFTWARE = 0
 Z_HARDWARE = 1

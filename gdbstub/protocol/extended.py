@@ -6,12 +6,12 @@ The settings live in the server's Launcher, so they outlast one connection as in
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 from typing import TYPE_CHECKING
 
 from ..launcher import Launcher
+from ..logs import get_logger
 from ..target.base import StopEvent, StopKind
 from ..target.linux.process import LaunchError
 from . import grammar as g
@@ -20,7 +20,7 @@ from .session import E01, OK, Feature, Handler
 if TYPE_CHECKING:
     from .session import Session
 
-log = logging.getLogger("gdbstub.extended")
+log = get_logger("gdbstub.extended")
 
 
 def _launcher(s: Session) -> Launcher:

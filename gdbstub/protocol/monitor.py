@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from .. import logs
 from . import tls
 from .session import E01, OK, Handler
 
@@ -48,6 +49,7 @@ def _say(s: Session, text: str) -> None:
 
 
 def _set_level(name: str, on: bool) -> None:
+    logs.ready()  # the command line's handler, installed when logging is first turned on
     logging.getLogger(name).setLevel(logging.DEBUG if on else logging.WARNING)
 
 
@@ -64,6 +66,7 @@ def set_debug_format(kind: str) -> bool:
     if kind not in DEBUG_FORMATS:
         return False
     formatter = logging.Formatter("%(message)s") if kind == "none" else _Stamped()
+    logs.ready()
     for handler in logging.getLogger("gdbstub").handlers:
         handler.setFormatter(formatter)
     return True

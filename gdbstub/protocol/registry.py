@@ -75,7 +75,10 @@ def _reader(module: str, name: str) -> XferObject:
 
 def _stop_extra(module: str, index: int) -> StopExtra:
     def extra(s: Session, event: StopEvent) -> bytes:
-        result: bytes = load(module).STOP_EXTRAS[index](s, event)
+        real = load(module).STOP_EXTRAS[index]
+        extras = s.tables.stop_extras  # every later stop calls the real one: no import machinery per stop
+        extras[:] = [real if e is extra else e for e in extras]
+        result: bytes = real(s, event)
         return result
     return extra
 

@@ -16,11 +16,11 @@ extensions) and ``tables`` (what the packet modules contribute).
 
 from __future__ import annotations
 
-import logging
 import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, NamedTuple
 
+from ..logs import get_logger
 from ..target.base import ResumeAction, StopEvent, StopKind
 from . import grammar as g
 from . import signals
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from ..launcher import Launcher
     from ..target.linux.process import LinuxTarget
 
-log = logging.getLogger("gdbstub.session")
+log = get_logger("gdbstub.session")
 
 # gdbserver 16's: gdb 16 then reads memory with `x` in 64 KiB chunks, and gdb 13 with `m` in 64 KiB
 # chunks too (gdbserver 13's 0x47ff gave 9 KiB: a 4 MiB dump took 456 round trips instead of 64).
@@ -229,16 +229,21 @@ class Session:
         in the queue for vStopped) and this returns None."""
         status, nonstop = self.status, self.nonstop
         status.last_stop = event
-        if event.kind not in (StopKind.EXITED, StopKind.TERMINATED):
-            bare = S_STOP_REPLIES in self.negotiated.disabled
+        kind = event.kind
+        if kind is not StopKind.EXITED and kind is not StopKind.TERMINATED:
+            disabled = self.negotiated.disabled
+            bare = bool(disabled) and S_STOP_REPLIES in disabled
             if not nonstop.on and bare:
                 self._keep_general_thread()
-            self.selected.event = event.tid
-            status.last_events[event.tid] = event
+            selected, pid, tid = self.selected, event.pid, event.tid
+            selected.event = tid
+            status.last_events[tid] = event
             if not nonstop.on and not bare:
                 # gdb takes the thread the reply names as its general thread. (Without
                 # thread: (Tthread off) too: gdbserver then hangs, this keeps gdb going.)
-                self.selected.general = g.ThreadId(event.pid, event.tid)
+                general = selected.general
+                if general.tid != tid or general.pid != pid:
+                    selected.general = g.ThreadId(pid, tid)
         reply = self.stop_reply(event)
         status.last_reply = reply
         if nonstop.on:
@@ -302,54 +307,73 @@ class Session:
         return pid
 
     def stop_reply(self, event: StopEvent) -> bytes:
-        target = self.target
+        kind = event.kind
         negotiated = self.negotiated
-        if event.kind is StopKind.EXITED:
-            reply = b"W%02x" % (event.status & 0xFF)
-            return reply + (b";process:%x" % event.pid if negotiated.multiprocess else b"")
-        if event.kind is StopKind.TERMINATED:
-            reply = b"X%02x" % signals.to_gdb(event.signal)
-            return reply + (b";process:%x" % event.pid if negotiated.multiprocess else b"")
-        if event.kind is StopKind.THREAD_EXITED:
-            return b"w%02x;%s" % (event.status & 0xFF, self.format_thread(event.pid, event.tid))
-        if event.kind is StopKind.NO_RESUMED:
-            return b"N"
-        sig = signals.to_gdb(event.signal) if event.kind is StopKind.SIGNAL else 5
+        if kind is _SIGNAL:  # the usual stop (a step, a breakpoint): its reason first
+            sig = to_gdb(event.signal)
+            reason = event.reason
+            if reason is None:
+                detail = b""
+            elif reason == "swbreak":
+                detail = b"swbreak:;" if negotiated.swbreak else b""
+            elif reason == "hwbreak":
+                detail = b"hwbreak:;" if negotiated.hwbreak else b""
+            elif reason in ("watch", "rwatch", "awatch"):
+                detail = b"%s:%x;" % (reason.encode(), event.address)
+            else:
+                detail = b""
+        else:
+            other = self._other_stop(event)
+            if isinstance(other, bytes):
+                return other
+            sig, detail = 5, other[0]
         disabled = negotiated.disabled
-        if S_STOP_REPLIES in disabled:  # no registers, thread or core: gdb asks for them
+        if disabled and S_STOP_REPLIES in disabled:  # no registers, thread or core: gdb asks for them
             return b"S%02x" % sig
-        parts = [b"T%02x" % sig]
-        if event.kind is StopKind.SIGNAL:
-            if event.reason == "swbreak" and negotiated.swbreak:
-                parts.append(b"swbreak:;")
-            elif event.reason == "hwbreak" and negotiated.hwbreak:
-                parts.append(b"hwbreak:;")
-            elif event.reason in ("watch", "rwatch", "awatch"):
-                parts.append(b"%s:%x;" % (event.reason.encode(), event.address))
-        elif event.kind in (StopKind.FORK, StopKind.VFORK, StopKind.THREAD_CLONED):
-            parts.append(b"%s:%s;" % (event.kind.value.encode(),
-                                       self.format_thread(event.child_pid, event.child_tid)))
-        elif event.kind is StopKind.VFORK_DONE:
-            parts.append(b"vforkdone:;")
-        elif event.kind is StopKind.EXEC:
-            parts.append(b"exec:%s;" % event.exec_path.encode().hex().encode())
-        elif event.kind in (StopKind.SYSCALL_ENTRY, StopKind.SYSCALL_RETURN):
-            parts.append(b"%s:%x;" % (event.kind.value.encode(), event.syscall))
-        elif event.kind is StopKind.THREAD_CREATED:
-            parts.append(b"create:;")
+        target = self.target
+        pid, tid = event.pid, event.tid
         try:
-            for regnum, value in target.expedite(event.tid):
-                parts.append(b"%02x:%s;" % (regnum, value.hex().encode()))
+            registers = target.expedite_text(tid)
         except OSError:
-            pass
-        if "Tthread" not in disabled:  # --disable-packet=Tthread
-            parts.append(b"thread:%s;" % self.format_thread(event.pid, event.tid))
-        for extra in self.tables.stop_extras:
-            parts.append(extra(self, event))
-        core = target.thread_core(event.pid, event.tid)
-        if core is not None:
-            parts.append(b"core:%x;" % core)
-        return b"".join(parts)
+            registers = b""
+        if disabled and "Tthread" in disabled:  # --disable-packet=Tthread
+            thread = b""
+        elif negotiated.multiprocess:
+            thread = b"thread:p%x.%x;" % (pid, tid)
+        else:
+            thread = b"thread:%x;" % tid
+        extras = self.tables.stop_extras
+        extra = b"".join([add(self, event) for add in extras]) if extras else b""
+        core = target.thread_core(pid, tid)
+        return b"".join((_T_SIGNAL[sig], detail, registers, thread, extra,
+                         b"" if core is None else b"core:%x;" % core))
+
+    def _other_stop(self, event: StopEvent) -> bytes | tuple[bytes]:
+        """A stop of another kind than a signal: the whole reply (W, X, w, N), or as a
+        1-tuple what its T reply says after the signal (fork:, exec:, create:, ...)."""
+        kind = event.kind
+        multiprocess = self.negotiated.multiprocess
+        if kind is StopKind.EXITED:
+            reply = b"W%02x" % (event.status & 0xFF)
+            return reply + (b";process:%x" % event.pid if multiprocess else b"")
+        if kind is StopKind.TERMINATED:
+            reply = b"X%02x" % signals.to_gdb(event.signal)
+            return reply + (b";process:%x" % event.pid if multiprocess else b"")
+        if kind is StopKind.THREAD_EXITED:
+            return b"w%02x;%s" % (event.status & 0xFF, self.format_thread(event.pid, event.tid))
+        if kind is StopKind.NO_RESUMED:
+            return b"N"
+        if kind in (StopKind.FORK, StopKind.VFORK, StopKind.THREAD_CLONED):
+            return (b"%s:%s;" % (kind.value.encode(), self.format_thread(event.child_pid, event.child_tid)),)
+        if kind is StopKind.VFORK_DONE:
+            return (b"vforkdone:;",)
+        if kind is StopKind.EXEC:
+            return (b"exec:%s;" % event.exec_path.encode().hex().encode(),)
+        if kind in (StopKind.SYSCALL_ENTRY, StopKind.SYSCALL_RETURN):
+            return (b"%s:%x;" % (kind.value.encode(), event.syscall),)
+        if kind is StopKind.THREAD_CREATED:
+            return (b"create:;",)
+        return (b"",)
 
     def initial_stop(self) -> StopEvent | None:
         """What '?' reports before the program has run: stopped at its entry."""
@@ -378,6 +402,10 @@ class Session:
             return [event_tid] if event_tid in out else out[:1]
         return out
 
+
+_SIGNAL = StopKind.SIGNAL
+_T_SIGNAL = [b"T%02x" % sig for sig in range(256)]  # a T reply's start, by gdb signal number
+to_gdb = signals.to_gdb
 
 _NAMES: dict[bytes, str] = {}  # the word of q/Q/v/j/_ packets -> its name (a few dozen)
 

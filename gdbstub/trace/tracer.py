@@ -10,11 +10,11 @@ regular ones, not faster.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from typing import Protocol
 
 from ..agent import AgentError
+from ..logs import get_logger
 from .model import (
     MAX_BLOCK,
     Action,
@@ -32,7 +32,7 @@ from .model import (
     variable_block,
 )
 
-log = logging.getLogger("gdbstub.trace")
+log = get_logger("gdbstub.trace")
 
 CLIENT = "client"
 TRACE = "trace"

@@ -8,14 +8,14 @@ system call, and threads created later get the same registers as the others.
 
 from __future__ import annotations
 
-import logging
 from collections import Counter
 from typing import NamedTuple, Protocol
 
 from ...arch.regs import Arch
+from ...logs import get_logger
 from . import ptrace
 
-log = logging.getLogger("gdbstub.target")
+log = get_logger("gdbstub.target")
 
 Z_HW_BREAK = 1
 Z_WRITE = 2

@@ -6,7 +6,6 @@ where things happen is in the package docstring (``gdbstub/target/linux/__init__
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import os
 import signal
@@ -16,31 +15,12 @@ from ...trace.stepping import register_snapshot, while_step
 from ..base import StopKind
 from . import ptrace
 from .resume import ResumePolicy
+from .spawn import DEFAULT_OPTIONS, LaunchError, Spawned, spawn
+from .spawn import attach as spawn_attach
 from .stops import STOP_TIMEOUT
 from .threads import Process, Thread, ThreadState
 
 __all__ = ["LaunchError", "LinuxTarget", "Process", "Thread", "ThreadState"]
-
-PR_SET_PDEATHSIG = 1
-_prctl = ctypes.CDLL(None, use_errno=True).prctl
-
-DEFAULT_OPTIONS = (
-    ptrace.O_EXITKILL
-    | ptrace.O_TRACECLONE
-    | ptrace.O_TRACEEXEC
-    | ptrace.O_TRACEFORK
-    | ptrace.O_TRACEVFORK
-    | ptrace.O_TRACEVFORKDONE
-    | ptrace.O_TRACESYSGOOD
-)
-
-
-class LaunchError(Exception):
-    """The program could not be started (the message says why, gdbserver-style)."""
-
-    def __init__(self, message: str, exit_code: int) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
 
 
 class LinuxTarget(ResumePolicy):
@@ -56,89 +36,29 @@ class LinuxTarget(ResumePolicy):
     def launch(self, argv: list[str], env: dict[str, str] | None = None,
                disable_aslr: bool = True, cwd: str | None = None,
                stdio_fds: tuple[int, int, int] | None = None, startup_execs: int = 0) -> int:
-        """fork + PTRACE_TRACEME + exec; the program stops at its first instruction.
-
-        ``startup_execs``: how many more execs come before the program itself (a shell
-        running ``exec PROG``, a wrapper): the stub runs through them first."""
-        path = argv[0]
-        err_r, err_w = os.pipe2(os.O_CLOEXEC)
-        stub = os.getpid()
-        pid = os.fork()
-        if pid == 0:  # child
-            try:
-                os.close(err_r)
-                # Until the stub has set PTRACE_O_EXITKILL (while this child stops below),
-                # die with it: a stub killed mid-launch must not leave the program running.
-                _prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-                if os.getppid() != stub:
-                    os._exit(127)
-                ptrace.traceme()
-                os.setpgid(0, 0)
-                os.kill(os.getpid(), signal.SIGSTOP)
-                _prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0)  # EXITKILL from here; a detached program lives on
-                if disable_aslr:
-                    ptrace.disable_aslr()
-                if stdio_fds is not None:
-                    for target_fd, fd in enumerate(stdio_fds):
-                        os.dup2(fd, target_fd)
-                if cwd:
-                    os.chdir(cwd)
-                os.execve(path, argv, env if env is not None else os.environ)
-            except OSError as exc:
-                os.write(err_w, f"{exc.errno}".encode())
-            except BaseException:
-                pass
-            os._exit(127)
-        os.close(err_w)
-        _, status = os.waitpid(pid, ptrace.WALL)
-        if os.WIFSTOPPED(status):  # the SIGSTOP before exec
-            # EXITKILL only: with TRACEEXEC the stop would come inside execve (rax -ENOSYS),
-            # not at the first instruction with the registers gdbserver shows there.
-            ptrace.set_options(pid, ptrace.O_EXITKILL)
-            ptrace.cont(pid, 0)
-            _, status = os.waitpid(pid, ptrace.WALL)
-        while os.WIFSTOPPED(status) and os.WSTOPSIG(status) != signal.SIGTRAP:  # the SIGTRAP after exec
-            sig = os.WSTOPSIG(status)
-            ptrace.cont(pid, 0 if sig == signal.SIGSTOP else sig)
-            _, status = os.waitpid(pid, ptrace.WALL)
-        failure = os.read(err_r, 64)  # the exec's errno; EOF once exec closed the pipe
-        os.close(err_r)
-        if failure or not os.WIFSTOPPED(status):
-            if os.WIFSTOPPED(status):
-                ptrace.kill_quietly(pid)
-                os.waitpid(pid, ptrace.WALL)
-                code = 127
-            else:
-                code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else 128
-            err = int(failure or b"0") or errno.ENOENT
-            raise LaunchError(f"Cannot exec {path}: {os.strerror(err)}.", code)
-        if startup_execs:
-            self._run_startup_execs(pid, startup_execs)
-        ptrace.set_options(pid, DEFAULT_OPTIONS)
+        """Start ARGV stopped at its first instruction (``spawn.spawn``) and trace it."""
+        pid = spawn(argv, env, disable_aslr, cwd, stdio_fds, startup_execs)
         self._add_process(pid, launched=True)
         return pid
 
-    def _run_startup_execs(self, pid: int, count: int) -> None:
-        """Let a shell or wrapper run until it has exec'd the real program (extended: CLI)."""
-        ptrace.set_options(pid, ptrace.O_EXITKILL | ptrace.O_TRACEEXEC)
-        sig = 0
-        while count:
-            ptrace.cont(pid, sig)
-            sig = 0
-            _, status = os.waitpid(pid, ptrace.WALL)
-            if os.WIFEXITED(status) or os.WIFSIGNALED(status):
-                code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)
-                raise LaunchError("", code)
-            if status >> 16 == ptrace.EVENT_EXEC:
-                count -= 1
-            elif os.WSTOPSIG(status) != signal.SIGTRAP:
-                sig = os.WSTOPSIG(status)
+    def adopt(self, spawned: Spawned) -> None:
+        """Take over the programs the command line started (each stopped at its first
+        instruction) or attached to (its leader thread) before this target existed, and
+        the stub listened; SPAWNED is empty afterwards."""
+        for pid in spawned.pids:
+            self._add_process(pid, launched=True)
+        for pid, status in spawned.attached:
+            self._adopt_attached(pid, status)
+        spawned.pids.clear()
+        spawned.attached.clear()
 
     def attach(self, pid: int) -> None:
         """Attach to every thread of a running process (threads may appear meanwhile)."""
-        ptrace.attach(pid)
-        status = self._wait_for(pid)
-        ptrace.set_options(pid, DEFAULT_OPTIONS & ~ptrace.O_EXITKILL)
+        self._adopt_attached(pid, spawn_attach(pid))
+
+    def _adopt_attached(self, pid: int, status: int | None) -> None:
+        """The rest of an attach once the leader is stopped (STATUS, its wait status): the
+        process, then every other thread."""
         self._add_process(pid, launched=False)
         self._attached_stop(self.threads[pid], status)
         seen = {pid}

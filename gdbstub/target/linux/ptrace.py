@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import ctypes
 import os
-import signal
+from _signal import SIGKILL  # not signal: it imports enum, and this loads before Listening
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _ptrace = _libc.ptrace
@@ -219,7 +219,7 @@ def disable_aslr() -> None:
         _personality(current | ADDR_NO_RANDOMIZE)
 
 
-def kill_quietly(pid: int, sig: int = signal.SIGKILL) -> None:
+def kill_quietly(pid: int, sig: int = SIGKILL) -> None:
     try:
         os.kill(pid, sig)
     except OSError:

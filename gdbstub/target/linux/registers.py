@@ -6,6 +6,7 @@ events or scheduling; a thread's caches are dropped by ``Thread.stop``/``Thread.
 from __future__ import annotations
 
 import errno
+from binascii import hexlify
 
 from ...arch.regs import Arch, RegBuffers
 from . import ptrace
@@ -21,7 +22,7 @@ class StopLayout:
     """Where an architecture's PC and expedited registers are in user_regs_struct, worked
     out once per table: each stop then reads them with slices, not table look-ups."""
 
-    __slots__ = ("arch", "expedite", "pc", "pc_end")
+    __slots__ = ("arch", "expedite", "expedite_spans", "expedite_template", "pc", "pc_end")
 
     def __init__(self, arch: Arch) -> None:
         self.arch = arch  # kept alive, so its id() is not reused while cached
@@ -36,9 +37,21 @@ class StopLayout:
                 (r.regnum, r.offset, r.offset + r.size) for r in expedite)
         else:
             self.expedite = None
+        # The stop reply's 'NN:HEX;' pieces as one template over the hex of the whole user
+        # area (one hexlify per stop, then slices): (template, ((start, end) in the hex), ...).
+        if self.expedite is not None:
+            self.expedite_template: bytes | None = b"".join(b"%02x:%%s;" % n for n, _, _ in self.expedite)
+            self.expedite_spans = tuple((2 * start, 2 * end) for _, start, end in self.expedite)
+        else:
+            self.expedite_template, self.expedite_spans = None, ()
 
 
 _LAYOUTS: dict[int, StopLayout] = {}
+
+
+def expedited_text(registers: list[tuple[int, bytes]]) -> bytes:
+    """(regnum, value) pairs as a stop reply carries them: b'06:HEX;07:HEX;'."""
+    return b"".join([b"%02x:%s;" % (regnum, value.hex().encode()) for regnum, value in registers])
 
 
 def stop_layout(arch: Arch) -> StopLayout:
@@ -130,6 +143,15 @@ class RegisterFile(ThreadTable):
         arch = self.arch(t.pid)
         if not 0 <= pc < 1 << (8 * arch.word):  # e.g. a 64-bit address for a 32-bit program
             raise OSError(errno.EINVAL, f"no such address for this program: {pc:#x}")
+        layout = stop_layout(arch)
+        if layout.pc >= 0:
+            # A plain user register (every breakpoint hit rewinds it): one POKEUSER of its
+            # 8-byte slot (eip's upper half zero, as arch.write fills it), the stop's
+            # cached copy edited to match.
+            user = t.user if t.user is not None else self._buffers(t, False).user
+            ptrace.pokeuser(t.tid, layout.pc, pc)
+            user[layout.pc:layout.pc + 8] = pc.to_bytes(8, "little")
+            return
         bufs = self._buffers(t, False)
         arch.write(arch.by_name(arch.pc), bufs, pc.to_bytes(arch.word, "little"))
         self._flush(t, True, False)
@@ -146,6 +168,19 @@ class RegisterFile(ThreadTable):
             user = bufs.user
             return [(regnum, bytes(user[start:end])) for regnum, start, end in plan]
         return [(arch.by_name(n).regnum, arch.read(arch.by_name(n), bufs)) for n in arch.expedite]
+
+    def expedite_text(self, tid: int) -> bytes:
+        """The expedited registers as a stop reply carries them: b'06:HEX;07:HEX;10:HEX;'."""
+        t = self._thread(tid)
+        layout = stop_layout(self.arch(t.pid))
+        template = layout.expedite_template
+        if template is None:
+            return expedited_text(self.expedite(tid))
+        user = t.user
+        if user is None:
+            user = t.user = ptrace.getregs(t.tid)
+        text = hexlify(user)
+        return template % tuple([text[start:end] for start, end in layout.expedite_spans])
 
     def thread_handle(self, pid: int, tid: int) -> bytes | None:
         """libthread_db's handle, the pthread_t: the thread pointer, which is fs_base

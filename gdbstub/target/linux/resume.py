@@ -8,17 +8,17 @@ is issued here, after the thread's debug registers are synced.
 
 from __future__ import annotations
 
-import logging
 import os
 import signal
 
+from ...logs import get_logger
 from ..base import ResumeAction, StopEvent, StopKind
 from . import ptrace
 from .breakpoints import INT3
 from .stops import StopEngine
 from .threads import Thread
 
-log = logging.getLogger("gdbstub.target")
+log = get_logger("gdbstub.target")
 
 
 class ResumePolicy(StopEngine):
@@ -31,6 +31,12 @@ class ResumePolicy(StopEngine):
         nothing runs; otherwise threads sitting on a breakpoint step off it (one at
         a time, all others stopped) and then every named thread runs.
         """
+        threads = self.threads
+        if len(threads) == 1 and not self.non_stop and not self._ready and not self._deferred:
+            (alone,) = threads.values()
+            if alone.pending is None:
+                self._resume_alone(alone, actions.get(alone.tid))
+                return
         held = self._unreported_clones()
         for tid, action in actions.items():
             t = self.threads.get(tid)
@@ -46,11 +52,38 @@ class ResumePolicy(StopEngine):
         if event is not None:
             self._ready.append(event)
             return
+        self._resume_stopped()
+
+    def _resume_stopped(self) -> None:
+        """All-stop, past the step-offs: every resumed, stopped thread runs."""
         for t in list(self.threads.values()):
             if self._ready:
                 break  # a step-off ended in an event: everything is stopped again
             if t.resumed and t.stopped and t.tid in self.threads:
                 self._resume_one(t, t.take_signal())
+
+    def _resume_alone(self, t: Thread, action: ResumeAction | None) -> None:
+        """All-stop with one thread and nothing kept (no event pending or queued, so no
+        clone held back either): ``resume`` without its walks over the thread table. The
+        step-off, when there is one, is the same; a thread it created joins the general walk."""
+        if action is not None:
+            t.client_resumed(action)
+        self.running = True
+        if not (t.resumed and t.stopped):
+            return
+        if self._needs_step_over(t):
+            event = self._step_over(t, t.take_signal())
+            if event is not None:
+                self._ready.append(event)
+                return
+            if len(self.threads) != 1:
+                self._resume_stopped()
+                return
+            if not t.stopped or t.tid not in self.threads:
+                return
+            self._resume_one(t, t.take_signal())
+            return
+        self._ptrace_resume(t, t.take_signal())
 
     def _unreported_clones(self) -> set[int]:
         """The new threads of clone events not reported yet: they stay stopped whatever the
@@ -237,7 +270,14 @@ class ResumePolicy(StopEngine):
         if any(x is not t and not x.stopped for x in self.threads.values()):
             self._stop_all()
             self.running = True
-        event = self._step_over(t, t.take_signal()) or self._take_pending() or self._step_off_breakpoints()
+        event = self._step_over(t, t.take_signal())
+        if (event is None and len(self.threads) == 1 and not self._deferred and t.pending is None
+                and t.stopped and t.resumed and t.tid in self.threads and not self._needs_step_over(t)):
+            # The one thread, past the breakpoint, nothing kept: the walks below would
+            # find nothing else to report, step off or resume.
+            self._ptrace_resume(t, t.take_signal())
+            return None
+        event = event or self._take_pending() or self._step_off_breakpoints()
         if event is not None:
             return event  # reported as usual: everything is stopped already
         for x in list(self.threads.values()):

@@ -6,18 +6,18 @@ when and how threads run again is the resume policy's (resume.py, above this).
 
 from __future__ import annotations
 
-import logging
 import os
 import signal
 import time
 
+from ...logs import get_logger
 from ...trace.stepping import stepped_onto_tracepoint
 from ..base import StopEvent, StopKind
 from . import ptrace
 from .decode import StatusDecoder
 from .threads import Thread, task_state
 
-log = logging.getLogger("gdbstub.target")
+log = get_logger("gdbstub.target")
 
 STOP_TIMEOUT = 2.0  # how long stopping all threads waits for one that will not stop
 
@@ -94,6 +94,12 @@ class StopEngine(StatusDecoder):
         if self.non_stop:
             self._reported(event)
             return event
+        if len(self.threads) == 1:
+            (alone,) = self.threads.values()
+            if alone.stopped and alone.pending is None:  # nothing to stop, nothing to choose
+                self.running = False
+                alone.reported()
+                return event
         self._stop_all()
         trigger = self.threads.get(event.tid)
         if trigger is not None and not self._stepping(trigger):
@@ -121,12 +127,15 @@ class StopEngine(StatusDecoder):
     def _take_pending(self) -> StopEvent | None:
         """The next still-valid event kept from an earlier stop (exits first: a thread's
         only when the request continues threads, not just steps one)."""
-        continuing = any(t.resumed and not self._stepping(t) for t in self.threads.values())
-        for i, gone in enumerate(self._deferred):
-            if gone.kind is not StopKind.THREAD_EXITED or continuing:
-                return self._deferred.pop(i)
-        candidates = sorted((t for t in self.threads.values() if t.resumed and t.pending is not None),
-                            key=lambda t: t.pending_seq)
+        if self._deferred:
+            continuing = any(t.resumed and not self._stepping(t) for t in self.threads.values())
+            for i, gone in enumerate(self._deferred):
+                if gone.kind is not StopKind.THREAD_EXITED or continuing:
+                    return self._deferred.pop(i)
+        candidates = [t for t in self.threads.values() if t.resumed and t.pending is not None]
+        if not candidates:
+            return None
+        candidates.sort(key=lambda t: t.pending_seq)
         chosen: StopEvent | None = None
         for t in candidates:
             event = t.pending

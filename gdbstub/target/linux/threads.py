@@ -10,18 +10,18 @@ from __future__ import annotations
 
 import enum
 import errno
-import logging
 import os
 import signal
 import time
 
 from ...arch import detect_arch, without_xml
 from ...arch.regs import Arch
+from ...logs import get_logger
 from ..base import ResumeAction, StopEvent
 from . import ptrace
 from .memory import ProcessMemory
 
-log = logging.getLogger("gdbstub.target")
+log = get_logger("gdbstub.target")
 
 
 class ThreadState(enum.StrEnum):
