@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gdbstub.protocol import hostio, svr4
+from gdbstub.protocol import framing, hostio, svr4
 from gdbstub.protocol.registry import new_session
 from gdbstub.protocol.session import PACKET_SIZE, Session
 from gdbstub.target.linux import svr4 as lsvr4
@@ -87,13 +87,19 @@ def test_open_flags():
         hostio.open_flags(0x10)
 
 
-@given(st.binary(max_size=300), st.integers(min_value=0, max_value=400))
+@given(st.binary(max_size=300) | st.lists(st.sampled_from(b"a$#}*]"), max_size=300).map(bytes),
+       st.integers(min_value=0, max_value=400))
 def test_fit_escaped_is_the_longest_prefix_that_fits(data, room):
+    def escaped_length(data: bytes) -> int:  # by definition: '$', '#', '}' and '*' take two bytes
+        return sum(2 if byte in b"$#}*" else 1 for byte in data)
+
     cut = hostio.fit_escaped(data, room)
     assert data.startswith(cut)
-    assert hostio.escaped_length(cut) <= room
+    assert escaped_length(cut) <= room
+    assert hostio.escaped_length(cut) == escaped_length(cut)
     if len(cut) < len(data):
-        assert hostio.escaped_length(data[: len(cut) + 1]) > room
+        assert escaped_length(data[: len(cut) + 1]) > room
+    assert hostio.cut_to_fit(data, room) == (cut, framing.escape(cut))
 
 
 # --------------------------------------------------------------------------- vFile requests
@@ -112,6 +118,7 @@ def test_open_pread_fstat_close(session, tmp_path):
         head, _, chunk = reply.partition(b";")
         assert int(head[1:], 16) == len(chunk)
         assert hostio.escaped_length(reply) <= PACKET_SIZE
+        assert framing.encode(reply) == framing.encode(bytes(reply))  # the escaped form it carries is right
         if not chunk:
             break
         got += chunk

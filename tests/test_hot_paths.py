@@ -16,7 +16,7 @@ def test_checksum_is_the_byte_sum(data: bytes) -> None:
 
 
 def test_checksum_of_large_replies() -> None:
-    for size in (1023, 1024, 1025, 16383, 0x4000, 0x9000):
+    for size in (255, 256, 257, 511, 512, 513, 1023, 1024, 1025, 16383, 0x4000, 0x9000, 0x20100):
         for fill in (0x00, 0x7F, 0xFF):
             data = bytes([fill]) * size
             assert framing.checksum(data) == sum(data) & 0xFF

@@ -201,13 +201,14 @@ def test_binary_read_in_gdb_form(session):
 
 def test_binary_read_fits_packet_size(session, monkeypatch):
     """A reply whose escaped form would overflow PacketSize is cut (a short read), never sent too long."""
-    from gdbstub.protocol import hostio, packets
+    from gdbstub.protocol import framing, hostio, packets
 
     monkeypatch.setattr(packets, "PACKET_SIZE", 64)
     session.handle(b"qSupported:error-message+")
     reply = session.handle(b"x1023,100")  # 0x23 '#', 0x24 '$' and later '*' and '}' cost two bytes each
     assert reply[:1] == b"b" and 1 + hostio.escaped_length(reply[1:]) <= 64
     assert reply[1:] == session.target.memory[0x23 : 0x23 + len(reply) - 1]
+    assert len(framing.encode(reply)) <= 64 + 4 and framing.encode(reply) == framing.encode(bytes(reply))
 
 
 # --- threads -------------------------------------------------------------------------

@@ -28,6 +28,7 @@ from collections.abc import Callable
 
 from ..binary import Record
 from ..hints import TYPE_CHECKING
+from .framing import Escaped, escape
 from .session import PACKET_SIZE, Handler
 
 if TYPE_CHECKING:
@@ -164,31 +165,35 @@ def encode_stat(st: os.stat_result) -> bytes:
     )
 
 
-_SPECIAL = frozenset(b"$#}*")
-
-
 def escaped_length(data: bytes) -> int:
-    return len(data) + sum(data.count(c) for c in b"$#}*")
+    """The length of DATA once escaped. escape's replaces run on memchr; counting the four
+    bytes with bytes.count takes four times as many instructions on real data (libc's text)."""
+    return len(escape(data))
 
 
 def fit_escaped(data: bytes, room: int) -> bytes:
-    """The longest prefix of ``data`` whose escaped form fits in ``room`` bytes.
+    """The longest prefix of ``data`` whose escaped form fits in ``room`` bytes."""
+    return cut_to_fit(data, room)[0]
+
+
+def cut_to_fit(data: bytes, room: int) -> tuple[bytes, bytes]:
+    """The longest prefix of ``data`` whose escaped form fits in ``room`` bytes, and that form.
 
     gdb checks that the count in ``F<count>;`` is the number of bytes it
-    unescapes, so the data is cut before the reply, never after escaping."""
-    n = min(len(data), room)
-    length = escaped_length(data[:n])
-    while length > room:  # drop the excess; each dropped byte saves one or two
-        excess = length - room
-        length -= escaped_length(data[n - excess : n])
-        n -= excess
-    while n < len(data):  # then take back single bytes while they fit
-        cost = 2 if data[n] in _SPECIAL else 1
-        if length + cost > room:
-            break
-        length += cost
-        n += 1
-    return data[:n]
+    unescapes, so the data is cut before the reply, never after escaping.
+    Every '}' of the escaped form starts an escape (the byte after it is never '}': that
+    one is sent as ']'), so the bytes whose escapes fit whole in the first ``room``
+    bytes number ``room`` less the '}'s there, whether or not the last escape is cut.
+    Those are all the escapes less the ones past ``room``: only the short tail is counted."""
+    head = data[:room]
+    escaped = escape(head)
+    if len(escaped) <= room:
+        return head, escaped
+    if room <= 0:
+        return b"", b""
+    escapes_in_room = len(escaped) - len(head) - escaped.count(b"}", room)
+    end = room - 1 if escaped[room - 1] == 0x7D else room  # an escape cut in two is left out
+    return head[: room - escapes_in_room], escaped[:end]
 
 
 # --- where paths resolve ----------------------------------------------------------------
@@ -404,9 +409,8 @@ def op_pread(s: Session, params: bytes) -> bytes:
     if count < 0 or not 0 <= offset < OFF_T_END:
         raise HostIOError(errno.EINVAL)
     room = PACKET_SIZE - _HEADER_ROOM
-    data = os.pread(fd, min(count, room), offset)
-    data = fit_escaped(data, room)
-    return _data_reply(len(data), data)
+    data, escaped = cut_to_fit(os.pread(fd, min(count, room), offset), room)
+    return Escaped.of(b"F%x;" % len(data), data, escaped)
 
 
 def op_pwrite(s: Session, params: bytes) -> bytes:

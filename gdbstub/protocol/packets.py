@@ -4,12 +4,14 @@ threads, resuming, kill and detach."""
 from __future__ import annotations
 
 import functools
+from binascii import hexlify
 
 from ..hints import TYPE_CHECKING
 from ..target.base import ResumeAction, StopKind
 from . import grammar as g
 from . import signals
-from .hostio import fit_escaped
+from .framing import Escaped
+from .hostio import cut_to_fit
 from .nonstop import question_non_stop
 from .session import E01, OK, PACKET_SIZE, Feature, Handler, SessionEnd
 
@@ -197,7 +199,7 @@ def read_memory(s: Session, args: bytes) -> bytes:
     length = min(req.length, PACKET_SIZE // 2)
     if length == 0:
         return b""
-    return s.target.read_memory(s.current_pid(), req.addr, length).hex().encode()
+    return hexlify(s.target.read_memory(s.current_pid(), req.addr, length))  # bytes, no str between
 
 
 def binary_read(s: Session, args: bytes) -> bytes:
@@ -217,8 +219,8 @@ def binary_read(s: Session, args: bytes) -> bytes:
     if not data:
         return E08 if not gdb_form else E01
     if gdb_form:
-        return b"b" + fit_escaped(data, PACKET_SIZE - 1)
-    return fit_escaped(data, PACKET_SIZE)
+        return Escaped.of(b"b", *cut_to_fit(data, PACKET_SIZE - 1))
+    return Escaped.of(b"", *cut_to_fit(data, PACKET_SIZE))
 
 
 def write_memory(s: Session, args: bytes) -> bytes:
