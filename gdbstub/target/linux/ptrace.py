@@ -10,8 +10,7 @@ import ctypes
 import os
 from _signal import SIGKILL  # not signal: it imports enum, and this loads before Listening
 
-from ...hints import TYPE_CHECKING
-
+TYPE_CHECKING = False  # not ..hints: only the modules test_startup allows load before Listening
 if TYPE_CHECKING:
     from typing import NoReturn
 
