@@ -334,6 +334,16 @@ def test_leader_exits_first(debug, reference, prog):
     assert "worker done" in ours.inferior_output, ours.describe()
 
 
+def _spinners_ran(pid: int, at_least_ns: int = 2_000_000) -> bool:
+    """Every thread but the leader has had AT_LEAST_NS on a CPU (/proc/PID/task/TID/schedstat)."""
+    try:
+        tids = [t for t in os.listdir(f"/proc/{pid}/task") if t != str(pid)]
+        return bool(tids) and all(
+            int(open(f"/proc/{pid}/task/{t}/schedstat").read().split()[0]) >= at_least_ns for t in tids)
+    except (OSError, ValueError, IndexError):
+        return False
+
+
 def test_ctrl_c_stops_every_thread(procs, server):
     """Ctrl-C while two threads spin: SIGINT stops the program (all-stop), every thread is listed
     and readable, and the program goes on after it."""
@@ -345,6 +355,8 @@ def test_ctrl_c_stops_every_thread(procs, server):
         for _ in range(2):
             assert mi.send("-exec-continue")["message"] == "running"
             assert harness.wait_until(lambda: len(os.listdir(f"/proc/{srv.inferior_pid}/task")) == 3, 20)
+            # both counting threads have been on a CPU (a loaded machine may not have run one yet)
+            assert harness.wait_until(lambda: _spinners_ran(srv.inferior_pid), 20)
             assert mi.send("-exec-interrupt")["message"] == "done"
             stopped = mi.wait_stopped(30)["payload"]
             assert stopped.get("signal-name") == "SIGINT", stopped
