@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import NamedTuple, Protocol
+
+from .hints import NamedTuple, Protocol
 
 MAX_LENGTH = 4096  # bytes of one expression
 MAX_STACK = 1024  # values on the stack

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Mapping
-from typing import Any
+
+from .hints import Any
 
 
 class Fields(dict[str, Any]):

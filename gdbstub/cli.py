@@ -13,6 +13,7 @@ after ``Listening``, while gdb starts and connects, and the target adopts the pr
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 
@@ -267,12 +268,18 @@ def _start(opts: Options, addr: Address, launcher: Launcher, terminal: Terminal)
               "code as this user (a client on another host cannot be checked for its user)",
               file=sys.stderr)
     listener.announce()
-    # The rest of the stub loads now, while the client starts and connects.
+    # The rest of the stub loads now, while the client starts and connects. No garbage
+    # collection meanwhile (imports make no garbage cycles, yet their allocations would start
+    # collections that walk every module object), and what they made is frozen: later
+    # collections skip it.
+    gc.disable()
     from .server import Server, ServerOptions
     from .target.linux.process import LinuxTarget
 
     target = LinuxTarget()
     target.adopt(spawned)
+    gc.freeze()
+    gc.enable()
     options = ServerOptions(once=opts.once, extended=opts.multi, disabled_packets=opts.disabled,
                             send_timeout=opts.send_timeout)
     server = Server(listener, target, launcher, options)

@@ -250,9 +250,9 @@ class Server:
         elif status.running and not was_running:
             # A resume: poll (for SPIN_SECONDS) before going back to epoll; a stop
             # found here saves the SIGCHLD -> signalfd -> epoll round trip.
-            deadline = time.perf_counter() + SPIN_SECONDS
+            deadline = time.perf_counter() + SPIN_SECONDS if SPIN_SECONDS else 0.0
             while not self._poll_target(session, send):
-                if time.perf_counter() > deadline:
+                if not deadline or time.perf_counter() > deadline:
                     break
             else:
                 if not session.nonstop.on:
@@ -274,9 +274,10 @@ class Server:
                 break
             if event is None:
                 break
-            _say_exit(event)
-            if event.kind in (StopKind.EXITED, StopKind.TERMINATED) and not self.target.processes:
-                if self.launcher.terminal is not None:
+            kind = event.kind
+            if kind is StopKind.EXITED or kind is StopKind.TERMINATED:
+                _say_exit(event)
+                if not self.target.processes and self.launcher.terminal is not None:
                     self.launcher.terminal.restore()  # nothing runs on it now: the stub takes it back
             reply = session.on_stop(event)
             if reply is not None:

@@ -591,6 +591,9 @@ PID_PADDING = re.compile(r"\bPID {2,}")
 ADDRESS_RE = re.compile(r"\b0x[0-9a-f]{6,16}\b")
 
 
+THREADS_HEADER = re.compile(r"Target Id +Frame")
+
+
 def normalise(text: str, *, pids: bool = True, addresses: bool = False, noise: bool = True) -> str:
     """Remove what legitimately differs between two runs: pids, optionally addresses, transfer chatter."""
     lines = []
@@ -602,6 +605,9 @@ def normalise(text: str, *, pids: bool = True, addresses: bool = False, noise: b
                 line = pattern.sub(replacement, line)
             # A table column after a pid (`info inferiors`) is padded to the pid's width.
             line = PID_PADDING.sub("PID ", line)
+            # `info threads` pads its header to the widest "Thread PID.TID" (a tid past a
+            # power of ten after the pids wrap widens it).
+            line = THREADS_HEADER.sub("Target Id Frame", line)
         if addresses:
             line = ADDRESS_RE.sub("0xADDR", line)
         lines.append(line.rstrip())

@@ -129,6 +129,7 @@ def test_nothing_heavy_before_listening_or_the_first_stop(procs):
     assert "gdbstub.server" in after and "gdbstub.protocol.session" in after
     assert heavy_in(after) == [], "imported by the connect sequence"
     assert "logging" not in after, "no debug log was asked for"
+    assert "typing" not in after, "gdbstub.hints stands in for it at run time"
 
 
 def test_attach_loads_no_more_before_listening(procs):

@@ -109,8 +109,13 @@ def _session() -> Session:
     s.launcher = Launcher(env={"A": "1"}, initial_env={"A": "1"})
     sent: list[bytes] = []
     s.notify = sent.append
-    s.sent = sent  # type: ignore[attr-defined]
     return s
+
+
+def _sent(s: Session) -> list[bytes]:
+    """What the session sent as console output (O packets)."""
+    sent: list[bytes] = s.notify.__self__  # type: ignore[attr-defined]
+    return sent
 
 
 def test_environment_packets() -> None:
@@ -157,7 +162,7 @@ def test_qsupported_offers_extended_settings() -> None:
 def test_monitor_help_info_and_unknown() -> None:
     s = _session()
     assert s.handle(b"qRcmd," + b"help".hex().encode()) == b"OK"
-    text = b"".join(bytes.fromhex(p[1:].decode()) for p in s.sent).decode()  # type: ignore[attr-defined]
+    text = b"".join(bytes.fromhex(p[1:].decode()) for p in _sent(s)).decode()
     assert text.startswith("The following monitor commands are supported:")
     assert s.handle(b"qRcmd," + b"info".hex().encode()) == b"OK"
     assert s.handle(b"qRcmd," + b"bogus".hex().encode()) == b"E01"
@@ -191,7 +196,7 @@ def test_debug_format_option() -> None:
 def test_monitor_debug_format(value: str, reply: bytes, said: str) -> None:
     s = _session()
     assert s.handle(b"qRcmd," + f"set debug-format {value}".encode().hex().encode()) == reply
-    text = b"".join(bytes.fromhex(p[1:].decode()) for p in s.sent).decode()  # type: ignore[attr-defined]
+    text = b"".join(bytes.fromhex(p[1:].decode()) for p in _sent(s)).decode()
     assert text.startswith(said)
     assert text[len(said):] == ("" if reply == b"OK" else monitor.HELP)
     monitor.set_debug_format("none")

@@ -100,4 +100,4 @@ def test_compiled_parser_agrees_with_declaration(grammar: Any, data: bytes) -> N
     if want is None or got is None:
         assert want is None and got is None
     else:
-        assert dict(got) == {k: v for k, v in want.items() if not k.startswith("_")}
+        assert got._asdict() == {k: v for k, v in want.items() if not k.startswith("_")}

@@ -16,9 +16,13 @@ bit is clear, so a changed $ymm2 upper half would otherwise never reach the CPU.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Literal, NamedTuple
 
-Buffer = Literal["user", "xstate"]
+from ..hints import TYPE_CHECKING, NamedTuple
+
+if TYPE_CHECKING:
+    from typing import Literal
+
+    Buffer = Literal["user", "xstate"]
 
 
 class Reg(NamedTuple):

@@ -17,7 +17,8 @@ from __future__ import annotations
 import ctypes
 import mmap
 from functools import cache
-from typing import TYPE_CHECKING, NamedTuple
+
+from ..hints import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
     from construct import Construct, Struct

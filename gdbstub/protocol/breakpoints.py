@@ -3,9 +3,8 @@ gdb attaches to breakpoints so the stub decides at the hit (one stop instead of 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from ..agent import AgentError, BreakpointAgent, BreakpointConditions, parse_extras
+from ..hints import TYPE_CHECKING
 from ..logs import get_logger
 from . import grammar as g
 from .session import E01, OK, Feature, Handler

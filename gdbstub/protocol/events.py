@@ -7,8 +7,7 @@ gdb 13 sends QThreadEvents only in non-stop; ``catch syscall`` sends
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+from ..hints import TYPE_CHECKING
 from ..target.linux.decode import THREAD_OPTION_CLONE, THREAD_OPTION_EXIT
 from .session import E01, OK, Feature, Handler
 

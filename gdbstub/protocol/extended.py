@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import TYPE_CHECKING
 
+from ..hints import TYPE_CHECKING
 from ..launcher import Launcher
 from ..logs import get_logger
 from ..target.base import StopEvent, StopKind

@@ -205,7 +205,8 @@ def encode(payload: bytes) -> bytes:
         if framed is not None:
             return framed
     body = _body(payload)
-    return b"".join((b"$", body, b"#", _HEX_PAIRS[checksum(body)]))
+    cs = (_adler32(body) - 1) & 0xFF if len(body) <= 256 else checksum(body)  # checksum() inline
+    return b"".join((b"$", body, b"#", _HEX_PAIRS[cs]))
 
 
 def encode_notification(payload: bytes) -> bytes:

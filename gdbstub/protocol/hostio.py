@@ -25,9 +25,9 @@ import os
 import stat
 import weakref
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from ..binary import Record
+from ..hints import TYPE_CHECKING
 from .framing import Escaped, escape
 from .session import PACKET_SIZE, Handler
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import os
 import signal as host_signal
-from typing import TYPE_CHECKING
 
 from ..arch.lldbxml import lldb_target_xml
+from ..hints import TYPE_CHECKING
 from ..target.base import StopEvent, StopKind
 from ..target.linux import inferior_syscall, procfs, svr4
 from . import packets, signals

@@ -9,9 +9,9 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from .. import logs
+from ..hints import TYPE_CHECKING
 from . import tls
 from .session import E01, OK, Handler
 

@@ -8,8 +8,7 @@ fresh report of every stopped thread.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+from ..hints import TYPE_CHECKING
 from ..target.base import StopEvent, StopKind
 from .session import E01, OK, Feature, Handler
 from .stopqueue import StopQueue

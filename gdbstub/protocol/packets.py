@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import functools
 from binascii import hexlify
-from typing import TYPE_CHECKING
 
+from ..hints import TYPE_CHECKING
 from ..target.base import ResumeAction, StopKind
 from . import grammar as g
 from . import signals
@@ -343,11 +343,24 @@ def vcont_query(s: Session, args: bytes) -> bytes:
     return b"vCont;c;C;s;S;t;r"
 
 
-def vcont(s: Session, args: bytes) -> bytes | None:
-    actions = g.parse_vcont(args, s.target.pid)
+# vCont's plan (what each thread does) by what it depends on: the packet, the target's pid,
+# the event thread ("any thread") and the threads there are. gdb sends the same few
+# packets over and over (`vCont;s:p1f.1f;c` per stepi); each is worked out once.
+_PlanKey = tuple[bytes, int, int, tuple[int, ...]]
+_Plan = tuple[tuple[tuple[int, ResumeAction], ...], tuple[int, ...]]
+_PLANS: dict[_PlanKey, _Plan] = {}
+
+
+def _vcont_plan(s: Session, args: bytes) -> _Plan:
+    """(thread, action) pairs in the order gdb named them, and the threads to stop ('t')."""
+    target = s.target
+    key = (args, target.pid, s.selected.event, tuple(target.threads))
+    plan = _PLANS.get(key)
+    if plan is not None:
+        return plan
     chosen: dict[int, ResumeAction] = {}
     to_stop: list[int] = []
-    for act in actions:
+    for act in g.parse_vcont(args, target.pid):
         for tid in s.threads_matching(act.thread):
             if tid in chosen or tid in to_stop:
                 continue  # the leftmost action that names a thread wins
@@ -357,6 +370,17 @@ def vcont(s: Session, args: bytes) -> bytes | None:
             sig = _host_signal(b"%x" % act.signal) if act.kind in "CS" else 0
             kind = act.kind.lower()
             chosen[tid] = ResumeAction(kind, sig, act.start, act.end)
+    plan = (tuple(chosen.items()), tuple(to_stop))
+    if len(_PLANS) >= 64:  # range steps (`r`) each have their own: keep it bounded
+        _PLANS.clear()
+    _PLANS[key] = plan
+    return plan
+
+
+def vcont(s: Session, args: bytes) -> bytes | None:
+    actions, stops = _vcont_plan(s, args)
+    chosen = dict(actions)
+    to_stop = list(stops)
     if s.nonstop.on:
         # Non-stop: only threads the client sees as stopped resume; the reply is OK
         # at once and stops come later as notifications.

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from importlib import import_module
 from types import ModuleType
-from typing import TYPE_CHECKING, NamedTuple
 
+from ..hints import TYPE_CHECKING, NamedTuple
 from ..target.base import StopEvent
 from . import breakpoints, events, extended, hostio, nonstop, packets, siginfo, svr4, xfer
 from .session import Handler, Session, StopExtra, Tables, XferObject

@@ -5,8 +5,7 @@ Memory that cannot be read answers E00 and a malformed packet E01, as gdbserver'
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+from ..hints import TYPE_CHECKING
 from .session import E01, Feature, Handler
 
 if TYPE_CHECKING:

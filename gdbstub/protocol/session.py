@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import TYPE_CHECKING, NamedTuple
 
+from ..hints import TYPE_CHECKING, NamedTuple
 from ..logs import get_logger
 from ..target.base import ResumeAction, StopEvent, StopKind
 from . import grammar as g
@@ -163,6 +163,10 @@ class Session:
 
     The parts are made here and never replaced, so a caller may keep one in a local."""
 
+    # __weakref__: hostio and tls keep their per-session state in WeakKeyDictionaries.
+    __slots__ = ("__weakref__", "close_hooks", "internal_errors", "launcher", "lldb", "negotiated", "nonstop", "notify",
+                 "selected", "status", "tables", "target", "xfer_cache")
+
     def __init__(self, target: LinuxTarget, tables: Tables, *, extended: bool = False) -> None:
         self.target = target
         self.tables = tables
@@ -198,7 +202,10 @@ class Session:
         """
         name = packet_name(data)
         handler = self.tables.handlers.get(name)
-        if handler is None or name in self.negotiated.disabled:
+        if handler is None:
+            return b""
+        disabled = self.negotiated.disabled
+        if disabled and name in disabled:
             return b""
         args = data[len(name):]
         try:
@@ -407,6 +414,7 @@ _SIGNAL = StopKind.SIGNAL
 _T_SIGNAL = [b"T%02x" % sig for sig in range(256)]  # a T reply's start, by gdb signal number
 to_gdb = signals.to_gdb
 
+_LETTERS = tuple("" if chr(c) in "qQvj_" else chr(c) for c in range(256))  # one-letter packet names
 _NAMES: dict[bytes, str] = {}  # the word of q/Q/v/j/_ packets -> its name (a few dozen)
 
 
@@ -414,9 +422,12 @@ def packet_name(data: bytes) -> str:
     """The dispatch key: the leading letter, or for q/Q/v/_ the word before ':' ',' ';'."""
     if not data:
         return ""
+    letter = _LETTERS[data[0]]  # "" for the letters of named packets
+    if letter:
+        return letter
+    if data.startswith(b"vCont;"):  # the hot one of them: every resume
+        return "vCont"
     first = chr(data[0])
-    if first not in "qQvj_":
-        return first
     found = _NAME_END.match(data)
     end = found.end() if found else len(data)
     if first == "v" and data[end:end + 1] == b"?":
@@ -426,11 +437,12 @@ def packet_name(data: bytes) -> str:
     elif data.startswith(b"qThreadStopInfo"):  # lldb's: the thread id follows with no separator
         end = len(b"qThreadStopInfo")
     word = data[:end]
-    name = _NAMES.get(word)
-    if name is None:
-        name = word.decode("ascii", "replace")
-        if len(_NAMES) < 256:  # clients send a few dozen names; junk must not grow it
-            _NAMES[word] = name
+    known = _NAMES.get(word)
+    if known is not None:
+        return known
+    name = word.decode("ascii", "replace")
+    if len(_NAMES) < 256:  # clients send a few dozen names; junk must not grow it
+        _NAMES[word] = name
     return name
 
 

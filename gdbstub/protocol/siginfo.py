@@ -13,8 +13,8 @@ from __future__ import annotations
 import signal
 from collections.abc import Callable
 from functools import cache
-from typing import TYPE_CHECKING, Any
 
+from ..hints import TYPE_CHECKING, Any
 from .session import Feature, XferObject
 
 if TYPE_CHECKING:

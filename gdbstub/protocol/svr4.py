@@ -9,8 +9,7 @@ has gdbserver's shape: ``main-lm`` on the root element, and ``lm``, ``l_addr``,
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, NamedTuple
-
+from ..hints import TYPE_CHECKING, NamedTuple
 from ..target.linux import svr4
 from ..xmltext import xml_escape
 from .session import Feature, XferObject

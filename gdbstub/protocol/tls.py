@@ -20,8 +20,8 @@ import functools
 import os
 import struct
 import weakref
-from typing import TYPE_CHECKING, NamedTuple
 
+from ..hints import TYPE_CHECKING, NamedTuple
 from ..target.linux.elf import SHT_DYNSYM, SHT_NOBITS, SHT_SYMTAB, SectionHeader, read_headers, read_sections
 from ..target.linux.elf import ELFError as ELFHeaderError
 from .session import E01, OK, Feature, Handler

@@ -5,8 +5,7 @@ qXfer:traceframe-info). The state itself lives in the target's Tracer (gdbstub/t
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+from ..hints import TYPE_CHECKING
 from ..trace import tfile
 from ..trace.model import (
     DEFAULT_BUFFER_SIZE,

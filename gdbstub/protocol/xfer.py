@@ -6,8 +6,7 @@ the stub never offers a document it cannot build.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+from ..hints import TYPE_CHECKING
 from ..xmltext import xml_attr
 from . import grammar as g
 from .session import E01, Feature, Handler, XferObject

@@ -9,9 +9,9 @@ target really implements and never advertises more.
 from __future__ import annotations
 
 import enum
-from typing import NamedTuple, Protocol
 
 from ..arch.regs import Arch
+from ..hints import NamedTuple, Protocol
 
 
 class StopKind(enum.Enum):

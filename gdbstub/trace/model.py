@@ -13,9 +13,9 @@ import struct
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import NamedTuple
 
 from ..agent import AgentError, Expression
+from ..hints import NamedTuple
 
 DEFAULT_BUFFER_SIZE = 0x500000  # gdbserver's 5 MiB
 MIN_BUFFER_SIZE = 64

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import signal
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from ..arch.regs import RegBuffers
+from ..hints import TYPE_CHECKING
 from ..target.base import StopEvent, StopKind
 
 if TYPE_CHECKING:

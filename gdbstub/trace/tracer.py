@@ -11,9 +11,9 @@ regular ones, not faster.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol
 
 from ..agent import AgentError
+from ..hints import Protocol
 from ..logs import get_logger
 from .model import (
     MAX_BLOCK,

@@ -9,9 +9,9 @@ system call, and threads created later get the same registers as the others.
 from __future__ import annotations
 
 from collections import Counter
-from typing import NamedTuple, Protocol
 
 from ...arch.regs import Arch
+from ...hints import NamedTuple, Protocol
 from ...logs import get_logger
 from . import ptrace
 

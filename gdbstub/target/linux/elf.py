@@ -10,7 +10,8 @@ libc loads), so these few fixed layouts are declared here (little-endian x86 onl
 from __future__ import annotations
 
 import struct
-from typing import NamedTuple
+
+from ...hints import NamedTuple
 
 ELFCLASS32 = 1
 ELFCLASS64 = 2

@@ -18,8 +18,8 @@ import errno
 import os
 import signal
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
+from ...hints import TYPE_CHECKING
 from . import procfs, ptrace
 
 if TYPE_CHECKING:

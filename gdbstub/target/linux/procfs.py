@@ -8,7 +8,8 @@ touches the process.
 from __future__ import annotations
 
 import bisect
-from typing import NamedTuple
+
+from ...hints import NamedTuple
 
 ADDRESS_SPACE_END = 1 << 64
 

@@ -10,10 +10,21 @@ import ctypes
 import os
 from _signal import SIGKILL  # not signal: it imports enum, and this loads before Listening
 
+from ...hints import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from typing import NoReturn
+
 _libc = ctypes.CDLL(None, use_errno=True)
 _ptrace = _libc.ptrace
 _ptrace.restype = ctypes.c_long
 _ptrace.argtypes = [ctypes.c_long, ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p]
+# The requests every stop makes (CONT, SINGLESTEP, SYSCALL, GETREGS) go through a second
+# handle on ptrace without argtypes: ctypes then converts each argument by its own type
+# (small ints, which libffi widens to the 64-bit register; the register buffer itself, passed
+# by address), about half the cost of a call through the prototype above.
+_ptrace_plain = _libc["ptrace"]
+_ptrace_plain.restype = ctypes.c_long
 _syscall = _libc.syscall
 _syscall.restype = ctypes.c_long
 _personality = _libc.personality
@@ -89,9 +100,14 @@ def ptrace(request: int, pid: int, addr: int = 0, data: int = 0) -> int:
     (the PEEKs, whose -1 may be data, go through ``_peek``)."""
     result: int = _ptrace(request, pid, addr, data)
     if result == -1:
-        err = ctypes.get_errno()
-        raise OSError(err, os.strerror(err))
+        _raise_errno()
     return result
+
+
+def _raise_errno() -> NoReturn:
+    """A request returned -1: its errno as OSError."""
+    err = ctypes.get_errno()
+    raise OSError(err, os.strerror(err))
 
 
 def _peek(request: int, pid: int, addr: int) -> int:
@@ -107,16 +123,22 @@ def set_options(pid: int, options: int) -> None:
     ptrace(SETOPTIONS, pid, 0, options)
 
 
+def _resume(request: int, tid: int, sig: int) -> None:
+    """CONT, SINGLESTEP or SYSCALL: every argument a small int (see ``_ptrace_plain``)."""
+    if _ptrace_plain(request, tid, 0, sig) == -1:
+        _raise_errno()
+
+
 def cont(tid: int, sig: int = 0) -> None:
-    ptrace(CONT, tid, 0, sig)
+    _resume(CONT, tid, sig)
 
 
 def singlestep(tid: int, sig: int = 0) -> None:
-    ptrace(SINGLESTEP, tid, 0, sig)
+    _resume(SINGLESTEP, tid, sig)
 
 
 def syscall(tid: int, sig: int = 0) -> None:
-    ptrace(SYSCALL, tid, 0, sig)
+    _resume(SYSCALL, tid, sig)
 
 
 def attach(pid: int) -> None:
@@ -144,7 +166,8 @@ _iov_at = ctypes.addressof(_iov)
 
 
 def getregs(tid: int) -> bytearray:
-    ptrace(GETREGS, tid, 0, _user_regs_at)
+    if _ptrace_plain(GETREGS, tid, 0, _user_regs) == -1:
+        _raise_errno()
     return bytearray(_user_regs)
 
 
@@ -181,10 +204,13 @@ def setregset(tid: int, nt: int, data: bytes | bytearray) -> None:
     ptrace(SETREGSET, tid, nt, _iov_at)
 
 
+_siginfo = ctypes.create_string_buffer(128)  # reused, as _user_regs (a range step reads it per step)
+
+
 def getsiginfo(tid: int) -> bytes:
-    buf = ctypes.create_string_buffer(128)
-    ptrace(GETSIGINFO, tid, 0, ctypes.addressof(buf))
-    return buf.raw
+    if _ptrace_plain(GETSIGINFO, tid, 0, _siginfo) == -1:
+        _raise_errno()
+    return _siginfo.raw
 
 
 def setsiginfo(tid: int, data: bytes) -> None:

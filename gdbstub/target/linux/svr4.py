@@ -16,9 +16,9 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator
 from functools import lru_cache
-from typing import NamedTuple
 
 from ...binary import Fields, Record
+from ...hints import NamedTuple
 from .elf import ELFError, read_headers
 
 PT_DYNAMIC = 2
