@@ -211,7 +211,8 @@ def binary_read(s: Session, args: bytes) -> bytes:
     `error-message+` (gdb 15+), which lldb never does. The reply is cut where its escaped form
     would overflow PacketSize (a short read is allowed)."""
     req = g.parse(g.ReadMemory, args)
-    gdb_form = any(s.negotiated.client_features.get(name) == "+" for name in ("error-message", "QThreadOptions"))
+    offered = s.negotiated.client_features
+    gdb_form = offered.get("error-message") == "+" or offered.get("QThreadOptions") == "+"  # no generator per read
     if req.length == 0:
         return b"b" if gdb_form else OK
     data = s.target.read_memory(s.current_pid() if s.target.threads else s.target.pid, req.addr,
