@@ -26,38 +26,39 @@ def _conditions(s: Session) -> BreakpointConditions | None:
 def _breakpoint(s: Session, args: bytes, insert: bool) -> bytes:
     head, _, extras = args.partition(b";")
     req = g.parse(g.Breakpoint, head)
-    pid = s.current_pid() if s.target.threads else s.target.pid
+    ztype, addr = req.type, req.addr  # read once: gdb sends a z0 and a Z0 around every step off a hit
+    target = s.target
+    pid = s.current_pid() if target.threads else target.pid
     store = _conditions(s)
     agent: BreakpointAgent | None = None
     if insert and extras:
-        if req.type not in (Z_SOFTWARE, Z_HARDWARE) or store is None:
+        if ztype not in (Z_SOFTWARE, Z_HARDWARE) or store is None:
             return E01
         try:
             agent = parse_extras(extras)
         except AgentError as exc:
-            log.debug("Z%d at 0x%x: refused agent expression: %s", req.type, req.addr, exc)
+            log.debug("Z%d at 0x%x: refused agent expression: %s", ztype, addr, exc)
             return E01
-    target = s.target
-    if req.type == Z_SOFTWARE:
+    if ztype == Z_SOFTWARE:
         if insert:
-            ok = target.insert_sw_breakpoint(pid, req.addr)
+            ok = target.insert_sw_breakpoint(pid, addr)
         else:
-            ok = target.remove_sw_breakpoint(pid, req.addr)
+            ok = target.remove_sw_breakpoint(pid, addr)
     else:
         hw = target.breakpoints()
-        if hw is None or req.type not in hw.supported_types():
+        if hw is None or ztype not in hw.supported_types():
             return b""
         if insert:
-            ok = hw.insert_breakpoint(pid, req.type, req.addr, req.kind)
+            ok = hw.insert_breakpoint(pid, ztype, addr, req.kind)
         else:
-            ok = hw.remove_breakpoint(pid, req.type, req.addr, req.kind)
+            ok = hw.remove_breakpoint(pid, ztype, addr, req.kind)
     if not ok:
         return E01
-    if store is not None and req.type in (Z_SOFTWARE, Z_HARDWARE):
+    if store is not None and ztype in (Z_SOFTWARE, Z_HARDWARE):
         if insert:
-            store.set(pid, req.type, req.addr, agent)  # a bare Z drops conditions sent before
-        else:
-            store.discard(pid, req.type, req.addr)
+            store.set(pid, ztype, addr, agent)  # a bare Z drops conditions sent before
+        elif store.table:
+            store.discard(pid, ztype, addr)
     return OK
 
 

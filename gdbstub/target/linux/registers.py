@@ -133,7 +133,8 @@ class RegisterFile(ThreadTable):
         user = t.user
         if user is None:
             user = t.user = ptrace.getregs(t.tid)
-        layout = stop_layout(self.arch(t.pid))
+        proc = self.processes.get(t.pid)  # its own table: the PC is where the client's tables have it
+        layout = stop_layout(proc.arch if proc is not None else self.arch(t.pid))
         if layout.pc >= 0:
             return int.from_bytes(user[layout.pc:layout.pc_end], "little")
         arch = layout.arch
