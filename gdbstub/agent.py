@@ -7,7 +7,6 @@ targets), and every run is bounded in stack depth and in instructions executed.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 
 from .hints import NamedTuple, Protocol
@@ -308,7 +307,8 @@ def _read_string(ctx: Context, pid: int, addr: int) -> bytes:
     return out[:MAX_STRING]
 
 
-CONVERSION = re.compile(rb"%([-+ #0]*)(\d*|\*)(?:\.(\d*))?(hh|h|ll|l|j|z|t|L)?([diouxXcsp%])")
+# printf's conversions: compiled by the first dprintf (``re`` is not imported for a session without one)
+CONVERSION = rb"%([-+ #0]*)(\d*|\*)(?:\.(\d*))?(hh|h|ll|l|j|z|t|L)?([diouxXcsp%])"
 
 
 ESCAPES = {b"\\": b"\\", b"a": b"\a", b"b": b"\b", b"e": b"\x1b", b"f": b"\f", b"n": b"\n",
@@ -317,6 +317,8 @@ ESCAPES = {b"\\": b"\\", b"a": b"\a", b"b": b"\b", b"e": b"\x1b", b"f": b"\f", b
 
 def _unescape(fmt: bytes) -> bytes:
     """gdb sends the dprintf format as typed: the agent turns its backslash escapes into bytes."""
+    import re
+
     return re.sub(rb"\\(.)", lambda m: ESCAPES.get(m.group(1), m.group(0)), fmt, flags=re.S)
 
 
@@ -326,7 +328,9 @@ def format_printf(fmt: bytes, args: list[int], read_string: Callable[[int], byte
     out: list[str] = []
     pos = 0
     it = iter(args)
-    for m in CONVERSION.finditer(fmt):
+    import re
+
+    for m in re.finditer(CONVERSION, fmt):
         out.append(fmt[pos:m.start()].decode("utf-8", "replace"))
         pos = m.end()
         flags, width, precision, length, conv = (g.decode() if g is not None else None for g in m.groups())

@@ -130,6 +130,7 @@ def test_nothing_heavy_before_listening_or_the_first_stop(procs):
     assert heavy_in(after) == [], "imported by the connect sequence"
     assert "logging" not in after, "no debug log was asked for"
     assert "typing" not in after, "gdbstub.hints stands in for it at run time"
+    assert "re" not in after, "packet names are split with bytes.find; printf's pattern compiles at a dprintf"
 
 
 def test_attach_loads_no_more_before_listening(procs):

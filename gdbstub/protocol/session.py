@@ -16,7 +16,6 @@ extensions) and ``tables`` (what the packet modules contribute).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 
 from ..hints import TYPE_CHECKING, NamedTuple
@@ -428,8 +427,11 @@ def packet_name(data: bytes) -> str:
     if data.startswith(b"vCont;"):  # the hot one of them: every resume
         return "vCont"
     first = chr(data[0])
-    found = _NAME_END.match(data)
-    end = found.end() if found else len(data)
+    end = len(data)
+    for sep in _NAME_ENDS:  # the word ends at the first separator after its letter
+        at = data.find(sep, 1, end)
+        if at > 0:
+            end = at
     if first == "v" and data[end:end + 1] == b"?":
         end += 1
     if data.startswith((b"_M", b"_m")):
@@ -446,4 +448,4 @@ def packet_name(data: bytes) -> str:
     return name
 
 
-_NAME_END = re.compile(rb".[^:,;?]*", re.S)
+_NAME_ENDS = (b":", b",", b";", b"?")
