@@ -203,6 +203,17 @@ def fd_count() -> int:
     return len(os.listdir("/proc/self/fd"))
 
 
+def fd_targets() -> list[str]:
+    """What each open descriptor is (for the message when the count changed)."""
+    out = []
+    for fd in sorted(os.listdir("/proc/self/fd"), key=int):
+        try:
+            out.append(f"{fd}->{os.readlink(f'/proc/self/fd/{fd}')}")
+        except OSError:
+            pass
+    return out
+
+
 def rss_kib() -> int:
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * PAGE // 1024
@@ -324,6 +335,7 @@ def test_a_million_packets(program: tuple[str, Path]) -> None:
         run = Run(live)
         packets = generator(random.Random(int(os.environ.get("GDBSTUB_FUZZ_SEED", "18"))), live)
         fds_start = rss_start = 0
+        fds_at_start: list[str] = []
         start = time.monotonic()
         for batch in range(TOTAL // BATCH):
             for _ in range(BATCH):
@@ -334,8 +346,10 @@ def test_a_million_packets(program: tuple[str, Path]) -> None:
             run.end_batch()
             if batch == min(WARMUP_BATCHES, TOTAL // BATCH // 4):
                 fds_start, rss_start = fd_count(), rss_kib()
+                fds_at_start = fd_targets()
         seconds = time.monotonic() - start
         fds_end, rss_end = fd_count(), rss_kib()
+        fds_at_end = fd_targets()
     finally:
         live.close()
     t = run.tally
@@ -350,7 +364,7 @@ def test_a_million_packets(program: tuple[str, Path]) -> None:
     with COUNTS.open("a") as f:
         f.write(line + "\n")
     assert t["packets"] == TOTAL
-    assert fds_end == fds_start, line
+    assert fds_end == fds_start, f"{line}\nfds at start: {fds_at_start}\nfds at end: {fds_at_end}"
     assert rss_end - rss_start <= 1024 + TOTAL * 8 // 1024, line
     assert t["errors"] and t["answered"] and t["empty"] and t["changes"], line  # every path was taken
 
