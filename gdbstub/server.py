@@ -18,7 +18,7 @@ from .protocol.session import Session, SessionEnd, packet_name
 from .target.base import ResumeAction, StopEvent, StopKind
 from .target.linux.childsignal import ChildSignal
 from .target.linux.process import LaunchError, LinuxTarget
-from .target.linux.spawn import release_exit_signals
+from .target.linux.spawn import EXIT_SIGNALS, release_exit_signals
 from .transport import SEND_TIMEOUT, Connection, Listener
 
 log = get_logger("gdbstub.server")
@@ -31,9 +31,6 @@ rsp_log = get_logger("gdbstub.rsp")
 SPIN_SECONDS = 0.0
 LOG_PREFIX = 64  # packets are logged up to this many bytes (no memory contents beyond it)
 WRITE_PREFIX = 16  # of M/X packets, only this many characters of the data written
-
-
-EXIT_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
 
 
 class StubExit(BaseException):
@@ -316,6 +313,7 @@ class Server:
         if self.target.running:
             self.target.set_non_stop(False)  # the next client finds everything stopped
         return bool(self.target.processes)  # the program ended meanwhile: as when it ends with a client
+
 
 def oversized_reply(session: Session, event: framing.Oversized) -> bytes:
     """The refusal of a packet over PacketSize: E01 for a packet the stub knows, the empty

@@ -29,9 +29,8 @@ def multi_server(procs, kind, *extra):
     return spawn_server(procs, kind, ["--once", "--multi", *extra, "127.0.0.1:0"])
 
 
-def inferior_lines(srv) -> list[str]:
-    """What envargs printed about itself, pids removed."""
-    keep = ("argc=", "argv[", "env=", "cwd=")
+def inferior_lines(srv, keep: tuple[str, ...] = ("argc=", "argv[", "env=", "cwd=")) -> list[str]:
+    """The lines the program printed about itself that start with KEEP (envargs' by default)."""
     return [line.rstrip("\n") for line in srv.stdout.lines if line.startswith(keep)]
 
 
@@ -129,8 +128,7 @@ def test_program_gets_sigchld_of_its_children(procs, kind, shell):
     srv.wait_exit()
     srv.stdout.join(2)
     context = res.describe() + srv.describe()
-    lines = [line.rstrip("\n") for line in srv.stdout.lines if line.startswith(("blocked=", "sigchld="))]
-    assert lines == ["blocked=0", "sigchld=1"] * 2, context
+    assert inferior_lines(srv, ("blocked=", "sigchld=")) == ["blocked=0", "sigchld=1"] * 2, context
 
 
 def test_environment_newline_reset_and_restart(procs):

@@ -205,8 +205,7 @@ def encode(payload: bytes) -> bytes:
         if framed is not None:
             return framed
     body = _body(payload)
-    cs = (_adler32(body) - 1) & 0xFF if len(body) <= 256 else checksum(body)  # checksum() inline
-    return b"".join((b"$", body, b"#", _HEX_PAIRS[cs]))
+    return b"".join((b"$", body, b"#", _HEX_PAIRS[checksum(body)]))
 
 
 def encode_notification(payload: bytes) -> bytes:

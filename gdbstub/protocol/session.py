@@ -344,10 +344,8 @@ class Session:
             registers = b""
         if disabled and "Tthread" in disabled:  # --disable-packet=Tthread
             thread = b""
-        elif negotiated.multiprocess:
-            thread = b"thread:p%x.%x;" % (pid, tid)
         else:
-            thread = b"thread:%x;" % tid
+            thread = b"thread:%s;" % self.format_thread(pid, tid)
         extras = self.tables.stop_extras
         extra = b"".join([add(self, event) for add in extras]) if extras else b""
         core = target.thread_core(pid, tid)

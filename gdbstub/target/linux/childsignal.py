@@ -38,16 +38,16 @@ def _signalfd(signum: int) -> int:
 class ChildSignal:
     """SIGCHLD as a readable descriptor: ``fileno`` for epoll, ``drain`` once woken."""
 
-    __slots__ = ("_fd", "_old_wakeup", "_pipe_w", "signalfd")
+    __slots__ = ("_fd", "_pipe_w", "signalfd")
 
     def __init__(self) -> None:
         self._fd = -1
         self._pipe_w = -1
-        self._old_wakeup = -1
         self.signalfd = False
 
     def install(self) -> None:
-        """Start watching SIGCHLD (on the main thread, before any program is started)."""
+        """Start watching SIGCHLD (on the main thread, before the first resume: the program the
+        command line started is stopped until then, and the target polls it once adopted)."""
         signal.pthread_sigmask(signal.SIG_BLOCK, _SIGCHLD_ONLY)
         try:
             self._fd = _signalfd(signal.SIGCHLD)
@@ -57,7 +57,7 @@ class ChildSignal:
             signal.pthread_sigmask(signal.SIG_UNBLOCK, _SIGCHLD_ONLY)
         self._fd, self._pipe_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         signal.signal(signal.SIGCHLD, _ignore)
-        self._old_wakeup = signal.set_wakeup_fd(self._pipe_w, warn_on_full_buffer=False)
+        signal.set_wakeup_fd(self._pipe_w, warn_on_full_buffer=False)
 
     def fileno(self) -> int:
         return self._fd

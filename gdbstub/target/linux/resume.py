@@ -65,7 +65,8 @@ class ResumePolicy(StopEngine):
     def _resume_alone(self, t: Thread, action: ResumeAction | None) -> None:
         """All-stop with one thread and nothing kept (no event pending or queued, so no
         clone held back either): ``resume`` without its walks over the thread table. The
-        step-off, when there is one, is the same; a thread it created joins the general walk."""
+        step-off, when there is one, is the same, and so is the walk after it (a thread the
+        step-off created may be there by then)."""
         if action is not None:
             t.client_resumed(action)
         self.running = True
@@ -75,13 +76,8 @@ class ResumePolicy(StopEngine):
             event = self._step_over(t, t.take_signal())
             if event is not None:
                 self._ready.append(event)
-                return
-            if len(self.threads) != 1:
+            else:
                 self._resume_stopped()
-                return
-            if not t.stopped or t.tid not in self.threads:
-                return
-            self._resume_one(t, t.take_signal())
             return
         self._ptrace_resume(t, t.take_signal())
 

@@ -30,7 +30,7 @@ DEFAULT_OPTIONS = (
     | ptrace.O_TRACESYSGOOD
 )
 
-# The signals that end the stub (server.EXIT_SIGNALS): held from start-up until the server's
+# The signals that end the stub (the server's handlers raise StubExit): held from start-up until the server's
 # handlers are in place, so that none can end the stub between a launch and those handlers
 # without the clean-up that kills what it launched.
 EXIT_SIGNALS = (_signal.SIGTERM, _signal.SIGHUP, _signal.SIGINT)
