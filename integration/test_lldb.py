@@ -15,6 +15,7 @@ import shutil
 import signal
 import subprocess
 import threading
+import time
 from dataclasses import dataclass
 
 import harness
@@ -471,6 +472,17 @@ class LldbConsole:
         echoed = self.expect(re.escape(f"(lldb) {command}"))
         return echoed if expect is None else self.expect(expect)
 
+    def interrupt(self, tries: int = 20) -> None:
+        """`process interrupt` until the stop prints. lldb refuses it ("Process is not running")
+        while its event thread has not yet taken in the running state of the last `continue`,
+        which a loaded machine can delay past the program's blocking; nothing else is retried."""
+        for _ in range(tries):
+            said = self.run("process interrupt", r"stop reason = signal SIG(INT|STOP)|Process is not running")
+            if "not running" not in said.group(0):
+                return
+            time.sleep(0.1)
+        raise AssertionError(f"lldb never took the interrupt\n{self.describe()}")
+
     def close(self) -> None:
         assert self.proc.stdin is not None
         with contextlib.suppress(OSError):
@@ -512,14 +524,16 @@ def test_expression_after_interrupting_a_blocked_read(procs, prog):
             assert found, console.describe()
             pid = int(found.group(1))
             _blocked_in_read(pid)
-            console.run("process interrupt", r"stop reason = signal SIG(INT|STOP)")
+            console.interrupt()
             answer = console.run("expression (int)answer(20)", r"^\(int\) \$0 = (\d+)|error:")
             own = console.run("expression (int)getpid()", r"^\(int\) \$1 = (\d+)|error:")
             console.run("continue", r"Process \d+ resuming")
             _blocked_in_read(pid)  # the interrupted read was restarted, not lost or crashed
-            console.run("process interrupt", r"stop reason = signal SIG(INT|STOP)")
+            console.interrupt()
             calls = console.run("expression calls", r"^\(int\) \$2 = (\d+)|error:")
             console.run("kill", r"Process \d+ exited with status = 9")
+        except AssertionError as failed:
+            raise AssertionError(f"{failed}\n{server.describe()}") from None
         finally:
             console.close()
         assert server.wait_exit(harness.EXIT_TIMEOUT) is not None, server.describe()
