@@ -128,6 +128,15 @@ def read_proc(pid: int) -> ProcInfo | None:
     return ProcInfo(pid, comm, rest[0], int(rest[1]), int(rest[2]), int(rest[3]))
 
 
+def user_ticks(pid: int) -> int:
+    """The user CPU time PID has had, in clock ticks (0 once it is gone)."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return 0
+    return int(raw[raw.rindex(")") + 2 :].split()[11])
+
+
 def all_procs() -> Iterator[ProcInfo]:
     for entry in os.listdir("/proc"):
         if entry.isdigit():

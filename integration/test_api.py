@@ -8,7 +8,6 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
-import time
 
 import harness
 import pytest
@@ -144,8 +143,11 @@ def test_attach_and_leave_running(procs: ProcessTracker):
         assert client.last_stop is not None and client.last_stop.tid == pid
         spins = client.symbol("spins", busy)
         before = int.from_bytes(client.read_memory(spins, 8), "little")
+        ran = harness.user_ticks(pid)
         client.cont_async()
-        time.sleep(0.2)  # let it spin a while
+        # It spins in user space: two more ticks of its user time and the counter has moved
+        # (a fixed sleep is not enough on a loaded machine that gives it no CPU meanwhile).
+        assert wait_until(lambda: harness.user_ticks(pid) >= ran + 2, 60, 0.01), "the program never ran"
         client.interrupt()
         assert int.from_bytes(client.read_memory(spins, 8), "little") > before
         stub = server.process.pid

@@ -327,7 +327,7 @@ def test_packets_while_the_program_runs(stub: Callable[..., Server]) -> None:
         assert not client.request(b"g").startswith(b"E")
         before = int.from_bytes(bytes.fromhex(client.request(b"m%x,8" % spins).decode()), "little")
         client.send(b"vCont;c")
-        time.sleep(0.2)
+        assert counting(inferior, spins, before), "the program never ran"
         client.send_raw(b"\x03")
         assert stop_reply_ok(client.receive())
         after = int.from_bytes(bytes.fromhex(client.request(b"m%x,8" % spins).decode()), "little")
@@ -414,6 +414,12 @@ def reconnect(server: Server) -> RawClient:
             time.sleep(0.05)
 
 
+def counting(pid: int, spins: int, before: int) -> bool:
+    """Wait (bounded) until the running program's spin counter, read from its memory directly,
+    is past BEFORE: a fixed sleep may give it no CPU at all on a loaded machine."""
+    return wait_until(lambda: int.from_bytes(read_mem(pid, spins, 8), "little") > before, 60, 0.01)
+
+
 def test_client_vanishes_while_stopped_then_another_gets_a_fresh_program(stub: Callable[..., Server]) -> None:
     """Issue 2: a launched program does not outlive its client; the next client debugs a fresh
     launch (gdbserver would keep the old process)."""
@@ -455,7 +461,7 @@ def test_client_vanishes_while_running(stub: Callable[..., Server]) -> None:
         first = int.from_bytes(bytes.fromhex(client.request(b"m%x,8" % spins).decode()), "little")
         assert first == 0  # fresh: not run yet
         client.send(b"vCont;c")
-        time.sleep(0.2)
+        assert counting(fresh, spins, first), "the program never ran"
         client.send_raw(b"\x03")
         assert stop_reply_ok(client.receive())
         later = int.from_bytes(bytes.fromhex(client.request(b"m%x,8" % spins).decode()), "little")

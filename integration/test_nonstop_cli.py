@@ -111,6 +111,17 @@ def _counter(gdb: Cli, index: int) -> int:
     return int(gdb.cmd(f"print counters[{index}]").split("=")[-1])
 
 
+def _counters_move(gdb: Cli, indices: range, before: list[int], timeout: float = TIMEOUT) -> list[int]:
+    """counters[INDICES] read again until each is past BEFORE, or TIMEOUT passes (a bound: a
+    running thread on a loaded machine may wait a while for the CPU); the caller asserts."""
+    deadline = time.monotonic() + timeout
+    while True:
+        after = [_counter(gdb, i) for i in indices]
+        if all(a > b for a, b in zip(after, before, strict=True)) or time.monotonic() > deadline:
+            return after
+        time.sleep(0.1)
+
+
 NONSTOP = pytest.mark.parametrize("cli", ["nonstop", "nonstop-32"], indirect=True)
 THREADLIFE = pytest.mark.parametrize("cli", ["threadlife", "threadlife-32"], indirect=True)
 
@@ -130,9 +141,9 @@ def test_cli_session(cli: tuple[Cli, Server]) -> None:
     assert sum("(running)" in r for r in rows.values()) == NTHREADS, rows
     assert "marker (id=0)" in rows[stopped], rows
     # The others count on while thread `stopped` waits.
-    before = _counter(gdb, 1)
-    time.sleep(0.3)
-    assert _counter(gdb, 1) > before
+    before = [_counter(gdb, 1)]
+    after = _counters_move(gdb, range(1, 2), before)
+    assert after[0] > before[0], (before, after)
     # thread N: its registers and stack, while the others run.
     assert f"Switching to thread {stopped}" in gdb.cmd(f"thread {stopped}")
     bt = gdb.cmd("bt")
@@ -151,15 +162,15 @@ def test_cli_session(cli: tuple[Cli, Server]) -> None:
     # continue -a &: every thread runs again (thread 0 too, off the breakpoint it sat at).
     counts = [_counter(gdb, i) for i in range(NTHREADS)]
     gdb.cmd("continue -a &")
-    time.sleep(0.3)
     rows = _threads(gdb.cmd("info threads"))
     assert all("(running)" in r for r in rows.values()), rows
-    assert all(_counter(gdb, i) > counts[i] for i in range(NTHREADS))
-    # One thread stopped alone, then continued alone.
+    after = _counters_move(gdb, range(NTHREADS), counts)
+    assert all(a > b for a, b in zip(after, counts, strict=True)), (counts, after)
+    # One thread stopped alone, then continued alone: every thread's stop printed first.
     mark = len(gdb.out)
     gdb.cmd("interrupt -a")
-    gdb.expect(r'Thread \d+ "[^"]*" stopped\.', mark)
-    time.sleep(0.5)
+    for _ in range(NTHREADS + 1):
+        mark = gdb.expect(r'Thread \d+ "[^"]*" stopped\.', mark).end()
     gdb.cmd(f"thread {stopped}")
     gdb.cmd("continue &")
     rows = _threads(gdb.cmd("info threads"))
@@ -275,8 +286,7 @@ def test_cli_step_one_thread_while_others_run(cli: tuple[Cli, Server]) -> None:
     assert [n for n, r in rows.items() if "(running)" not in r] == [stopped], rows
     assert "spin (arg=0x0)" in rows[stopped], rows
     before = [_counter(gdb, i) for i in range(1, NTHREADS)]
-    time.sleep(0.3)
-    after = [_counter(gdb, i) for i in range(1, NTHREADS)]
+    after = _counters_move(gdb, range(1, NTHREADS), before)
     assert all(a > b for a, b in zip(after, before, strict=True)), (before, after, gdb.out[-3000:])
     # A breakpoint the others hit while this thread steps: each hit reported on its own.
     mark = len(gdb.out)

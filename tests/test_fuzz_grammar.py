@@ -32,6 +32,7 @@ from test_fuzz_session import Live, build_program, symbol
 from gdbstub.protocol import hostio
 from gdbstub.protocol.session import SessionEnd, packet_name
 from gdbstub.target.base import StopEvent, StopKind
+from gdbstub.target.linux.threads import task_state
 
 TOTAL = 500_000 if FUZZ else 20_000  # packets per word size
 BATCH = 1000
@@ -241,19 +242,25 @@ class Run:
     def settle(self, event: StopEvent) -> None:
         """After a resume: a program the resume killed may report a thread's exit ('w', with
         QThreadEvents) before its own end, and stay readable for a moment. Take its events
-        until it is gone, or for 2 s (a program that lost a thread and lives on)."""
+        until it is gone, or until every thread left is in its ptrace-stop (a program that
+        lost a thread and lives on: in all-stop, nothing of it runs after a report)."""
         live, s = self.live, self.live.session
         assert s is not None
         if event.kind is not StopKind.THREAD_EXITED:
             return
-        deadline = time.monotonic() + 2
-        while live.alive() and time.monotonic() < deadline:
+        deadline = time.monotonic() + 30  # only a bound: the end of a killed program is waited for
+        while live.alive() and self.ending() and time.monotonic() < deadline:
             event = live.target.poll()
             if event is None:
                 time.sleep(0.001)
                 continue
             self.recent.append((b"(then: %s %d)" % (event.kind.value.encode(), event.tid), s.on_stop(event)))
         self.tally["deaths_after_a_thread_exit" if not live.alive() else "thread_exits"] += 1
+
+    def ending(self) -> bool:
+        """Some thread of the program has left its ptrace-stop: the kernel's SIGKILL of an
+        exit_group or a fatal signal, its end still to be reported."""
+        return any(task_state(t.pid, t.tid) not in ("t", "T") for t in self.live.target.threads.values())
 
     def check_unchanged(self, why: str) -> None:
         if self.snapshot() != self.baseline:

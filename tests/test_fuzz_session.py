@@ -32,6 +32,7 @@ from gdbstub.target.linux.process import LinuxTarget
 WALL = 0x40000000
 
 EXAMPLES = 5000 if FUZZ else 150
+STARTUP_LIMIT = 60.0  # seconds for the program to reach ready() (a loaded machine may take a while)
 fuzz = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
 COUNTS = ROOT / "build" / "reliability-counts.txt"
 
@@ -52,13 +53,14 @@ int main(void)
 }
 """
 
-def build_program(directory: Path, bits: str = "64") -> Path:
+def build_program(directory: Path, bits: str = "64", source: str = PROGRAM, name: str = "fuzz_target") -> Path:
+    """SOURCE (the fuzz target unless told) built as a BITS-bit program in DIRECTORY."""
     gcc = shutil.which("gcc")
     if gcc is None:
         pytest.skip("gcc is needed to build the fuzz target")
-    src = directory / "fuzz_target.c"
-    src.write_text(PROGRAM)
-    exe = directory / f"fuzz_target-{bits}"
+    src = directory / f"{name}.c"
+    src.write_text(source)
+    exe = directory / f"{name}-{bits}"
     flags = ["-m32"] if bits == "32" else []
     done = subprocess.run([gcc, *flags, "-g", "-O0", "-no-pie", "-pthread", "-o", str(exe), str(src)],
                           capture_output=True, timeout=60, check=False)
@@ -98,9 +100,14 @@ class Live:
         # Run to ready(): both threads exist, the program is in its steady state.
         assert s.handle(b"Z0,%x,1" % self.ready) == b"OK"
         assert s.handle(b"vCont;c") is None
-        event = self.wait_stop()
+        # No interrupt here (wait_stop's would stop a program still loading on a busy machine,
+        # before main even made its second thread): the stop must be the one at ready().
+        event = self.wait_stop(quiet=STARTUP_LIMIT, limit=STARTUP_LIMIT)
         assert event is not None, "fuzz target never reached ready()"
         s.on_stop(event)
+        stopped = self.target.threads.get(event.tid)
+        assert stopped is not None and self.target.get_pc(stopped) == self.ready, event
+        assert len(self.target.threads) == 2, self.target.threads
         assert s.handle(b"z0,%x,1" % self.ready) == b"OK"
 
     def wait_stop(self, quiet: float = 0.02, limit: float = 10.0) -> StopEvent | None:
@@ -128,23 +135,7 @@ class Live:
 
     def close(self) -> None:
         self.target.close()
-        for pid in self.launched:  # a detached program runs free: end it here
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        # Reap every task, threads included (a traced thread's exit is ours to collect, or the
-        # leader can never be reaped); bounded, so a stuck task fails the test instead of hanging it.
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                got, _ = os.waitpid(-1, os.WNOHANG | WALL)
-            except ChildProcessError:
-                break
-            if got == 0:
-                time.sleep(0.005)
-        else:
-            raise AssertionError("launched programs could not be reaped")
+        end_programs(self.launched)
         self.launched.clear()
 
     def tasks_known(self) -> None:
@@ -153,6 +144,26 @@ class Live:
         tasks = {int(t) for t in os.listdir(f"/proc/{pid}/task")}
         known = {tid for tid, t in self.target.threads.items() if t.pid == pid}
         assert tasks == known, (tasks, known)
+
+
+def end_programs(pids: list[int]) -> None:
+    """Kill PIDS (a detached program runs free) and reap every task, threads included (a
+    traced thread's exit is ours to collect, or the leader can never be reaped); bounded,
+    so a stuck task fails the test instead of hanging it."""
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            got, _ = os.waitpid(-1, os.WNOHANG | WALL)
+        except ChildProcessError:
+            return
+        if got == 0:
+            time.sleep(0.005)
+    raise AssertionError("launched programs could not be reaped")
 
 
 @pytest.fixture(scope="module", params=["64", "32"], ids=["x86_64", "i386"])

@@ -100,7 +100,10 @@ class StopEngine(StatusDecoder):
                 self.running = False
                 alone.reported()
                 return event
+        known = len(self.threads)
         self._stop_all()
+        if len(self.threads) < known or self._deferred:
+            event = self._unless_ending(event)
         trigger = self.threads.get(event.tid)
         if trigger is not None and not self._stepping(trigger):
             steppers = [t for t in self.threads.values()
@@ -111,6 +114,36 @@ class StopEngine(StatusDecoder):
                 event = chosen.event_taken()
         self._end_resume()
         return event
+
+    def _unless_ending(self, event: StopEvent) -> StopEvent:
+        """Threads went while stopping all. When their process is ending (exit_group, a fatal
+        signal: the kernel's SIGKILL takes every thread out of its ptrace-stop), the stop
+        reaped just before is stale and its thread's registers are gone: report the end."""
+        t = self.threads.get(event.tid)
+        if t is None or task_state(t.pid, t.tid) in ("t", "T"):
+            return event
+        return self._process_end(t.pid) or event
+
+    def _process_end(self, pid: int) -> StopEvent | None:
+        """Reap an ending process's threads until its exit (the leader reports last); None
+        if it does not come (bounded: the exit is only inferred from a thread left its stop)."""
+        deadline = time.monotonic() + 5 * STOP_TIMEOUT
+        while True:
+            for i, gone in enumerate(self._deferred):
+                if gone.pid == pid and gone.kind in (StopKind.EXITED, StopKind.TERMINATED):
+                    return self._deferred.pop(i)
+            if pid not in self.processes or time.monotonic() > deadline:
+                return None
+            try:
+                tid, status = os.waitpid(-1, os.WNOHANG | ptrace.WALL)
+            except ChildProcessError:
+                return None
+            if tid == 0:
+                time.sleep(0.0005)
+            elif os.WIFSTOPPED(status) and self.pid_of(tid) == pid:
+                continue  # a stop on its way out: nothing of it can be read any more
+            else:
+                self._collect(tid, status)
 
     def _end_resume(self) -> None:
         self.running = False

@@ -1,0 +1,114 @@
+"""All-stop races with a process that ends while a stop of one of its threads is being
+reported, made wide on purpose so they happen every run.
+
+Found by test_fuzz_grammar under CPU starvation: `S05` kept SIGTRAP for a thread whose event
+was reported first; the next `vCont;s:0;c` stepped it with the signal, which kills the whole
+process, and the other thread's SIGTRAP stop was reaped just before the kernel's SIGKILL took
+it out of its ptrace-stop. The stub reported that stale stop, and the client's register read
+got ESRCH. Here the process's end comes from its own exit_group, at the same point: after the
+trigger's stop is reaped, before the other threads are stopped.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+from test_fuzz_session import build_program, end_programs, symbol
+
+from gdbstub.protocol.registry import new_session
+from gdbstub.target.base import StopEvent, StopKind
+from gdbstub.target.linux import threads
+from gdbstub.target.linux.process import LinuxTarget
+
+PROGRAM = r"""
+#include <pthread.h>
+#include <signal.h>
+#include <unistd.h>
+volatile unsigned long hits;
+__attribute__((noinline)) void ready(void) { hits++; }
+__attribute__((noinline)) void hit(void) { hits++; }
+/* Blocks until the test writes to its stdin, then ends the whole process: exit_group, or
+   a fatal signal (SIGKILL: ptrace stops no thread for it). */
+static void *ender(void *arg)
+{
+    char c;
+    if (read(0, &c, 1) == 1) {
+        if (c == 'k')
+            kill(getpid(), SIGKILL);
+        _exit(7);
+    }
+    return arg;
+}
+int main(void)
+{
+    pthread_t t;
+    pthread_create(&t, 0, ender, 0);
+    usleep(1000);
+    ready();
+    for (;;) hit();
+}
+"""
+
+
+def wait_stop(target: LinuxTarget, limit: float = 30.0) -> StopEvent:
+    """The next stop, without interrupting the program (bounded)."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        event = target.poll()
+        if event is not None:
+            return event
+        time.sleep(0.0005)
+    raise AssertionError("no stop reported")
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize(("bits", "how", "end"), [("64", b"x", b"W07"), ("32", b"x", b"W07"), ("64", b"k", b"X09")],
+                         ids=["exit-64", "exit-32", "signal-64"])
+def test_process_ends_while_a_stop_is_reported(tmp_path: Path, bits: str, how: bytes, end: bytes) -> None:
+    exe = build_program(tmp_path, bits, PROGRAM, "ender")
+    stdin_r, stdin_w = os.pipe()
+    target = LinuxTarget()
+    pid = target.launch([str(exe)], stdio_fds=(stdin_r, 1, 2))
+    os.close(stdin_r)
+    try:
+        s = new_session(target)
+        s.handle(b"qSupported:multiprocess+;swbreak+;hwbreak+")
+        assert s.handle(b"Z0,%x,1" % symbol(exe, "ready")) == b"OK"
+        assert s.handle(b"vCont;c") is None
+        s.on_stop(wait_stop(target))
+        assert len(target.threads) == 2
+        assert s.handle(b"z0,%x,1" % symbol(exe, "ready")) == b"OK"
+        assert s.handle(b"Z0,%x,1" % symbol(exe, "hit")) == b"OK"
+
+        # The race, made wide: the leader's breakpoint stop is reaped; before the stub stops
+        # the other thread, that thread ends the process, and the kernel's SIGKILL takes the
+        # leader out of its ptrace-stop.
+        stop_all = target._stop_all
+        ended = []
+
+        def process_ends_first() -> None:
+            if not ended:
+                ended.append(True)
+                os.write(stdin_w, how)
+                deadline = time.monotonic() + 30
+                while threads.task_state(pid, pid) in ("t", "T") and time.monotonic() < deadline:
+                    time.sleep(0.001)
+                assert threads.task_state(pid, pid) not in ("t", "T"), "the leader never left its stop"
+            stop_all()
+
+        target._stop_all = process_ends_first  # type: ignore[method-assign]
+        assert s.handle(b"vCont;c") is None
+        event = wait_stop(target)
+        reply = s.on_stop(event)
+        assert ended, "the leader's stop did not come first"
+        # The process's end, not a stop of a thread whose registers cannot be read any more.
+        assert event.kind in (StopKind.EXITED, StopKind.TERMINATED), (event, reply)
+        assert reply is not None and reply.startswith(end), reply
+        assert not target.processes
+    finally:
+        os.close(stdin_w)
+        target.close()
+        end_programs([pid])
