@@ -199,11 +199,18 @@ def _body(payload: bytes) -> bytes:
 
 
 def encode(payload: bytes) -> bytes:
-    """Frame a reply payload: escape it and add the checksum (one copy of the body)."""
-    if len(payload) <= 3:
-        framed = _FRAMED.get(payload)
-        if framed is not None:
-            return framed
+    """Frame a reply payload: escape it and add the checksum (one copy of the body).
+
+    A small plain reply (a stop reply, an `m` of a few words: two a step) is framed here
+    without the calls of ``_body`` and ``checksum``: adler32 sums it exactly."""
+    size = len(payload)
+    if size <= 256 and type(payload) is bytes:
+        if size <= 3:
+            framed = _FRAMED.get(payload)
+            if framed is not None:
+                return framed
+        if payload.isalnum() or len(payload.translate(None, _SPECIAL)) == size:
+            return b"".join((b"$", payload, b"#", _HEX_PAIRS[(_adler32(payload) - 1) & 0xFF]))
     body = _body(payload)
     return b"".join((b"$", body, b"#", _HEX_PAIRS[checksum(body)]))
 

@@ -122,22 +122,22 @@ def set_options(pid: int, options: int) -> None:
     ptrace(SETOPTIONS, pid, 0, options)
 
 
-def _resume(request: int, tid: int, sig: int) -> None:
+def resume(request: int, tid: int, sig: int) -> None:
     """CONT, SINGLESTEP or SYSCALL: every argument a small int (see ``_ptrace_plain``)."""
     if _ptrace_plain(request, tid, 0, sig) == -1:
         _raise_errno()
 
 
 def cont(tid: int, sig: int = 0) -> None:
-    _resume(CONT, tid, sig)
+    resume(CONT, tid, sig)
 
 
 def singlestep(tid: int, sig: int = 0) -> None:
-    _resume(SINGLESTEP, tid, sig)
+    resume(SINGLESTEP, tid, sig)
 
 
 def syscall(tid: int, sig: int = 0) -> None:
-    _resume(SYSCALL, tid, sig)
+    resume(SYSCALL, tid, sig)
 
 
 def attach(pid: int) -> None:

@@ -22,6 +22,7 @@ from . import ptrace
 from .memory import ProcessMemory
 
 log = get_logger("gdbstub.target")
+_FIELDS_AFTER_CORE = 0  # fields after 'processor' in /proc/PID/task/TID/stat (this kernel's, once read)
 
 
 class ThreadState(enum.StrEnum):
@@ -388,7 +389,13 @@ class ThreadTable:
                 fd = os.open(f"/proc/{pid}/task/{tid}/stat", os.O_RDONLY | os.O_CLOEXEC)
                 self._stat_fds[tid] = fd
             stat = os.pread(fd, 4096, 0)
-            return int(stat[stat.rindex(b")") + 2 :].split(None, 37)[36])
+            global _FIELDS_AFTER_CORE
+            if not _FIELDS_AFTER_CORE:
+                # 'processor' is the 37th field after the name; counted from the end (as
+                # many fields follow it on every line of this kernel), it is split out of
+                # the line without cutting the name off or splitting the 36 before it.
+                _FIELDS_AFTER_CORE = len(stat[stat.rindex(b")") + 2 :].split()) - 37
+            return int(stat.rsplit(None, _FIELDS_AFTER_CORE + 1)[1])
         except (OSError, ValueError, IndexError):
             if fd is not None:
                 os.close(self._stat_fds.pop(tid))
