@@ -158,21 +158,23 @@ class Server:
             listener_fd = self.listener.fileno()
             sel.register(listener_fd, select.EPOLLIN)
 
-        logging_on = rsp_log.isEnabledFor  # asked each time: monitor set remote-debug may change it
+        # Asked each time (monitor set remote-debug may change it), but only once logging is
+        # imported: before that nothing can have turned it on, and a dict look-up says so.
+        logging_on, modules = rsp_log.isEnabledFor, sys.modules
         encode, conn_send, handle, poll_target = framing.encode, conn.send, session.handle, self._poll_target
         drain = self.child_signal.drain
 
         def send(payload: bytes) -> None:
             nonlocal last_sent
             packet = encode(payload)
-            if logging_on(DEBUG):
+            if "logging" in modules and logging_on(DEBUG):
                 rsp_log.debug("-> %s", _clip(packet))
             last_sent = packet
             conn_send(packet)
 
         def on_packet(data: bytes) -> None:
             """One packet: its reply, or after a resume the stop if it is there already."""
-            if logging_on(DEBUG):
+            if "logging" in modules and logging_on(DEBUG):
                 rsp_log.debug("<- %s", _clip(data))
             if not negotiated.no_ack:
                 conn_send(b"+")

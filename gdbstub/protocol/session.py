@@ -199,7 +199,8 @@ class Session:
         access) are answered E01 quietly, and any other exception, a handler bug,
         is logged with its traceback and answered E01 too. Only SessionEnd (the client's own request) leaves.
         """
-        name = packet_name(data)
+        # packet_name's first steps, without its call: a letter, or vCont (every resume)
+        name = (_LETTERS[data[0]] or ("vCont" if data.startswith(b"vCont;") else packet_name(data))) if data else ""
         handler = self.tables.handlers.get(name)
         if handler is None:
             return b""
@@ -307,6 +308,9 @@ class Session:
         raise OSError(3, "no thread")
 
     def current_pid(self) -> int:
+        t = self.target.threads.get(self.selected.general.tid)  # Hg's thread: current_tid's first answer
+        if t is not None:
+            return t.pid
         pid = self.target.pid_of(self.current_tid())
         if pid is None:
             raise OSError(3, "no process")
@@ -417,6 +421,7 @@ _GDB_UNKNOWN = signals.GDB_UNKNOWN
 
 _LETTERS = tuple("" if chr(c) in "qQvj_" else chr(c) for c in range(256))  # one-letter packet names
 _NAMES: dict[bytes, str] = {}  # the word of q/Q/v/j/_ packets -> its name (a few dozen)
+_NAMES_BY_PACKET: dict[bytes, str] = {}  # short packets seen lately -> their name
 
 
 def packet_name(data: bytes) -> str:
@@ -428,6 +433,19 @@ def packet_name(data: bytes) -> str:
         return letter
     if data.startswith(b"vCont;"):  # the hot one of them: every resume
         return "vCont"
+    known = _NAMES_BY_PACKET.get(data)  # QPassSignals, QThreadOptions: the same around every hit
+    if known is not None:
+        return known
+    name = _word_name(data)
+    if len(data) <= 64:
+        if len(_NAMES_BY_PACKET) >= 256:
+            _NAMES_BY_PACKET.clear()
+        _NAMES_BY_PACKET[data] = name
+    return name
+
+
+def _word_name(data: bytes) -> str:
+    """The name of a q/Q/v/j/_ packet: its word, up to the first separator."""
     first = chr(data[0])
     end = len(data)
     for sep in _NAME_ENDS:  # the word ends at the first separator after its letter

@@ -219,7 +219,8 @@ class StatusDecoder(MemoryAndBreakpoints):
                 return None
             reason, address = None, 0  # the step itself is done: report that
         if reason is None and kind == "r" and t.resumed and code not in (SI_KERNEL, TRAP_BRKPT):
-            if self._in_range(t):
+            action = t.action
+            if action.start <= self.get_pc(t) < action.end:  # _in_range, inlined: every step of a range
                 # Still inside the range: step on (or, while stopping all, just stay).
                 if not collecting and self.running:
                     self._ptrace_resume(t, 0)

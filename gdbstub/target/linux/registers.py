@@ -181,8 +181,11 @@ class RegisterFile(ThreadTable):
 
     def expedite_text(self, tid: int) -> bytes:
         """The expedited registers as a stop reply carries them: b'06:HEX;07:HEX;10:HEX;'."""
-        t = self._thread(tid)
-        arch = self.arch(t.pid)
+        t = self.threads.get(tid)
+        if t is None:
+            t = self._thread(tid)  # raises
+        proc = self.processes.get(t.pid)  # self.arch(t.pid), without its call when the client reads target.xml
+        arch = proc.arch if proc is not None and self.xml_registers else self.arch(t.pid)
         layout = _LAYOUTS.get(id(arch)) or stop_layout(arch)
         template = layout.expedite_template
         if template is None:

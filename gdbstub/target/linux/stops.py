@@ -36,13 +36,8 @@ class StopEngine(StatusDecoder):
 
     def poll(self) -> StopEvent | None:
         """Reap every wait status ready now; return a stop to report, if any."""
-        event = self._poll()
-        if event is not None and self.tracer.sites:
-            stepped_onto_tracepoint(self, event)  # a step ending at a tracepoint is its hit
-        return event
-
-    def _poll(self) -> StopEvent | None:
         ready = self._ready
+        event: StopEvent | None
         while True:
             if ready:
                 event = ready.pop(0)
@@ -50,16 +45,21 @@ class StopEngine(StatusDecoder):
                     self._reported(event)
                 else:
                     self._end_resume()
-                return event
+                break
             try:
                 tid, status = _waitpid(-1, _WNOHANG_WALL)
             except ChildProcessError:
                 tid = 0
             if tid == 0:
-                return self._no_resumed()
+                event = self._no_resumed()
+                break
             found = self._decode_safely(tid, status)
             if found is not None:
-                return self._report(found)
+                event = self._report(found)
+                break
+        if event is not None and self.tracer.sites:
+            stepped_onto_tracepoint(self, event)  # a step ending at a tracepoint is its hit
+        return event
 
     def _decode_safely(self, tid: int, status: int) -> StopEvent | None:
         """``_on_status``, but a status it fails on (a ptrace race, a bug) is still reported:

@@ -246,8 +246,8 @@ class Thread:
         self.resumed = True
         if action.signal:
             self.deliver = action.signal  # kept until the thread really runs
-        if self.stopped:
-            self.state = self._at_rest()
+        if self.stopped:  # _at_rest(), inlined: every resume
+            self.state = STOPPED_PENDING if self.pending is not None else PAUSED
 
     def stop_requested(self) -> None:
         """Non-stop vCont;t: its coming SIGSTOP is reported as a stop with signal 0."""
