@@ -153,7 +153,7 @@ class RegisterFile(ThreadTable):
         arch = self.arch(t.pid)
         if not 0 <= pc < 1 << (8 * arch.word):  # e.g. a 64-bit address for a 32-bit program
             raise OSError(errno.EINVAL, f"no such address for this program: {pc:#x}")
-        layout = stop_layout(arch)
+        layout = _LAYOUTS.get(id(arch)) or stop_layout(arch)
         if layout.pc >= 0:
             # A plain user register (every breakpoint hit rewinds it): one POKEUSER of its
             # 8-byte slot (eip's upper half zero, as arch.write fills it), the stop's
