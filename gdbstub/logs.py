@@ -22,6 +22,7 @@ INFO = 20
 WARNING = 30
 ERROR = 40
 
+_modules = sys.modules
 _standalone = False  # the command line owns logging: its handler is installed on demand
 _debug_file: str | None = None
 _configured = False
@@ -45,8 +46,15 @@ class Logger:
         return self._logger
 
     def isEnabledFor(self, level: int) -> bool:  # logging's name
-        real = self._logger or self._real()
-        return level >= WARNING if real is None else real.isEnabledFor(level)
+        """Asked twice a packet: without ``logging`` loaded, one dict look-up and no call."""
+        real = self._logger
+        if real is None:
+            if "logging" not in _modules:
+                return level >= WARNING
+            real = self._real()
+            if real is None:
+                return level >= WARNING
+        return real.isEnabledFor(level)
 
     def _log(self, level: int, msg: str, args: tuple[object, ...], exc_info: bool = False) -> None:
         real = self._logger or self._real()

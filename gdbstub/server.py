@@ -15,7 +15,7 @@ from .logs import DEBUG, get_logger
 from .protocol import framing
 from .protocol.registry import new_session
 from .protocol.session import Session, SessionEnd, packet_name
-from .target.base import ResumeAction, StopEvent, StopKind
+from .target.base import STOP_EXITED, STOP_TERMINATED, ResumeAction, StopEvent, StopKind
 from .target.linux.childsignal import ChildSignal
 from .target.linux.process import LaunchError, LinuxTarget
 from .target.linux.spawn import EXIT_SIGNALS, release_exit_signals
@@ -158,23 +158,44 @@ class Server:
             listener_fd = self.listener.fileno()
             sel.register(listener_fd, select.EPOLLIN)
 
-        logging_on = rsp_log.isEnabledFor  # asked each time: monitor set remote-debug may change it
-        encode, conn_send, dispatch = framing.encode, conn.send, self._dispatch
+        # Asked each time (monitor set remote-debug may change it), but only once logging is
+        # imported: before that nothing can have turned it on, and a dict look-up says so.
+        logging_on, modules = rsp_log.isEnabledFor, sys.modules
+        encode, conn_send, handle, poll_target = framing.encode, conn.send, session.handle, self._poll_target
+        drain = self.child_signal.drain
 
         def send(payload: bytes) -> None:
             nonlocal last_sent
             packet = encode(payload)
-            if logging_on(DEBUG):
+            if "logging" in modules and logging_on(DEBUG):
                 rsp_log.debug("-> %s", _clip(packet))
             last_sent = packet
             conn_send(packet)
 
         def on_packet(data: bytes) -> None:
-            if logging_on(DEBUG):
+            """One packet: its reply, or after a resume the stop if it is there already."""
+            if "logging" in modules and logging_on(DEBUG):
                 rsp_log.debug("<- %s", _clip(data))
             if not negotiated.no_ack:
                 conn_send(b"+")
-            dispatch(session, data, send)
+            was_running = status.running
+            reply = handle(data)
+            if reply is not None:
+                send(reply)
+            elif status.running and not was_running:
+                # A resume: poll once before going back to epoll (an event kept from the
+                # last stop is there at once, and a step is often done by now); a stop
+                # found here saves the SIGCHLD -> signalfd -> epoll round trip.
+                deadline = time.perf_counter() + SPIN_SECONDS if SPIN_SECONDS else 0.0
+                while not poll_target(session, send):
+                    if not deadline or time.perf_counter() > deadline:
+                        break
+                else:
+                    if not session.nonstop.on:
+                        # Stopped while we polled: that stop's SIGCHLD is pending by
+                        # now; take it here instead of waking up for it later.
+                        # All-stop: nothing else runs, and the next resume polls first.
+                        drain()
 
         session.notify = send
 
@@ -189,8 +210,8 @@ class Server:
             while True:
                 for fd, _ in sel.poll():
                     if fd == child_fd:
-                        self.child_signal.drain()
-                        self._poll_target(session, send)
+                        drain()
+                        poll_target(session, send)
                     elif fd == listener_fd:
                         if conn.hung_up():  # a client reconnecting: it is next once this one is gone
                             log.info("client disconnected")
@@ -238,26 +259,6 @@ class Server:
             sel.close()
             session.close()  # release what the session holds (vFile descriptors)
 
-    def _dispatch(self, session: Session, data: bytes, send: Callable[[bytes], None]) -> None:
-        status = session.status
-        was_running = status.running
-        reply = session.handle(data)
-        if reply is not None:
-            send(reply)
-        elif status.running and not was_running:
-            # A resume: poll (for SPIN_SECONDS) before going back to epoll; a stop
-            # found here saves the SIGCHLD -> signalfd -> epoll round trip.
-            deadline = time.perf_counter() + SPIN_SECONDS if SPIN_SECONDS else 0.0
-            while not self._poll_target(session, send):
-                if not deadline or time.perf_counter() > deadline:
-                    break
-            else:
-                if not session.nonstop.on:
-                    # Stopped while we polled: that stop's SIGCHLD is pending by
-                    # now; take it here instead of waking up for it later.
-                    # All-stop: nothing else runs, and the next resume polls first.
-                    self.child_signal.drain()
-
     def _poll_target(self, session: Session, send: Callable[[bytes], None]) -> bool:
         """Report the stops that are ready; returns whether the session is stopped now."""
         # All-stop: one stop ends the run. Non-stop: every thread's stop is an
@@ -272,7 +273,7 @@ class Server:
             if event is None:
                 break
             kind = event.kind
-            if kind is StopKind.EXITED or kind is StopKind.TERMINATED:
+            if kind is STOP_EXITED or kind is STOP_TERMINATED:
                 _say_exit(event)
                 if not self.target.processes and self.launcher.terminal is not None:
                     self.launcher.terminal.restore()  # nothing runs on it now: the stub takes it back

@@ -29,11 +29,34 @@ def _thread_options(s: Session) -> int:
     return int(getattr(s.target, "thread_options_supported", 0))
 
 
+# What a QThreadOptions packet sets, by the packet, the options supported and the threads
+# there are: gdb 14+ sends one before every resume (`QThreadOptions;0;2:p1f.1f` per stepi).
+_OptionsKey = tuple[bytes, int, int, tuple[tuple[int, int], ...]]
+_OPTION_PLANS: dict[_OptionsKey, tuple[tuple[int, int], ...]] = {}
+
+
 def q_thread_options(s: Session, args: bytes) -> bytes:
     """``QThreadOptions;OPTS[:PTID]...`` (gdb 14+): each entry sets the options of the threads
     its ptid matches (none: all), a later entry wins; threads no entry matches keep theirs, as
     in gdbserver. Nothing changes unless the whole packet is valid."""
-    supported = _thread_options(s)
+    target = s.target
+    key = (args, _thread_options(s), target.pid, tuple(target.thread_ids()))
+    plan = _OPTION_PLANS.get(key)
+    if plan is None:
+        found = _options_plan(s, args, key[1])
+        if isinstance(found, bytes):
+            return found
+        if len(_OPTION_PLANS) >= 64:
+            _OPTION_PLANS.clear()
+        plan = _OPTION_PLANS[key] = found
+    threads = target.threads
+    for tid, options in plan:
+        threads[tid].options = options
+    return OK
+
+
+def _options_plan(s: Session, args: bytes, supported: int) -> tuple[tuple[int, int], ...] | bytes:
+    """The (thread, options) a QThreadOptions packet sets, or the error reply."""
     if not args.startswith(b";") or not supported:
         return E01
     chosen: dict[int, int] = {}
@@ -51,9 +74,7 @@ def q_thread_options(s: Session, args: bytes) -> bytes:
         for pid, tid in s.target.thread_ids():
             if ptid is None or (ptid.pid in (-1, 0, pid) and ptid.tid in (-1, 0, tid)):
                 chosen[tid] = options
-    for tid, options in chosen.items():
-        s.target.threads[tid].options = options
-    return OK
+    return tuple(chosen.items())
 
 
 def q_catch_syscalls(s: Session, args: bytes) -> bytes:

@@ -95,15 +95,28 @@ def compile_grammar(grammar: Grammar) -> Parser:
     return parse_fast
 
 
-_COMPILED: dict[Grammar, Parser] = {}
+# id(grammar) -> (the grammar, kept so the id stays its own; its parser; its recent short
+# packets' results). Looked up by id, not by the grammar tuple (hashed afresh at every look-up).
+_COMPILED: dict[int, tuple[Grammar, Parser, dict[bytes, Any]]] = {}
+REMEMBERED = 64  # packets up to this long have their results kept: gdb sends the same again and
+# again (the Z0/z0 around every step off a hit, the `m` of the same stack words at every step)
 
 
 def parse(grammar: Grammar, data: bytes) -> Any:
-    """Parse with a declared grammar; malformed input raises one of ParseError."""
-    fast = _COMPILED.get(grammar)
-    if fast is None:
-        fast = _COMPILED[grammar] = compile_grammar(grammar)
-    return fast(data)
+    """Parse with a declared grammar; malformed input raises one of ParseError. The results
+    are immutable (named tuples of ints and bytes), so a repeated packet gets the same one."""
+    entry = _COMPILED.get(id(grammar))
+    if entry is None or entry[0] is not grammar:
+        entry = _COMPILED[id(grammar)] = (grammar, compile_grammar(grammar), {})
+    results = entry[2]
+    found = results.get(data)
+    if found is None:
+        found = entry[1](data)
+        if len(data) <= REMEMBERED:
+            if len(results) >= 256:
+                results.clear()
+            results[data] = found
+    return found
 
 
 @cache

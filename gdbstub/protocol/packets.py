@@ -379,24 +379,23 @@ def _vcont_plan(s: Session, args: bytes) -> _Plan:
 
 def vcont(s: Session, args: bytes) -> bytes | None:
     actions, stops = _vcont_plan(s, args)
-    chosen = dict(actions)
-    to_stop = list(stops)
     if s.nonstop.on:
         # Non-stop: only threads the client sees as stopped resume; the reply is OK
         # at once and stops come later as notifications.
         # Nor a thread whose stop is still in the notification queue: the client
         # has not seen it (a wildcard resume sent meanwhile), as gdbserver does.
         queued = s.nonstop.queue.threads()
-        chosen = {t: a for t, a in chosen.items() if not s.target.is_running(t) and t not in queued}
-        if to_stop:
-            s.target.stop_threads(to_stop)
+        chosen = {t: a for t, a in actions if not s.target.is_running(t) and t not in queued}
+        if stops:
+            s.target.stop_threads(list(stops))
         if chosen:
             s.resume(chosen)
         s.status.running = s.target.running
         return OK
-    if not chosen:
+    if not actions:
         return E01
-    s.resume(chosen)
+    s.status.running = True  # s.resume, without its call
+    s.target.resume(dict(actions))
     return None
 
 

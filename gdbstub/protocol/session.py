@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 from ..hints import TYPE_CHECKING, NamedTuple
 from ..logs import get_logger
-from ..target.base import ResumeAction, StopEvent, StopKind
+from ..target.base import STOP_EXITED, STOP_SIGNAL, STOP_TERMINATED, ResumeAction, StopEvent, StopKind
 from . import grammar as g
 from . import signals
 from .stopqueue import StopQueue
@@ -199,7 +199,8 @@ class Session:
         access) are answered E01 quietly, and any other exception, a handler bug,
         is logged with its traceback and answered E01 too. Only SessionEnd (the client's own request) leaves.
         """
-        name = packet_name(data)
+        # packet_name's first steps, without its call: a letter, or vCont (every resume)
+        name = (_LETTERS[data[0]] or ("vCont" if data.startswith(b"vCont;") else packet_name(data))) if data else ""
         handler = self.tables.handlers.get(name)
         if handler is None:
             return b""
@@ -236,7 +237,7 @@ class Session:
         status, nonstop = self.status, self.nonstop
         status.last_stop = event
         kind = event.kind
-        if kind is not StopKind.EXITED and kind is not StopKind.TERMINATED:
+        if kind is not STOP_EXITED and kind is not STOP_TERMINATED:
             disabled = self.negotiated.disabled
             bare = bool(disabled) and S_STOP_REPLIES in disabled
             if not nonstop.on and bare:
@@ -307,6 +308,9 @@ class Session:
         raise OSError(3, "no thread")
 
     def current_pid(self) -> int:
+        t = self.target.threads.get(self.selected.general.tid)  # Hg's thread: current_tid's first answer
+        if t is not None:
+            return t.pid
         pid = self.target.pid_of(self.current_tid())
         if pid is None:
             raise OSError(3, "no process")
@@ -315,8 +319,9 @@ class Session:
     def stop_reply(self, event: StopEvent) -> bytes:
         kind = event.kind
         negotiated = self.negotiated
-        if kind is _SIGNAL:  # the usual stop (a step, a breakpoint): its reason first
-            sig = to_gdb(event.signal)
+        if kind is STOP_SIGNAL:  # the usual stop (a step, a breakpoint): its reason first
+            sig = event.signal
+            sig = _TO_GDB.get(sig, _GDB_UNKNOWN) if sig else 0  # to_gdb, without the call
             reason = event.reason
             if reason is None:
                 detail = b""
@@ -347,7 +352,10 @@ class Session:
         else:
             thread = b"thread:%s;" % self.format_thread(pid, tid)
         extras = self.tables.stop_extras
-        extra = b"".join([add(self, event) for add in extras]) if extras else b""
+        if len(extras) == 1:  # lldb's alone (no list built per stop)
+            extra = extras[0](self, event)
+        else:
+            extra = b"".join([add(self, event) for add in extras]) if extras else b""
         core = target.thread_core(pid, tid)
         return b"".join((_T_SIGNAL[sig], detail, registers, thread, extra,
                          b"" if core is None else b"core:%x;" % core))
@@ -407,12 +415,13 @@ class Session:
         return out
 
 
-_SIGNAL = StopKind.SIGNAL
 _T_SIGNAL = [b"T%02x" % sig for sig in range(256)]  # a T reply's start, by gdb signal number
-to_gdb = signals.to_gdb
+_TO_GDB = signals.TO_GDB
+_GDB_UNKNOWN = signals.GDB_UNKNOWN
 
 _LETTERS = tuple("" if chr(c) in "qQvj_" else chr(c) for c in range(256))  # one-letter packet names
 _NAMES: dict[bytes, str] = {}  # the word of q/Q/v/j/_ packets -> its name (a few dozen)
+_NAMES_BY_PACKET: dict[bytes, str] = {}  # short packets seen lately -> their name
 
 
 def packet_name(data: bytes) -> str:
@@ -424,6 +433,19 @@ def packet_name(data: bytes) -> str:
         return letter
     if data.startswith(b"vCont;"):  # the hot one of them: every resume
         return "vCont"
+    known = _NAMES_BY_PACKET.get(data)  # QPassSignals, QThreadOptions: the same around every hit
+    if known is not None:
+        return known
+    name = _word_name(data)
+    if len(data) <= 64:
+        if len(_NAMES_BY_PACKET) >= 256:
+            _NAMES_BY_PACKET.clear()
+        _NAMES_BY_PACKET[data] = name
+    return name
+
+
+def _word_name(data: bytes) -> str:
+    """The name of a q/Q/v/j/_ packet: its word, up to the first separator."""
     first = chr(data[0])
     end = len(data)
     for sep in _NAME_ENDS:  # the word ends at the first separator after its letter

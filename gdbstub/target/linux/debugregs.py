@@ -211,6 +211,8 @@ class DebugRegisters:
 
     def sync(self, pid: int, tid: int) -> None:
         """Before TID runs: give it its process's debug registers if it does not have them yet."""
+        if pid not in self.procs and tid not in self.applied:  # none wanted, none set: every resume
+            return
         proc = self.procs.get(pid)
         want = proc.wanted if proc is not None else NONE
         have = self.applied.get(tid, (pid, NONE))[1]

@@ -15,7 +15,7 @@ import os
 import signal
 
 from ...arch import detect_arch
-from ..base import StopEvent, StopKind
+from ..base import STOP_SIGNAL, StopEvent, StopKind
 from . import ptrace
 from .breakpoints import MemoryAndBreakpoints
 from .debugregs import SILENT
@@ -31,6 +31,8 @@ SYSCALL_EXIT = 2
 GLIBC_INTERNAL_SIGNALS = frozenset({32, 33})  # SIGCANCEL, SIGSETXID
 THREAD_OPTION_CLONE = 1  # QThreadOptions (gdb 14+): report this thread's clones ('clone' stop)
 THREAD_OPTION_EXIT = 2  # ... and its exit ('w')
+_SIGTRAP = int(signal.SIGTRAP)  # plain ints: compared on every stop
+_SIGSTOP = int(signal.SIGSTOP)
 
 
 class StatusDecoder(MemoryAndBreakpoints):
@@ -59,14 +61,16 @@ class StatusDecoder(MemoryAndBreakpoints):
             elif tid in self.processes:  # a zombie leader dropped from the list: the process exit
                 return self._thread_gone(Thread(tid, tid), status)
             return None
-        if os.WIFEXITED(status) or os.WIFSIGNALED(status):
+        if status & 0xFF != 0x7F and (os.WIFEXITED(status) or os.WIFSIGNALED(status)):  # not a stop
             return self._thread_gone(t, status)
         t.stopped_by_event()
-        sig = os.WSTOPSIG(status)
+        sig = (status >> 8) & 0xFF  # WSTOPSIG without a call
         event = status >> 16
         if event:
             return self._ptrace_event(t, event, collecting)
-        if sig == signal.SIGSTOP and t.expect_sigstop:
+        if sig == _SIGTRAP:
+            return self._sigtrap(t, collecting)
+        if sig == _SIGSTOP and t.expect_sigstop:
             t.sigstop_arrived()
             if t.report_create:
                 t.creation_reported()
@@ -75,10 +79,8 @@ class StatusDecoder(MemoryAndBreakpoints):
                 return StopEvent(StopKind.SIGNAL, t.pid, t.tid, signal=0)
             self._go_on(t, collecting)
             return None
-        if sig == signal.SIGTRAP | 0x80:
+        if sig == _SIGTRAP | 0x80:
             return self._syscall_stop(t, collecting)
-        if sig == signal.SIGTRAP:
-            return self._sigtrap(t, collecting)
         if self._pass_silently(t, sig):
             if collecting:
                 t.signal_kept(sig)
@@ -86,7 +88,7 @@ class StatusDecoder(MemoryAndBreakpoints):
                 self._ptrace_resume(t, sig)
             return None
         t.stop_signal = sig
-        return StopEvent(StopKind.SIGNAL, t.pid, t.tid, signal=sig)
+        return StopEvent(STOP_SIGNAL, t.pid, t.tid, signal=sig)
 
     def _pass_silently(self, t: Thread, sig: int) -> bool:
         """QPassSignals (and glibc's internal SIGCANCEL/SIGSETXID, as gdbserver with
@@ -174,15 +176,17 @@ class StatusDecoder(MemoryAndBreakpoints):
         reason: str | None = None
         address = 0
         code = SI_KERNEL
-        armed = self.hw is not None and self.hw.armed(t.tid)
-        if t.action.kind == "c" and not armed and proc.sw_breakpoints:
+        hw = self.hw
+        armed = hw is not None and hw.armed(t.tid)
+        kind = t.action.kind
+        if kind == "c" and not armed and proc.sw_breakpoints:
             # Continuing, so no step trap: PC just past one of ours is our int3
             # (skips a GETSIGINFO per breakpoint hit).
             pc = self.get_pc(t)
             if pc - 1 in proc.sw_breakpoints:
                 self.set_pc(t, pc - 1)
                 reason = "swbreak"
-        if reason is None and t.action.kind != "r" and not armed and not self._after_our_int3(t, proc):
+        if reason is None and kind != "r" and not armed and not self._after_our_int3(t, proc):
             pass  # the reason would stay None whatever the siginfo says: skip GETSIGINFO
         elif reason is None:
             try:
@@ -205,7 +209,7 @@ class StatusDecoder(MemoryAndBreakpoints):
                     self.set_pc(t, pc - 1)
                     reason = SILENT
         if reason is not None and not self._hit_wanted(t, reason):
-            if t.action.kind != "s" or not t.resumed:
+            if kind != "s" or not t.resumed:
                 if reason == "swbreak":
                     t.swallowed_pc = self.get_pc(t)  # the resume steps over it (and only it)
                     if not collecting and self.running and not self.non_stop:
@@ -214,15 +218,15 @@ class StatusDecoder(MemoryAndBreakpoints):
                 self._go_on(t, collecting)
                 return None
             reason, address = None, 0  # the step itself is done: report that
-        if reason is None and t.action.kind == "r" and t.resumed and code not in (SI_KERNEL, TRAP_BRKPT):
-            if self._in_range(t):
+        if reason is None and kind == "r" and t.resumed and code not in (SI_KERNEL, TRAP_BRKPT):
+            action = t.action
+            if action.start <= self.get_pc(t) < action.end:  # _in_range, inlined: every step of a range
                 # Still inside the range: step on (or, while stopping all, just stay).
                 if not collecting and self.running:
                     self._ptrace_resume(t, 0)
                 return None
-        t.stop_signal = signal.SIGTRAP
-        return StopEvent(StopKind.SIGNAL, t.pid, t.tid, signal=signal.SIGTRAP,
-                         reason=reason, address=address)
+        t.stop_signal = _SIGTRAP
+        return StopEvent(STOP_SIGNAL, t.pid, t.tid, _SIGTRAP, 0, reason, address)
 
     def _hit_wanted(self, t: Thread, reason: str) -> bool:
         """False for a hit the client asked not to hear about: a breakpoint whose condition

@@ -21,9 +21,12 @@ _ptrace.argtypes = [ctypes.c_long, ctypes.c_int, ctypes.c_void_p, ctypes.c_void_
 # The requests every stop makes (CONT, SINGLESTEP, SYSCALL, GETREGS) go through a second
 # handle on ptrace without argtypes: ctypes then converts each argument by its own type
 # (small ints, which libffi widens to the 64-bit register; the register buffer itself, passed
-# by address), about half the cost of a call through the prototype above.
-_ptrace_plain = _libc["ptrace"]
+# by address), about half the cost of a call through the prototype above. It is PyDLL's: the
+# GIL stays held (those requests never block, and one thread makes them all), which saves
+# its release and retake (a mutex and a condition variable) per call.
+_ptrace_plain = ctypes.PyDLL(None, use_errno=True)["ptrace"]
 _ptrace_plain.restype = ctypes.c_long
+_c_ulong = ctypes.c_ulong
 _syscall = _libc.syscall
 _syscall.restype = ctypes.c_long
 _personality = _libc.personality
@@ -122,22 +125,22 @@ def set_options(pid: int, options: int) -> None:
     ptrace(SETOPTIONS, pid, 0, options)
 
 
-def _resume(request: int, tid: int, sig: int) -> None:
+def resume(request: int, tid: int, sig: int) -> None:
     """CONT, SINGLESTEP or SYSCALL: every argument a small int (see ``_ptrace_plain``)."""
     if _ptrace_plain(request, tid, 0, sig) == -1:
         _raise_errno()
 
 
 def cont(tid: int, sig: int = 0) -> None:
-    _resume(CONT, tid, sig)
+    resume(CONT, tid, sig)
 
 
 def singlestep(tid: int, sig: int = 0) -> None:
-    _resume(SINGLESTEP, tid, sig)
+    resume(SINGLESTEP, tid, sig)
 
 
 def syscall(tid: int, sig: int = 0) -> None:
-    _resume(SYSCALL, tid, sig)
+    resume(SYSCALL, tid, sig)
 
 
 def attach(pid: int) -> None:
@@ -222,7 +225,10 @@ def peekuser(tid: int, offset: int) -> int:
 
 
 def pokeuser(tid: int, offset: int, value: int) -> None:
-    ptrace(POKEUSER, tid, offset, value)
+    """Through the plain handle (a breakpoint hit rewinds the PC with one): the word as a
+    c_ulong, which the handle would otherwise pass as a 32-bit int."""
+    if _ptrace_plain(POKEUSER, tid, offset, _c_ulong(value)) == -1:
+        _raise_errno()
 
 
 def peekdata(tid: int, addr: int) -> int:

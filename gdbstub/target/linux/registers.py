@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import errno
 from binascii import hexlify
+from collections.abc import Callable
+from operator import itemgetter
 
 from ...arch.regs import Arch, RegBuffers
 from . import ptrace
@@ -22,7 +24,7 @@ class StopLayout:
     """Where an architecture's PC and expedited registers are in user_regs_struct, worked
     out once per table: each stop then reads them with slices, not table look-ups."""
 
-    __slots__ = ("arch", "expedite", "expedite_spans", "expedite_template", "pc", "pc_end")
+    __slots__ = ("arch", "expedite", "expedite_pick", "expedite_spans", "expedite_template", "pc", "pc_end")
 
     def __init__(self, arch: Arch) -> None:
         self.arch = arch  # kept alive, so its id() is not reused while cached
@@ -44,6 +46,11 @@ class StopLayout:
             self.expedite_spans = tuple((2 * start, 2 * end) for _, start, end in self.expedite)
         else:
             self.expedite_template, self.expedite_spans = None, ()
+        # The slices of those pieces in one C call (a tuple, as the template wants), not a
+        # comprehension's frame per stop.
+        slices = [slice(start, end) for start, end in self.expedite_spans]
+        self.expedite_pick: Callable[[bytes], tuple[bytes, ...]] | None = (
+            itemgetter(*slices) if len(slices) > 1 else None)
 
 
 _LAYOUTS: dict[int, StopLayout] = {}
@@ -134,9 +141,11 @@ class RegisterFile(ThreadTable):
         if user is None:
             user = t.user = ptrace.getregs(t.tid)
         proc = self.processes.get(t.pid)  # its own table: the PC is where the client's tables have it
-        layout = stop_layout(proc.arch if proc is not None else self.arch(t.pid))
-        if layout.pc >= 0:
-            return int.from_bytes(user[layout.pc:layout.pc_end], "little")
+        arch = proc.arch if proc is not None else self.arch(t.pid)
+        layout = _LAYOUTS.get(id(arch)) or stop_layout(arch)  # stop_layout's look-up, without the call
+        start = layout.pc
+        if start >= 0:
+            return int.from_bytes(user[start:layout.pc_end], "little")
         arch = layout.arch
         return int.from_bytes(arch.read(arch.by_name(arch.pc), self._buffers(t, False)), "little")
 
@@ -144,7 +153,7 @@ class RegisterFile(ThreadTable):
         arch = self.arch(t.pid)
         if not 0 <= pc < 1 << (8 * arch.word):  # e.g. a 64-bit address for a 32-bit program
             raise OSError(errno.EINVAL, f"no such address for this program: {pc:#x}")
-        layout = stop_layout(arch)
+        layout = _LAYOUTS.get(id(arch)) or stop_layout(arch)
         if layout.pc >= 0:
             # A plain user register (every breakpoint hit rewinds it): one POKEUSER of its
             # 8-byte slot (eip's upper half zero, as arch.write fills it), the stop's
@@ -172,8 +181,12 @@ class RegisterFile(ThreadTable):
 
     def expedite_text(self, tid: int) -> bytes:
         """The expedited registers as a stop reply carries them: b'06:HEX;07:HEX;10:HEX;'."""
-        t = self._thread(tid)
-        layout = stop_layout(self.arch(t.pid))
+        t = self.threads.get(tid)
+        if t is None:
+            t = self._thread(tid)  # raises
+        proc = self.processes.get(t.pid)  # self.arch(t.pid), without its call when the client reads target.xml
+        arch = proc.arch if proc is not None and self.xml_registers else self.arch(t.pid)
+        layout = _LAYOUTS.get(id(arch)) or stop_layout(arch)
         template = layout.expedite_template
         if template is None:
             return expedited_text(self.expedite(tid))
@@ -181,6 +194,9 @@ class RegisterFile(ThreadTable):
         if user is None:
             user = t.user = ptrace.getregs(t.tid)
         text = hexlify(user)
+        pick = layout.expedite_pick
+        if pick is not None:
+            return template % pick(text)
         return template % tuple([text[start:end] for start, end in layout.expedite_spans])
 
     def thread_handle(self, pid: int, tid: int) -> bytes | None:

@@ -12,7 +12,7 @@ import os
 import signal
 
 from ...logs import get_logger
-from ..base import ResumeAction, StopEvent, StopKind
+from ..base import STOP_SIGNAL, ResumeAction, StopEvent, StopKind
 from . import ptrace
 from .breakpoints import INT3
 from .stops import StopEngine
@@ -72,7 +72,7 @@ class ResumePolicy(StopEngine):
         self.running = True
         if not (t.resumed and t.stopped):
             return
-        if self._needs_step_over(t):
+        if (t.swallowed_pc is not None or t.collected_pc is not None) and self._needs_step_over(t):
             event = self._step_over(t, t.take_signal())
             if event is not None:
                 self._ready.append(event)
@@ -102,7 +102,7 @@ class ResumePolicy(StopEngine):
             t.stop_requested()
             if t.stopped:  # stopped for us already (a step-over, a new thread): report now
                 t.reported()
-                self._ready.append(StopEvent(StopKind.SIGNAL, t.pid, t.tid, signal=0))
+                self._ready.append(StopEvent(STOP_SIGNAL, t.pid, t.tid, signal=0))
             elif not t.expect_sigstop:
                 try:
                     ptrace.tgkill(t.pid, t.tid, signal.SIGSTOP)
@@ -156,6 +156,8 @@ class ResumePolicy(StopEngine):
         onto a tracepoint, a client's breakpoint there that gdb lifted to step off).
         Any other breakpoint at the PC is one the client wants hit now: a `jump` onto a
         tbreak, a step-resume breakpoint; gdb and lldb step off their own themselves."""
+        if t.swallowed_pc is None and t.collected_pc is None:  # no PC can match: the usual resume
+            return False
         if not self._on_breakpoint(t):
             return False
         try:
@@ -213,16 +215,16 @@ class ResumePolicy(StopEngine):
             t.stopped_by_event()
             if t.action.kind == "s":
                 t.stop_signal = signal.SIGTRAP
-                return StopEvent(StopKind.SIGNAL, t.pid, t.tid, signal=signal.SIGTRAP)
+                return StopEvent(STOP_SIGNAL, t.pid, t.tid, signal=signal.SIGTRAP)
             if t.action.kind == "r" and not self._in_range(t):
                 t.stop_signal = signal.SIGTRAP
-                return StopEvent(StopKind.SIGNAL, t.pid, t.tid, signal=signal.SIGTRAP)
+                return StopEvent(STOP_SIGNAL, t.pid, t.tid, signal=signal.SIGTRAP)
             if self._on_breakpoint(t):
                 # Landed on the next breakpoint: that is a hit, as if its int3 had run.
                 if not self._hit_wanted(t, "swbreak"):
                     return self._step_over(t, 0)  # a tracepoint's (collected now): over it too
                 t.stop_signal = signal.SIGTRAP
-                return StopEvent(StopKind.SIGNAL, t.pid, t.tid, signal=signal.SIGTRAP, reason="swbreak")
+                return StopEvent(STOP_SIGNAL, t.pid, t.tid, signal=signal.SIGTRAP, reason="swbreak")
             return None
         return self._on_status(t.tid, status, collecting=True)
 
@@ -255,7 +257,7 @@ class ResumePolicy(StopEngine):
                     x.reported()
                     continue
             if x.client_stop and not x.expect_sigstop:  # its vCont;t SIGSTOP came meanwhile
-                self._ready.append(StopEvent(StopKind.SIGNAL, x.pid, x.tid, signal=0))
+                self._ready.append(StopEvent(STOP_SIGNAL, x.pid, x.tid, signal=0))
                 x.reported()
                 continue
             self._resume_one(x, x.take_signal())
@@ -282,20 +284,18 @@ class ResumePolicy(StopEngine):
         return None
 
     def _ptrace_resume(self, t: Thread, sig: int) -> None:
-        stepping = self._stepping(t)
-        if stepping:  # even when refused: not in a ptrace-stop after all
+        kind = t.action.kind  # _stepping(t), on every resume
+        if kind == "s" or kind == "r":  # even when refused: not in a ptrace-stop after all
             t.resumed_stepping()
+            request = ptrace.SINGLESTEP
         else:
             t.resumed_running()
+            request = ptrace.CONT if self.catch_syscalls is None else ptrace.SYSCALL
         try:
-            if self.hw is not None:
-                self.hw.sync(t.pid, t.tid)
-            if stepping:
-                ptrace.singlestep(t.tid, sig)
-            elif self.catch_syscalls is not None:
-                ptrace.syscall(t.tid, sig)
-            else:
-                ptrace.cont(t.tid, sig)
+            hw = self.hw
+            if hw is not None:
+                hw.sync(t.pid, t.tid)
+            ptrace.resume(request, t.tid, sig)
         except OSError as exc:
             # Not in a ptrace-stop after all (dying, or blocked in vfork): its next
             # wait status tells what became of it.

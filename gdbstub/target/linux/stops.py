@@ -12,7 +12,7 @@ import time
 
 from ...logs import get_logger
 from ...trace.stepping import stepped_onto_tracepoint
-from ..base import StopEvent, StopKind
+from ..base import STOP_SIGNAL, StopEvent, StopKind
 from . import ptrace
 from .decode import StatusDecoder
 from .threads import Thread, task_state
@@ -20,6 +20,8 @@ from .threads import Thread, task_state
 log = get_logger("gdbstub.target")
 
 STOP_TIMEOUT = 2.0  # how long stopping all threads waits for one that will not stop
+_waitpid = os.waitpid
+_WNOHANG_WALL = os.WNOHANG | ptrace.WALL
 
 
 class StopEngine(StatusDecoder):
@@ -34,35 +36,36 @@ class StopEngine(StatusDecoder):
 
     def poll(self) -> StopEvent | None:
         """Reap every wait status ready now; return a stop to report, if any."""
-        event = self._poll()
-        if event is not None and self.tracer.sites:
-            stepped_onto_tracepoint(self, event)  # a step ending at a tracepoint is its hit
-        return event
-
-    def _poll(self) -> StopEvent | None:
+        ready = self._ready
+        event: StopEvent | None
         while True:
-            if self._ready:
-                event = self._ready.pop(0)
+            if ready:
+                event = ready.pop(0)
                 if self.non_stop:
                     self._reported(event)
                 else:
                     self._end_resume()
-                return event
+                break
             try:
-                tid, status = os.waitpid(-1, os.WNOHANG | ptrace.WALL)
+                tid, status = _waitpid(-1, _WNOHANG_WALL)
             except ChildProcessError:
                 tid = 0
             if tid == 0:
-                return self._no_resumed()
+                event = self._no_resumed()
+                break
             found = self._decode_safely(tid, status)
             if found is not None:
-                return self._report(found)
+                event = self._report(found)
+                break
+        if event is not None and self.tracer.sites:
+            stepped_onto_tracepoint(self, event)  # a step ending at a tracepoint is its hit
+        return event
 
     def _decode_safely(self, tid: int, status: int) -> StopEvent | None:
         """``_on_status``, but a status it fails on (a ptrace race, a bug) is still reported:
         once reaped it is never seen again, and a lost exit leaves the client waiting forever."""
         try:
-            return self._on_status(tid, status, collecting=False)
+            return self._on_status(tid, status, False)
         except Exception:
             log.exception("while decoding wait status %#x of %d", status, tid)
         t = self.threads.get(tid)
@@ -77,14 +80,15 @@ class StopEngine(StatusDecoder):
         t.stopped_by_event()
         sig = signal.SIGTRAP if status >> 16 else os.WSTOPSIG(status)
         t.stop_signal = sig
-        return StopEvent(StopKind.SIGNAL, t.pid, t.tid, signal=sig)
+        return StopEvent(STOP_SIGNAL, t.pid, t.tid, signal=sig)
 
     def _no_resumed(self) -> StopEvent | None:
         """Nothing left running (the resumed threads exited): gdb's 'N' stop."""
         if not self.running or not self.report_no_resumed or not self.processes:
             return None
-        if any(not t.stopped for t in self.threads.values()):
-            return None
+        for t in self.threads.values():  # no generator: a poll right after a resume ends here
+            if not t.stopped:
+                return None
         self._end_resume()
         return StopEvent(StopKind.NO_RESUMED, self.pid, 0)
 

@@ -22,6 +22,7 @@ from . import ptrace
 from .memory import ProcessMemory
 
 log = get_logger("gdbstub.target")
+_FIELDS_AFTER_CORE = 0  # fields after 'processor' in /proc/PID/task/TID/stat (this kernel's, once read)
 
 
 class ThreadState(enum.StrEnum):
@@ -245,8 +246,8 @@ class Thread:
         self.resumed = True
         if action.signal:
             self.deliver = action.signal  # kept until the thread really runs
-        if self.stopped:
-            self.state = self._at_rest()
+        if self.stopped:  # _at_rest(), inlined: every resume
+            self.state = STOPPED_PENDING if self.pending is not None else PAUSED
 
     def stop_requested(self) -> None:
         """Non-stop vCont;t: its coming SIGSTOP is reported as a stop with signal 0."""
@@ -388,7 +389,13 @@ class ThreadTable:
                 fd = os.open(f"/proc/{pid}/task/{tid}/stat", os.O_RDONLY | os.O_CLOEXEC)
                 self._stat_fds[tid] = fd
             stat = os.pread(fd, 4096, 0)
-            return int(stat[stat.rindex(b")") + 2 :].split(None, 37)[36])
+            global _FIELDS_AFTER_CORE
+            if not _FIELDS_AFTER_CORE:
+                # 'processor' is the 37th field after the name; counted from the end (as
+                # many fields follow it on every line of this kernel), it is split out of
+                # the line without cutting the name off or splitting the 36 before it.
+                _FIELDS_AFTER_CORE = len(stat[stat.rindex(b")") + 2 :].split()) - 37
+            return int(stat.rsplit(None, _FIELDS_AFTER_CORE + 1)[1])
         except (OSError, ValueError, IndexError):
             if fd is not None:
                 os.close(self._stat_fds.pop(tid))
