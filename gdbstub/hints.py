@@ -3,8 +3,11 @@
 Importing typing costs a session about 16 M instructions (with ``re``), and each
 ``typing.NamedTuple`` class nearly 1 M more: it compiles every field's annotation string
 into a ForwardRef. mypy sees typing's own names (the TYPE_CHECKING branch); at run time
-``NamedTuple`` builds the same ``collections.namedtuple`` typing builds from the class body
-(fields, defaults, methods, docstring), ``Protocol`` is a plain base (the stub's protocols
+``NamedTuple`` builds the class ``collections.namedtuple`` would from the class body
+(fields, defaults, methods, docstring) without its ``eval`` per class (half of its 0.4 M
+instructions; 28 classes load in a session): a call giving every field by position makes
+the tuple directly, and the first call with a keyword or a default compiles namedtuple's own
+``__new__``, which serves every later call. ``Protocol`` is a plain base (the stub's protocols
 are for the type checker only: none is instantiated, subclassed or used with isinstance),
 and ``Any`` is ``object`` (for aliases such as ``Callable[[bytes], Any]``).
 
@@ -28,22 +31,64 @@ if TYPE_CHECKING:
     from typing import Protocol as Protocol
 else:
     import _signal as signal
-    from collections import namedtuple
+    from _collections import _tuplegetter
 
     Any = object
+    _tuple_new = tuple.__new__
+
+    def _compiled_new(fields, defaults):
+        """collections.namedtuple's __new__: compiled, so that keywords and defaults bind in C."""
+        args = repr(tuple(fields)).replace("'", "")[1:-1]
+        new = eval(f"lambda _cls, {args}: _tuple_new(_cls, ({args}))", {"_tuple_new": _tuple_new, "__builtins__": {}})
+        new.__defaults__ = defaults or None
+        return new
+
+    def _make(cls, iterable):
+        result = _tuple_new(cls, iterable)
+        if len(result) != len(cls._fields):
+            raise TypeError(f"Expected {len(cls._fields)} arguments, got {len(result)}")
+        return result
+
+    def _replace(self, /, **changes):
+        result = self._make(map(changes.pop, self._fields, self))
+        if changes:
+            raise ValueError(f"Got unexpected field names: {list(changes)!r}")
+        return result
+
+    def _repr(self):
+        return f"{type(self).__name__}({', '.join(f'{f}={v!r}' for f, v in zip(self._fields, self, strict=True))})"
+
+    def _asdict(self):
+        return dict(zip(self._fields, self, strict=True))
+
+    def _getnewargs(self):
+        return tuple(self)
 
     class _NamedTupleMeta(type):
+        """collections.namedtuple's class, its __new__ compiled only when first needed."""
+
         def __new__(mcls, name, bases, namespace):
             if namespace.get("_root"):  # NamedTuple itself
                 return super().__new__(mcls, name, bases, namespace)
-            types = namespace.get("__annotations__", {})
-            fields = list(types)
-            defaults = [namespace[f] for f in fields if f in namespace]
-            cls = namedtuple(name, fields, defaults=defaults, module=namespace["__module__"])
-            cls.__annotations__ = types
-            for key, value in namespace.items():
-                if key not in fields and key not in ("__module__", "__annotations__"):
-                    setattr(cls, key, value)
+            fields = tuple(namespace.get("__annotations__", {}))
+            defaults = tuple(namespace[f] for f in fields if f in namespace)
+            count = len(fields)
+
+            def __new__(_cls, *args, **kwargs):
+                if not kwargs and len(args) == count:
+                    return _tuple_new(_cls, args)
+                compiled = _compiled_new(fields, defaults)
+                cls.__new__ = staticmethod(compiled)
+                return compiled(_cls, *args, **kwargs)
+
+            body = {"__slots__": (), "_fields": fields, "__match_args__": fields, "__new__": __new__,
+                    "_field_defaults": dict(zip(fields[count - len(defaults):], defaults, strict=True)),
+                    "_make": classmethod(_make), "_replace": _replace, "__repr__": _repr, "_asdict": _asdict,
+                    "__getnewargs__": _getnewargs}
+            body.update((k, v) for k, v in namespace.items() if k not in fields)
+            for index, field in enumerate(fields):
+                body[field] = _tuplegetter(index, f"Alias for field number {index}")
+            cls = type(name, (tuple,), body)
             return cls
 
     class NamedTuple(metaclass=_NamedTupleMeta):
