@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from typing import Protocol as Protocol
 else:
     import _signal as signal
+    import sys
     from _collections import _tuplegetter
 
     Any = object
@@ -90,6 +91,11 @@ else:
                 body[field] = _tuplegetter(index, f"Alias for field number {index}")
             cls = type(name, (tuple,), body)
             return cls
+
+        def __call__(cls, typename, fields):
+            """typing's functional form, NamedTuple("Name", [("field", type), ...])."""
+            module = sys._getframe(1).f_globals.get("__name__", "__main__")
+            return _NamedTupleMeta(typename, (), {"__annotations__": dict(fields), "__module__": module})
 
     class NamedTuple(metaclass=_NamedTupleMeta):
         _root = True

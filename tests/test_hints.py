@@ -103,3 +103,10 @@ def test_signal_numbers_and_names() -> None:
                 hints.signal_name(signo)
         else:
             assert hints.signal_name(signo) == name
+
+
+def test_named_tuple_functional_form() -> None:
+    ours = hints.NamedTuple("Request", [("addr", int), ("length", int)])
+    real = typing.NamedTuple("Request", [("addr", int), ("length", int)])  # noqa: UP014 (the form compared)
+    assert ours._fields == real._fields and ours.__module__ == real.__module__ == __name__
+    assert repr(ours(1, length=2)) == repr(real(1, length=2)) and tuple.__new__(ours, (3, 4)).length == 4
