@@ -5,11 +5,11 @@ call the target makes happens on this thread."""
 from __future__ import annotations
 
 import select
-import signal
 import sys
 import time
 from collections.abc import Callable
 
+from .hints import signal, signal_name
 from .launcher import Launcher
 from .logs import DEBUG, get_logger
 from .protocol import framing
@@ -73,7 +73,7 @@ class Server:
         self.child_signal.install()
 
         def _exit(signum: int, frame: object) -> None:
-            raise StubExit(signal.Signals(signum).name)
+            raise StubExit(signal_name(signum))
 
         for sig in EXIT_SIGNALS:
             signal.signal(sig, _exit)
@@ -330,7 +330,7 @@ def _say_exit(event: StopEvent) -> None:
         print(f"\nChild exited with status {event.status}", file=sys.stderr, flush=True)
     elif event.kind is StopKind.TERMINATED:
         try:
-            name = signal.Signals(event.signal).name
+            name = signal_name(event.signal)
         except ValueError:
             name = f"SIG{event.signal}"
         print(f"\nChild terminated with signal = 0x{event.signal:x} ({name})", file=sys.stderr, flush=True)

@@ -48,6 +48,13 @@ LATE = (
 )
 
 
+# Imported by no gdb session (`target remote`, a run to main, `kill`): lldb's packets stand
+# aside until one of them comes (the registry's passive modules), and gdbstub.hints stands in
+# for enum and signal.
+NOT_IN_A_GDB_SESSION = ("enum", "signal", "gdbstub.protocol.lldb", "gdbstub.arch.lldbxml",
+                        "gdbstub.target.linux.inferior_syscall", "gdbstub.target.linux.procfs")
+
+
 # Before it listens the stub starts its program and binds its socket, and loads no more than
 # this: the command line, the launcher, the spawn module (fork, exec, ptrace through ctypes),
 # the transport (through _socket), and the standard modules they use. The target, the session,
@@ -131,6 +138,7 @@ def test_nothing_heavy_before_listening_or_the_first_stop(procs):
     assert "logging" not in after, "no debug log was asked for"
     assert "typing" not in after, "gdbstub.hints stands in for it at run time"
     assert "re" not in after, "packet names are split with bytes.find; printf's pattern compiles at a dprintf"
+    assert sorted(set(after) & set(NOT_IN_A_GDB_SESSION)) == []
 
 
 def test_attach_loads_no_more_before_listening(procs):

@@ -108,3 +108,26 @@ def test_lazy_stop_extra_replaces_itself() -> None:
     finally:
         lldb.STOP_EXTRAS[0] = real
     assert seen == ["event"]
+
+
+def test_passive_module_stands_aside_until_its_packets_come(monkeypatch) -> None:
+    """lldb's module is passive: in a gdb session (no lldb packet yet) its 'k', its target.xml
+    and its stop-reply extra are the earlier modules' (or nothing), and it is not imported."""
+    import sys
+
+    from gdbstub.protocol import packets, xfer
+
+    assert registry.LAZY["lldb"].passive
+    calls = []
+    monkeypatch.setitem(packets.HANDLERS, "k", lambda s, args: calls.append(("k", args)) or None)
+    monkeypatch.setitem(xfer.OBJECTS, "features", xfer.OBJECTS["features"]._replace(
+        read=lambda s, annex: calls.append(("features", annex)) or b"<target/>"))
+    monkeypatch.delitem(sys.modules, "gdbstub.protocol.lldb", raising=False)
+    tables = registry.tables()
+    assert tables.handlers["k"](None, b"") is None  # type: ignore[arg-type]
+    assert tables.objects["features"].read(None, "target.xml") == b"<target/>"  # type: ignore[arg-type]
+    assert [extra(None, "event") for extra in tables.stop_extras] == [b""]  # type: ignore[arg-type]
+    assert calls == [("k", b""), ("features", "target.xml")]
+    assert "gdbstub.protocol.lldb" not in sys.modules
+    tables.handlers["QThreadSuffixSupported"]  # one of its own packets would import it
+    assert "gdbstub.protocol.lldb" not in sys.modules

@@ -46,6 +46,10 @@ BASE_REGS: tuple[Reg, ...] = tuple(
 )
 
 
+def _xml(arch: Arch) -> str:
+    return target_xml("i386", arch.regs)
+
+
 @cache
 def build(layout: Layout) -> Arch:
     """The table for a 32-bit program on a CPU whose XSAVE area has LAYOUT."""
@@ -58,7 +62,7 @@ def build(layout: Layout) -> Arch:
         sp="esp",
         fp="ebp",
         expedite=("ebp", "esp", "eip"),
-        features_xml=target_xml("i386", regs),
+        make_xml=_xml,
         codecs=X87_CODECS,
         xcr0=layout.xcr0,
     )

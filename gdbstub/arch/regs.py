@@ -68,9 +68,10 @@ class Arch:
     __slots__ = (
         "_by_name",
         "_by_num",
+        "_make_xml",
+        "_xml",
         "codecs",
         "expedite",
-        "features_xml",
         "fp",
         "name",
         "pc",
@@ -81,8 +82,8 @@ class Arch:
     )
 
     def __init__(self, name: str, word: int, regs: tuple[Reg, ...], pc: str, sp: str, fp: str,
-                 expedite: tuple[str, ...], features_xml: str, codecs: dict[str, Codec] | None = None,
-                 xcr0: int = 0) -> None:
+                 expedite: tuple[str, ...], make_xml: Callable[[Arch], str],
+                 codecs: dict[str, Codec] | None = None, xcr0: int = 0) -> None:
         self.name = name  # gdb's architecture name
         self.word = word  # pointer size in bytes
         self.regs = regs
@@ -90,11 +91,20 @@ class Arch:
         self.sp = sp
         self.fp = fp
         self.expedite = expedite
-        self.features_xml = features_xml  # the whole target.xml
+        self._make_xml = make_xml
+        self._xml: str | None = None
         self.codecs: dict[str, Codec] = {} if codecs is None else codecs
         self.xcr0 = xcr0  # the XSAVE components this table was built for
         self._by_num = {r.regnum: r for r in regs}
         self._by_name = {r.name: r for r in regs}
+
+    @property
+    def features_xml(self) -> str:
+        """The whole target.xml, built when first read: gdb reads the table of its program's
+        CPU, not the x87+SSE defaults every start builds."""
+        if self._xml is None:
+            self._xml = self._make_xml(self)
+        return self._xml
 
     def by_num(self, regnum: int) -> Reg | None:
         return self._by_num.get(regnum)

@@ -48,6 +48,10 @@ BASE_REGS: tuple[Reg, ...] = tuple(
 )
 
 
+def _xml(arch: Arch) -> str:
+    return target_xml("i386:x86-64", arch.regs, AVX512_64_TYPES)
+
+
 @cache
 def build(layout: Layout) -> Arch:
     """The table for a CPU whose XSAVE area has LAYOUT (XCR0 and offsets)."""
@@ -60,7 +64,7 @@ def build(layout: Layout) -> Arch:
         sp="rsp",
         fp="rbp",
         expedite=("rbp", "rsp", "rip"),
-        features_xml=target_xml("i386:x86-64", regs, AVX512_64_TYPES),
+        make_xml=_xml,
         codecs=X87_CODECS,
         xcr0=layout.xcr0,
     )

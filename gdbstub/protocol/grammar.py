@@ -11,7 +11,6 @@ multiprocess form ``pPID.TID``.
 
 from __future__ import annotations
 
-from collections import namedtuple
 from collections.abc import Callable
 from functools import cache
 
@@ -75,7 +74,7 @@ def compile_grammar(grammar: Grammar) -> Parser:
     construct's generic parse costs tens of microseconds per packet, too much on the
     hot path (m, Z, vCont); this walks the declaration once and returns a closure.
     A tuple, not a dict with __getattr__: each field read was a Python call."""
-    record = namedtuple("Request", [f.name for f in grammar])  # type: ignore[misc]
+    record = NamedTuple("Request", [(f.name, Any) for f in grammar])  # type: ignore[misc]
     fields = tuple((f.term, _CONVERT[f.kind]) for f in grammar)
     make = tuple.__new__
 

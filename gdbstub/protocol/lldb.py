@@ -9,10 +9,10 @@ in one JSON packet, and ';thread:TID;' suffixes instead of Hg.
 from __future__ import annotations
 
 import os
-import signal as host_signal
 
 from ..arch.lldbxml import lldb_target_xml
 from ..hints import TYPE_CHECKING
+from ..hints import signal as host_signal
 from ..target.base import StopEvent, StopKind
 from ..target.linux import inferior_syscall, procfs, svr4
 from . import packets, signals

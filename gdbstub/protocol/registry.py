@@ -8,7 +8,7 @@ neither, and is handed its tables."""
 
 from __future__ import annotations
 
-from importlib import import_module
+import sys
 from types import ModuleType
 
 from ..hints import TYPE_CHECKING, NamedTuple
@@ -24,19 +24,24 @@ class Lazy(NamedTuple):
     """What a packet module imported on first use contributes, declared here so that
     start-up does not import it (tests/test_protocol_layout.py checks this against the
     module). Its features are always offered; its qXfer objects are read-only and always
-    available."""
+    available.
+
+    A passive module's state is set only by its own packets: until one of them has imported
+    it, its qXfer objects and the handlers it takes over from an earlier module are those
+    earlier ones, and its stop-reply extras add nothing (lldb's, in a gdb session)."""
 
     handlers: tuple[str, ...] = ()
     objects: tuple[str, ...] = ()
     features: tuple[str, ...] = ()
     stop_extras: int = 0
+    passive: bool = False
 
 
 LAZY: dict[str, Lazy] = {
     "lldb": Lazy(handlers=("QThreadSuffixSupported", "QListThreadsInStopReply", "qHostInfo", "qProcessInfo",
                            "qMemoryRegionInfo", "qShlibInfoAddr", "_M", "_m", "jThreadsInfo", "qThreadStopInfo",
                            "QSaveRegisterState", "QRestoreRegisterState", "k"),
-                 objects=("features",), stop_extras=1),
+                 objects=("features",), stop_extras=1, passive=True),
     "monitor": Lazy(handlers=("qRcmd",)),
     "osdata": Lazy(objects=("osdata",), features=("qXfer:osdata:read+",)),
     "search": Lazy(handlers=("qSearch",)),
@@ -55,26 +60,39 @@ INSTALLERS: tuple[str, ...] = ("tracepoints",)
 
 
 def load(name: str) -> ModuleType:
-    """A packet module of this package, imported on first use."""
-    return import_module(f"{__package__}.{name}")
+    """A packet module of this package, imported on first use (by ``__import__``, which
+    ``python -X importtime`` reports, unlike importlib's; integration/test_startup.py reads it)."""
+    full = f"{__package__}.{name}"
+    __import__(full)
+    return sys.modules[full]
 
 
-def _handler(module: str, name: str) -> Handler:
+def _loaded(name: str) -> bool:
+    return f"{__package__}.{name}" in sys.modules
+
+
+def _handler(module: str, name: str, before: Handler | None) -> Handler:
     def handler(s: Session, args: bytes) -> bytes | None:
+        if before is not None and not _loaded(module):
+            return before(s, args)
         result: bytes | None = load(module).HANDLERS[name](s, args)
         return result
     return handler
 
 
-def _reader(module: str, name: str) -> XferObject:
+def _reader(module: str, name: str, before: XferObject | None) -> XferObject:
     def read(s: Session, annex: str) -> bytes:
+        if before is not None and not _loaded(module):
+            return before.read(s, annex)
         result: bytes = load(module).OBJECTS[name].read(s, annex)
         return result
     return XferObject(read)
 
 
-def _stop_extra(module: str, index: int) -> StopExtra:
+def _stop_extra(module: str, index: int, passive: bool) -> StopExtra:
     def extra(s: Session, event: StopEvent) -> bytes:
+        if passive and not _loaded(module):
+            return b""
         real = load(module).STOP_EXTRAS[index]
         extras = s.tables.stop_extras  # every later stop calls the real one: no import machinery per stop
         extras[:] = [real if e is extra else e for e in extras]
@@ -96,14 +114,16 @@ def _module_tables(module: ModuleType) -> Tables:
     return t
 
 
-def _lazy_tables(name: str) -> Tables:
-    """Stand-ins that import the module when one of its packets comes."""
+def _lazy_tables(name: str, before: Tables) -> Tables:
+    """Stand-ins that import the module when one of its packets comes (BEFORE: what the
+    modules ahead of it contribute, which a passive module's stand-ins fall back to)."""
     t = Tables()
     lazy = LAZY[name]
-    t.handlers = {h: _handler(name, h) for h in lazy.handlers}
-    t.objects = {o: _reader(name, o) for o in lazy.objects}
+    passive = lazy.passive
+    t.handlers = {h: _handler(name, h, before.handlers.get(h) if passive else None) for h in lazy.handlers}
+    t.objects = {o: _reader(name, o, before.objects.get(o) if passive else None) for o in lazy.objects}
     t.features = [(f, _always) for f in lazy.features]
-    t.stop_extras = [_stop_extra(name, i) for i in range(lazy.stop_extras)]
+    t.stop_extras = [_stop_extra(name, i, passive) for i in range(lazy.stop_extras)]
     return t
 
 
@@ -114,7 +134,7 @@ def tables() -> Tables:
     STOP_EXTRAS."""
     t = Tables()
     for module in MODULES:
-        part = _lazy_tables(module) if isinstance(module, str) else _module_tables(module)
+        part = _lazy_tables(module, t) if isinstance(module, str) else _module_tables(module)
         t.handlers.update(part.handlers)
         t.features += part.features
         t.objects.update(part.objects)

@@ -10,11 +10,10 @@ kernel's siginfo_layout()). Both layouts are declared with construct.
 
 from __future__ import annotations
 
-import signal
 from collections.abc import Callable
 from functools import cache
 
-from ..hints import TYPE_CHECKING, Any
+from ..hints import TYPE_CHECKING, Any, signal
 from .session import Feature, XferObject
 
 if TYPE_CHECKING:

@@ -135,9 +135,9 @@ def libc_path(pid: int) -> str | None:
     return None
 
 
-def thread_library_layout(pid: int) -> TlsLayout | None:
-    """The descriptors of the thread library PID runs: libc.so's, else (a static program) the
-    executable's. None before libc is loaded, or for a program without glibc's threads."""
+def thread_library(pid: int) -> str | None:
+    """The file holding the descriptors of the thread library PID runs: libc.so, else (a
+    static program) the executable. None before libc is loaded."""
     path = libc_path(pid)
     if path is None:
         try:
@@ -146,7 +146,14 @@ def thread_library_layout(pid: int) -> TlsLayout | None:
                 return None  # dynamic: libc is not loaded yet (at connect), no symbol table to parse
         except (OSError, ELFHeaderError):
             return None
-    return layout_from_libc(path)
+    return path
+
+
+def thread_library_layout(pid: int) -> TlsLayout | None:
+    """The descriptors of the thread library PID runs; None before libc is loaded, or for a
+    program without glibc's threads."""
+    path = thread_library(pid)
+    return None if path is None else layout_from_libc(path)
 
 
 def _word(s: Session, pid: int, addr: int, size: int) -> int:
@@ -226,8 +233,11 @@ def set_search_path(s: Session, value: str) -> str:
 
 
 def _try_load(s: Session, pid: int) -> bool:
+    """gdbserver's load of libthread_db once the thread library is there. Its descriptors are
+    read by the first qGetTLSAddr (a library without them fails that one as a load would
+    have): the qSymbol gdb sends at every library load stays cheap."""
     state = thread_db(s.target)
-    if pid not in state.loaded and thread_library_layout(pid) is not None \
+    if pid not in state.loaded and thread_library(pid) is not None \
             and finds_libthread_db(state.search_path):
         state.loaded.add(pid)
     return pid in state.loaded

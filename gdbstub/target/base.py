@@ -8,13 +8,11 @@ target really implements and never advertises more.
 
 from __future__ import annotations
 
-import enum
-
 from ..arch.regs import Arch
-from ..hints import NamedTuple, Protocol
+from ..hints import Enum, NamedTuple, Protocol
 
 
-class StopKind(enum.Enum):
+class StopKind(Enum):
     SIGNAL = "signal"  # stopped with a signal (SIGTRAP for breakpoints and steps)
     EXITED = "exited"  # W: the process exited with ``status``
     TERMINATED = "terminated"  # X: the process was killed by ``signal``

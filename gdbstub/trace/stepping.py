@@ -12,11 +12,10 @@ reports it as it would have.
 
 from __future__ import annotations
 
-import signal
 from collections.abc import Callable
 
 from ..arch.regs import RegBuffers
-from ..hints import TYPE_CHECKING
+from ..hints import TYPE_CHECKING, signal
 from ..target.base import StopEvent, StopKind
 
 if TYPE_CHECKING:

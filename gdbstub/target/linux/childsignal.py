@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import ctypes
 import os
-import signal
+
+from ...hints import signal
 
 _SFD_NONBLOCK = os.O_NONBLOCK
 _SFD_CLOEXEC = os.O_CLOEXEC

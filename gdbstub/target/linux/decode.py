@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import ctypes
 import os
-import signal
 
 from ...arch import detect_arch
+from ...hints import signal
 from ..base import STOP_SIGNAL, StopEvent, StopKind
 from . import ptrace
 from .breakpoints import MemoryAndBreakpoints

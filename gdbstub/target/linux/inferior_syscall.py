@@ -16,10 +16,9 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import signal
 from collections.abc import Sequence
 
-from ...hints import TYPE_CHECKING
+from ...hints import TYPE_CHECKING, signal
 from . import procfs, ptrace
 
 if TYPE_CHECKING:

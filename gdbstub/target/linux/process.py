@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import errno
 import os
-import signal
 import time
 
+from ...hints import signal
 from ...trace.stepping import register_snapshot, while_step
 from ..base import StopKind
 from . import ptrace

@@ -9,8 +9,8 @@ is issued here, after the thread's debug registers are synced.
 from __future__ import annotations
 
 import os
-import signal
 
+from ...hints import signal
 from ...logs import get_logger
 from ..base import STOP_SIGNAL, ResumeAction, StopEvent, StopKind
 from . import ptrace

@@ -7,9 +7,9 @@ when and how threads run again is the resume policy's (resume.py, above this).
 from __future__ import annotations
 
 import os
-import signal
 import time
 
+from ...hints import signal
 from ...logs import get_logger
 from ...trace.stepping import stepped_onto_tracepoint
 from ..base import STOP_SIGNAL, StopEvent, StopKind

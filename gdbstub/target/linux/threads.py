@@ -8,14 +8,13 @@ registers' meaning, breakpoints, events or the resume policy.
 
 from __future__ import annotations
 
-import enum
 import errno
 import os
-import signal
 import time
 
 from ...arch import detect_arch, without_xml
 from ...arch.regs import Arch
+from ...hints import StrEnum, signal
 from ...logs import get_logger
 from ..base import ResumeAction, StopEvent
 from . import ptrace
@@ -25,7 +24,7 @@ log = get_logger("gdbstub.target")
 _FIELDS_AFTER_CORE = 0  # fields after 'processor' in /proc/PID/task/TID/stat (this kernel's, once read)
 
 
-class ThreadState(enum.StrEnum):
+class ThreadState(StrEnum):
     """What a thread is doing. Stored on the thread and changed only by its transition
     methods (``Thread.stopped_by_event`` and the rest), as ``TRANSITIONS`` allows."""
 
