@@ -28,7 +28,7 @@ from collections.abc import Callable
 
 from ..binary import Record
 from ..hints import TYPE_CHECKING
-from .framing import Escaped, escape
+from .framing import escape, ready_reply
 from .session import PACKET_SIZE, Handler
 
 if TYPE_CHECKING:
@@ -177,7 +177,13 @@ def fit_escaped(data: bytes, room: int) -> bytes:
 
 
 def cut_to_fit(data: bytes, room: int) -> tuple[bytes, bytes]:
-    """The longest prefix of ``data`` whose escaped form fits in ``room`` bytes, and that form.
+    """The longest prefix of ``data`` whose escaped form fits in ``room`` bytes, and that form."""
+    count, escaped = fit(data, room)
+    return data[:count], escaped
+
+
+def fit(data: bytes, room: int) -> tuple[int, bytes]:
+    """How many bytes of ``data`` (a prefix) fit in ``room`` bytes once escaped, and that form.
 
     gdb checks that the count in ``F<count>;`` is the number of bytes it
     unescapes, so the data is cut before the reply, never after escaping.
@@ -188,12 +194,18 @@ def cut_to_fit(data: bytes, room: int) -> tuple[bytes, bytes]:
     head = data[:room]
     escaped = escape(head)
     if len(escaped) <= room:
-        return head, escaped
+        return len(head), escaped
     if room <= 0:
-        return b"", b""
+        return 0, b""
     escapes_in_room = len(escaped) - len(head) - escaped.count(b"}", room)
     end = room - 1 if escaped[room - 1] == 0x7D else room  # an escape cut in two is left out
-    return head[: room - escapes_in_room], escaped[:end]
+    return room - escapes_in_room, escaped[:end]
+
+
+def fitted_reply(head: bytes, data: bytes, count: int, escaped: bytes) -> bytes:
+    """HEAD and the first COUNT bytes of DATA (escaped: ESCAPED) as a reply that framing
+    sends without escaping it again; the cut data is copied once, into the payload."""
+    return ready_reply(head, data if count == len(data) else memoryview(data)[:count], escaped)
 
 
 # --- where paths resolve ----------------------------------------------------------------
@@ -409,8 +421,9 @@ def op_pread(s: Session, params: bytes) -> bytes:
     if count < 0 or not 0 <= offset < OFF_T_END:
         raise HostIOError(errno.EINVAL)
     room = PACKET_SIZE - _HEADER_ROOM
-    data, escaped = cut_to_fit(os.pread(fd, min(count, room), offset), room)
-    return Escaped.of(b"F%x;" % len(data), data, escaped)
+    data = os.pread(fd, min(count, room), offset)
+    count, escaped = fit(data, room)
+    return fitted_reply(b"F%x;" % count, data, count, escaped)
 
 
 def op_pwrite(s: Session, params: bytes) -> bytes:
