@@ -178,12 +178,13 @@ def fit_escaped(data: bytes, room: int) -> bytes:
 
 def cut_to_fit(data: bytes, room: int) -> tuple[bytes, bytes]:
     """The longest prefix of ``data`` whose escaped form fits in ``room`` bytes, and that form."""
-    count, escaped = fit(data, room)
-    return data[:count], escaped
+    count, escaped, end = fit(data, room)
+    return data[:count], escaped[:end]
 
 
-def fit(data: bytes, room: int) -> tuple[int, bytes]:
-    """How many bytes of ``data`` (a prefix) fit in ``room`` bytes once escaped, and that form.
+def fit(data: bytes, room: int) -> tuple[int, bytes, int]:
+    """How many bytes of ``data`` (a prefix) fit in ``room`` bytes once escaped, the escaped
+    form of a little more, and where in it to cut (its first END bytes are those COUNT's).
 
     gdb checks that the count in ``F<count>;`` is the number of bytes it
     unescapes, so the data is cut before the reply, never after escaping.
@@ -194,18 +195,22 @@ def fit(data: bytes, room: int) -> tuple[int, bytes]:
     head = data[:room]
     escaped = escape(head)
     if len(escaped) <= room:
-        return len(head), escaped
+        return len(head), escaped, len(escaped)
     if room <= 0:
-        return 0, b""
+        return 0, b"", 0
     escapes_in_room = len(escaped) - len(head) - escaped.count(b"}", room)
     end = room - 1 if escaped[room - 1] == 0x7D else room  # an escape cut in two is left out
-    return room - escapes_in_room, escaped[:end]
+    return room - escapes_in_room, escaped, end
 
 
-def fitted_reply(head: bytes, data: bytes, count: int, escaped: bytes) -> bytes:
-    """HEAD and the first COUNT bytes of DATA (escaped: ESCAPED) as a reply that framing
-    sends without escaping it again; the cut data is copied once, into the payload."""
-    return ready_reply(head, data if count == len(data) else memoryview(data)[:count], escaped)
+def fitted_reply(head: bytes | None, data: bytes, room: int) -> bytes:
+    """HEAD (None: vFile's ``F<count>;``) and the longest prefix of DATA that fits ROOM once
+    escaped, as a reply that framing sends without escaping it again: the kept data is
+    copied once, into the payload, and its escaped form not at all."""
+    count, escaped, end = fit(data, room)
+    if head is None:
+        head = b"F%x;" % count
+    return ready_reply(head, data if count == len(data) else memoryview(data)[:count], escaped, end=end)
 
 
 # --- where paths resolve ----------------------------------------------------------------
@@ -421,9 +426,7 @@ def op_pread(s: Session, params: bytes) -> bytes:
     if count < 0 or not 0 <= offset < OFF_T_END:
         raise HostIOError(errno.EINVAL)
     room = PACKET_SIZE - _HEADER_ROOM
-    data = os.pread(fd, min(count, room), offset)
-    count, escaped = fit(data, room)
-    return fitted_reply(b"F%x;" % count, data, count, escaped)
+    return fitted_reply(None, os.pread(fd, min(count, room), offset), room)
 
 
 def op_pwrite(s: Session, params: bytes) -> bytes:

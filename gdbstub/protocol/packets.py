@@ -11,7 +11,7 @@ from ..target.base import ResumeAction, StopKind
 from . import grammar as g
 from . import signals
 from .framing import ready_reply
-from .hostio import fit, fitted_reply
+from .hostio import fitted_reply
 from .nonstop import question_non_stop
 from .session import E01, OK, PACKET_SIZE, Feature, Handler, SessionEnd
 
@@ -221,7 +221,7 @@ def binary_read(s: Session, args: bytes) -> bytes:
     if not data:
         return E08 if not gdb_form else E01
     head = b"b" if gdb_form else b""
-    return fitted_reply(head, data, *fit(data, PACKET_SIZE - len(head)))
+    return fitted_reply(head, data, PACKET_SIZE - len(head))
 
 
 def write_memory(s: Session, args: bytes) -> bytes:
