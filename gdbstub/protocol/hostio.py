@@ -203,10 +203,38 @@ def fit(data: bytes, room: int) -> tuple[int, bytes, int]:
     return room - escapes_in_room, escaped, end
 
 
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # mallopt's parameters (malloc.h)
+BIG_REPLY = 16384  # data from which a reply's buffers go past glibc's default trim threshold together
+
+
+class _Heap:
+    """Whether keep_heap has run (once per process)."""
+
+    kept = False
+
+
+def keep_heap() -> None:
+    """Have malloc keep the memory of freed big buffers instead of giving it back at once.
+
+    A 64-128 KiB reply takes several buffers that size (the data read, its escaped form, the
+    payload, the framed packet). glibc's defaults trim the heap's top when they are freed
+    and grow it again for the next reply, so every reply paid brk calls and page faults on
+    fresh zeroed pages: a gdb 16 session reading libc and its debug file through vFile:pread
+    and dumping 4 MiB made ~190 brk calls and 3,500 page faults more than with the heap
+    kept (8,300 -> 4,800). 16 MiB of top is kept, buffers up to 4 MiB come from the heap."""
+    _Heap.kept = True
+    mallopt = getattr(_libc, "mallopt", None)  # glibc's; others may lack it
+    if mallopt is not None:
+        mallopt(M_MMAP_THRESHOLD, 4 << 20)
+        mallopt(M_TRIM_THRESHOLD, 16 << 20)
+
+
 def fitted_reply(head: bytes | None, data: bytes, room: int) -> bytes:
     """HEAD (None: vFile's ``F<count>;``) and the longest prefix of DATA that fits ROOM once
     escaped, as a reply that framing sends without escaping it again: the kept data is
     copied once, into the payload, and its escaped form not at all."""
+    if not _Heap.kept and len(data) > BIG_REPLY:
+        keep_heap()
     count, escaped, end = fit(data, room)
     if head is None:
         head = b"F%x;" % count
