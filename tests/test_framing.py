@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gdbstub.protocol import framing
@@ -112,3 +112,21 @@ def test_any_chunking_gives_same_packets(payloads: list[bytes], cuts: list[int])
 def test_escape_unescape_inverse(data: bytes) -> None:
     assert framing.unescape(framing.escape(data)) == data
     assert not any(c in framing.escape(data) for c in b"$#*") or b"}" in framing.escape(data)
+
+
+@settings(deadline=None)  # no timing here: a loaded machine must not fail it
+@given(st.binary(max_size=2000), st.integers(min_value=0, max_value=2000))
+def test_checksum_is_the_byte_sum(data: bytes, cut: int) -> None:
+    """Adler-32 chunks, any size and content; ASCII with its step given as the hex path does."""
+    assert framing.checksum(data) == sum(data) & 0xFF
+    text = data.hex().encode()[:cut]
+    assert framing.checksum(text, 512) == sum(text) & 0xFF
+
+
+@settings(deadline=None)
+@given(st.binary(max_size=3000))
+def test_a_ready_hex_reply_is_framed_as_plain_hex(data: bytes) -> None:
+    text = data.hex().encode()
+    reply = framing.ready_reply(b"", text, text, ascii=True)
+    assert reply == text
+    assert framing.encode(reply) == framing.encode(bytes(bytearray(text)))

@@ -13,7 +13,7 @@ import struct
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gdbstub.protocol import framing, hostio, svr4
@@ -102,6 +102,18 @@ def test_fit_escaped_is_the_longest_prefix_that_fits(data, room):
     assert hostio.cut_to_fit(data, room) == (cut, framing.escape(cut))
 
 
+@settings(deadline=None)  # no timing here: a loaded machine must not fail it
+@given(st.binary(max_size=1200) | st.lists(st.sampled_from(b"a$#}*]\x80"), max_size=1200).map(bytes),
+       st.integers(min_value=0, max_value=1300), st.sampled_from([b"", b"b", None]))
+def test_a_fitted_reply_is_framed_as_its_payload_would_be(data, room, head):
+    """framing sends the body fitted_reply made (cut, its checksum less the cut-off end's)
+    exactly as it would frame the payload from scratch."""
+    reply = hostio.fitted_reply(head, data, room)
+    count = len(hostio.fit_escaped(data, room))
+    assert reply == (b"F%x;" % count if head is None else head) + data[:count]
+    assert framing.encode(reply) == framing.encode(bytes(bytearray(reply)))
+
+
 # --------------------------------------------------------------------------- vFile requests
 
 
@@ -118,7 +130,7 @@ def test_open_pread_fstat_close(session, tmp_path):
         head, _, chunk = reply.partition(b";")
         assert int(head[1:], 16) == len(chunk)
         assert hostio.escaped_length(reply) <= PACKET_SIZE
-        assert framing.encode(reply) == framing.encode(bytes(reply))  # the escaped form it carries is right
+        assert framing.encode(reply) == framing.encode(bytes(bytearray(reply)))  # the body it was framed with is right
         if not chunk:
             break
         got += chunk

@@ -7,8 +7,8 @@ and each byte is examined once.
 from __future__ import annotations
 
 import zlib
-from functools import partial
 from io import BytesIO
+from itertools import repeat
 
 MAX_PACKET = 0x20100  # payload bytes we accept (above session.PACKET_SIZE); larger packets are refused
 HEAD = 64  # bytes of an oversized packet kept: enough for its name, never its body
@@ -104,22 +104,25 @@ _FRAMED = {payload: b"$%s#%s" % (payload, _HEX_PAIRS[sum(payload) & 0xFF])
            for payload in (b"", b"OK", b"E01", b"E02", b"E03", b"E08", b"N")}
 
 
-def checksum(data: bytes) -> int:
+def checksum(data: bytes, step: int = 0) -> int:
     """The packet checksum, the byte sum mod 256, summed in C.
 
     zlib's Adler-32 of a chunk is (B << 16) | (1 + the chunk's byte sum mod 65521): the
     exact sum while it stays below 65521, so for 256 bytes of anything or 512 of ASCII
     (hex replies: every m). Added up whole, the B halves only add multiples of 65536,
     which vanish mod 256, and each chunk adds its 1. The chunks are cut and summed by
-    C (BytesIO.read through iter and map), never by an interpreted loop: a 64 KiB
+    C (BytesIO.read mapped over a repeat of the step: no sentinel compared per chunk, as
+    iter(partial(read), b"") did), never by an interpreted loop: a 64 KiB
     reply costs one pass of adler32 and ~100 ns per chunk. (sum() over bytes walks
-    them in the interpreter: 1.4 us for a stop reply.)"""
+    them in the interpreter: 1.4 us for a stop reply.) STEP 512 says DATA is ASCII: its
+    maker knows (hex), and the isascii pass is saved."""
     size = len(data)
     if size <= 256:
         return (_adler32(data) - 1) & 0xFF
-    step = 512 if data.isascii() else 256
-    chunks = iter(partial(BytesIO(data).read, step), b"")
-    return (sum(map(_adler32, chunks)) - (size + step - 1) // step) & 0xFF
+    if not step:
+        step = 512 if data.isascii() else 256
+    count = (size + step - 1) // step
+    return (sum(map(_adler32, map(BytesIO(data).read, repeat(step, count)))) - count) & 0xFF
 
 
 def escape(data: bytes) -> bytes:
@@ -171,19 +174,34 @@ def run_length_decode(data: bytes) -> bytes:
     return bytes(out)
 
 
-class Escaped(bytes):
-    """A reply payload that carries its escaped form, made when its handler cut binary data
-    to fit PacketSize (x, vFile:pread): encode sends that instead of escaping the payload a
-    second time. Its value is the payload itself, for whoever else reads the reply."""
+class _Ready:
+    """The reply a handler framed half-way: its payload, and the head and tail of the body
+    to send for it. One slot, taken by the next encode of that very payload object."""
 
-    escaped: bytes
+    __slots__ = ("end", "head", "payload", "step", "tail")
 
-    @classmethod
-    def of(cls, head: bytes, data: bytes, escaped: bytes) -> Escaped:
-        """HEAD (nothing in it to escape) then DATA, whose escaped form is ESCAPED."""
-        reply = cls(head + data)
-        reply.escaped = head + escaped
-        return reply
+    def __init__(self) -> None:
+        self.payload: bytes | None = None
+        self.head = self.tail = b""
+        self.step = self.end = 0
+
+
+_ready = _Ready()
+
+
+def ready_reply(head: bytes, data: bytes | memoryview, tail: bytes, ascii: bool = False, end: int = -1) -> bytes:
+    """The payload HEAD + DATA (nothing in HEAD to escape), whose body encode sends as HEAD +
+    TAIL[:END]: DATA escaped (made while the handler cut DATA to fit PacketSize: x, vFile:pread),
+    or DATA itself (hex, ASCII: m). The payload stays plain bytes for whoever else reads it;
+    sending it costs no second escape, no isascii pass for hex, and two copies of the data
+    and a zeroing less than the bytes subclass that carried the escaped form did (a fifth of
+    a 64 KiB x reply's instructions). TAIL cut at END is sent through a memoryview, its
+    checksum the whole one's less the cut-off end's: no copy of the kept part."""
+    payload = head + data if head else data if type(data) is bytes else bytes(data)
+    ready = _ready
+    ready.payload, ready.head, ready.tail, ready.step = payload, head, tail, 512 if ascii else 0
+    ready.end = len(tail) if end < 0 else end
+    return payload
 
 
 def _plain(payload: bytes) -> bool:
@@ -195,8 +213,6 @@ def _plain(payload: bytes) -> bool:
 def _body(payload: bytes) -> bytes:
     """PAYLOAD escaped. A small one of plain text (isalnum, or ``_plain``) is returned as it
     is, without escape's four replaces; a large one goes straight to escape."""
-    if type(payload) is Escaped:
-        return payload.escaped
     if len(payload) <= SMALL and (payload.isalnum() or _plain(payload)):
         return payload
     return escape(payload)
@@ -206,7 +222,8 @@ def encode(payload: bytes) -> bytes:
     """Frame a reply payload: escape it and add the checksum (one copy of the body).
 
     A small plain reply (a stop reply, an `m` of a few words: two a step) is framed here
-    without the calls of ``_body`` and ``checksum``: adler32 sums it exactly."""
+    without the calls of ``_body`` and ``checksum``: adler32 sums it exactly. A payload a
+    handler made ready (``ready_reply``) is framed from its head and escaped tail."""
     size = len(payload)
     if size <= 256 and type(payload) is bytes:
         if size <= 3:
@@ -216,6 +233,15 @@ def encode(payload: bytes) -> bytes:
         if payload.isalnum() or (0x7D not in payload and 0x24 not in payload and 0x23 not in payload
                                  and 0x2A not in payload):  # _plain, inlined
             return b"".join((b"$", payload, b"#", _HEX_PAIRS[(_adler32(payload) - 1) & 0xFF]))
+    ready = _ready
+    if payload is ready.payload:
+        ready.payload = None
+        head, tail, end = ready.head, ready.tail, ready.end
+        total = checksum(tail, ready.step) + (checksum(head) if head else 0)
+        if end < len(tail):
+            total -= checksum(tail[end:], ready.step)
+            return b"".join((b"$", head, memoryview(tail)[:end], b"#", _HEX_PAIRS[total & 0xFF]))
+        return b"".join((b"$", head, tail, b"#", _HEX_PAIRS[total & 0xFF]))
     body = _body(payload)
     return b"".join((b"$", body, b"#", _HEX_PAIRS[checksum(body)]))
 

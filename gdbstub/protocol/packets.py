@@ -10,8 +10,8 @@ from ..hints import TYPE_CHECKING
 from ..target.base import ResumeAction, StopKind
 from . import grammar as g
 from . import signals
-from .framing import Escaped
-from .hostio import cut_to_fit
+from .framing import ready_reply
+from .hostio import fitted_reply
 from .nonstop import question_non_stop
 from .session import E01, OK, PACKET_SIZE, Feature, Handler, SessionEnd
 
@@ -199,7 +199,8 @@ def read_memory(s: Session, args: bytes) -> bytes:
     length = min(req.length, PACKET_SIZE // 2)
     if length == 0:
         return b""
-    return hexlify(s.target.read_memory(s.current_pid(), req.addr, length))  # bytes, no str between
+    text = hexlify(s.target.read_memory(s.current_pid(), req.addr, length))  # bytes, no str between
+    return ready_reply(b"", text, text, ascii=True)  # hex: nothing to escape, ASCII
 
 
 def binary_read(s: Session, args: bytes) -> bytes:
@@ -219,9 +220,8 @@ def binary_read(s: Session, args: bytes) -> bytes:
                                 min(req.length, PACKET_SIZE))
     if not data:
         return E08 if not gdb_form else E01
-    if gdb_form:
-        return Escaped.of(b"b", *cut_to_fit(data, PACKET_SIZE - 1))
-    return Escaped.of(b"", *cut_to_fit(data, PACKET_SIZE))
+    head = b"b" if gdb_form else b""
+    return fitted_reply(head, data, PACKET_SIZE - len(head))
 
 
 def write_memory(s: Session, args: bytes) -> bytes:
