@@ -29,6 +29,8 @@ def _normalise(value: Any, pids: dict[str, str]) -> Any:
     if isinstance(value, list):
         return [_normalise(v, pids) for v in value]
     if isinstance(value, str):
+        if value.isdigit():  # a number (a register's, a line's): only the decimal pid is the pid
+            return "PID" if pids.get(value) == "PID" else value
         for pid, name in pids.items():
             value = re.sub(rf"\b{pid}\b", name, value)
         value = re.sub(r"\bThread PID\.\d+", "Thread PID.TID", value)
