@@ -57,7 +57,7 @@ class StopEngine(StatusDecoder):
             if found is not None:
                 event = self._report(found)
                 break
-        if event is not None and self.tracer.sites:
+        if event is not None and self.made_tracer is not None and self.made_tracer.sites:
             stepped_onto_tracepoint(self, event)  # a step ending at a tracepoint is its hit
         return event
 
