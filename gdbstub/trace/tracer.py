@@ -15,6 +15,7 @@ from collections.abc import Callable
 from ..agent import AgentError
 from ..hints import Protocol
 from ..logs import get_logger
+from ..target.base import CLIENT, TRACE, Int3Owners
 from .model import (
     MAX_BLOCK,
     Action,
@@ -31,7 +32,6 @@ from .model import (
     timestamp_variable,
     variable_block,
 )
-from .owners import CLIENT, TRACE, Int3Owners
 
 log = get_logger("gdbstub.trace")
 

@@ -8,8 +8,7 @@ from __future__ import annotations
 import os
 
 from ...hints import TYPE_CHECKING
-from ...trace.owners import CLIENT, Int3Owners
-from ..base import Breakpoints, StopEvent
+from ..base import CLIENT, Breakpoints, Int3Owners, StopEvent
 from .debugregs import DebugRegisters
 from .registers import RegisterFile
 from .threads import Process, Thread

@@ -11,7 +11,6 @@ import os
 import time
 
 from ...hints import TYPE_CHECKING, signal
-from ...trace.stepping import register_snapshot, while_step
 from ..base import StopKind
 from . import ptrace
 from .resume import ResumePolicy
@@ -36,6 +35,8 @@ class LinuxTarget(ResumePolicy):
         self.module_state: dict[str, object] = {}  # packet modules' state shared by every session (tls's)
 
     def _tracer_made(self, tracer: Tracer) -> None:
+        from ...trace.stepping import register_snapshot, while_step
+
         tracer.stepper = lambda tid: while_step(self, tid)  # while-stepping
         tracer.snapshot = lambda tid: register_snapshot(self, tid)  # registers kept raw at a hit
 
