@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 
 from ...hints import TYPE_CHECKING
-from ..base import CLIENT, Breakpoints, Int3Owners, StopEvent
+from ..base import CLIENT, Int3Owners, StopEvent
 from .debugregs import DebugRegisters
 from .registers import RegisterFile
 from .threads import Process, Thread
@@ -16,6 +16,7 @@ from .threads import Process, Thread
 if TYPE_CHECKING:
     from ...agent import BreakpointConditions
     from ...trace.tracer import Tracer
+    from ..base import Breakpoints
 
 INT3 = b"\xcc"
 
