@@ -286,8 +286,8 @@ class Server:
         """Disconnected tracing (QTDisconnected:1, a trace running): the one case where the
         program outlives its client. It runs on, collecting, until the next client connects;
         then it is stopped and that client finds the trace (qTStatus, upload, tfind)."""
-        tracer = self.target.tracer
-        if not (tracer.running and tracer.disconnected and self.target.threads):
+        tracer = self.target.made_tracer
+        if tracer is None or not (tracer.running and tracer.disconnected and self.target.threads):
             return False
         print("Disconnected tracing in effect, leaving gdbstub attached to the process",
               file=sys.stderr, flush=True)

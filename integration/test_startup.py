@@ -50,9 +50,16 @@ LATE = (
 
 # Imported by no gdb session (`target remote`, a run to main, `kill`): lldb's packets stand
 # aside until one of them comes (the registry's passive modules), and gdbstub.hints stands in
-# for enum and signal.
+# for enum and signal. The tracepoint packets, the trace model and the agent load with the
+# first tracepoint (gdb's connect-time qTStatus, qTfV and qTfP get a fresh tracer's replies
+# from the registry) or breakpoint condition; hostio and tls keep their state without weakref.
+# The i386 register tables load for a 32-bit program only.
 NOT_IN_A_GDB_SESSION = ("enum", "signal", "gdbstub.protocol.lldb", "gdbstub.arch.lldbxml",
-                        "gdbstub.target.linux.inferior_syscall", "gdbstub.target.linux.procfs")
+                        "gdbstub.target.linux.inferior_syscall", "gdbstub.target.linux.procfs",
+                        "gdbstub.protocol.tracepoints", "gdbstub.trace.tfile", "gdbstub.trace.tracer",
+                        "gdbstub.trace.model", "gdbstub.trace.stepping", "gdbstub.agent", "gdbstub.agent_compile",
+                        "weakref",
+                        "gdbstub.arch.i386")  # a 64-bit program's session
 
 
 # Before it listens the stub starts its program and binds its socket, and loads no more than

@@ -35,8 +35,7 @@ def _imports(path: Path) -> set[str]:
 
 def _registered() -> set[str]:
     """The packet modules the registry builds sessions from."""
-    names = {m if isinstance(m, str) else m.__name__.rsplit(".", 1)[1] for m in registry.MODULES}
-    return names | set(registry.INSTALLERS)
+    return {m if isinstance(m, str) else m.__name__.rsplit(".", 1)[1] for m in registry.MODULES}
 
 
 def test_session_imports_no_packet_module() -> None:
@@ -131,3 +130,39 @@ def test_passive_module_stands_aside_until_its_packets_come(monkeypatch) -> None
     assert "gdbstub.protocol.lldb" not in sys.modules
     tables.handlers["QThreadSuffixSupported"]  # one of its own packets would import it
     assert "gdbstub.protocol.lldb" not in sys.modules
+
+
+def test_idle_replies_are_a_fresh_tracers() -> None:
+    """Until the target makes its tracer, gdb's tracepoint queries at every connect get the
+    registry's declared replies without the module: exactly what the module answers for a
+    fresh tracer, and the tracer is still not made."""
+    from gdbstub.target.linux.process import LinuxTarget
+
+    lazy = registry.LAZY["tracepoints"]
+    packets = [name.encode() for name, _ in lazy.idle]
+    target = LinuxTarget()
+    idle = registry.new_session(target)
+    idle_replies = [idle.handle(p) for p in packets]
+    assert target.made_tracer is None
+    assert idle.tables.handlers["g"] is registry.tables().handlers["g"]  # no frame routing yet
+    assert target.tracer is not None  # made now: a new session answers from the module
+    real = registry.new_session(target)
+    assert idle_replies == [real.handle(p) for p in packets] == [reply for _, reply in lazy.idle]
+
+
+def test_target_dependent_lazy_module_is_offered_only_where_it_works() -> None:
+    """Tracepoints need a tracer: a target without one is offered none of their features or
+    objects and gets the empty reply to their packets, as an unknown packet's."""
+
+    class Plain:
+        def __init__(self) -> None:
+            self.pid = 0
+            self.threads: dict[int, object] = {}
+
+    from gdbstub.protocol.session import Session
+
+    session = Session(Plain(), registry.tables())  # type: ignore[arg-type]
+    reply = session.handle(b"qSupported:multiprocess+")
+    assert reply is not None and b"TraceStateVariables+" not in reply and b"traceframe-info" not in reply
+    assert session.handle(b"qTStatus") == b""
+    assert session.handle(b"qXfer:traceframe-info:read::0,100") == b""

@@ -4,9 +4,9 @@ avx512, pkeys exist)."""
 
 from __future__ import annotations
 
-from . import i386, x86_64
+from . import x86_64
 from .regs import Arch
-from .xsave import SSE, X87, layout, xcr0_of
+from .xsave import layout, xcr0_of
 
 
 def elf_class(path: str) -> int:
@@ -24,7 +24,11 @@ def elf_class(path: str) -> int:
 def arch_for(bits: int, xstate: bytes | bytearray) -> Arch:
     """The table for a BITS-bit program whose NT_X86_XSTATE buffer is XSTATE."""
     lay = layout(xcr0_of(xstate), len(xstate))
-    return i386.build(lay) if bits == 32 else x86_64.build(lay)
+    if bits == 32:
+        from . import i386  # only 32-bit programs need its tables
+
+        return i386.build(lay)
+    return x86_64.build(lay)
 
 
 def read_xstate(tid: int) -> bytes:
@@ -41,7 +45,11 @@ def without_xml(arch: Arch) -> Arch:
     """The table for a client that read no target description (no xmlRegisters=i386 in
     qSupported): gdb then assumes its built-in 560-byte amd64 / 312-byte i386 layouts, and
     gdbserver serves exactly those (core, sse, linux[, segments])."""
-    return i386.I386 if arch.word == 4 else x86_64.X86_64
+    if arch.word == 4:
+        from . import i386
+
+        return i386.I386
+    return x86_64.X86_64
 
 
 def detect_arch(pid: int, xstate: bytes | bytearray | None = None) -> Arch:
@@ -50,5 +58,5 @@ def detect_arch(pid: int, xstate: bytes | bytearray | None = None) -> Arch:
         xstate = read_xstate(pid)
     bits = elf_class(f"/proc/{pid}/exe")
     if not xstate:
-        return i386.build(layout(X87 | SSE)) if bits == 32 else x86_64.X86_64
+        return arch_for(bits, b"") if bits == 32 else x86_64.X86_64
     return arch_for(bits, xstate)

@@ -3,13 +3,13 @@ gdb attaches to breakpoints so the stub decides at the hit (one stop instead of 
 
 from __future__ import annotations
 
-from ..agent import AgentError, BreakpointAgent, BreakpointConditions, parse_extras
 from ..hints import TYPE_CHECKING
 from ..logs import get_logger
 from . import grammar as g
 from .session import E01, OK, Feature, Handler
 
 if TYPE_CHECKING:
+    from ..agent import BreakpointAgent, BreakpointConditions
     from .session import Session
 
 log = get_logger("gdbstub.session")
@@ -18,9 +18,22 @@ Z_SOFTWARE = 0
 Z_HARDWARE = 1
 
 
-def _conditions(s: Session) -> BreakpointConditions | None:
-    store = getattr(s.target, "conditions", None)
-    return store if isinstance(store, BreakpointConditions) else None
+def _conditions(s: Session, make: bool) -> BreakpointConditions | None:
+    """The target's table of conditions: the Linux target makes it (and loads agent.py) for
+    the first Z that has some (MAKE); a plain Z0 finds none and leaves it alone."""
+    store = getattr(s.target, "breakpoint_conditions", None)
+    if store is not None:
+        made: BreakpointConditions | None = store(make)
+        return made
+    from ..agent import BreakpointConditions
+
+    kept = getattr(s.target, "conditions", None)
+    return kept if isinstance(kept, BreakpointConditions) else None
+
+
+def _conditional(s: Session) -> bool:
+    """qSupported: whether the target takes conditions (without making its table)."""
+    return hasattr(s.target, "breakpoint_conditions") or _conditions(s, False) is not None
 
 
 def _breakpoint(s: Session, args: bytes, insert: bool) -> bytes:
@@ -29,11 +42,13 @@ def _breakpoint(s: Session, args: bytes, insert: bool) -> bytes:
     ztype, addr = req.type, req.addr  # read once: gdb sends a z0 and a Z0 around every step off a hit
     target = s.target
     pid = s.current_pid() if target.threads else target.pid
-    store = _conditions(s)
+    store = _conditions(s, insert and bool(extras) and ztype in (Z_SOFTWARE, Z_HARDWARE))
     agent: BreakpointAgent | None = None
     if insert and extras:
         if ztype not in (Z_SOFTWARE, Z_HARDWARE) or store is None:
             return E01
+        from ..agent import AgentError, parse_extras
+
         try:
             agent = parse_extras(extras)
         except AgentError as exc:
@@ -82,6 +97,6 @@ HANDLERS: dict[str, Handler] = {
 }
 
 FEATURES: list[Feature] = [
-    ("ConditionalBreakpoints+", lambda s: _conditions(s) is not None),
-    ("BreakpointCommands+", lambda s: _conditions(s) is not None),
+    ("ConditionalBreakpoints+", _conditional),
+    ("BreakpointCommands+", _conditional),
 ]

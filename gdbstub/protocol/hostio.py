@@ -23,7 +23,6 @@ import ctypes
 import errno
 import os
 import stat
-import weakref
 from collections.abc import Callable
 
 from ..binary import Record
@@ -368,14 +367,11 @@ class HostIO:
         self.fds.clear()
 
 
-_STATE: weakref.WeakKeyDictionary[Session, HostIO] = weakref.WeakKeyDictionary()
-
-
 def state(s: Session) -> HostIO:
     """The session's Host I/O state, created on first use with a close hook."""
-    hio = _STATE.get(s)
-    if hio is None:
-        hio = _STATE[s] = HostIO()
+    hio = s.module_state.get("hostio")
+    if not isinstance(hio, HostIO):
+        hio = s.module_state["hostio"] = HostIO()
         s.close_hooks.append(hio.close_all)
     return hio
 

@@ -28,13 +28,23 @@ class Lazy(NamedTuple):
 
     A passive module's state is set only by its own packets: until one of them has imported
     it, its qXfer objects and the handlers it takes over from an earlier module are those
-    earlier ones, and its stop-reply extras add nothing (lldb's, in a gdb session)."""
+    earlier ones, and its stop-reply extras add nothing (lldb's, in a gdb session).
+
+    A module that needs something of the target (REQUIRES, an attribute) is offered and answers
+    only on a target that has it. While the target's attribute IDLE_UNTIL is None (its state not
+    made yet), the packets of IDLE get their constant replies without the import (gdb's
+    tracepoint queries at every connect). A module with install() gets it called on the session
+    by its first packet (tracepoints: the real handlers replace the stand-ins, and g/p/m are
+    routed to a selected trace frame)."""
 
     handlers: tuple[str, ...] = ()
     objects: tuple[str, ...] = ()
     features: tuple[str, ...] = ()
     stop_extras: int = 0
     passive: bool = False
+    requires: str = ""
+    idle_until: str = ""
+    idle: tuple[tuple[str, bytes], ...] = ()
 
 
 LAZY: dict[str, Lazy] = {
@@ -46,17 +56,27 @@ LAZY: dict[str, Lazy] = {
     "osdata": Lazy(objects=("osdata",), features=("qXfer:osdata:read+",)),
     "search": Lazy(handlers=("qSearch",)),
     "tls": Lazy(handlers=("qGetTLSAddr", "qSymbol")),
+    "tracepoints": Lazy(handlers=("QTinit", "QTDP", "QTDPsrc", "QTDV", "QTro", "QTEnable", "QTDisable", "QTBuffer",
+                                  "QTNotes", "QTDisconnected", "QTStart", "QTStop", "qTStatus", "qTP", "qTV", "qTfP",
+                                  "qTsP", "qTfV", "qTsV", "qTBuffer", "QTFrame", "qTMinFTPILen", "QTSave"),
+                        objects=("traceframe-info",),
+                        features=("ConditionalTracepoints+", "TraceStateVariables+", "TracepointSource+",
+                                  "InstallInTrace+", "EnableDisableTracepoints+", "QTBuffer:size+", "tracenz+",
+                                  "FastTracepoints+", "DisconnectedTracing+", "qXfer:traceframe-info:read+"),
+                        requires="tracer", idle_until="made_tracer",
+                        # a fresh tracer's answers (tests/test_protocol_layout.py checks them)
+                        idle=(("qTStatus", b"T0;tnotrun:0;tframes:0;tcreated:0;tfree:500000;tsize:500000;circular:0;"
+                                           b"disconn:0;starttime:0;stoptime:0;username:;notes::"),
+                              ("qTfV", b"1:0:1:74726163655f74696d657374616d70"),
+                              ("qTsV", b"l"), ("qTfP", b"l"), ("qTsP", b"l"))),
 }
 
 # In this order: a later module's handler or object of the same name wins (lldb's 'k' and
 # target.xml), and qSupported lists features in it. A name is a module of LAZY.
 MODULES: tuple[ModuleType | str, ...] = (
     packets, xfer, "lldb", extended, "monitor", hostio, svr4, nonstop, siginfo, breakpoints, events,
-    "osdata", "search", "tls",
+    "osdata", "search", "tls", "tracepoints",
 )
-# Then modules whose install() adds them to a session once it exists (what they offer depends
-# on its target): tracepoints, last, routes g/p/m of the modules above while a frame is selected.
-INSTALLERS: tuple[str, ...] = ("tracepoints",)
 
 
 def load(name: str) -> ModuleType:
@@ -71,22 +91,43 @@ def _loaded(name: str) -> bool:
     return f"{__package__}.{name}" in sys.modules
 
 
-def _handler(module: str, name: str, before: Handler | None) -> Handler:
+def _has(target: object, name: str) -> bool:
+    """Whether the target has NAME (a class's property is not called: it may make what it returns)."""
+    return not name or hasattr(type(target), name) or name in getattr(target, "__dict__", ())
+
+
+def _installed(s: Session, module: str) -> ModuleType:
+    """The module, installed on the session by its first packet if it has install()."""
+    loaded = load(module)
+    install = getattr(loaded, "install", None)
+    if install is not None:
+        install(s)
+    return loaded
+
+
+def _handler(module: str, name: str, before: Handler | None, lazy: Lazy) -> Handler:
+    requires, until, idle = lazy.requires, lazy.idle_until, dict(lazy.idle).get(name)
+
     def handler(s: Session, args: bytes) -> bytes | None:
         if before is not None and not _loaded(module):
             return before(s, args)
-        result: bytes | None = load(module).HANDLERS[name](s, args)
+        if requires and not _has(s.target, requires):
+            return b""
+        if idle is not None and getattr(s.target, until, False) is None:
+            return idle
+        result: bytes | None = _installed(s, module).HANDLERS[name](s, args)
         return result
     return handler
 
 
-def _reader(module: str, name: str, before: XferObject | None) -> XferObject:
+def _reader(module: str, name: str, before: XferObject | None, lazy: Lazy) -> XferObject:
     def read(s: Session, annex: str) -> bytes:
         if before is not None and not _loaded(module):
             return before.read(s, annex)
-        result: bytes = load(module).OBJECTS[name].read(s, annex)
+        result: bytes = _installed(s, module).OBJECTS[name].read(s, annex)
         return result
-    return XferObject(read)
+    requires = lazy.requires
+    return XferObject(read, available=(lambda s: _has(s.target, requires)) if requires else _always)
 
 
 def _stop_extra(module: str, index: int, passive: bool) -> StopExtra:
@@ -120,9 +161,11 @@ def _lazy_tables(name: str, before: Tables) -> Tables:
     t = Tables()
     lazy = LAZY[name]
     passive = lazy.passive
-    t.handlers = {h: _handler(name, h, before.handlers.get(h) if passive else None) for h in lazy.handlers}
-    t.objects = {o: _reader(name, o, before.objects.get(o) if passive else None) for o in lazy.objects}
-    t.features = [(f, _always) for f in lazy.features]
+    t.handlers = {h: _handler(name, h, before.handlers.get(h) if passive else None, lazy) for h in lazy.handlers}
+    t.objects = {o: _reader(name, o, before.objects.get(o) if passive else None, lazy) for o in lazy.objects}
+    requires = lazy.requires
+    offered = (lambda s: _has(s.target, requires)) if requires else _always
+    t.features = [(f, offered) for f in lazy.features]
     t.stop_extras = [_stop_extra(name, i, passive) for i in range(lazy.stop_extras)]
     return t
 
@@ -143,8 +186,10 @@ def tables() -> Tables:
 
 
 def new_session(target: LinuxTarget, *, extended: bool = False) -> Session:
-    """A session over ``target`` that speaks every packet the stub knows."""
+    """A session over ``target`` that speaks every packet the stub knows. A trace the target
+    already has (made by an earlier client: disconnected tracing) gets its module installed now,
+    as its first packet would, so that this client's leaving stops it too."""
     session = Session(target, tables(), extended=extended)
-    for name in INSTALLERS:
-        load(name).install(session)
+    if getattr(target, "made_tracer", None) is not None:
+        _installed(session, "tracepoints")
     return session

@@ -19,7 +19,6 @@ from __future__ import annotations
 import functools
 import os
 import struct
-import weakref
 
 from ..hints import TYPE_CHECKING, NamedTuple
 from ..target.linux.elf import SHT_DYNSYM, SHT_NOBITS, SHT_SYMTAB, SectionHeader, read_headers, read_sections
@@ -197,18 +196,18 @@ class ThreadDb:
     def __init__(self) -> None:
         self.search_path = DEFAULT_SEARCH_PATH
         self.loaded: set[int] = set()
-        # Sessions whose client takes part in symbol look-up (sent qSymbol): for them loading
-        # happens only there, as in gdbserver; other clients load on first use.
-        self.symbol_clients: weakref.WeakSet[Session] = weakref.WeakSet()
 
 
-_THREAD_DB: weakref.WeakKeyDictionary[LinuxTarget, ThreadDb] = weakref.WeakKeyDictionary()
+# A session whose client takes part in symbol look-up (sent qSymbol) has this in its
+# module_state: for it loading happens only there, as in gdbserver; other clients load on first use.
+SYMBOL_CLIENT = "tls.symbol_client"
 
 
 def thread_db(target: LinuxTarget) -> ThreadDb:
-    state = _THREAD_DB.get(target)
-    if state is None:
-        state = _THREAD_DB[target] = ThreadDb()
+    """The target's (kept in its module_state, shared by its sessions)."""
+    state = target.module_state.get("tls")
+    if not isinstance(state, ThreadDb):
+        state = target.module_state["tls"] = ThreadDb()
     return state
 
 
@@ -246,8 +245,7 @@ def _try_load(s: Session, pid: int) -> bool:
 def q_symbol(s: Session, args: bytes) -> bytes:
     """``qSymbol::``: gdb has new symbols (at connect, after each library load), the moment
     gdbserver tries to load libthread_db for the current process. The stub asks for none."""
-    state = thread_db(s.target)
-    state.symbol_clients.add(s)
+    s.module_state[SYMBOL_CLIENT] = True
     try:
         _try_load(s, s.current_pid())
     except OSError:  # no process yet
@@ -267,7 +265,7 @@ def get_tls_addr(s: Session, args: bytes) -> bytes:
     if pid is None:
         return E01
     state = thread_db(s.target)
-    if pid not in state.loaded and (s in state.symbol_clients or not _try_load(s, pid)):
+    if pid not in state.loaded and (SYMBOL_CLIENT in s.module_state or not _try_load(s, pid)):
         return E01  # gdbserver: "the thread layer is not (yet) initialized"
     address = tls_address(s, pid, tid, offset, lm)
     if address is None:

@@ -17,11 +17,11 @@ from ..trace.model import (
     parse_definition,
     parse_variable,
 )
-from ..trace.tracer import Tracer
 from . import grammar as g
 from .session import E01, OK, PACKET_SIZE, Feature, Handler, XferObject
 
 if TYPE_CHECKING:
+    from ..trace.tracer import Tracer
     from .session import Session
 
 MASK64 = (1 << 64) - 1
@@ -415,8 +415,12 @@ IN_FRAME: dict[str, Handler] = {
     "X": _refuse,
 }
 
+OBJECTS: dict[str, XferObject] = {"traceframe-info": XferObject(_traceframe_info)}
+
+# Offered on a target with a tracer (the registry declares them and tests for it: this module
+# is imported by the first tracepoint packet, not by qSupported).
 FEATURES: list[Feature] = [
-    (name, lambda s: isinstance(getattr(s.target, "tracer", None), Tracer))
+    (name, lambda s: True)
     for name in ("ConditionalTracepoints+", "TraceStateVariables+", "TracepointSource+",
                  "InstallInTrace+", "EnableDisableTracepoints+", "QTBuffer:size+", "tracenz+", "FastTracepoints+",
                  "DisconnectedTracing+",
@@ -425,15 +429,14 @@ FEATURES: list[Feature] = [
 
 
 def install(session: Session) -> None:
-    """Add the packets, route g/p/m (and refuse writes) while a frame is selected."""
-    if not isinstance(getattr(session.target, "tracer", None), Tracer):
-        return
+    """Called by the session's first tracepoint packet (the registry's stand-ins until then):
+    the packets' own handlers replace the stand-ins, and g/p/m are routed to the selected frame
+    (writes refused) while one is selected, which only QTFrame does."""
     tables = session.tables
     tables.handlers.update(HANDLERS)
     for name, in_frame in IN_FRAME.items():
         tables.handlers[name] = _while_frame(tables.handlers.get(name), in_frame)
-    tables.objects["traceframe-info"] = XferObject(_traceframe_info)
-    tables.features += FEATURES
+    tables.objects.update(OBJECTS)
     session.close_hooks.append(lambda: _client_gone(session))
 
 

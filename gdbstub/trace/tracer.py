@@ -15,6 +15,7 @@ from collections.abc import Callable
 from ..agent import AgentError
 from ..hints import Protocol
 from ..logs import get_logger
+from ..target.base import CLIENT, TRACE, Int3Owners
 from .model import (
     MAX_BLOCK,
     Action,
@@ -34,8 +35,8 @@ from .model import (
 
 log = get_logger("gdbstub.trace")
 
-CLIENT = "client"
-TRACE = "trace"
+__all__ = ["CLIENT", "TRACE", "Tracer"]
+
 MAX_STRING = 0xFFFF  # tracenz reads at most this much
 
 
@@ -53,11 +54,14 @@ class _Stop(Exception):
     """Collection cannot go on: the run stops (reason set by the raiser)."""
 
 
-class Tracer:
-    """Every tracepoint, state variable and frame of the (one) trace experiment."""
+class Tracer(Int3Owners):
+    """Every tracepoint, state variable and frame of the (one) trace experiment; the int3
+    owners are shared with OWNERS, the target's, kept before the tracer was made."""
 
     def __init__(self, target: TraceTarget, stepper: Callable[[int], int | None] | None = None,
-                 snapshot: Callable[[int], tuple[int, Callable[[], bytes]]] | None = None) -> None:
+                 snapshot: Callable[[int], tuple[int, Callable[[], bytes]]] | None = None,
+                 owners: Int3Owners | None = None) -> None:
+        super().__init__(None if owners is None else owners.owners)
         self.target = target
         self.stepper = stepper  # one silent single-step of a thread: its new PC (None: stop stepping)
         self.snapshot = snapshot  # a thread's registers now: (g size, their g bytes when asked)
@@ -77,35 +81,12 @@ class Tracer:
         self.disconnected = False
         self.pid = 0
         self.sites: dict[int, list[Tracepoint]] = {}  # address -> enabled tracepoints planted there
-        self.owners: dict[tuple[int, int], set[str]] = {}  # (pid, address) -> who wants the int3
         self.current: int = -1  # the selected frame (QTFrame), -1: the live program
         self._lift_pending = False
         self._last: Tracepoint | None = None  # the tracepoint QTDP continuations add to
 
-    # --- the breakpoint table's owners (called by the target) --------------------------------
-
-    def own(self, pid: int, addr: int, owner: str) -> None:
-        self.owners.setdefault((pid, addr), set()).add(owner)
-
-    def client_owns(self, pid: int, addr: int) -> bool:
-        """Whether the client has a breakpoint of its own in the int3 at addr (a plain Z0 has
-        no entry here: the client's)."""
-        return CLIENT in self.owners.get((pid, addr), (CLIENT,))
-
-    def still_owned(self, pid: int, addr: int, owner: str) -> bool:
-        """``owner`` lets go of the int3 at addr: True when another owner still needs it."""
-        holders = self.owners.get((pid, addr))
-        if holders is None:
-            return False
-        holders.discard(owner)
-        if holders:
-            return True
-        del self.owners[(pid, addr)]
-        return False
-
     def forget_process(self, pid: int) -> None:
-        for key in [k for k in self.owners if k[0] == pid]:
-            del self.owners[key]
+        super().forget_process(pid)
         if pid == self.pid and self.running:
             self.sites.clear()
 

@@ -7,12 +7,16 @@ from __future__ import annotations
 
 import os
 
-from ...agent import BreakpointConditions
-from ...trace.tracer import CLIENT, Tracer
-from ..base import Breakpoints, StopEvent
+from ...hints import TYPE_CHECKING
+from ..base import CLIENT, Int3Owners, StopEvent
 from .debugregs import DebugRegisters
 from .registers import RegisterFile
 from .threads import Process, Thread
+
+if TYPE_CHECKING:
+    from ...agent import BreakpointConditions
+    from ...trace.tracer import Tracer
+    from ..base import Breakpoints
 
 INT3 = b"\xcc"
 
@@ -23,8 +27,39 @@ class MemoryAndBreakpoints(RegisterFile):
     def __init__(self) -> None:
         super().__init__()
         self.hw: DebugRegisters | None = DebugRegisters(self)  # Z1-Z4 in DR0-DR7
-        self.conditions = BreakpointConditions()  # Z0/Z1 conditions evaluated at the hit
-        self.tracer = Tracer(self)  # tracepoints: their int3s (shared with Z0), collected at the hit
+        self.int3_owners = Int3Owners()  # the client and the trace may share one int3
+        # Made on first use (a plain gdb session needs neither, nor agent.py and the trace model):
+        self.made_conditions: BreakpointConditions | None = None  # Z0/Z1 conditions evaluated at the hit
+        self.made_tracer: Tracer | None = None  # tracepoints: their int3s (shared with Z0), collected at the hit
+
+    def breakpoint_conditions(self, make: bool = True) -> BreakpointConditions | None:
+        """The Z0/Z1 conditions and commands, made by the first Z that has some."""
+        store = self.made_conditions
+        if store is None and make:
+            from ...agent import BreakpointConditions
+
+            store = self.made_conditions = BreakpointConditions()
+        return store
+
+    @property
+    def conditions(self) -> BreakpointConditions:
+        store = self.breakpoint_conditions()
+        assert store is not None
+        return store
+
+    @property
+    def tracer(self) -> Tracer:
+        """The trace experiment, made by the first tracepoint packet that needs it."""
+        tracer = self.made_tracer
+        if tracer is None:
+            from ...trace.tracer import Tracer
+
+            tracer = self.made_tracer = Tracer(self, owners=self.int3_owners)
+            self._tracer_made(tracer)
+        return tracer
+
+    def _tracer_made(self, tracer: Tracer) -> None:
+        """Hook for the layers that give the tracer its stepping and register snapshots."""
 
     def read_memory(self, pid: int, addr: int, length: int) -> bytes:
         proc = self.processes[pid]
@@ -58,7 +93,7 @@ class MemoryAndBreakpoints(RegisterFile):
         proc = self.processes.get(pid)
         if proc is None:
             return False
-        self.tracer.own(pid, addr, owner)  # the client and the trace may share one int3
+        self.int3_owners.own(pid, addr, owner)
         try:
             if addr in proc.sw_breakpoints:
                 # Written again: a vfork child sharing our memory may have taken it out.
@@ -76,7 +111,7 @@ class MemoryAndBreakpoints(RegisterFile):
 
     def remove_sw_breakpoint(self, pid: int, addr: int, owner: str = CLIENT) -> bool:
         proc = self.processes.get(pid)
-        if proc is None or self.tracer.still_owned(pid, addr, owner):
+        if proc is None or self.int3_owners.still_owned(pid, addr, owner):
             return proc is not None
         orig = proc.sw_breakpoints.pop(addr, None)
         if orig is None:
@@ -89,8 +124,17 @@ class MemoryAndBreakpoints(RegisterFile):
         return True
 
     def _forget_process(self, pid: int) -> None:
-        self.tracer.forget_process(pid)
+        self._forget_breakpoint_owners(pid)
         super()._forget_process(pid)
+
+    def _forget_breakpoint_owners(self, pid: int) -> None:
+        """A process gone or exec'd: its conditions and int3 owners go (tracepoints stop planting)."""
+        if self.made_conditions is not None:
+            self.made_conditions.clear_process(pid)
+        if self.made_tracer is not None:
+            self.made_tracer.forget_process(pid)
+        else:
+            self.int3_owners.forget_process(pid)
 
     def _on_breakpoint(self, t: Thread) -> bool:
         proc = self.processes.get(t.pid)

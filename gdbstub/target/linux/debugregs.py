@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import Counter
 
 from ...arch.regs import Arch
-from ...hints import NamedTuple, Protocol
+from ...hints import TYPE_CHECKING, NamedTuple, Protocol
 from ...logs import get_logger
 from . import ptrace
 
@@ -37,11 +37,12 @@ USER_LIMIT_32 = 1 << 32
 SILENT = "silent"  # a debug trap the client does not want: resume without reporting
 
 
-class Tracee(Protocol):
-    """What the debug registers need from the target: memory (read watches) and word size."""
+if TYPE_CHECKING:  # interfaces for the type checker: no class to build at run time
+    class Tracee(Protocol):
+        """What the debug registers need from the target: memory (read watches) and word size."""
 
-    def read_memory(self, pid: int, addr: int, length: int) -> bytes: ...
-    def arch(self, pid: int) -> Arch: ...
+        def read_memory(self, pid: int, addr: int, length: int) -> bytes: ...
+        def arch(self, pid: int) -> Arch: ...
 
 
 class Slot:

@@ -233,13 +233,15 @@ class StatusDecoder(MemoryAndBreakpoints):
         is false (or whose dprintf ran here), a write caught by a read watchpoint's slot."""
         if reason == SILENT:
             return False
-        if reason == "swbreak" and self.tracer.sites:
+        tracer = self.made_tracer
+        if reason == "swbreak" and tracer is not None and tracer.sites:
             t.collected_pc = pc = self.get_pc(t)
-            if not self.tracer.hit(t.pid, t.tid, pc):
+            if not tracer.hit(t.pid, t.tid, pc):
                 return False
-        if reason in ("swbreak", "hwbreak") and self.conditions.table:
+        store = self.made_conditions
+        if reason in ("swbreak", "hwbreak") and store is not None and store.table:
             ztype = 0 if reason == "swbreak" else 1
-            return self.conditions.should_report(self, t.pid, t.tid, ztype, self.get_pc(t))
+            return store.should_report(self, t.pid, t.tid, ztype, self.get_pc(t))
         return True
 
     def _syscall_stop(self, t: Thread, collecting: bool) -> StopEvent | None:
@@ -298,8 +300,7 @@ class StatusDecoder(MemoryAndBreakpoints):
         proc.memory.reopen()
         proc.sw_breakpoints.clear()
         proc.removed.clear()
-        self.conditions.clear_process(pid)
-        self.tracer.forget_process(pid)
+        self._forget_breakpoint_owners(pid)
         if self.hw is not None:
             self.hw.exec_process(pid)
         proc.arch = detect_arch(pid)  # a 64-bit program may exec a 32-bit one

@@ -10,8 +10,7 @@ import errno
 import os
 import time
 
-from ...hints import signal
-from ...trace.stepping import register_snapshot, while_step
+from ...hints import TYPE_CHECKING, signal
 from ..base import StopKind
 from . import ptrace
 from .resume import ResumePolicy
@@ -19,6 +18,9 @@ from .spawn import DEFAULT_OPTIONS, LaunchError, Spawned, spawn
 from .spawn import attach as spawn_attach
 from .stops import STOP_TIMEOUT
 from .threads import Process, Thread, ThreadState
+
+if TYPE_CHECKING:
+    from ...trace.tracer import Tracer
 
 __all__ = ["LaunchError", "LinuxTarget", "Process", "Thread", "ThreadState"]
 
@@ -30,8 +32,13 @@ class LinuxTarget(ResumePolicy):
     def __init__(self) -> None:
         super().__init__()
         self.program_signals: frozenset[int] | None = None  # QProgramSignals: may reach the program
-        self.tracer.stepper = lambda tid: while_step(self, tid)  # while-stepping
-        self.tracer.snapshot = lambda tid: register_snapshot(self, tid)  # registers kept raw at a hit
+        self.module_state: dict[str, object] = {}  # packet modules' state shared by every session (tls's)
+
+    def _tracer_made(self, tracer: Tracer) -> None:
+        from ...trace.stepping import register_snapshot, while_step
+
+        tracer.stepper = lambda tid: while_step(self, tid)  # while-stepping
+        tracer.snapshot = lambda tid: register_snapshot(self, tid)  # registers kept raw at a hit
 
     def launch(self, argv: list[str], env: dict[str, str] | None = None,
                disable_aslr: bool = True, cwd: str | None = None,

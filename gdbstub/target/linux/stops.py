@@ -11,7 +11,6 @@ import time
 
 from ...hints import signal
 from ...logs import get_logger
-from ...trace.stepping import stepped_onto_tracepoint
 from ..base import STOP_SIGNAL, StopEvent, StopKind
 from . import ptrace
 from .decode import StatusDecoder
@@ -57,7 +56,9 @@ class StopEngine(StatusDecoder):
             if found is not None:
                 event = self._report(found)
                 break
-        if event is not None and self.tracer.sites:
+        if event is not None and self.made_tracer is not None and self.made_tracer.sites:
+            from ...trace.stepping import stepped_onto_tracepoint
+
             stepped_onto_tracepoint(self, event)  # a step ending at a tracepoint is its hit
         return event
 
