@@ -170,17 +170,6 @@ def escaped_length(data: bytes) -> int:
     return len(escape(data))
 
 
-def fit_escaped(data: bytes, room: int) -> bytes:
-    """The longest prefix of ``data`` whose escaped form fits in ``room`` bytes."""
-    return cut_to_fit(data, room)[0]
-
-
-def cut_to_fit(data: bytes, room: int) -> tuple[bytes, bytes]:
-    """The longest prefix of ``data`` whose escaped form fits in ``room`` bytes, and that form."""
-    count, escaped, end = fit(data, room)
-    return data[:count], escaped[:end]
-
-
 def fit(data: bytes, room: int) -> tuple[int, bytes, int]:
     """How many bytes of ``data`` (a prefix) fit in ``room`` bytes once escaped, the escaped
     form of a little more, and where in it to cut (its first END bytes are those COUNT's).

@@ -394,8 +394,7 @@ def vcont(s: Session, args: bytes) -> bytes | None:
         return OK
     if not actions:
         return E01
-    s.status.running = True  # s.resume, without its call
-    s.target.resume(dict(actions))
+    s.resume(dict(actions))
     return None
 
 

@@ -140,7 +140,7 @@ class StopEngine(StatusDecoder):
             if pid not in self.processes or time.monotonic() > deadline:
                 return None
             try:
-                tid, status = os.waitpid(-1, os.WNOHANG | ptrace.WALL)
+                tid, status = _waitpid(-1, _WNOHANG_WALL)
             except ChildProcessError:
                 return None
             if tid == 0:
