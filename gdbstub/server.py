@@ -13,6 +13,7 @@ from .hints import signal, signal_name
 from .launcher import Launcher
 from .logs import DEBUG, get_logger
 from .protocol import framing
+from .protocol.hostio import trim_heap
 from .protocol.registry import new_session
 from .protocol.session import Session, SessionEnd, packet_name
 from .target.base import STOP_EXITED, STOP_TERMINATED, ResumeAction, StopEvent, StopKind
@@ -122,6 +123,7 @@ class Server:
                         break
                 elif not self.extended_seen:
                     break  # an attached program was detached: nothing left to debug
+                trim_heap()
                 print("Remote side has terminated connection.  "
                       "gdbstub will reopen the connection.", file=sys.stderr, flush=True)
                 self.listener.announce()

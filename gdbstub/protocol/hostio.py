@@ -217,6 +217,18 @@ def keep_heap() -> None:
         mallopt(M_TRIM_THRESHOLD, 16 << 20)
 
 
+def trim_heap() -> None:
+    """Give the free memory inside malloc's heap back to the system (once per client gone).
+
+    A relaunch between clients frees the old session's buffers in between longer-lived ones,
+    and malloc does not reuse all those holes: without this the stub's RSS grew 4-6 KiB per
+    reconnection, without end (2000 reconnections: +11 MiB, while the memory in use stayed the
+    same)."""
+    trim = getattr(_libc, "malloc_trim", None)  # glibc's; others may lack it
+    if trim is not None:
+        trim(0)
+
+
 def fitted_reply(head: bytes | None, data: bytes, room: int) -> bytes:
     """HEAD (None: vFile's ``F<count>;``) and the longest prefix of DATA that fits ROOM once
     escaped, as a reply that framing sends without escaping it again: the kept data is
