@@ -112,10 +112,10 @@ class Int3Owners:
     def own(self, pid: int, addr: int, owner: str) -> None:
         self.owners.setdefault((pid, addr), set()).add(owner)
 
-    def client_owns(self, pid: int, addr: int) -> bool:
-        """Whether the client has a breakpoint of its own in the int3 at addr (a plain Z0 has
-        no entry here: the client's)."""
-        return CLIENT in self.owners.get((pid, addr), (CLIENT,))
+    def owns(self, pid: int, addr: int, owner: str = CLIENT) -> bool:
+        """Whether OWNER has a breakpoint of its own in the int3 at addr (a plain Z0, or a fork
+        child's copy, has no entry here: the client's)."""
+        return owner in self.owners.get((pid, addr), (CLIENT,))
 
     def still_owned(self, pid: int, addr: int, owner: str) -> bool:
         """``owner`` lets go of the int3 at addr: True when another owner still needs it."""

@@ -110,12 +110,13 @@ class MemoryAndBreakpoints(RegisterFile):
         return True
 
     def remove_sw_breakpoint(self, pid: int, addr: int, owner: str = CLIENT) -> bool:
+        """False for one OWNER does not have (gdbserver's E01 for a z0 of a breakpoint not inserted)."""
         proc = self.processes.get(pid)
-        if proc is None or self.int3_owners.still_owned(pid, addr, owner):
-            return proc is not None
-        orig = proc.sw_breakpoints.pop(addr, None)
-        if orig is None:
+        if proc is None or addr not in proc.sw_breakpoints or not self.int3_owners.owns(pid, addr, owner):
+            return False
+        if self.int3_owners.still_owned(pid, addr, owner):
             return True
+        orig = proc.sw_breakpoints.pop(addr)
         try:
             proc.memory.write(addr, orig)
         except OSError:

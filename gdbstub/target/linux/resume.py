@@ -164,7 +164,7 @@ class ResumePolicy(StopEngine):
             pc = self.get_pc(t)
         except OSError:
             return False
-        return pc == t.swallowed_pc or (pc == t.collected_pc and not self.int3_owners.client_owns(t.pid, pc))
+        return pc == t.swallowed_pc or (pc == t.collected_pc and not self.int3_owners.owns(t.pid, pc))
 
     def _step_over(self, t: Thread, sig: int) -> StopEvent | None:
         """Single-step one thread past the breakpoint at its PC while every other
