@@ -11,14 +11,18 @@ trigger's stop is reaped, before the other threads are stopped.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from test_fuzz_session import build_program, end_programs, symbol
 
 from gdbstub.protocol.registry import new_session
+from gdbstub.protocol.session import Session
 from gdbstub.target.base import StopEvent, StopKind
 from gdbstub.target.linux import threads
 from gdbstub.target.linux.process import LinuxTarget
@@ -64,10 +68,10 @@ def wait_stop(target: LinuxTarget, limit: float = 30.0) -> StopEvent:
     raise AssertionError("no stop reported")
 
 
-@pytest.mark.timeout(120)
-@pytest.mark.parametrize(("bits", "how", "end"), [("64", b"x", b"W07"), ("32", b"x", b"W07"), ("64", b"k", b"X09")],
-                         ids=["exit-64", "exit-32", "signal-64"])
-def test_process_ends_while_a_stop_is_reported(tmp_path: Path, bits: str, how: bytes, end: bytes) -> None:
+@contextlib.contextmanager
+def at_hit(tmp_path: Path, bits: str) -> Iterator[tuple[LinuxTarget, Session, int, int]]:
+    """The program stopped at `ready` with both threads, a breakpoint on `hit` instead:
+    (target, session, pid, the write end of its stdin)."""
     exe = build_program(tmp_path, bits, PROGRAM, "ender")
     stdin_r, stdin_w = os.pipe()
     target = LinuxTarget()
@@ -82,22 +86,37 @@ def test_process_ends_while_a_stop_is_reported(tmp_path: Path, bits: str, how: b
         assert len(target.threads) == 2
         assert s.handle(b"z0,%x,1" % symbol(exe, "ready")) == b"OK"
         assert s.handle(b"Z0,%x,1" % symbol(exe, "hit")) == b"OK"
+        yield target, s, pid, stdin_w
+    finally:
+        os.close(stdin_w)
+        target.close()
+        end_programs([pid])
 
+
+def leader_left_its_stop(pid: int) -> None:
+    deadline = time.monotonic() + 30
+    while threads.task_state(pid, pid) in ("t", "T") and time.monotonic() < deadline:
+        time.sleep(0.001)
+    assert threads.task_state(pid, pid) not in ("t", "T"), "the leader never left its stop"
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize(("bits", "how", "end"), [("64", b"x", b"W07"), ("32", b"x", b"W07"), ("64", b"k", b"X09")],
+                         ids=["exit-64", "exit-32", "signal-64"])
+def test_process_ends_while_a_stop_is_reported(tmp_path: Path, bits: str, how: bytes, end: bytes) -> None:
+    with at_hit(tmp_path, bits) as (target, s, pid, stdin_w):
         # The race, made wide: the leader's breakpoint stop is reaped; before the stub stops
         # the other thread, that thread ends the process, and the kernel's SIGKILL takes the
         # leader out of its ptrace-stop.
         stop_all = target._stop_all
         ended = []
 
-        def process_ends_first() -> None:
+        def process_ends_first() -> bool:
             if not ended:
                 ended.append(True)
                 os.write(stdin_w, how)
-                deadline = time.monotonic() + 30
-                while threads.task_state(pid, pid) in ("t", "T") and time.monotonic() < deadline:
-                    time.sleep(0.001)
-                assert threads.task_state(pid, pid) not in ("t", "T"), "the leader never left its stop"
-            stop_all()
+                leader_left_its_stop(pid)
+            return stop_all()
 
         target._stop_all = process_ends_first  # type: ignore[method-assign]
         assert s.handle(b"vCont;c") is None
@@ -108,7 +127,31 @@ def test_process_ends_while_a_stop_is_reported(tmp_path: Path, bits: str, how: b
         assert event.kind in (StopKind.EXITED, StopKind.TERMINATED), (event, reply)
         assert reply is not None and reply.startswith(end), reply
         assert not target.processes
-    finally:
-        os.close(stdin_w)
-        target.close()
-        end_programs([pid])
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("bits", ["64", "32"])
+def test_process_killed_while_the_other_threads_are_stopped(tmp_path: Path, bits: str) -> None:
+    """A SIGKILL from outside while only the leader runs (the ender thread stays stopped: gdb's
+    scheduler-locking): the leader's breakpoint stop is reaped, then the kill takes it out of
+    its ptrace-stop; stopping all has no thread to wait for, so nothing showed the end before."""
+    with at_hit(tmp_path, bits) as (target, s, pid, _stdin):
+        stop_all = target._stop_all
+        killed = []
+
+        def killed_first() -> bool:
+            if not killed:
+                killed.append(True)
+                assert all(t.stopped for t in target.threads.values())
+                os.kill(pid, signal.SIGKILL)
+                leader_left_its_stop(pid)
+            return stop_all()
+
+        target._stop_all = killed_first  # type: ignore[method-assign]
+        assert s.handle(b"vCont;c:p%x.%x" % (pid, pid)) is None  # the leader alone runs
+        event = wait_stop(target)
+        reply = s.on_stop(event)
+        assert killed, "the leader's stop did not come first"
+        assert event.kind is StopKind.TERMINATED, (event, reply)
+        assert reply is not None and reply.startswith(b"X09"), reply
+        assert not target.processes

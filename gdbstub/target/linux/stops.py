@@ -106,8 +106,8 @@ class StopEngine(StatusDecoder):
                 alone.reported()
                 return event
         known = len(self.threads)
-        self._stop_all()
-        if len(self.threads) < known or self._deferred:
+        waited = self._stop_all()
+        if len(self.threads) < known or self._deferred or not waited:
             event = self._unless_ending(event)
         trigger = self.threads.get(event.tid)
         if trigger is not None and not self._stepping(trigger):
@@ -121,9 +121,11 @@ class StopEngine(StatusDecoder):
         return event
 
     def _unless_ending(self, event: StopEvent) -> StopEvent:
-        """Threads went while stopping all. When their process is ending (exit_group, a fatal
-        signal: the kernel's SIGKILL takes every thread out of its ptrace-stop), the stop
-        reaped just before is stale and its thread's registers are gone: report the end."""
+        """Threads went while stopping all, or there was no thread to stop (so nothing would
+        have shown an end: gdb's scheduler-locking, a SIGKILL from outside). When their process
+        is ending (exit_group, a fatal signal: the kernel's SIGKILL takes every thread out of its
+        ptrace-stop), the stop reaped just before is stale and its thread's registers are gone:
+        report the end."""
         t = self.threads.get(event.tid)
         if t is None or task_state(t.pid, t.tid) in ("t", "T"):
             return event
@@ -196,15 +198,18 @@ class StopEngine(StatusDecoder):
             return None
         return t.pending
 
-    def _stop_all(self) -> None:
-        """Bring every thread to a stop; the events they had meanwhile are kept pending."""
+    def _stop_all(self) -> bool:
+        """Bring every thread to a stop; the events they had meanwhile are kept pending.
+        False when every thread was stopped already (nothing waited for)."""
         start = time.monotonic()
         deadline = start + STOP_TIMEOUT
         zombies_checked = False
+        waited = False
         while True:
             waiting = [t for t in self.threads.values() if not t.stopped]
             if not waiting:
                 break
+            waited = True
             for t in waiting:
                 if not t.expect_sigstop:
                     try:
@@ -241,6 +246,7 @@ class StopEngine(StatusDecoder):
                 continue
             self._collect(tid, status)
         self.running = False
+        return waited
 
     def _collect(self, tid: int, status: int) -> None:
         event = self._on_status(tid, status, collecting=True)
