@@ -14,7 +14,7 @@ from harness import GDB_VERSIONS, KINDS, HarnessError, ProcessTracker, Server, S
 # comparison sets (a second gdb doubles a module's time, so not every module gets it).
 GDB16_MODULES = frozenset({
     "test_basic", "test_control", "test_registers", "test_threads", "test_watch", "test_conditions",
-    "test_mi", "test_signals", "test_events", "test_nonstop", "test_hostio",
+    "test_mi", "test_signals", "test_events", "test_nonstop", "test_hostio", "test_compat",
 })
 
 
