@@ -575,3 +575,44 @@ def test_gdb_call_in_a_blocked_read_restores_the_system_call(procs, kind, prog):
     assert call == "41" and values[7] == "1", result.describe()
     assert after == before, result.describe()
     assert before[1] in ("0", "3") and before[2] == "-512", result.describe()  # read, -ERESTARTSYS
+
+
+def _register_infos(procs: ProcessTracker, kind: str, prog: str) -> dict[str, dict[str, str]]:
+    """Every qRegisterInfoN answer of KIND, by register name, until the first that is not one."""
+    from rawclient import RawClient
+
+    path = harness.program(prog)
+    server = start_lldb_server(procs, path, []) if kind == "lldb-server" else harness.start_server(
+        procs, "gdbstub", path)
+    infos: dict[str, dict[str, str]] = {}
+    try:
+        with RawClient(server.port) as client:
+            client.request(b"qSupported:xmlRegisters=i386,arm,mips,arc;multiprocess+;fork-events+;vfork-events+")
+            client.request(b"QThreadSuffixSupported")
+            for n in range(1000):
+                reply = client.request(b"qRegisterInfo%x" % n)
+                if not reply.startswith(b"name:"):
+                    assert reply == b"E45", reply
+                    break
+                info = dict(item.split(":", 1) for item in reply.decode().rstrip(";").split(";"))
+                infos[info["name"]] = info
+            client.request(b"k")
+    finally:
+        server.stop()
+    return infos
+
+
+@needs_lldb_server
+@LOOP_PROGS
+def test_register_info_as_lldb_server(procs, prog):
+    """qRegisterInfoN, for an lldb built without XML support: each register lldb-server also
+    describes is in the same set, with the same encoding, format and role (lldb-server's own
+    partial registers, eax in a 64-bit program, are lldb's to make from ours)."""
+    ref, got = (_register_infos(procs, kind, prog) for kind in ("lldb-server", "gdbstub"))
+    general = ["rip", "rsp", "rbp", "rax", "rflags"] if prog == "loop" else ["eip", "esp", "ebp", "eax", "eflags"]
+    assert all(name in got for name in [*general, "st0", "xmm0", "mxcsr"]), got
+    keys = ("set", "encoding", "format", "generic")
+    differ = {name: (info, ref[name]) for name, info in got.items()
+              if name in ref and any(info.get(k) != ref[name].get(k) for k in keys)}
+    assert not differ, differ
+    assert len([name for name in got if name in ref]) >= 40, (list(got), list(ref))

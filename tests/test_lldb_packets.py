@@ -338,6 +338,26 @@ def test_target_xml_for_lldb_has_register_sets_and_gdbs_is_unchanged(session):
     assert regs["xmm0"]["encoding"] == "vector" and regs["rax"]["encoding"] == "uint"
 
 
+def test_register_info_says_what_target_xml_says(session):
+    """qRegisterInfoN (an lldb without XML support) describes register N as lldb's target.xml
+    does, with its offset in the g packet; E45 past the last, as lldb-server answers."""
+    session.handle(b"QThreadSuffixSupported")
+    regs = _xml_regs(session)
+    offset = 0
+    for n, (name, attrs) in enumerate(regs.items()):
+        reply = session.handle(b"qRegisterInfo%x" % n)
+        assert reply is not None
+        info = dict(item.split(":", 1) for item in reply.decode().rstrip(";").split(";"))
+        assert info.pop("name") == name and info.pop("set") == attrs.pop("group")
+        assert int(info.pop("offset")) == offset
+        offset += int(attrs["bitsize"]) // 8
+        del attrs["name"], attrs["regnum"]
+        assert info == attrs, name
+    assert offset == X86_64.g_size
+    assert session.handle(b"qRegisterInfo%x" % len(regs)) == b"E45"
+    assert session.handle(b"qRegisterInfo") == session.handle(b"qRegisterInfoz") == b"E01"
+
+
 # --- memory for expressions ------------------------------------------------------------
 
 

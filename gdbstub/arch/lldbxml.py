@@ -46,20 +46,37 @@ def register_set(reg: Reg) -> str:
     return SETS.get(reg.feature, GPR)
 
 
-def _reg(arch: Arch, reg: Reg) -> str:
+def _attributes(arch: Arch, reg: Reg) -> dict[str, str]:
+    """What lldb reads of a register, the same in target.xml and in qRegisterInfo."""
     scalar = reg.type in SCALAR_TYPES
     attrs = {
         "name": lldb_name(arch, reg),
         "bitsize": str(reg.bitsize),
-        "regnum": str(reg.regnum),
         "encoding": "uint" if scalar else "vector",
         "format": "hex" if scalar else "vector-uint8",
-        "group": register_set(reg),
     }
     generic = GENERIC[arch.word].get(reg.name)
     if generic is not None:
         attrs["generic"] = generic
+    return attrs
+
+
+def _reg(arch: Arch, reg: Reg) -> str:
+    attrs = {"regnum": str(reg.regnum), **_attributes(arch, reg), "group": register_set(reg)}
     return "    <reg " + " ".join(f"{k}={xml_attr(v)}" for k, v in attrs.items()) + "/>\n"
+
+
+def register_info(arch: Arch, regnum: int) -> str | None:
+    """qRegisterInfoN as lldb-server answers it (``key:value;``, the set by name, the offset in
+    the g packet), for an lldb that cannot read target.xml (built without libxml2); None past
+    the last register."""
+    regs = sorted(arch.regs, key=lambda reg: reg.regnum)
+    if not 0 <= regnum < len(regs):
+        return None
+    reg = regs[regnum]
+    offset = sum(r.size for r in regs[:regnum])
+    attrs = {**_attributes(arch, reg), "offset": str(offset), "set": register_set(reg)}
+    return "".join(f"{k}:{v};" for k, v in attrs.items())
 
 
 def lldb_target_xml(arch: Arch) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 
-from ..arch.lldbxml import lldb_target_xml
+from ..arch.lldbxml import lldb_target_xml, register_info
 from ..hints import TYPE_CHECKING
 from ..hints import signal as host_signal
 from ..target.base import StopEvent, StopKind
@@ -158,6 +158,17 @@ def _features(s: Session, annex: str) -> bytes:
 
 
 OBJECTS = {"features": XferObject(_features)}
+
+
+def register_info_n(s: Session, args: bytes) -> bytes:
+    """qRegisterInfoN: register N's description, E45 past the last (lldb-server's answers). An lldb
+    with XML support reads target.xml instead and never asks."""
+    try:
+        regnum = int(args, 16)
+    except ValueError:
+        return E01
+    info = register_info(s.target.arch(_pid(s)), regnum)
+    return b"E45" if info is None else info.encode()
 
 
 # --- memory for expressions ---------------------------------------------------------
@@ -369,6 +380,7 @@ HANDLERS: dict[str, Handler] = {
     "qProcessInfo": process_info,
     "qMemoryRegionInfo": memory_region_info,
     "qShlibInfoAddr": shlib_info_addr,
+    "qRegisterInfo": register_info_n,
     "_M": allocate_memory,
     "_m": deallocate_memory,
     "jThreadsInfo": threads_info,

@@ -49,12 +49,12 @@ class Lazy(NamedTuple):
 
 LAZY: dict[str, Lazy] = {
     "lldb": Lazy(handlers=("QThreadSuffixSupported", "QListThreadsInStopReply", "qHostInfo", "qProcessInfo",
-                           "qMemoryRegionInfo", "qShlibInfoAddr", "_M", "_m", "jThreadsInfo", "qThreadStopInfo",
-                           "QSaveRegisterState", "QRestoreRegisterState", "k"),
+                           "qMemoryRegionInfo", "qShlibInfoAddr", "qRegisterInfo", "_M", "_m", "jThreadsInfo",
+                           "qThreadStopInfo", "QSaveRegisterState", "QRestoreRegisterState", "k"),
                  objects=("features",), stop_extras=1, passive=True),
     "monitor": Lazy(handlers=("qRcmd",)),
     "osdata": Lazy(objects=("osdata",), features=("qXfer:osdata:read+",)),
-    "search": Lazy(handlers=("qSearch",)),
+    "search": Lazy(handlers=("qSearch", "qCRC")),
     "tls": Lazy(handlers=("qGetTLSAddr", "qSymbol")),
     "tracepoints": Lazy(handlers=("QTinit", "QTDP", "QTDPsrc", "QTDV", "QTro", "QTEnable", "QTDisable", "QTBuffer",
                                   "QTNotes", "QTDisconnected", "QTStart", "QTStop", "qTStatus", "qTP", "qTV", "qTfP",

@@ -458,8 +458,8 @@ def _word_name(data: bytes) -> str:
         end += 1
     if data.startswith((b"_M", b"_m")):
         end = 2
-    elif data.startswith(b"qThreadStopInfo"):  # lldb's: the thread id follows with no separator
-        end = len(b"qThreadStopInfo")
+    elif data.startswith(_NUMBERED):  # lldb's: the number follows with no separator
+        end = len(_NUMBERED[0] if data.startswith(_NUMBERED[0]) else _NUMBERED[1])
     word = data[:end]
     known = _NAMES.get(word)
     if known is not None:
@@ -471,3 +471,4 @@ def _word_name(data: bytes) -> str:
 
 
 _NAME_ENDS = (b":", b",", b";", b"?")
+_NUMBERED = (b"qThreadStopInfo", b"qRegisterInfo")
