@@ -340,8 +340,7 @@ def step_signal(s: Session, args: bytes) -> bytes | None:
 
 
 def vcont_query(s: Session, args: bytes) -> bytes:
-    """In gdbserver's order (a client matching the reply byte for byte sees the same)."""
-    return b"vCont;c;C;t;s;S;r"
+    return b"vCont;c;C;s;S;t;r"
 
 
 # vCont's plan (what each thread does) by what it depends on: the packet, the target's pid,
