@@ -164,7 +164,7 @@ class Server:
         # imported: before that nothing can have turned it on, and a dict look-up says so.
         logging_on, modules = rsp_log.isEnabledFor, sys.modules
         encode, conn_send, handle, poll_target = framing.encode, conn.send, session.handle, self._poll_target
-        drain = self.child_signal.drain
+        drain, recv = self.child_signal.drain, conn.recv
 
         def send(payload: bytes) -> None:
             nonlocal last_sent
@@ -220,7 +220,7 @@ class Server:
                             return
                         self.listener.refuse_pending()
                     else:
-                        data = conn.recv()
+                        data = recv()
                         if not data:
                             log.info("client disconnected")
                             return
