@@ -356,7 +356,8 @@ class Session:
         if disabled and "Tthread" in disabled:  # --disable-packet=Tthread
             thread = b""
         else:
-            thread = b"thread:%s;" % self.format_thread(pid, tid)
+            # format_thread, without its call per stop
+            thread = b"thread:p%x.%x;" % (pid, tid) if negotiated.multiprocess else b"thread:%x;" % tid
         extras = self.tables.stop_extras
         if len(extras) == 1:  # lldb's alone (no list built per stop)
             extra = extras[0](self, event)
