@@ -177,14 +177,8 @@ class Thread:
         self.state = STOPPING if self.expect_sigstop else RUNNING
 
     def resumed_stepping(self) -> None:
-        """PTRACE_SINGLESTEP issued for the client's step or range step (every stepi: _set_going inlined)."""
-        if self.state not in TRANSITIONS["resumed_stepping"]:
-            self._illegal("resumed_stepping")
-        self.swallowed_pc = self.collected_pc = None
-        self.user = None
-        self.xstate = None
-        self.stopped = False
-        self.state = STOPPING if self.expect_sigstop else STEPPING
+        """PTRACE_SINGLESTEP issued for the client's step or range step."""
+        self._set_going("resumed_stepping", STOPPING if self.expect_sigstop else STEPPING)
 
     def _set_going(self, name: str, state: ThreadState) -> None:
         """The other resumes (``resumed_running``, the commonest, is this inlined)."""
