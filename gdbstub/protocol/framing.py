@@ -98,6 +98,8 @@ Event = Packet | Ack | Nak | Interrupt | BadPacket | Oversized
 _HEX_PAIRS = [b"%02x" % i for i in range(256)]  # a checksum's two characters
 _adler32 = zlib.adler32
 SMALL = 1024  # payloads up to this size skip escape's four scans when they hold nothing to escape
+DIRECT = 256  # encode frames a plain payload up to this size at once (no ready_reply needed); at
+# most 256: adler32 of so few bytes is their plain sum plus one (no modulo), the checksum it takes
 
 # Replies sent again and again, framed once.
 _FRAMED = {payload: b"$%s#%s" % (payload, _HEX_PAIRS[sum(payload) & 0xFF])
@@ -225,7 +227,7 @@ def encode(payload: bytes) -> bytes:
     without the calls of ``_body`` and ``checksum``: adler32 sums it exactly. A payload a
     handler made ready (``ready_reply``) is framed from its head and escaped tail."""
     size = len(payload)
-    if size <= 256 and type(payload) is bytes:
+    if size <= DIRECT and type(payload) is bytes:
         if size <= 3:
             framed = _FRAMED.get(payload)
             if framed is not None:

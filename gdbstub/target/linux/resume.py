@@ -191,7 +191,8 @@ class ResumePolicy(StopEngine):
                 t.stepping_over_started()
                 # A step may end the whole process (a fatal signal, exit_group): a leader
                 # reports that only once its other threads are reaped.
-                dying = sig != 0 or any(o.pid == t.pid and o is not t for o in self.threads.values())
+                dying = sig != 0 or (len(self.threads) > 1  # no generator when T is all there is
+                                     and any(o.pid == t.pid and o is not t for o in self.threads.values()))
                 status = self._wait_for_dying(t) if dying else self._wait_for(t.tid)
                 sig = 0
                 if status is None:
