@@ -20,7 +20,7 @@ from .target.base import STOP_EXITED, STOP_TERMINATED, ResumeAction, StopEvent, 
 from .target.linux.childsignal import ChildSignal
 from .target.linux.process import LaunchError, LinuxTarget
 from .target.linux.spawn import EXIT_SIGNALS, release_exit_signals
-from .transport import SEND_TIMEOUT, Connection, Listener
+from .transport import MSG_DONTWAIT, QUICK_SEND, SEND_TIMEOUT, Connection, Listener
 
 log = get_logger("gdbstub.server")
 rsp_log = get_logger("gdbstub.rsp")
@@ -164,7 +164,9 @@ class Server:
         # imported: before that nothing can have turned it on, and a dict look-up says so.
         logging_on, modules = rsp_log.isEnabledFor, sys.modules
         encode, conn_send, handle, poll_target = framing.encode, conn.send, session.handle, self._poll_target
-        drain = self.child_signal.drain
+        drain, recv = self.child_signal.drain, conn.recv
+
+        sock_send = conn.quick_send  # None: stdio
 
         def send(payload: bytes) -> None:
             nonlocal last_sent
@@ -172,6 +174,15 @@ class Server:
             if "logging" in modules and logging_on(DEBUG):
                 rsp_log.debug("-> %s", _clip(packet))
             last_sent = packet
+            if sock_send is not None and len(packet) <= QUICK_SEND and not conn.stalled:
+                # Connection.send's usual case without its call: the socket takes it whole.
+                try:
+                    sent = sock_send(packet, MSG_DONTWAIT)
+                except OSError:  # full (BlockingIOError) or gone: Connection.send sorts it out
+                    sent = 0
+                if sent == len(packet):
+                    return
+                packet = packet[sent:]
             conn_send(packet)
 
         def on_packet(data: bytes) -> None:
@@ -220,7 +231,7 @@ class Server:
                             return
                         self.listener.refuse_pending()
                     else:
-                        data = conn.recv()
+                        data = recv()
                         if not data:
                             log.info("client disconnected")
                             return

@@ -14,7 +14,8 @@ import errno
 import os
 import sys
 
-_DONTWAIT = _socket.MSG_DONTWAIT
+_DONTWAIT = MSG_DONTWAIT = _socket.MSG_DONTWAIT
+QUICK_SEND = 4096  # a reply up to this long goes out in one send of the whole (a socket's buffer takes it)
 SEND_TIMEOUT = 30.0  # seconds a reply may make no progress before the client counts as gone
 
 
@@ -26,6 +27,9 @@ class Connection:
         self.wfd = wfd
         self.peer = peer
         self._sock = sock
+        # The socket's own send, for a caller that sends small replies itself (the event loop:
+        # one call a reply instead of two) and hands anything else to ``send``; None on stdio.
+        self.quick_send = sock.send if sock is not None else None
         self.send_timeout = SEND_TIMEOUT  # 0: wait for ever
         self.stalled = False  # a send made no progress for send_timeout: the client counts as gone
 
@@ -63,7 +67,7 @@ class Connection:
         if self.stalled:
             return
         sock = self._sock
-        if sock is not None and len(data) <= 4096:
+        if sock is not None and len(data) <= QUICK_SEND:
             # A reply the socket takes whole at once (all but the largest): one call, no view.
             try:
                 sent = sock.send(data, _DONTWAIT)
@@ -115,6 +119,7 @@ class Connection:
                 pass
             self._sock.close()
             self._sock = None
+            self.quick_send = None
 
 
 PIPE_BUF = 4096  # select.PIPE_BUF on Linux: a pipe takes this much at once when writable

@@ -175,3 +175,17 @@ def test_whole_packet_takes_the_usual_read() -> None:
     assert framer.whole_packet(b"$X0,1:}]#f3") is None  # an escape
     framer.feed(b"$m0")  # in the middle of a packet: everything goes to feed()
     assert framer.whole_packet(b"$g#67") is None
+
+
+def test_a_remembered_packet_is_taken_again_only_between_packets() -> None:
+    """A repeat is one look-up (the same payload object), but not while a packet is in
+    progress: then the read is the rest of that one, for feed()."""
+    framer = Framer()
+    data = framing.encode(b"z0,555555555151,1")
+    first = framer.whole_packet(data)
+    assert first == b"z0,555555555151,1"
+    assert framer.whole_packet(bytes(data)) is first
+    framer.feed(b"$m0")
+    assert framer.whole_packet(bytes(data)) is None
+    assert framer.feed(framing.encode(b"m0,8")[3:]) == [Packet(b"m0,8")]
+    assert framer.whole_packet(bytes(data)) is first

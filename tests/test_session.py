@@ -255,3 +255,17 @@ def test_xfer_windows(session: Session) -> None:
     assert session.handle(b"qXfer:features:read:nope.xml:0,100") == b"E01"
     assert session.handle(b"qXfer:nosuch:read::0,10") == b""
     assert session.handle(b"qXfer:exec-file:read::0,100") == b"l/bin/fake"
+
+
+def test_a_repeated_packet_is_dispatched_as_the_first(session: Session) -> None:
+    """Short packets are kept split into name and arguments: a repeat gets the same answer, and
+    a packet that only starts like a kept one is split afresh."""
+    assert session.handle(b"QPassSignals:e;10") == b"OK"
+    passed = session.target.pass_signals
+    assert len(passed) == 2
+    session.target.pass_signals = frozenset()
+    assert session.handle(b"QPassSignals:e;10") == b"OK"
+    assert session.target.pass_signals == passed
+    assert session.handle(b"QPassSignals:") == b"OK"
+    assert session.target.pass_signals == frozenset()
+    assert session.handle(b"QPassSignalsX") == b""

@@ -10,6 +10,7 @@ import pytest
 
 from gdbstub.arch.x86_64 import X86_64
 from gdbstub.target.base import StopKind
+from gdbstub.target.linux import stops
 from gdbstub.target.linux.process import LinuxTarget, Process, Thread
 
 PID = 4242
@@ -52,8 +53,10 @@ def test_any_resume_ends_the_swallowed_hit(resume: str) -> None:
     assert t.swallowed_pc is None and t.collected_pc is None
 
 
-def _failing_decoder(monkeypatch: pytest.MonkeyPatch) -> LinuxTarget:
+def _failing_decoder(monkeypatch: pytest.MonkeyPatch, status: int) -> LinuxTarget:
+    """A target whose next wait status is STATUS of PID, and whose decoder fails on it."""
     target, _ = target_at(monkeypatch, BP)
+    monkeypatch.setattr(stops, "_waitpid", lambda pid, options: (PID, status))
 
     def broken(tid: int, status: int, collecting: bool) -> None:
         raise OSError(5, "short write")
@@ -63,16 +66,16 @@ def _failing_decoder(monkeypatch: pytest.MonkeyPatch) -> LinuxTarget:
 
 
 def test_an_exit_the_decoder_fails_on_is_still_reported(monkeypatch: pytest.MonkeyPatch) -> None:
-    target = _failing_decoder(monkeypatch)
-    event = target._decode_safely(PID, 0)  # exited, code 0
+    target = _failing_decoder(monkeypatch, 0)  # exited, code 0
+    event = target.poll()
     assert event is not None and (event.kind, event.pid, event.status) == (StopKind.EXITED, PID, 0)
     assert PID not in target.processes
 
 
 def test_a_stop_the_decoder_fails_on_is_still_reported(monkeypatch: pytest.MonkeyPatch) -> None:
-    target = _failing_decoder(monkeypatch)
+    target = _failing_decoder(monkeypatch, (signal.SIGUSR1 << 8) | 0x7F)  # stopped by SIGUSR1
     target.threads[PID].stopped = False
-    event = target._decode_safely(PID, (signal.SIGUSR1 << 8) | 0x7F)  # stopped by SIGUSR1
+    event = target.poll()
     assert event is not None and (event.kind, event.tid, event.signal) == (StopKind.SIGNAL, PID, signal.SIGUSR1)
     assert target.threads[PID].stopped
 

@@ -98,6 +98,8 @@ Event = Packet | Ack | Nak | Interrupt | BadPacket | Oversized
 _HEX_PAIRS = [b"%02x" % i for i in range(256)]  # a checksum's two characters
 _adler32 = zlib.adler32
 SMALL = 1024  # payloads up to this size skip escape's four scans when they hold nothing to escape
+DIRECT = 256  # encode frames a plain payload up to this size at once (no ready_reply needed); at
+# most 256: adler32 of so few bytes is their plain sum plus one (no modulo), the checksum it takes
 
 # Replies sent again and again, framed once.
 _FRAMED = {payload: b"$%s#%s" % (payload, _HEX_PAIRS[sum(payload) & 0xFF])
@@ -225,7 +227,7 @@ def encode(payload: bytes) -> bytes:
     without the calls of ``_body`` and ``checksum``: adler32 sums it exactly. A payload a
     handler made ready (``ready_reply``) is framed from its head and escaped tail."""
     size = len(payload)
-    if size <= 256 and type(payload) is bytes:
+    if size <= DIRECT and type(payload) is bytes:
         if size <= 3:
             framed = _FRAMED.get(payload)
             if framed is not None:
@@ -251,6 +253,9 @@ def encode_notification(payload: bytes) -> bytes:
     return b"".join((b"%", body, b"#", _HEX_PAIRS[checksum(body)]))
 
 
+SEEN_SIZE = 72  # whole_packet remembers packets up to this long (payloads up to 68 bytes)
+
+
 class Framer:
     """Incremental packet parser.
 
@@ -272,19 +277,33 @@ class Framer:
         self._head = b""  # of an oversized packet: its first HEAD bytes
         self._skipped = 0  # of an oversized packet: body bytes seen
         self.dropped = 0  # packets cut short by a new '$'
+        # Whole plain packets seen lately (up to SEEN_SIZE bytes) -> their payload: a repeat is
+        # one look-up, and its payload the same object each time (its hash kept for the
+        # look-ups keyed on it after this one).
+        self._seen: dict[bytes, bytes] = {}
 
     def whole_packet(self, data: bytes) -> bytes | None:
         """The payload when DATA is exactly one whole, plain packet with a good lowercase
         checksum (what a client sends per read almost always); None for anything else,
         which ``feed`` then takes as usual. No event object, no byte loop: the hot path."""
+        if self._state:
+            return None
+        seen = self._seen
+        body = seen.get(data)
+        if body is not None:  # checked before: gdb sends the same few packets around every stop
+            return body
         n = len(data)
-        if self._state or n < 4 or data[0] != 0x24 or data[n - 3] != 0x23 or n > 260 or self.decode_run_length:
+        if n < 4 or data[0] != 0x24 or data[n - 3] != 0x23 or n > 260 or self.decode_run_length:
             return None
         body = data[1:-3]
         if 0x24 in body or 0x23 in body or 0x7D in body:  # another packet, a cut one, an escape
             return None
         if _HEX_PAIRS[(_adler32(body) - 1) & 0xFF] != data[-2:]:  # a bad or uppercase checksum: feed says
             return None
+        if n <= SEEN_SIZE:
+            if len(seen) >= 256:
+                seen.clear()
+            seen[data] = body
         return body
 
     def feed(self, data: bytes) -> list[Event]:

@@ -10,7 +10,7 @@ from ..hints import TYPE_CHECKING
 from ..target.base import ResumeAction, StopKind
 from . import grammar as g
 from . import signals
-from .framing import ready_reply
+from .framing import DIRECT, ready_reply
 from .hostio import fitted_reply
 from .nonstop import question_non_stop
 from .session import E01, OK, PACKET_SIZE, Feature, Handler, SessionEnd
@@ -200,6 +200,8 @@ def read_memory(s: Session, args: bytes) -> bytes:
     if length == 0:
         return b""
     text = hexlify(s.target.read_memory(s.current_pid(), req.addr, length))  # bytes, no str between
+    if len(text) <= DIRECT:  # a few words (gdb's stack reads at every step): encode frames it at once
+        return text
     return ready_reply(b"", text, text, ascii=True)  # hex: nothing to escape, ASCII
 
 

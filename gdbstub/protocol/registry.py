@@ -131,8 +131,10 @@ def _reader(module: str, name: str, before: XferObject | None, lazy: Lazy) -> Xf
 
 
 def _stop_extra(module: str, index: int, passive: bool) -> StopExtra:
+    full, modules = f"{__package__}.{module}", sys.modules  # _loaded's test, without its call per stop
+
     def extra(s: Session, event: StopEvent) -> bytes:
-        if passive and not _loaded(module):
+        if passive and full not in modules:
             return b""
         real = load(module).STOP_EXTRAS[index]
         extras = s.tables.stop_extras  # every later stop calls the real one: no import machinery per stop

@@ -201,15 +201,19 @@ class Session:
         access) are answered E01 quietly, and any other exception, a handler bug,
         is logged with its traceback and answered E01 too. Only SessionEnd (the client's own request) leaves.
         """
-        # packet_name's first steps, without its call: a letter, or vCont (every resume)
-        name = (_LETTERS[data[0]] or ("vCont" if data.startswith(b"vCont;") else packet_name(data))) if data else ""
+        # A short packet seen lately is split as before (the framer hands over the same
+        # object for a repeat, so its hash is kept), and so its arguments are the same
+        # object too: the grammar's and vCont's caches keyed on them hash nothing again.
+        split = _SPLITS.get(data) if len(data) <= SPLIT_SIZE else None
+        if split is None:
+            split = _split(data)
+        name, args = split
         handler = self.tables.handlers.get(name)
         if handler is None:
             return b""
         disabled = self.negotiated.disabled
         if disabled and name in disabled:
             return b""
-        args = data[len(name):]
         try:
             return handler(self, args)
         except g.ParseError as exc:
@@ -352,7 +356,8 @@ class Session:
         if disabled and "Tthread" in disabled:  # --disable-packet=Tthread
             thread = b""
         else:
-            thread = b"thread:%s;" % self.format_thread(pid, tid)
+            # format_thread, without its call per stop
+            thread = b"thread:p%x.%x;" % (pid, tid) if negotiated.multiprocess else b"thread:%x;" % tid
         extras = self.tables.stop_extras
         if len(extras) == 1:  # lldb's alone (no list built per stop)
             extra = extras[0](self, event)
@@ -423,7 +428,21 @@ _GDB_UNKNOWN = signals.GDB_UNKNOWN
 
 _LETTERS = tuple("" if chr(c) in "qQvj_" else chr(c) for c in range(256))  # one-letter packet names
 _NAMES: dict[bytes, str] = {}  # the word of q/Q/v/j/_ packets -> its name (a few dozen)
-_NAMES_BY_PACKET: dict[bytes, str] = {}  # short packets seen lately -> their name
+
+
+SPLIT_SIZE = 64  # packets up to this long are kept split (_SPLITS)
+_SPLITS: dict[bytes, tuple[str, bytes]] = {}  # short packets seen lately -> (name, arguments)
+
+
+def _split(data: bytes) -> tuple[str, bytes]:
+    """DATA's packet name and its arguments (what follows the name); remembered for a short one."""
+    name = packet_name(data)
+    split = (name, data[len(name):])
+    if len(data) <= SPLIT_SIZE:
+        if len(_SPLITS) >= 256:
+            _SPLITS.clear()
+        _SPLITS[data] = split
+    return split
 
 
 def packet_name(data: bytes) -> str:
@@ -435,15 +454,7 @@ def packet_name(data: bytes) -> str:
         return letter
     if data.startswith(b"vCont;"):  # the hot one of them: every resume
         return "vCont"
-    known = _NAMES_BY_PACKET.get(data)  # QPassSignals, QThreadOptions: the same around every hit
-    if known is not None:
-        return known
-    name = _word_name(data)
-    if len(data) <= 64:
-        if len(_NAMES_BY_PACKET) >= 256:
-            _NAMES_BY_PACKET.clear()
-        _NAMES_BY_PACKET[data] = name
-    return name
+    return _word_name(data)
 
 
 def _word_name(data: bytes) -> str:

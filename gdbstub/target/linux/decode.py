@@ -177,7 +177,7 @@ class StatusDecoder(MemoryAndBreakpoints):
         address = 0
         code = SI_KERNEL
         hw = self.hw
-        armed = hw is not None and hw.armed(t.tid)
+        armed = hw is not None and bool(hw.applied) and hw.armed(t.tid)  # no call while no slot is set anywhere
         kind = t.action.kind
         if kind == "c" and not armed and proc.sw_breakpoints:
             # Continuing, so no step trap: PC just past one of ours is our int3

@@ -27,7 +27,7 @@ class StopLayout:
     __slots__ = ("arch", "expedite", "expedite_pick", "expedite_spans", "expedite_template", "pc", "pc_end")
 
     def __init__(self, arch: Arch) -> None:
-        self.arch = arch  # kept alive, so its id() is not reused while cached
+        self.arch = arch
         pc = arch.by_name(arch.pc)
         plain = pc.buffer == "user" and pc.codec is None and pc.width >= pc.size
         self.pc = pc.offset if plain else -1
@@ -53,7 +53,7 @@ class StopLayout:
             itemgetter(*slices) if len(slices) > 1 else None)
 
 
-_LAYOUTS: dict[int, StopLayout] = {}
+_LAYOUTS: dict[Arch, StopLayout] = {}  # by the table itself (hashed by identity: no id() call per look-up)
 
 
 def expedited_text(registers: list[tuple[int, bytes]]) -> bytes:
@@ -62,9 +62,9 @@ def expedited_text(registers: list[tuple[int, bytes]]) -> bytes:
 
 
 def stop_layout(arch: Arch) -> StopLayout:
-    found = _LAYOUTS.get(id(arch))
+    found = _LAYOUTS.get(arch)
     if found is None:
-        found = _LAYOUTS[id(arch)] = StopLayout(arch)
+        found = _LAYOUTS[arch] = StopLayout(arch)
     return found
 
 
@@ -142,7 +142,7 @@ class RegisterFile(ThreadTable):
             user = t.user = ptrace.getregs(t.tid)
         proc = self.processes.get(t.pid)  # its own table: the PC is where the client's tables have it
         arch = proc.arch if proc is not None else self.arch(t.pid)
-        layout = _LAYOUTS.get(id(arch)) or stop_layout(arch)  # stop_layout's look-up, without the call
+        layout = _LAYOUTS.get(arch) or stop_layout(arch)  # stop_layout's look-up, without the call
         start = layout.pc
         if start >= 0:
             return int.from_bytes(user[start:layout.pc_end], "little")
@@ -153,7 +153,7 @@ class RegisterFile(ThreadTable):
         arch = self.arch(t.pid)
         if not 0 <= pc < 1 << (8 * arch.word):  # e.g. a 64-bit address for a 32-bit program
             raise OSError(errno.EINVAL, f"no such address for this program: {pc:#x}")
-        layout = _LAYOUTS.get(id(arch)) or stop_layout(arch)
+        layout = _LAYOUTS.get(arch) or stop_layout(arch)
         if layout.pc >= 0:
             # A plain user register (every breakpoint hit rewinds it): one POKEUSER of its
             # 8-byte slot (eip's upper half zero, as arch.write fills it), the stop's
@@ -186,7 +186,7 @@ class RegisterFile(ThreadTable):
             t = self._thread(tid)  # raises
         proc = self.processes.get(t.pid)  # self.arch(t.pid), without its call when the client reads target.xml
         arch = proc.arch if proc is not None and self.xml_registers else self.arch(t.pid)
-        layout = _LAYOUTS.get(id(arch)) or stop_layout(arch)
+        layout = _LAYOUTS.get(arch) or stop_layout(arch)
         template = layout.expedite_template
         if template is None:
             return expedited_text(self.expedite(tid))

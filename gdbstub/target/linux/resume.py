@@ -72,7 +72,8 @@ class ResumePolicy(StopEngine):
         self.running = True
         if not (t.resumed and t.stopped):
             return
-        if self._needs_step_over(t):
+        # _needs_step_over's first test, without its call on the usual resume
+        if (t.swallowed_pc is not None or t.collected_pc is not None) and self._needs_step_over(t):
             event = self._step_over(t, t.take_signal())
             if event is not None:
                 self._ready.append(event)
@@ -190,7 +191,8 @@ class ResumePolicy(StopEngine):
                 t.stepping_over_started()
                 # A step may end the whole process (a fatal signal, exit_group): a leader
                 # reports that only once its other threads are reaped.
-                dying = sig != 0 or any(o.pid == t.pid and o is not t for o in self.threads.values())
+                dying = sig != 0 or (len(self.threads) > 1  # no generator when T is all there is
+                                     and any(o.pid == t.pid and o is not t for o in self.threads.values()))
                 status = self._wait_for_dying(t) if dying else self._wait_for(t.tid)
                 sig = 0
                 if status is None:
@@ -293,7 +295,7 @@ class ResumePolicy(StopEngine):
             request = ptrace.CONT if self.catch_syscalls is None else ptrace.SYSCALL
         try:
             hw = self.hw
-            if hw is not None:
+            if hw is not None and (hw.procs or hw.applied):  # none wanted, none set: no call (sync's first test)
                 hw.sync(t.pid, t.tid)
             ptrace.resume(request, t.tid, sig)
         except OSError as exc:

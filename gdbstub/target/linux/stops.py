@@ -52,7 +52,10 @@ class StopEngine(StatusDecoder):
             if tid == 0:
                 event = self._no_resumed()
                 break
-            found = self._decode_safely(tid, status)
+            try:
+                found = self._on_status(tid, status, False)
+            except Exception:
+                found = self._decode_failed(tid, status)
             if found is not None:
                 event = self._report(found)
                 break
@@ -62,13 +65,10 @@ class StopEngine(StatusDecoder):
             stepped_onto_tracepoint(self, event)  # a step ending at a tracepoint is its hit
         return event
 
-    def _decode_safely(self, tid: int, status: int) -> StopEvent | None:
-        """``_on_status``, but a status it fails on (a ptrace race, a bug) is still reported:
-        once reaped it is never seen again, and a lost exit leaves the client waiting forever."""
-        try:
-            return self._on_status(tid, status, False)
-        except Exception:
-            log.exception("while decoding wait status %#x of %d", status, tid)
+    def _decode_failed(self, tid: int, status: int) -> StopEvent | None:
+        """A status ``_on_status`` failed on (a ptrace race, a bug) is still reported: once
+        reaped it is never seen again, and a lost exit leaves the client waiting forever."""
+        log.exception("while decoding wait status %#x of %d", status, tid)
         t = self.threads.get(tid)
         if os.WIFEXITED(status) or os.WIFSIGNALED(status):
             if tid not in self.processes:
