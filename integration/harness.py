@@ -390,11 +390,15 @@ class Server:
         return int(found.group(1)) if found else None
 
     def wait_exit(self, timeout: float = EXIT_TIMEOUT) -> int | None:
-        """Exit status, or None when still running after TIMEOUT."""
+        """Exit status, or None when still running after TIMEOUT. Once the server has exited its
+        output readers get (bounded) time to take in the last of it: a test reads it next."""
         try:
-            return self.proc.wait(timeout=timeout)
+            rc = self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             return None
+        self.stderr.join(1)
+        self.stdout.join(1)
+        return rc
 
     def stop(self) -> None:
         """Kill the server's whole session (the inferior may have its own process group)."""
@@ -561,8 +565,9 @@ def debug(
     gdb_file: Path | str | None = prog if file is True else (None if file is False else file)
     result = run_gdb(tracker, server.port, commands, file=gdb_file, before=before, timeout=timeout)
     rc = server.wait_exit(wait_server) if wait_server > 0 else None
-    server.stderr.join(1)
-    server.stdout.join(1)
+    if rc is None:  # wait_exit joined the readers of a server that ended
+        server.stderr.join(1)
+        server.stdout.join(1)
     return Session(server, result, rc)
 
 
