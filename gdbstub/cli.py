@@ -300,11 +300,15 @@ def _start(opts: Options, addr: Address, launcher: Launcher, terminal: Terminal)
     # collections that walk every module object), and what they made is frozen: later
     # collections skip it.
     gc.disable()
+    from . import codecache
+
+    loaded = codecache.install()
     from .server import Server, ServerOptions
     from .target.linux.process import LinuxTarget
 
     target = LinuxTarget()
     target.adopt(spawned)
+    codecache.save(loaded)
     gc.freeze()
     gc.enable()
     options = ServerOptions(once=opts.once, extended=opts.multi, disabled_packets=opts.disabled,
