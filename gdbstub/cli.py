@@ -6,7 +6,7 @@
 
 Start-up is paid on every launch (test suites start a stub per test), so the stub listens
 before it loads itself: this module, the launcher, the spawn module and the transport need no
-more than os, ctypes and _socket. The program is started (stopped at its first instruction)
+more than os, _ctypes and _socket. The program is started (stopped at its first instruction)
 and the socket listens first; the target, the session and the packet handlers are imported
 after ``Listening``, while gdb starts and connects, and the target adopts the program.
 """

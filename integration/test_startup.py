@@ -63,7 +63,7 @@ NOT_IN_A_GDB_SESSION = ("enum", "signal", "gdbstub.protocol.lldb", "gdbstub.arch
 
 
 # Before it listens the stub starts its program and binds its socket, and loads no more than
-# this: the command line, the launcher, the spawn module (fork, exec, ptrace through ctypes),
+# this: the command line, the launcher, the spawn module (fork, exec, ptrace through _ctypes),
 # the transport (through _socket), and the standard modules they use. The target, the session,
 # the packet handlers and logging load after `Listening`, while gdb starts and connects.
 BEFORE_LISTENING = (
@@ -73,14 +73,15 @@ BEFORE_LISTENING = (
     "gdbstub.logs",
     "gdbstub.target",
     "gdbstub.target.linux",
-    "gdbstub.target.linux.ptrace",
+    "gdbstub.target.linux.ptrace_abi",
     "gdbstub.target.linux.spawn",
     "gdbstub.transport",
 )
 # Standard modules each costing about a millisecond or more of every start, none needed to
 # start a program and listen (a bare start of the interpreter imports none of them).
 NOT_BEFORE_LISTENING = ("logging", "typing", "enum", "signal", "socket", "selectors", "ipaddress", "re",
-                        "threading", "traceback", "dataclasses", "inspect", "pathlib")
+                        "threading", "traceback", "dataclasses", "inspect", "pathlib",
+                        "ctypes")  # the package: spawn calls libc through _ctypes, its C half
 
 
 def stub_modules_in(modules: list[str]) -> list[str]:
