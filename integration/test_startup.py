@@ -53,8 +53,8 @@ LATE = (
 # for enum and signal. The tracepoint packets, the trace model and the agent load with the
 # first tracepoint (gdb's connect-time qTStatus, qTfV and qTfP get a fresh tracer's replies
 # from the registry) or breakpoint condition; hostio and tls keep their state without weakref.
-# The i386 register tables load for a 32-bit program only.
-NOT_IN_A_GDB_SESSION = ("enum", "signal", "gdbstub.protocol.lldb", "gdbstub.arch.lldbxml",
+# The i386 register tables load for a 32-bit program only; ctypes' names come from gdbstub.ffi.
+NOT_IN_A_GDB_SESSION = ("enum", "signal", "ctypes", "gdbstub.protocol.lldb", "gdbstub.arch.lldbxml",
                         "gdbstub.target.linux.inferior_syscall", "gdbstub.target.linux.procfs",
                         "gdbstub.protocol.tracepoints", "gdbstub.trace.tfile", "gdbstub.trace.tracer",
                         "gdbstub.trace.model", "gdbstub.trace.stepping", "gdbstub.agent", "gdbstub.agent_compile",
@@ -69,6 +69,7 @@ NOT_IN_A_GDB_SESSION = ("enum", "signal", "gdbstub.protocol.lldb", "gdbstub.arch
 BEFORE_LISTENING = (
     "gdbstub",
     "gdbstub.cli",
+    "gdbstub.ffi",
     "gdbstub.launcher",
     "gdbstub.logs",
     "gdbstub.target",
@@ -81,7 +82,7 @@ BEFORE_LISTENING = (
 # start a program and listen (a bare start of the interpreter imports none of them).
 NOT_BEFORE_LISTENING = ("logging", "typing", "enum", "signal", "socket", "selectors", "ipaddress", "re",
                         "threading", "traceback", "dataclasses", "inspect", "pathlib",
-                        "ctypes")  # the package: spawn calls libc through _ctypes, its C half
+                        "ctypes")  # the package: gdbstub.ffi makes the names the stub uses from _ctypes
 
 
 def stub_modules_in(modules: list[str]) -> list[str]:

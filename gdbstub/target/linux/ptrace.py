@@ -6,10 +6,10 @@ answers ESRCH otherwise), so the whole stub drives ptrace from one thread.
 
 from __future__ import annotations
 
-import ctypes
 import os
 from _signal import SIGKILL  # not signal: it imports enum
 
+from ... import ffi as ctypes  # ctypes names without the ctypes package
 from .ptrace_abi import *  # noqa: F403  (the numbers, as ptrace.CONT and the like)
 from .ptrace_abi import (
     ATTACH,
@@ -55,7 +55,7 @@ _syscall.restype = ctypes.c_long
 
 
 class IoVec(ctypes.Structure):
-    _fields_ = [("base", ctypes.c_void_p), ("len", ctypes.c_size_t)]
+    _fields_ = (("base", ctypes.c_void_p), ("len", ctypes.c_size_t))
 
 
 def _check(result: int) -> int:

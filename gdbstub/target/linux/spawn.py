@@ -1,22 +1,22 @@
-"""Starting a program (or attaching to one) under ptrace with nothing but ``os`` and ``_ctypes``.
+"""Starting a program (or attaching to one) under ptrace with nothing but ``os`` and ``_ctypes``
+(through ``gdbstub.ffi``).
 
 The command line starts its program with this before it listens, and the stub's other
 modules (the target, the session, the packet handlers) load while gdb connects;
 ``LinuxTarget.adopt`` then takes the stopped program over. ``LinuxTarget.launch`` starts
 every later program through the same ``spawn``. ``_signal``, not ``signal``: the latter
-imports ``enum``, which nothing before ``Listening`` needs. The few libc calls made here go
-through ``_ctypes``, ctypes' C half, as ctypes.CDLL would make them: the ctypes package
-(``ptrace``'s bindings) cost every start 9 M instructions before ``Listening``; it loads
-after, with the target.
+imports ``enum``, which nothing before ``Listening`` needs. The few libc calls made here are
+this module's own: ``ptrace``'s bindings, which load after ``Listening`` with the target,
+make ctypes types and buffers no start needs (~5 M instructions).
 """
 
 from __future__ import annotations
 
-import _ctypes
 import _signal
 import errno
 import os
 
+from ... import ffi as ctypes  # ctypes names without the ctypes package
 from .ptrace_abi import (
     ADDR_NO_RANDOMIZE,
     ATTACH,
@@ -34,34 +34,11 @@ from .ptrace_abi import (
     WALL,
 )
 
-TYPE_CHECKING = False  # not ..hints: only the modules test_startup allows load before Listening
-if TYPE_CHECKING:
-    _SimpleCData = _ctypes._SimpleCData[int]
-else:
-    _SimpleCData = _ctypes._SimpleCData
-
-
-class _Long(_SimpleCData):
-    _type_ = "l"
-
-
-class _Int(_SimpleCData):
-    _type_ = "i"
-
-
-class _LibcFunction(_ctypes.CFuncPtr):
-    """A libc function as ctypes.CDLL(None, use_errno=True) gives it (a long result; arguments
-    converted by their own types: the small ints here go as C ints)."""
-
-    _flags_ = _ctypes.FUNCFLAG_CDECL | _ctypes.FUNCFLAG_USE_ERRNO
-    _restype_ = _Long
-
-
-_libc = _ctypes.dlopen(None, 0)  # type: ignore[arg-type]  # NULL: the program's own symbols, as CDLL(None)
-_ptrace = _LibcFunction(_ctypes.dlsym(_libc, "ptrace"))
-_prctl = _LibcFunction(_ctypes.dlsym(_libc, "prctl"))
-_personality = _LibcFunction(_ctypes.dlsym(_libc, "personality"))
-_personality.restype = _Int
+_libc = ctypes.CDLL(None, use_errno=True)
+_ptrace = _libc.ptrace
+_ptrace.restype = ctypes.c_long
+_prctl = _libc.prctl
+_personality = _libc.personality
 
 PR_SET_PDEATHSIG = 1
 
@@ -79,7 +56,7 @@ DEFAULT_OPTIONS = (
 def _ptrace_request(request: int, pid: int, data: int = 0) -> None:
     """ptrace(REQUEST, PID, 0, DATA); -1 raises OSError with the call's errno."""
     if _ptrace(request, pid, 0, data) == -1:
-        err = _ctypes.get_errno()
+        err = ctypes.get_errno()
         raise OSError(err, os.strerror(err))
 
 
@@ -93,6 +70,7 @@ def _disable_aslr() -> None:
     current = _personality(-1)
     if current != -1:
         _personality(current | ADDR_NO_RANDOMIZE)
+
 
 # The signals that end the stub (the server's handlers raise StubExit): held from start-up until the server's
 # handlers are in place, so that none can end the stub between a launch and those handlers
