@@ -62,10 +62,16 @@ else:
         globals()[name] = made
         return made
 
+    _function_types = {}
+
     def CFUNCTYPE(restype, *argtypes):
-        """ctypes.CFUNCTYPE (no errno kept), uncached: the stub makes each prototype once."""
-        return _FunctionType("CFunctionType", (_ctypes.CFuncPtr,),
-                             {"_argtypes_": argtypes, "_restype_": restype, "_flags_": _ctypes.FUNCFLAG_CDECL})
+        """ctypes.CFUNCTYPE (no errno kept): one class per prototype, as ctypes caches them."""
+        key = (restype, argtypes)
+        made = _function_types.get(key)
+        if made is None:
+            made = _function_types[key] = _FunctionType("CFunctionType", (_ctypes.CFuncPtr,), {
+                "_argtypes_": argtypes, "_restype_": restype, "_flags_": _ctypes.FUNCFLAG_CDECL})
+        return made
 
     def create_string_buffer(init, size=None):
         """ctypes.create_string_buffer: a c_char array, zeroed or holding INIT."""

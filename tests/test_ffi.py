@@ -65,5 +65,6 @@ def test_structure_memmove_and_function_at_an_address():
     assert buf.raw == b"12345678"
     strlen = ffi.CFUNCTYPE(ffi.c_size_t, ffi.c_char_p)(real.cast(real.CDLL(None).strlen, real.c_void_p).value)
     assert strlen(b"four") == 4
+    assert ffi.CFUNCTYPE(ffi.c_size_t, ffi.c_char_p) is ffi.CFUNCTYPE(ffi.c_size_t, ffi.c_char_p)  # made once
     words = (ffi.c_ulong * 2)()
     assert ffi.byref(words) is not None and len(bytes(words)) == 16
