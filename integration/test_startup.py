@@ -39,6 +39,7 @@ HEAVY = (
 # The packet modules gdb's session needs late or never: the registry imports each on the first
 # of its packets (lldb serves target.xml and qSymbol goes to tls once a session runs).
 LATE = (
+    "gdbstub.protocol.extended",
     "gdbstub.protocol.lldb",
     "gdbstub.protocol.monitor",
     "gdbstub.protocol.osdata",
@@ -48,13 +49,15 @@ LATE = (
 )
 
 
-# Imported by no gdb session (`target remote`, a run to main, `kill`): lldb's packets stand
+# Imported by no gdb session (`target remote`, a run to main, `kill`): extended-remote's
+# packets wait for an extended-remote client; lldb's packets stand
 # aside until one of them comes (the registry's passive modules), and gdbstub.hints stands in
 # for enum and signal. The tracepoint packets, the trace model and the agent load with the
 # first tracepoint (gdb's connect-time qTStatus, qTfV and qTfP get a fresh tracer's replies
 # from the registry) or breakpoint condition; hostio and tls keep their state without weakref.
 # The i386 register tables load for a 32-bit program only; ctypes' names come from gdbstub.ffi.
-NOT_IN_A_GDB_SESSION = ("enum", "signal", "ctypes", "gdbstub.protocol.lldb", "gdbstub.arch.lldbxml",
+NOT_IN_A_GDB_SESSION = ("enum", "signal", "ctypes", "gdbstub.protocol.extended",
+                        "gdbstub.protocol.lldb", "gdbstub.arch.lldbxml",
                         "gdbstub.target.linux.inferior_syscall", "gdbstub.target.linux.procfs",
                         "gdbstub.protocol.tracepoints", "gdbstub.trace.tfile", "gdbstub.trace.tracer",
                         "gdbstub.trace.model", "gdbstub.trace.stepping", "gdbstub.agent", "gdbstub.agent_compile",
