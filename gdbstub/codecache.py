@@ -33,6 +33,7 @@ PATH = os.path.join(ROOT, "__pycache__", f"session.{sys.implementation.cache_tag
 
 # name -> (source path relative to ROOT, st_mtime_ns, st_size, is a package, marshalled code)
 Entry = tuple[str, int, int, bool, bytes]
+FORMAT = 1  # of the file: (MAGIC_NUMBER, FORMAT, {name: Entry}); another is not read
 
 
 class Finder(Loader):
@@ -78,10 +79,10 @@ def install() -> set[str]:
         return before
     try:
         with open(PATH, "rb") as f:
-            magic, entries = marshal.loads(f.read())
+            magic, form, entries = marshal.loads(f.read())
     except (OSError, EOFError, ValueError, TypeError):
-        magic, entries = b"", {}
-    _finder = Finder(entries if magic == MAGIC_NUMBER and isinstance(entries, dict) else {})
+        magic, form, entries = b"", 0, {}
+    _finder = Finder(entries if magic == MAGIC_NUMBER and form == FORMAT and isinstance(entries, dict) else {})
     sys.meta_path.insert(0, _finder)
     return before
 
@@ -103,7 +104,7 @@ def save(before: set[str]) -> None:
                 entries[name] = _entry(sys.modules[name])
         temp = f"{PATH}.{os.getpid()}"
         with open(temp, "wb") as f:
-            f.write(marshal.dumps((MAGIC_NUMBER, entries)))
+            f.write(marshal.dumps((MAGIC_NUMBER, FORMAT, entries)))
         os.replace(temp, PATH)  # whole or not at all, for stubs starting side by side
     except (OSError, ImportError, ValueError):
         return

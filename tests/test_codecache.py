@@ -4,6 +4,7 @@ the one it was compiled from, on a package of its own in a temporary directory."
 from __future__ import annotations
 
 import importlib
+import marshal
 import os
 import sys
 from pathlib import Path
@@ -78,6 +79,15 @@ def test_changed_source_is_imported_again_and_rewritten(probe: Path):
 
 def test_unreadable_file_is_ignored(probe: Path):
     Path(codecache.PATH).write_bytes(b"not marshal data")
+    finder, value = _start()
+    assert value == 2 and finder.loaded == set()
+
+
+def test_file_of_another_format_is_ignored(probe: Path):
+    _start()
+    _forget()
+    magic, form, entries = marshal.loads(Path(codecache.PATH).read_bytes())
+    Path(codecache.PATH).write_bytes(marshal.dumps((magic, form + 1, entries)))
     finder, value = _start()
     assert value == 2 and finder.loaded == set()
 
