@@ -13,6 +13,7 @@ that found it missing, stale or partial (``save``), unless bytecode writing is o
 
 from __future__ import annotations
 
+import _imp
 import marshal
 import os
 import sys
@@ -54,7 +55,6 @@ class Finder(Loader):
         spec = ModuleSpec(name, self, origin=source, is_package=entry[3])
         if entry[3]:
             spec.submodule_search_locations = [os.path.dirname(source)]
-        spec.has_location = True  # __file__ is the source, as the path finder sets it
         return spec
 
     def create_module(self, spec: ModuleSpec) -> None:
@@ -64,6 +64,10 @@ class Finder(Loader):
         name = module.__name__
         code = marshal.loads(self.entries[name][4])
         self.loaded.add(name)
+        # __file__ is the source, as the path finder sets it (not __cached__, the .pyc path it
+        # works out from the source's: nothing reads it, and it cost ~40 K instructions a module)
+        source = module.__file__ = os.path.join(ROOT, self.entries[name][0])
+        _imp._fix_co_filename(code, source)  # type: ignore[attr-defined]  # as for a .pyc: tracebacks name the source where it is now
         exec(code, module.__dict__)
 
 

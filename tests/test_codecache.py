@@ -22,7 +22,7 @@ def probe(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     root = tmp_path / PACKAGE
     root.mkdir()
     (root / "__init__.py").write_text('"""probe"""\n')
-    (root / "one.py").write_text("VALUE = 1\n")
+    (root / "one.py").write_text("VALUE = 1\n\n\ndef f():\n    pass\n")
     (root / "two.py").write_text("from .one import VALUE\nDOUBLE = 2 * VALUE\n")
     monkeypatch.setattr(codecache, "ROOT", str(root))
     monkeypatch.setattr(codecache, "PATH", str(tmp_path / "session.code"))
@@ -62,7 +62,24 @@ def test_second_start_loads_every_module_from_the_file(probe: Path):
     assert finder.loaded == {PACKAGE, f"{PACKAGE}.one", f"{PACKAGE}.two"}
     module = sys.modules[f"{PACKAGE}.one"]
     assert module.__file__ == str(probe / "one.py") and module.__loader__ is finder
+    assert module.f.__code__.co_filename == str(probe / "one.py")  # what tracebacks name
     assert sys.modules[PACKAGE].__path__ == [str(probe)]
+
+
+def test_moved_package_names_its_new_place(probe: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A package moved whole (a copy keeping mtimes) still loads from its file; its code and
+    tracebacks name the sources where they are now, as Python fixes a .pyc's."""
+    _start()
+    _forget()
+    moved = tmp_path / "elsewhere"
+    moved.mkdir()
+    probe.rename(moved / PACKAGE)
+    monkeypatch.setattr(codecache, "ROOT", str(moved / PACKAGE))
+    monkeypatch.syspath_prepend(str(moved))
+    finder, value = _start()
+    assert value == 2 and f"{PACKAGE}.one" in finder.loaded
+    module = sys.modules[f"{PACKAGE}.one"]
+    assert module.__file__ == module.f.__code__.co_filename == str(moved / PACKAGE / "one.py")
 
 
 def test_changed_source_is_imported_again_and_rewritten(probe: Path):
