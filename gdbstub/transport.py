@@ -240,12 +240,19 @@ def peer_uid(conn: _socket.socket) -> int | None:
     A Unix socket carries its peer's credentials (SO_PEERCRED). A TCP peer on this
     machine owns its end of the connection, and /proc/net/tcp and tcp6 name the owner
     of every socket in this network namespace; a peer on another machine is in
-    neither, and gets None. Only the rows with the peer's port in them are parsed."""
+    neither, and gets None. The kernel's sock_diag is asked first: it looks the peer's
+    socket up by its addresses, where /proc/net/tcp walks every bucket of the connection
+    table (8 ms of system time on a 2-core test machine, before gdb's first packet got an
+    answer); the tables are read when it cannot tell. Only their rows with the peer's port
+    in them are parsed."""
     if conn.family == _socket.AF_UNIX:
         cred = conn.getsockopt(_socket.SOL_SOCKET, _socket.SO_PEERCRED, 12)  # struct ucred: 3 ints
         return int.from_bytes(cred[4:8], sys.byteorder)
     ours, theirs = conn.getsockname(), conn.getpeername()
     want = (_packed(theirs[0]), int(theirs[1]), _packed(ours[0]), int(ours[1]))
+    uid = _diag_uid(*want)
+    if uid is not None:
+        return uid
     needle = f":{want[1]:04X} ".encode()  # the peer's own row: its port ends the local address
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
@@ -260,6 +267,45 @@ def peer_uid(conn: _socket.socket) -> int | None:
             if len(fields) > 7 and (*_endpoint(fields[1]), *_endpoint(fields[2])) == want:
                 return int(fields[7])
     return None
+
+
+NETLINK_SOCK_DIAG = 4
+SOCK_DIAG_BY_FAMILY = 20  # the request, and the type of a reply that found the socket
+NLM_F_REQUEST = 1
+INET_DIAG_NOCOOKIE = b"\xff" * 8
+DIAG_UID_AT = 80  # nlmsghdr (16) + inet_diag_msg's family..retrans (4), id (48), expires..wqueue (12)
+
+
+def _diag_uid(addr: bytes, port: int, peer_addr: bytes, peer_port: int) -> int | None:
+    """The owner of the local TCP socket whose own end is ADDR:PORT and other end
+    PEER_ADDR:PEER_PORT, as sock_diag tells it (linux/inet_diag.h: one SOCK_DIAG_BY_FAMILY
+    request for that socket, no dump); None when it cannot tell."""
+    if len(addr) not in (4, 16) or len(peer_addr) != len(addr):
+        return None
+    family = _socket.AF_INET if len(addr) == 4 else _socket.AF_INET6
+    order = sys.byteorder
+    # inet_diag_req_v2: family, protocol, ext, pad, states; inet_diag_sockid: ports and
+    # addresses in network order, interface, cookie (none: any socket with these addresses)
+    request = (bytes((family, _socket.IPPROTO_TCP, 0, 0)) + b"\xff\xff\xff\xff"
+               + port.to_bytes(2, "big") + peer_port.to_bytes(2, "big")
+               + addr.ljust(16, b"\0") + peer_addr.ljust(16, b"\0") + bytes(4) + INET_DIAG_NOCOOKIE)
+    header = ((16 + len(request)).to_bytes(4, order) + SOCK_DIAG_BY_FAMILY.to_bytes(2, order)
+              + NLM_F_REQUEST.to_bytes(2, order) + (1).to_bytes(4, order) + bytes(4))
+    try:
+        link = _socket.socket(_socket.AF_NETLINK, _socket.SOCK_DGRAM, NETLINK_SOCK_DIAG)
+    except OSError:
+        return None
+    try:
+        link.settimeout(1.0)  # the kernel answers at once; bounded all the same
+        link.sendto(header + request, (0, 0))
+        reply = link.recv(4096)
+    except OSError:
+        return None
+    finally:
+        link.close()
+    if len(reply) < DIAG_UID_AT + 4 or int.from_bytes(reply[4:6], order) != SOCK_DIAG_BY_FAMILY:
+        return None  # NLMSG_ERROR: no such socket here, or sock_diag refused
+    return int.from_bytes(reply[DIAG_UID_AT:DIAG_UID_AT + 4], order)
 
 
 def _endpoint(field: bytes | str) -> tuple[bytes, int]:

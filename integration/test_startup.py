@@ -39,6 +39,7 @@ HEAVY = (
 # The packet modules gdb's session needs late or never: the registry imports each on the first
 # of its packets (lldb serves target.xml and qSymbol goes to tls once a session runs).
 LATE = (
+    "gdbstub.protocol.extended",
     "gdbstub.protocol.lldb",
     "gdbstub.protocol.monitor",
     "gdbstub.protocol.osdata",
@@ -48,13 +49,15 @@ LATE = (
 )
 
 
-# Imported by no gdb session (`target remote`, a run to main, `kill`): lldb's packets stand
+# Imported by no gdb session (`target remote`, a run to main, `kill`): extended-remote's
+# packets wait for an extended-remote client; lldb's packets stand
 # aside until one of them comes (the registry's passive modules), and gdbstub.hints stands in
 # for enum and signal. The tracepoint packets, the trace model and the agent load with the
 # first tracepoint (gdb's connect-time qTStatus, qTfV and qTfP get a fresh tracer's replies
 # from the registry) or breakpoint condition; hostio and tls keep their state without weakref.
-# The i386 register tables load for a 32-bit program only.
-NOT_IN_A_GDB_SESSION = ("enum", "signal", "gdbstub.protocol.lldb", "gdbstub.arch.lldbxml",
+# The i386 register tables load for a 32-bit program only; ctypes' names come from gdbstub.ffi.
+NOT_IN_A_GDB_SESSION = ("enum", "signal", "ctypes", "gdbstub.protocol.extended",
+                        "gdbstub.protocol.lldb", "gdbstub.arch.lldbxml",
                         "gdbstub.target.linux.inferior_syscall", "gdbstub.target.linux.procfs",
                         "gdbstub.protocol.tracepoints", "gdbstub.trace.tfile", "gdbstub.trace.tracer",
                         "gdbstub.trace.model", "gdbstub.trace.stepping", "gdbstub.agent", "gdbstub.agent_compile",
@@ -63,24 +66,26 @@ NOT_IN_A_GDB_SESSION = ("enum", "signal", "gdbstub.protocol.lldb", "gdbstub.arch
 
 
 # Before it listens the stub starts its program and binds its socket, and loads no more than
-# this: the command line, the launcher, the spawn module (fork, exec, ptrace through ctypes),
+# this: the command line, the launcher, the spawn module (fork, exec, ptrace through _ctypes),
 # the transport (through _socket), and the standard modules they use. The target, the session,
 # the packet handlers and logging load after `Listening`, while gdb starts and connects.
 BEFORE_LISTENING = (
     "gdbstub",
     "gdbstub.cli",
+    "gdbstub.ffi",
     "gdbstub.launcher",
     "gdbstub.logs",
     "gdbstub.target",
     "gdbstub.target.linux",
-    "gdbstub.target.linux.ptrace",
+    "gdbstub.target.linux.ptrace_abi",
     "gdbstub.target.linux.spawn",
     "gdbstub.transport",
 )
 # Standard modules each costing about a millisecond or more of every start, none needed to
 # start a program and listen (a bare start of the interpreter imports none of them).
 NOT_BEFORE_LISTENING = ("logging", "typing", "enum", "signal", "socket", "selectors", "ipaddress", "re",
-                        "threading", "traceback", "dataclasses", "inspect", "pathlib")
+                        "threading", "traceback", "dataclasses", "inspect", "pathlib",
+                        "ctypes")  # the package: gdbstub.ffi makes the names the stub uses from _ctypes
 
 
 def stub_modules_in(modules: list[str]) -> list[str]:

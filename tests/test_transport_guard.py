@@ -18,7 +18,9 @@ from gdbstub.transport import (
     Address,
     Connection,
     Listener,
+    _diag_uid,
     _endpoint,
+    _packed,
     is_loopback,
     parse_address,
     peer_uid,
@@ -68,6 +70,21 @@ def test_peer_uid_of_a_unix_socket_and_a_loopback_connection() -> None:
             conn, _ = server.accept()
             with client, conn:
                 assert peer_uid(conn) == os.geteuid(), host
+
+
+def test_sock_diag_finds_the_peer_socket_and_only_it() -> None:
+    """peer_uid asks sock_diag first: the peer's own socket by its two ends; a port that no
+    socket has gives None (then /proc/net/tcp is read)."""
+    server = socket.socket(socket.AF_INET)
+    server.bind(("127.0.0.1", 0))
+    with server:
+        server.listen(1)
+        client = socket.create_connection(server.getsockname())
+        conn, _ = server.accept()
+        with client, conn:
+            (ours, our_port), (theirs, their_port) = conn.getsockname(), conn.getpeername()
+            assert _diag_uid(_packed(theirs), their_port, _packed(ours), our_port) == os.geteuid()
+            assert _diag_uid(_packed(theirs), their_port, _packed(ours), 1) is None
 
 
 def test_unix_socket_file_is_owner_only(tmp_path: Path) -> None:

@@ -14,10 +14,10 @@ tables take their offsets from plain tables that a test checks against them.
 
 from __future__ import annotations
 
-import ctypes
 import mmap
 from functools import cache
 
+from .. import ffi as ctypes  # ctypes names without the ctypes package
 from ..hints import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:

@@ -19,12 +19,12 @@ inside the path stay inside the process's view and no helper process is needed.
 from __future__ import annotations
 
 import binascii
-import ctypes
 import errno
 import os
 import stat
 from collections.abc import Callable
 
+from .. import ffi as ctypes  # ctypes names without the ctypes package
 from ..binary import Record
 from ..hints import TYPE_CHECKING
 from .framing import escape, ready_reply

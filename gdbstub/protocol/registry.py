@@ -13,7 +13,7 @@ from types import ModuleType
 
 from ..hints import TYPE_CHECKING, NamedTuple
 from ..target.base import StopEvent
-from . import breakpoints, events, extended, hostio, nonstop, packets, siginfo, svr4, xfer
+from . import breakpoints, events, hostio, nonstop, packets, siginfo, svr4, xfer
 from .session import Handler, Session, StopExtra, Tables, XferObject
 
 if TYPE_CHECKING:
@@ -52,6 +52,11 @@ LAZY: dict[str, Lazy] = {
                            "qMemoryRegionInfo", "qShlibInfoAddr", "qRegisterInfo", "_M", "_m", "jThreadsInfo",
                            "qThreadStopInfo", "QSaveRegisterState", "QRestoreRegisterState", "k"),
                  objects=("features",), stop_extras=1, passive=True),
+    # extended-remote's packets: a `target remote` session sends none of them
+    "extended": Lazy(handlers=("!", "vRun", "R", "vAttach", "QEnvironmentHexEncoded", "QEnvironmentUnset",
+                               "QEnvironmentReset", "QSetWorkingDir", "QStartupWithShell", "QDisableRandomization"),
+                     features=("QEnvironmentHexEncoded+", "QEnvironmentUnset+", "QEnvironmentReset+",
+                               "QSetWorkingDir+", "QStartupWithShell+", "QDisableRandomization+")),
     "monitor": Lazy(handlers=("qRcmd",)),
     "osdata": Lazy(objects=("osdata",), features=("qXfer:osdata:read+",)),
     "search": Lazy(handlers=("qSearch", "qCRC")),
@@ -74,7 +79,7 @@ LAZY: dict[str, Lazy] = {
 # In this order: a later module's handler or object of the same name wins (lldb's 'k' and
 # target.xml), and qSupported lists features in it. A name is a module of LAZY.
 MODULES: tuple[ModuleType | str, ...] = (
-    packets, xfer, "lldb", extended, "monitor", hostio, svr4, nonstop, siginfo, breakpoints, events,
+    packets, xfer, "lldb", "extended", "monitor", hostio, svr4, nonstop, siginfo, breakpoints, events,
     "osdata", "search", "tls", "tracepoints",
 )
 

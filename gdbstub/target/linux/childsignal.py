@@ -13,9 +13,9 @@ would never signal it)."""
 
 from __future__ import annotations
 
-import ctypes
 import os
 
+from ... import ffi as ctypes  # ctypes names without the ctypes package
 from ...hints import signal
 
 _SFD_NONBLOCK = os.O_NONBLOCK

@@ -10,9 +10,9 @@ policy's (resume.py), reached through the hooks declared at the end.
 
 from __future__ import annotations
 
-import ctypes
 import os
 
+from ... import ffi as ctypes  # ctypes names without the ctypes package
 from ...arch import detect_arch
 from ...hints import signal
 from ..base import STOP_SIGNAL, StopEvent, StopKind

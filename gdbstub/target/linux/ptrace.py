@@ -6,9 +6,32 @@ answers ESRCH otherwise), so the whole stub drives ptrace from one thread.
 
 from __future__ import annotations
 
-import ctypes
 import os
-from _signal import SIGKILL  # not signal: it imports enum, and this loads before Listening
+from _signal import SIGKILL  # not signal: it imports enum
+
+from ... import ffi as ctypes  # ctypes names without the ctypes package
+from .ptrace_abi import *  # noqa: F403  (the numbers, as ptrace.CONT and the like)
+from .ptrace_abi import (
+    ATTACH,
+    CONT,
+    DETACH,
+    GETEVENTMSG,
+    GETREGS,
+    GETREGSET,
+    GETSIGINFO,
+    NT_X86_XSTATE,
+    PEEKDATA,
+    PEEKUSER,
+    POKEDATA,
+    POKEUSER,
+    SETOPTIONS,
+    SETREGS,
+    SETREGSET,
+    SETSIGINFO,
+    SINGLESTEP,
+    SYS_TGKILL,
+    SYSCALL,
+)
 
 TYPE_CHECKING = False  # not ..hints: only the modules test_startup allows load before Listening
 if TYPE_CHECKING:
@@ -29,64 +52,10 @@ _ptrace_plain.restype = ctypes.c_long
 _c_ulong = ctypes.c_ulong
 _syscall = _libc.syscall
 _syscall.restype = ctypes.c_long
-_personality = _libc.personality
-_personality.restype = ctypes.c_int
-_personality.argtypes = [ctypes.c_ulong]
-
-TRACEME = 0
-PEEKDATA = 2
-PEEKUSER = 3
-POKEDATA = 5
-POKEUSER = 6
-CONT = 7
-KILL = 8
-SINGLESTEP = 9
-GETREGS = 12
-SETREGS = 13
-GETFPREGS = 14
-SETFPREGS = 15
-ATTACH = 16
-DETACH = 17
-SYSCALL = 24
-SETOPTIONS = 0x4200
-GETEVENTMSG = 0x4201
-GETSIGINFO = 0x4202
-SETSIGINFO = 0x4203
-GETREGSET = 0x4204
-SETREGSET = 0x4205
-SEIZE = 0x4206
-INTERRUPT = 0x4207
-
-O_TRACESYSGOOD = 0x1
-O_TRACEFORK = 0x2
-O_TRACEVFORK = 0x4
-O_TRACECLONE = 0x8
-O_TRACEEXEC = 0x10
-O_TRACEVFORKDONE = 0x20
-O_TRACEEXIT = 0x40
-O_EXITKILL = 0x100000
-
-EVENT_FORK = 1
-EVENT_VFORK = 2
-EVENT_CLONE = 3
-EVENT_EXEC = 4
-EVENT_VFORK_DONE = 5
-EVENT_EXIT = 6
-EVENT_STOP = 128
-
-NT_PRSTATUS = 1
-NT_FPREGSET = 2
-NT_X86_XSTATE = 0x202
-
-WALL = 0x40000000  # __WALL: not in the os module
-ADDR_NO_RANDOMIZE = 0x0040000
-SYS_TGKILL = 234
-
-USER_DEBUGREG_OFFSET = 848  # offsetof(struct user, u_debugreg)
 
 
 class IoVec(ctypes.Structure):
-    _fields_ = [("base", ctypes.c_void_p), ("len", ctypes.c_size_t)]
+    _fields_ = (("base", ctypes.c_void_p), ("len", ctypes.c_size_t))
 
 
 def _check(result: int) -> int:
@@ -116,9 +85,6 @@ def _peek(request: int, pid: int, addr: int) -> int:
     ctypes.set_errno(0)
     return _check(_ptrace(request, pid, addr, 0))
 
-
-def traceme() -> None:
-    ptrace(TRACEME, 0)
 
 
 def set_options(pid: int, options: int) -> None:
@@ -241,13 +207,6 @@ def pokedata(tid: int, addr: int, value: int) -> None:
 
 def tgkill(tgid: int, tid: int, sig: int) -> None:
     _check(_syscall(SYS_TGKILL, tgid, tid, sig))
-
-
-def disable_aslr() -> None:
-    """In the child before exec: the address space layout gdb users expect."""
-    current = _personality(0xFFFFFFFF)
-    if current != -1:
-        _personality(current | ADDR_NO_RANDOMIZE)
 
 
 def kill_quietly(pid: int, sig: int = SIGKILL) -> None:

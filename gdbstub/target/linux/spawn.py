@@ -1,34 +1,76 @@
-"""Starting a program (or attaching to one) under ptrace with nothing but ``os``, ``ctypes``
-and the ptrace bindings.
+"""Starting a program (or attaching to one) under ptrace with nothing but ``os`` and ``_ctypes``
+(through ``gdbstub.ffi``).
 
 The command line starts its program with this before it listens, and the stub's other
 modules (the target, the session, the packet handlers) load while gdb connects;
 ``LinuxTarget.adopt`` then takes the stopped program over. ``LinuxTarget.launch`` starts
 every later program through the same ``spawn``. ``_signal``, not ``signal``: the latter
-imports ``enum``, which nothing before ``Listening`` needs.
+imports ``enum``, which nothing before ``Listening`` needs. The few libc calls made here are
+this module's own: ``ptrace``'s bindings, which load after ``Listening`` with the target,
+make ctypes types and buffers no start needs (~5 M instructions).
 """
 
 from __future__ import annotations
 
 import _signal
-import ctypes
 import errno
 import os
 
-from . import ptrace
+from ... import ffi as ctypes  # ctypes names without the ctypes package
+from .ptrace_abi import (
+    ADDR_NO_RANDOMIZE,
+    ATTACH,
+    CONT,
+    EVENT_EXEC,
+    O_EXITKILL,
+    O_TRACECLONE,
+    O_TRACEEXEC,
+    O_TRACEFORK,
+    O_TRACESYSGOOD,
+    O_TRACEVFORK,
+    O_TRACEVFORKDONE,
+    SETOPTIONS,
+    TRACEME,
+    WALL,
+)
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_ptrace = _libc.ptrace
+_ptrace.restype = ctypes.c_long
+_prctl = _libc.prctl
+_personality = _libc.personality
 
 PR_SET_PDEATHSIG = 1
-_prctl = ctypes.CDLL(None, use_errno=True).prctl
 
 DEFAULT_OPTIONS = (
-    ptrace.O_EXITKILL
-    | ptrace.O_TRACECLONE
-    | ptrace.O_TRACEEXEC
-    | ptrace.O_TRACEFORK
-    | ptrace.O_TRACEVFORK
-    | ptrace.O_TRACEVFORKDONE
-    | ptrace.O_TRACESYSGOOD
+    O_EXITKILL
+    | O_TRACECLONE
+    | O_TRACEEXEC
+    | O_TRACEFORK
+    | O_TRACEVFORK
+    | O_TRACEVFORKDONE
+    | O_TRACESYSGOOD
 )
+
+
+def _ptrace_request(request: int, pid: int, data: int = 0) -> None:
+    """ptrace(REQUEST, PID, 0, DATA); -1 raises OSError with the call's errno."""
+    if _ptrace(request, pid, 0, data) == -1:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+
+
+def set_options(pid: int, options: int) -> None:
+    _ptrace_request(SETOPTIONS, pid, options)
+
+
+def _disable_aslr() -> None:
+    """In the child before exec: the address space layout gdb users expect. (-1 asks for the
+    current persona: the kernel reads an unsigned int, 0xffffffff.)"""
+    current = _personality(-1)
+    if current != -1:
+        _personality(current | ADDR_NO_RANDOMIZE)
+
 
 # The signals that end the stub (the server's handlers raise StubExit): held from start-up until the server's
 # handlers are in place, so that none can end the stub between a launch and those handlers
@@ -89,12 +131,12 @@ def spawn(argv: list[str], env: dict[str, str] | None = None, disable_aslr: bool
                 _signal.pthread_sigmask(_signal.SIG_SETMASK, mask)
             # the stub reads SIGCHLD from a signalfd (blocked); the program must not inherit that
             _signal.pthread_sigmask(_signal.SIG_UNBLOCK, _SIGCHLD_ONLY)
-            ptrace.traceme()
+            _ptrace_request(TRACEME, 0)
             os.setpgid(0, 0)
             os.kill(os.getpid(), _signal.SIGSTOP)
             _prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0)  # EXITKILL from here; a detached program lives on
             if disable_aslr:
-                ptrace.disable_aslr()
+                _disable_aslr()
             if stdio_fds is not None:
                 for target_fd, fd in enumerate(stdio_fds):
                     os.dup2(fd, target_fd)
@@ -107,23 +149,26 @@ def spawn(argv: list[str], env: dict[str, str] | None = None, disable_aslr: bool
             pass
         os._exit(127)
     os.close(err_w)
-    _, status = os.waitpid(pid, ptrace.WALL)
+    _, status = os.waitpid(pid, WALL)
     if os.WIFSTOPPED(status):  # the SIGSTOP before exec
         # EXITKILL only: with TRACEEXEC the stop would come inside execve (rax -ENOSYS),
         # not at the first instruction with the registers gdbserver shows there.
-        ptrace.set_options(pid, ptrace.O_EXITKILL)
-        ptrace.cont(pid, 0)
-        _, status = os.waitpid(pid, ptrace.WALL)
+        set_options(pid, O_EXITKILL)
+        _ptrace_request(CONT, pid, 0)
+        _, status = os.waitpid(pid, WALL)
     while os.WIFSTOPPED(status) and os.WSTOPSIG(status) != _signal.SIGTRAP:  # the SIGTRAP after exec
         sig = os.WSTOPSIG(status)
-        ptrace.cont(pid, 0 if sig == _signal.SIGSTOP else sig)
-        _, status = os.waitpid(pid, ptrace.WALL)
+        _ptrace_request(CONT, pid, 0 if sig == _signal.SIGSTOP else sig)
+        _, status = os.waitpid(pid, WALL)
     failure = os.read(err_r, 64)  # the exec's errno; EOF once exec closed the pipe
     os.close(err_r)
     if failure or not os.WIFSTOPPED(status):
         if os.WIFSTOPPED(status):
-            ptrace.kill_quietly(pid)
-            os.waitpid(pid, ptrace.WALL)
+            try:
+                os.kill(pid, _signal.SIGKILL)
+            except OSError:  # gone already
+                pass
+            os.waitpid(pid, WALL)
             code = 127
         else:
             code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else 128
@@ -131,22 +176,22 @@ def spawn(argv: list[str], env: dict[str, str] | None = None, disable_aslr: bool
         raise LaunchError(f"Cannot exec {path}: {os.strerror(err)}.", code)
     if startup_execs:
         _run_startup_execs(pid, startup_execs)
-    ptrace.set_options(pid, DEFAULT_OPTIONS)
+    set_options(pid, DEFAULT_OPTIONS)
     return pid
 
 
 def _run_startup_execs(pid: int, count: int) -> None:
     """Let a shell or wrapper run until it has exec'd the real program."""
-    ptrace.set_options(pid, ptrace.O_EXITKILL | ptrace.O_TRACEEXEC)
+    set_options(pid, O_EXITKILL | O_TRACEEXEC)
     sig = 0
     while count:
-        ptrace.cont(pid, sig)
+        _ptrace_request(CONT, pid, sig)
         sig = 0
-        _, status = os.waitpid(pid, ptrace.WALL)
+        _, status = os.waitpid(pid, WALL)
         if os.WIFEXITED(status) or os.WIFSIGNALED(status):
             code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)
             raise LaunchError("", code)
-        if status >> 16 == ptrace.EVENT_EXEC:
+        if status >> 16 == EVENT_EXEC:
             count -= 1
         elif os.WSTOPSIG(status) != _signal.SIGTRAP:
             sig = os.WSTOPSIG(status)
@@ -155,17 +200,17 @@ def _run_startup_execs(pid: int, count: int) -> None:
 def attach(pid: int) -> int | None:
     """PTRACE_ATTACH to PID (its leader thread) and wait for that stop; its wait status, None
     when it is gone. ``LinuxTarget.adopt_attached`` attaches to the other threads."""
-    ptrace.attach(pid)
+    _ptrace_request(ATTACH, pid)
     status: int | None = None
     while True:
         try:
-            _, status = os.waitpid(pid, ptrace.WALL)
+            _, status = os.waitpid(pid, WALL)
         except ChildProcessError:
             status = None
         except InterruptedError:
             continue
         break
-    ptrace.set_options(pid, DEFAULT_OPTIONS & ~ptrace.O_EXITKILL)
+    set_options(pid, DEFAULT_OPTIONS & ~O_EXITKILL)
     return status
 
 
