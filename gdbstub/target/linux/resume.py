@@ -288,6 +288,8 @@ class ResumePolicy(StopEngine):
         if kind == "s" or kind == "r":  # even when refused: not in a ptrace-stop after all
             t.resumed_stepping()
             request = ptrace.SINGLESTEP
+            if kind == "r":
+                self.range_stepper = t  # poll awaits its step (and the next, while in range)
         else:
             t.resumed_running()
             request = ptrace.CONT if self.catch_syscalls is None else ptrace.SYSCALL
