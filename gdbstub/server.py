@@ -72,6 +72,7 @@ class Server:
 
     def install_signals(self) -> None:
         self.child_signal.install()
+        self.target.sigchld_blocked = self.child_signal.signalfd  # range steps awaited in poll
 
         def _exit(signum: int, frame: object) -> None:
             raise StubExit(signal_name(signum))

@@ -11,7 +11,7 @@ import socket
 
 import harness
 import pytest
-from harness import assert_same, expect, source_line
+from harness import MIClient, assert_same, expect, source_line
 
 COND = "cond.c"
 
@@ -194,6 +194,73 @@ def test_range_step_over_conditional_breakpoint(debug, reference):
     script = ["break main", "continue", "break hit if i == 100", "next", "next", "next", "next", "info line *$pc"]
     s = debug("cond", ["3"], script)
     assert_same(s, reference("cond", ["3"], script))
+
+
+# The stub waits for each range step right where it issued it, not through its event loop;
+# these are the cases where that wait must give way (rangewait.c).
+RANGEWAIT = ["rangewait", pytest.param("rangewait-32", marks=pytest.mark.i386)]
+
+
+@pytest.mark.parametrize("prog", RANGEWAIT)
+def test_next_over_a_loop_a_signal_ends(debug, reference, prog):
+    """`next` over a line that loops in itself until a SIGPROF handler ends the loop: the signal
+    (5 ms of the program's CPU time) comes mid-range, gdb passes it (nostop noprint) and the `next`
+    ends on the next line."""
+    script = [f"tbreak rangewait.c:{source_line('spin', 'rangewait')}", "continue", "next", "p done", "continue"]
+    s = debug(prog, ["alarm"], script)
+    expect(s, rf"^{source_line('after', 'rangewait')}\s+printf", r"^\$1 = 27$",
+           r"^\[Inferior 1 \(process \d+\) exited normally\]$")
+    assert_same(s, reference(prog, ["alarm"], script))
+
+
+@pytest.mark.threads
+@pytest.mark.parametrize("prog", RANGEWAIT)
+def test_next_while_another_thread_hits_a_breakpoint(debug, reference, prog):
+    """All-stop: main is range-stepped through a loop that only the other thread ends, after it
+    hits a breakpoint; that hit ends the `next`, and the program then finishes."""
+    script = [f"tbreak rangewait.c:{source_line('spin', 'rangewait')}", "continue", "break reached", "next",
+              "p $_thread", "continue"]
+    s = debug(prog, ["thread"], script)
+    expect(s, r'^Thread \S+ "rangewait(-32)?" hit Breakpoint 2, reached \(\) at ', r"^\$1 = 2$",
+           r"^\[Inferior 1 \(process \d+\) exited normally\]$")
+    assert_same(s, reference(prog, ["thread"], script))
+
+
+def _blocked(pid: int) -> bool:
+    info = harness.read_proc(pid)
+    return info is not None and info.state == "S"
+
+
+@pytest.mark.parametrize("prog", RANGEWAIT)
+@pytest.mark.parametrize("mode", ["forever", "read"])
+def test_ctrl_c_ends_a_next_that_does_not(procs, server, prog, mode):
+    """gdb/MI `-exec-next` over a line that loops for ever, or that blocks in a read() made on
+    the line itself (the range step's syscall instruction), then `-exec-interrupt`: the ^C
+    stops the `next` with SIGINT on that line, through the stub as through gdbserver."""
+    line = source_line("spin" if mode == "forever" else "read", "rangewait")
+    srv = server(prog, [mode])
+    mi = MIClient(procs, harness.program(prog))
+    try:
+        assert mi.send("-gdb-set mi-async on")["message"] == "done"
+        connected = mi.send(f"-target-select remote {srv.address}")
+        assert connected["message"] == "connected", connected
+        assert mi.send(f"-break-insert rangewait.c:{line}")["message"] == "done"
+        assert mi.send("-exec-continue")["message"] == "running"
+        assert mi.wait_stopped()["payload"].get("reason") == "breakpoint-hit"
+        assert mi.send("-break-delete")["message"] == "done"
+        assert mi.send("-exec-next")["message"] == "running"
+        if mode == "read":
+            assert harness.wait_until(lambda: _blocked(srv.inferior_pid), 20), srv.describe()
+        assert mi.send("-exec-interrupt")["message"] == "done"
+        stopped = mi.wait_stopped(30)["payload"]
+        assert stopped.get("reason") == "signal-received", stopped
+        assert stopped.get("signal-name") == "SIGINT", stopped
+        assert stopped["frame"]["func"] == "main", stopped
+        assert stopped["frame"]["line"] == str(line), stopped
+        mi.send('-interpreter-exec console "kill"')
+    finally:
+        mi.close()
+    assert srv.wait_exit() is not None, f"--once server still running after kill\n{srv.describe()}"
 
 
 @pytest.mark.threads

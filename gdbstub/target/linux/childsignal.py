@@ -22,6 +22,7 @@ _SFD_NONBLOCK = os.O_NONBLOCK
 _SFD_CLOEXEC = os.O_CLOEXEC
 _SIGSET_WORDS = 16  # sigset_t is 1024 bits in glibc
 _SIGCHLD_ONLY = {signal.SIGCHLD}
+_sigtimedwait = signal.sigtimedwait
 
 
 def _signalfd(signum: int) -> int:
@@ -64,7 +65,14 @@ class ChildSignal:
         return self._fd
 
     def drain(self) -> None:
-        """Take what woke the loop (pending SIGCHLDs, wake-up bytes), so the next wait sleeps."""
+        """Take what woke the loop (pending SIGCHLDs, wake-up bytes), so the next wait sleeps.
+
+        With the signalfd, the pending SIGCHLD is taken by sigtimedwait without waiting: the
+        same dequeue as the signalfd's read, and nothing pending (the target's range-step wait
+        took it already) is a None, not a BlockingIOError built with its strerror text."""
+        if self.signalfd:
+            _sigtimedwait(_SIGCHLD_ONLY, 0)  # one standard signal: at most one pending
+            return
         try:
             while len(os.read(self._fd, 4096)) == 4096:  # a short read emptied it
                 pass

@@ -25,6 +25,7 @@ from .threads import Process, Thread
 
 SI_KERNEL = 0x80
 TRAP_BRKPT = 1
+TRAP_TRACE = 2
 PTRACE_GET_SYSCALL_INFO = 0x420E
 SYSCALL_ENTRY = 1
 SYSCALL_EXIT = 2
@@ -188,6 +189,8 @@ class StatusDecoder(MemoryAndBreakpoints):
                 reason = "swbreak"
         if reason is None and kind != "r" and not armed and not self._after_our_int3(t, proc):
             pass  # the reason would stay None whatever the siginfo says: skip GETSIGINFO
+        elif reason is None and kind == "r" and not armed and self._moved_past_traps(t):
+            code = TRAP_TRACE  # the step's own trap: no GETSIGINFO per step of a range
         elif reason is None:
             try:
                 info = ptrace.getsiginfo(t.tid)
@@ -220,13 +223,22 @@ class StatusDecoder(MemoryAndBreakpoints):
             reason, address = None, 0  # the step itself is done: report that
         if reason is None and kind == "r" and t.resumed and code not in (SI_KERNEL, TRAP_BRKPT):
             action = t.action
-            if action.start <= self.get_pc(t) < action.end:  # _in_range, inlined: every step of a range
+            pc = self.get_pc(t)
+            if action.start <= pc < action.end:  # _in_range, inlined: every step of a range
                 # Still inside the range: step on (or, while stopping all, just stay).
                 if not collecting and self.running:
-                    self._ptrace_resume(t, 0)
+                    self._ptrace_resume(t, 0, pc)
                 return None
         t.stop_signal = _SIGTRAP
         return StopEvent(STOP_SIGNAL, t.pid, t.tid, _SIGTRAP, 0, reason, address)
+
+    def _moved_past_traps(self, t: Thread) -> bool:
+        """Whether a range step's SIGTRAP can only be the step's own: the PC moved by other than
+        1 or 2 bytes from where the step began, so the instruction was no int3 (cc, cd 03), no
+        int1 (f1) and no system call (0f 05, cd 80, 0f 34), the ones that trap with SI_KERNEL or
+        TRAP_BRKPT. Unknown start (the range's first step): no."""
+        start = t.range_from
+        return start is not None and not 0 < self.get_pc(t) - start < 3
 
     def _hit_wanted(self, t: Thread, reason: str) -> bool:
         """False for a hit the client asked not to hear about: a breakpoint whose condition
@@ -350,7 +362,7 @@ class StatusDecoder(MemoryAndBreakpoints):
     def _resume_one(self, t: Thread, sig: int) -> None:
         raise NotImplementedError
 
-    def _ptrace_resume(self, t: Thread, sig: int) -> None:
+    def _ptrace_resume(self, t: Thread, sig: int, step_from: int | None = None) -> None:
         raise NotImplementedError
 
     def _step_over_alone(self, t: Thread) -> StopEvent | None:

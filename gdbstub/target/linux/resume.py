@@ -285,11 +285,16 @@ class ResumePolicy(StopEngine):
                 self._resume_one(x, x.take_signal())
         return None
 
-    def _ptrace_resume(self, t: Thread, sig: int) -> None:
+    def _ptrace_resume(self, t: Thread, sig: int, step_from: int | None = None) -> None:
+        """STEP_FROM: the PC a range step starts from, when the caller knows it (the decoder
+        then needs no siginfo to tell the step's trap from an int3's)."""
         kind = t.action.kind  # _stepping(t), on every resume
         if kind == "s" or kind == "r":  # even when refused: not in a ptrace-stop after all
             t.resumed_stepping()
             request = ptrace.SINGLESTEP
+            if kind == "r":
+                t.range_from = step_from
+                self.range_stepper = t  # poll awaits its step (and the next, while in range)
         else:
             t.resumed_running()
             request = ptrace.CONT if self.catch_syscalls is None else ptrace.SYSCALL

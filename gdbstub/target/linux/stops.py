@@ -19,7 +19,15 @@ from .threads import Thread, task_state
 log = get_logger("gdbstub.target")
 
 STOP_TIMEOUT = 2.0  # how long stopping all threads waits for one that will not stop
+# A range step's instruction is done in microseconds; one that takes longer than this (a
+# system call that blocks, a page fault on a slow file) is left to the event loop.
+RANGE_STEP_WAIT = 0.005
+# Range steps awaited in one poll before it returns to the event loop all the same: a `next`
+# over a line that loops in itself (`while (!done);`) reads the client's ^C between batches.
+RANGE_STEP_BATCH = 64
 _waitpid = os.waitpid
+_sigtimedwait = signal.sigtimedwait
+_SIGCHLD_ONLY = frozenset({signal.SIGCHLD})
 _WNOHANG_WALL = os.WNOHANG | ptrace.WALL
 
 
@@ -32,11 +40,16 @@ class StopEngine(StatusDecoder):
         self._ready: list[StopEvent] = []  # to report at the next poll, all threads stopped
         self._deferred: list[StopEvent] = []  # exits seen while stopping all
         self._seq = 0
+        # SIGCHLD is blocked (the event loop reads it from a signalfd), so a range step can be
+        # awaited right here with sigtimedwait instead of a round trip through the event loop.
+        self.sigchld_blocked = False
+        self.range_stepper: Thread | None = None  # the thread whose range step is under way
 
     def poll(self) -> StopEvent | None:
         """Reap every wait status ready now; return a stop to report, if any."""
         ready = self._ready
         event: StopEvent | None
+        waits = 0
         while True:
             if ready:
                 event = ready.pop(0)
@@ -50,6 +63,9 @@ class StopEngine(StatusDecoder):
             except ChildProcessError:
                 tid = 0
             if tid == 0:
+                if self.range_stepper is not None and waits < RANGE_STEP_BATCH and self._await_range_step():
+                    waits += 1
+                    continue
                 event = self._no_resumed()
                 break
             try:
@@ -64,6 +80,25 @@ class StopEngine(StatusDecoder):
 
             stepped_onto_tracepoint(self, event)  # a step ending at a tracepoint is its hit
         return event
+
+    def _await_range_step(self) -> bool:
+        """Wait (briefly) for the SIGCHLD of a range step under way; whether one came.
+
+        A range step goes on while the PC stays in range: awaited here, each step costs a
+        SIGCHLD taken by sigtimedwait instead of an epoll wake-up, a signalfd read and the
+        loop's dispatch. Whatever status comes is decoded as the event loop would (the
+        stepped thread's or another's: a signal, an exit, a clone, a breakpoint); taking the
+        SIGCHLD loses nothing, since poll reaps until waitpid finds nothing. A step still
+        not done after RANGE_STEP_WAIT (blocked in a system call) is left to the event
+        loop, which also hears the client's ^C meanwhile."""
+        t = self.range_stepper
+        if t is None or t.stopped or not self.sigchld_blocked or t.action.kind != "r":
+            self.range_stepper = None
+            return False
+        if _sigtimedwait(_SIGCHLD_ONLY, RANGE_STEP_WAIT) is None:
+            self.range_stepper = None  # not again for this step
+            return False
+        return True
 
     def _decode_failed(self, tid: int, status: int) -> StopEvent | None:
         """A status ``_on_status`` failed on (a ptrace race, a bug) is still reported: once

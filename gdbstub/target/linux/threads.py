@@ -80,7 +80,7 @@ class Thread:
     start-up, and faster attribute access on the stop path."""
 
     __slots__ = ("action", "client_stop", "collected_pc", "deliver", "expect_sigstop", "in_syscall",
-                 "options", "pending", "pending_seq", "pid", "report_create", "resumed", "state",
+                 "options", "pending", "pending_seq", "pid", "range_from", "report_create", "resumed", "state",
                  "stepping_over", "stop_signal", "stopped", "swallowed_pc", "tid", "user", "xstate")
 
     def __init__(self, tid: int, pid: int, stopped: bool = True, resumed: bool = False,
@@ -109,6 +109,7 @@ class Thread:
         # Every resume forgets them (the decision to step over was made before).
         self.swallowed_pc = swallowed_pc
         self.collected_pc = collected_pc  # the trace collected here: stepped over once it alone owns the int3
+        self.range_from: int | None = None  # the PC a range step under way started from (None: unknown)
         self.state: ThreadState = self._at_rest() if stopped else self._moving()
 
     def __repr__(self) -> str:
