@@ -102,16 +102,19 @@ def save(before: set[str]) -> None:
     # What the file held and still holds fresh stays (a session of another kind, say of a
     # 32-bit program, loads a few other modules: the file grows to both, not from one to the other).
     entries = {name: entry for name, entry in _finder.entries.items() if _fresh(entry)}
+    temp = f"{PATH}.{os.getpid()}"
     try:
         for name in names:
             if name not in _finder.loaded:
                 entries[name] = _entry(sys.modules[name])
-        temp = f"{PATH}.{os.getpid()}"
         with open(temp, "wb") as f:
             f.write(marshal.dumps((MAGIC_NUMBER, FORMAT, entries)))
         os.replace(temp, PATH)  # whole or not at all, for stubs starting side by side
     except (OSError, ImportError, ValueError):
-        return
+        try:  # a write cut short (a full disk) leaves no partial file behind
+            os.unlink(temp)
+        except OSError:
+            pass
 
 
 def _fresh(entry: Entry) -> str | None:
