@@ -175,3 +175,32 @@ def test_attach_loads_no_more_before_listening(procs):
     assert inferior.returncode == 0 and "schedlock done" in out, result.describe()
     proc.wait(timeout=30)
     err.join()
+
+
+def test_second_start_loads_the_session_modules_from_the_code_file(procs):
+    """A start with bytecode writing on (as users run it) keeps the modules a session loads
+    after Listening in one code file (gdbstub/codecache.py); the next start loads them from it
+    and serves the same session. `python -v` names each module's loader."""
+    env = harness.server_env()
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    rips = []
+    for verbose in ([], ["-v"]):
+        argv = [sys.executable, *verbose, "-m", "gdbstub", "--once", "127.0.0.1:0", str(harness.program("loop"))]
+        proc = procs.spawn(argv, env=env)
+        err = harness.OutputReader(proc.stderr)
+        out = harness.OutputReader(proc.stdout)
+        found = err.wait_for(harness.LISTENING_RE, harness.START_TIMEOUT)
+        assert found, err.text
+        result = harness.run_gdb(procs, int(found.group(1)), ["break main", "continue", "info registers rip", "kill"])
+        rip = re.search(r"^rip\s+(0x[0-9a-f]+)", result.stdout, re.M)
+        assert rip, result.describe()
+        rips.append(rip.group(1))
+        proc.wait(timeout=30)
+        err.join()
+        out.join()
+        cache = sorted((harness.ROOT / "gdbstub" / "__pycache__").glob("session.*.code"))
+        assert cache, "the first start wrote no code file"
+    assert rips[0] == rips[1]
+    loaders = dict(re.findall(r"^import '(gdbstub[\w.]*)' # <([\w.]+) object", err.text, re.M))
+    assert loaders.get("gdbstub.server") == "gdbstub.codecache.Finder", loaders
+    assert loaders.get("gdbstub.protocol.session") == "gdbstub.codecache.Finder", loaders
