@@ -139,3 +139,24 @@ def test_compare_sections_and_unknown_osdata_in_gdb(debug_both):
                        r"Wrong osdata type\?")
     assert runs["gdbstub"].output.replace(str(runs["gdbstub"].server.inferior_pid), "PID") == (
         runs["gdbserver"].output.replace(str(runs["gdbserver"].server.inferior_pid), "PID"))
+
+
+def test_reads_past_the_end_of_xfer_objects(procs):
+    """A qXfer read from past an object's end: E01 for the target description, the executable's
+    name and siginfo (at its 128th byte already), 'l' with nothing for auxv, threads and the
+    library list, as gdbserver's handlers answer."""
+    def packets(srv: Server) -> list[bytes]:
+        path = str(harness.program("loop")).encode()
+        return [b"qXfer:%s:read:%s:%x,10" % (obj, annex, offset)
+                for obj, annex in ((b"features", b"target.xml"), (b"exec-file", b""), (b"auxv", b""),
+                                   (b"threads", b""), (b"libraries-svr4", b""), (b"siginfo", b""))
+                for offset in (0x10000, 0x100000)] + [
+            b"qXfer:exec-file:read::%x,10" % len(path), b"qXfer:exec-file:read::%x,10" % (len(path) + 1),
+            b"qXfer:siginfo:read::7f,10", b"qXfer:siginfo:read::80,10"]
+
+    got = both(procs, "loop", packets)
+    ours, ref = got["gdbstub"][0], got["gdbserver"][0]
+    assert [r[:1] for r in ours] == [r[:1] for r in ref], (ours, ref)
+    assert ours[:4] == [b"E01"] * 4 and ours[4:10] == [b"l"] * 6 and ours[10:12] == [b"E01"] * 2, ours
+    assert ours[12:14] == [b"l", b"E01"] and ours[14][:1] == b"l" and len(ours[14]) == 2, ours
+    assert ours[15] == b"E01", ours
