@@ -15,7 +15,7 @@ import contextlib
 import os
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -100,6 +100,23 @@ def leader_left_its_stop(pid: int) -> None:
     assert threads.task_state(pid, pid) not in ("t", "T"), "the leader never left its stop"
 
 
+def first_in_stop_all(target: LinuxTarget, pid: int, act: Callable[[], object]) -> list[bool]:
+    """Make the stop-all of the next report do ACT first (once), then wait until the leader has
+    left its ptrace-stop; the list returned is non-empty once that happened."""
+    stop_all = target._stop_all
+    done: list[bool] = []
+
+    def act_first() -> bool:
+        if not done:
+            done.append(True)
+            act()
+            leader_left_its_stop(pid)
+        return stop_all()
+
+    target._stop_all = act_first  # type: ignore[method-assign]
+    return done
+
+
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize(("bits", "how", "end"), [("64", b"x", b"W07"), ("32", b"x", b"W07"), ("64", b"k", b"X09")],
                          ids=["exit-64", "exit-32", "signal-64"])
@@ -108,17 +125,7 @@ def test_process_ends_while_a_stop_is_reported(tmp_path: Path, bits: str, how: b
         # The race, made wide: the leader's breakpoint stop is reaped; before the stub stops
         # the other thread, that thread ends the process, and the kernel's SIGKILL takes the
         # leader out of its ptrace-stop.
-        stop_all = target._stop_all
-        ended = []
-
-        def process_ends_first() -> bool:
-            if not ended:
-                ended.append(True)
-                os.write(stdin_w, how)
-                leader_left_its_stop(pid)
-            return stop_all()
-
-        target._stop_all = process_ends_first  # type: ignore[method-assign]
+        ended = first_in_stop_all(target, pid, lambda: os.write(stdin_w, how))
         assert s.handle(b"vCont;c") is None
         event = wait_stop(target)
         reply = s.on_stop(event)
@@ -136,18 +143,11 @@ def test_process_killed_while_the_other_threads_are_stopped(tmp_path: Path, bits
     scheduler-locking): the leader's breakpoint stop is reaped, then the kill takes it out of
     its ptrace-stop; stopping all has no thread to wait for, so nothing showed the end before."""
     with at_hit(tmp_path, bits) as (target, s, pid, _stdin):
-        stop_all = target._stop_all
-        killed = []
+        def kill() -> None:
+            assert all(t.stopped for t in target.threads.values())
+            os.kill(pid, signal.SIGKILL)
 
-        def killed_first() -> bool:
-            if not killed:
-                killed.append(True)
-                assert all(t.stopped for t in target.threads.values())
-                os.kill(pid, signal.SIGKILL)
-                leader_left_its_stop(pid)
-            return stop_all()
-
-        target._stop_all = killed_first  # type: ignore[method-assign]
+        killed = first_in_stop_all(target, pid, kill)
         assert s.handle(b"vCont;c:p%x.%x" % (pid, pid)) is None  # the leader alone runs
         event = wait_stop(target)
         reply = s.on_stop(event)

@@ -17,6 +17,8 @@ from . import breakpoints, events, hostio, nonstop, packets, siginfo, svr4, xfer
 from .session import Handler, Session, StopExtra, Tables, XferObject
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from ..target.linux.process import LinuxTarget
 
 
@@ -101,6 +103,11 @@ def _has(target: object, name: str) -> bool:
     return not name or hasattr(type(target), name) or name in getattr(target, "__dict__", ())
 
 
+def _offered(requires: str) -> Callable[[Session], bool]:
+    """Whether a lazy module's objects and features are there: on a target with REQUIRES."""
+    return (lambda s: _has(s.target, requires)) if requires else _always
+
+
 def _installed(s: Session, module: str) -> ModuleType:
     """The module, installed on the session by its first packet if it has install()."""
     loaded = load(module)
@@ -125,14 +132,13 @@ def _handler(module: str, name: str, before: Handler | None, lazy: Lazy) -> Hand
     return handler
 
 
-def _reader(module: str, name: str, before: XferObject | None, lazy: Lazy) -> XferObject:
+def _reader(module: str, name: str, before: XferObject | None, available: Callable[[Session], bool]) -> XferObject:
     def read(s: Session, annex: str) -> bytes:
         if before is not None and not _loaded(module):
             return before.read(s, annex)
         result: bytes = _installed(s, module).OBJECTS[name].read(s, annex)
         return result
-    requires = lazy.requires
-    return XferObject(read, available=(lambda s: _has(s.target, requires)) if requires else _always)
+    return XferObject(read, available=available)
 
 
 def _stop_extra(module: str, index: int, passive: bool) -> StopExtra:
@@ -169,9 +175,8 @@ def _lazy_tables(name: str, before: Tables) -> Tables:
     lazy = LAZY[name]
     passive = lazy.passive
     t.handlers = {h: _handler(name, h, before.handlers.get(h) if passive else None, lazy) for h in lazy.handlers}
-    t.objects = {o: _reader(name, o, before.objects.get(o) if passive else None, lazy) for o in lazy.objects}
-    requires = lazy.requires
-    offered = (lambda s: _has(s.target, requires)) if requires else _always
+    offered = _offered(lazy.requires)
+    t.objects = {o: _reader(name, o, before.objects.get(o) if passive else None, offered) for o in lazy.objects}
     t.features = [(f, offered) for f in lazy.features]
     t.stop_extras = [_stop_extra(name, i, passive) for i in range(lazy.stop_extras)]
     return t

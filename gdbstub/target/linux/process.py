@@ -14,7 +14,7 @@ from ...hints import TYPE_CHECKING, signal
 from ..base import StopKind
 from . import ptrace
 from .resume import ResumePolicy
-from .spawn import DEFAULT_OPTIONS, LaunchError, Spawned, spawn
+from .spawn import DEFAULT_OPTIONS, LaunchError, Spawned, set_options, spawn
 from .spawn import attach as spawn_attach
 from .stops import STOP_TIMEOUT
 from .threads import Process, Thread, ThreadState
@@ -85,7 +85,7 @@ class LinuxTarget(ResumePolicy):
                 self.threads[tid] = t = Thread(tid, pid)
                 self._attached_stop(t, self._wait_for(tid))
                 try:
-                    ptrace.set_options(tid, DEFAULT_OPTIONS & ~ptrace.O_EXITKILL)
+                    set_options(tid, DEFAULT_OPTIONS & ~ptrace.O_EXITKILL)
                 except OSError:
                     pass
 

@@ -24,7 +24,6 @@ from .ptrace_abi import (
     PEEKUSER,
     POKEDATA,
     POKEUSER,
-    SETOPTIONS,
     SETREGS,
     SETREGSET,
     SETSIGINFO,
@@ -85,10 +84,6 @@ def _peek(request: int, pid: int, addr: int) -> int:
     ctypes.set_errno(0)
     return _check(_ptrace(request, pid, addr, 0))
 
-
-
-def set_options(pid: int, options: int) -> None:
-    ptrace(SETOPTIONS, pid, 0, options)
 
 
 def resume(request: int, tid: int, sig: int) -> None:

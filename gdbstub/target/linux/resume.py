@@ -72,8 +72,7 @@ class ResumePolicy(StopEngine):
         self.running = True
         if not (t.resumed and t.stopped):
             return
-        # _needs_step_over's first test, without its call on the usual resume
-        if (t.swallowed_pc is not None or t.collected_pc is not None) and self._needs_step_over(t):
+        if self._needs_step_over(t):
             event = self._step_over(t, t.take_signal())
             if event is not None:
                 self._ready.append(event)
