@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import harness
 import pytest
@@ -394,25 +395,54 @@ def test_info_auxv_same_as_gdbserver(debug, reference, prog):
     assert_same(ours, reference(prog, [], script, file=False))
 
 
+def logged_session(fixture, prog: str, script: list[str], log: Path) -> tuple[Any, bytes]:
+    """A session of gdb with no local file, and gdb's remote-protocol log of it."""
+    before = [
+        f"set logging file {log}",
+        "set logging overwrite on",
+        "set logging debugredirect on",
+        "set logging enabled on",
+        "set debug remote 1",
+    ]
+    session = fixture(prog, [], script, file=False, before=before)
+    return session, log.read_bytes()
+
+
 def test_library_list_takes_no_more_packets_than_gdbserver(debug, reference, tmp_path):
     """With libraries-svr4 gdb does not walk link_map itself: no more `m` reads than through gdbserver
     (without the packet it needs about twice as many)."""
     script = ["set breakpoint pending on", "break plugin_entry", "continue", "kill"]
 
     def run(fixture, name: str) -> tuple[int, int]:
-        log = tmp_path / name
-        before = [
-            f"set logging file {log}",
-            "set logging overwrite on",
-            "set logging debugredirect on",
-            "set logging enabled on",
-            "set debug remote 1",
-        ]
-        session = fixture("dlhost", [], script, file=False, before=before)
+        session, text = logged_session(fixture, "dlhost", script, tmp_path / name)
         expect(session, r"^Breakpoint 1, plugin_entry \(value=21\)")
-        text = log.read_bytes()
         return len(re.findall(rb"Sending packet: \$m", text)), text.count(b"Sending packet: $qXfer:libraries-svr4:read")
 
     (our_m, our_svr4), (ref_m, ref_svr4) = run(debug, "ours.log"), run(reference, "ref.log")
     assert our_svr4 == ref_svr4 > 0
     assert our_m <= ref_m + 10, (our_m, ref_m)
+
+
+def test_files_come_in_fewer_bytes_than_through_gdbserver(debug, reference, tmp_path):
+    """gdb asks for a whole packet at every vFile:pread whatever it needs (its read-ahead): the
+    stub sends 4 KiB at a new place and more only as reads go on, so gdb, which pays for every
+    byte it receives, gets the executable, ld.so and libc in fewer bytes than from gdbserver,
+    with few more reads, and debugs the same."""
+    script = ["break distance2", "continue", "bt 1", "kill"]
+
+    def run(fixture, name: str) -> tuple[int, int]:
+        session, text = logged_session(fixture, "sample", script, tmp_path / name)
+        expect(session, r"^Breakpoint 1, distance2 ", r"^#0  distance2 \(")
+        reads = total = 0
+        asked = False
+        for line in text.splitlines():
+            if b"Sending packet: $vFile:pread:" in line:
+                asked, reads = True, reads + 1
+            elif asked and b"Packet received: F" in line:
+                total += int(re.search(rb"Packet received: F(-?[0-9a-f]+)", line).group(1), 16)
+                asked = False
+        return reads, total
+
+    (our_reads, our_bytes), (ref_reads, ref_bytes) = run(debug, "ours.log"), run(reference, "ref.log")
+    assert ref_reads > 0 and our_bytes <= ref_bytes, (our_bytes, ref_bytes)
+    assert our_reads <= 2 * ref_reads, (our_reads, ref_reads)

@@ -142,6 +142,34 @@ def test_open_pread_fstat_close(session, tmp_path):
     assert vfile(session, b"close:%s" % fd) == b"F-1,16"
 
 
+def test_pread_reads_ahead_little_at_a_new_place_and_more_as_reads_go_on(session, tmp_path):
+    """gdb asks for a whole packet at every read: a read at a new place gets 4 KiB, each read
+    that goes on where the last ended four times more, up to the packet; a seek starts over."""
+    data = os.urandom(600_000)
+    path = tmp_path / "blob"
+    path.write_bytes(data)
+    fd = vfile(session, b"open:%s,0,0" % hexpath(path))[1:]
+
+    def pread(offset: int, count: int = PACKET_SIZE) -> int:
+        head, _, chunk = vfile(session, b"pread:%s,%x,%x" % (fd, count, offset)).partition(b";")
+        assert chunk == data[offset:offset + len(chunk)] and int(head[1:], 16) == len(chunk)
+        return len(chunk)
+
+    assert pread(0x40) == hostio.READ_AHEAD_FIRST
+    sizes, offset = [], 0x40 + hostio.READ_AHEAD_FIRST
+    while offset < len(data):
+        sizes.append(pread(offset))
+        offset += sizes[-1]
+    assert sizes[:2] == [hostio.READ_AHEAD_FIRST * 4, hostio.READ_AHEAD_FIRST * 16]
+    assert max(sizes) > PACKET_SIZE // 2  # up to a packet (less what escapes take)
+    assert pread(0x1000) == hostio.READ_AHEAD_FIRST  # a seek back
+    assert pread(0x8000, 0x10) == 0x10  # never more than asked
+    assert pread(0x8010) == hostio.READ_AHEAD_FIRST * 4
+    assert vfile(session, b"close:%s" % fd) == b"F0"
+    fd = vfile(session, b"open:%s,0,0" % hexpath(path))[1:]  # the same number, a new file
+    assert pread(0x3010) == hostio.READ_AHEAD_FIRST
+
+
 def test_errors(session, tmp_path):
     assert vfile(session, b"open:%s,0,0" % hexpath(tmp_path / "none")) == b"F-1,2"
     assert vfile(session, b"open:%s,1,0" % hexpath(tmp_path)) == b"F-1,15"
