@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import re
 import socket
-import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from harness import GDB_TIMEOUT, START_TIMEOUT, GdbResult, HarnessError, Process
 
 def base_command(kind: str) -> list[str]:
     if kind == "gdbstub":
-        return [sys.executable, "-m", "gdbstub"]
+        return list(harness.STUB_COMMAND)
     return harness.gdbserver_argv()
 
 

@@ -317,6 +317,12 @@ class ProcessTracker:
 # --------------------------------------------------------------------------- servers
 
 
+# The stub as users start it: the installed command (bin/gdbstub, beside the venv's python);
+# `python -m gdbstub` where it is not installed (test_transports also starts it that way).
+STUB_COMMAND = ([str(Path(sys.executable).with_name("gdbstub"))]
+                if Path(sys.executable).with_name("gdbstub").exists() else [sys.executable, "-m", "gdbstub"])
+
+
 def server_command(
     kind: str,
     prog: Path | str,
@@ -328,7 +334,7 @@ def server_command(
 ) -> list[str]:
     """The command line that starts KIND (gdbserver or gdbstub) with the same arguments for both."""
     if kind == "gdbstub":
-        base = [sys.executable, "-m", "gdbstub"]
+        base = list(STUB_COMMAND)
         if os.environ.get("GDBSTUB_TEST_DEBUG"):
             base.append("--debug")
     elif kind == "gdbserver":

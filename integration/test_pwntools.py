@@ -25,7 +25,7 @@ def _shim(directory: Path) -> Path:
     """A `gdbserver` that is gdbstub, for programs that find gdbserver on PATH."""
     directory.mkdir()
     shim = directory / "gdbserver"
-    shim.write_text(f'#!/bin/sh\nexec {sys.executable} -m gdbstub "$@"\n')
+    shim.write_text(f'#!/bin/sh\nexec {" ".join(harness.STUB_COMMAND)} "$@"\n')
     shim.chmod(0o755)
     return directory
 

@@ -47,7 +47,7 @@ def test_tcp_address_forms(procs, kind, listen, connect):
 
 def test_stdio_pipe(procs, kind):
     """target remote | STUB - PROG: packets on the pipe; the program's output stays off it."""
-    stub = " ".join([*(("gdbserver",) if kind == "gdbserver" else (sys.executable, "-m", "gdbstub")),
+    stub = " ".join([*(("gdbserver",) if kind == "gdbserver" else harness.STUB_COMMAND),
                      "-", str(envargs()), "piped"])
     res = gdb(procs, f"target remote | {stub}", [*COMMANDS, "info inferiors"], file=envargs())
     context = res.describe()
@@ -62,6 +62,7 @@ def test_stdio_pipe(procs, kind):
 
 
 def test_stdio_spelled_stdio(procs):
+    """Started as `python -m gdbstub` (the other tests start the installed command)."""
     stub = f"{sys.executable} -m gdbstub stdio {envargs()}"
     res = gdb(procs, f"target remote | {stub}", COMMANDS, file=envargs())
     expect_in(res.stdout, *EXPECTED, context=res.describe())
@@ -69,7 +70,7 @@ def test_stdio_spelled_stdio(procs):
 
 def test_stdio_stub_ends_with_gdb(procs):
     """gdb quits without kill: the piped stub sees EOF, kills the program and exits."""
-    stub = f"{sys.executable} -m gdbstub - {envargs()}"
+    stub = f"{' '.join(harness.STUB_COMMAND)} - {envargs()}"
     res = gdb(procs, f"target remote | {stub}", ["break reached", "continue", "info inferiors"], file=envargs())
     found = re.search(r"process (\d+)", res.stdout)
     assert found, res.describe()

@@ -56,7 +56,9 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 def test_pyproject_names_the_distribution():
     project = tomllib.loads((harness.ROOT / "pyproject.toml").read_text())["project"]
     assert project["name"] == DISTRIBUTION
-    assert project["scripts"] == {"gdbstub": "gdbstub.cli:main"}
+    assert "scripts" not in project  # the command is bin/gdbstub itself (pip's wrapper imports re)
+    assert tomllib.loads((harness.ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["script-files"] == [
+        "bin/gdbstub"]
     assert project["entry-points"]["pytest11"] == {"gdbstub": "gdbstub.pytest_plugin"}
     assert f"pip install {DISTRIBUTION}" in (harness.ROOT / "README.md").read_text()
 
@@ -66,17 +68,20 @@ def test_wheel_holds_the_package_and_no_tests(installed):
     assert wheel.name.startswith(f"{DISTRIBUTION}-")
     names = zipfile.ZipFile(wheel).namelist()
     tops = {name.split("/")[0] for name in names}
-    assert tops == {"gdbstub", next(t for t in tops if t.endswith(".dist-info"))}, tops
+    data = f"{wheel.name.split('-')[0]}-{wheel.name.split('-')[1]}.data"
+    assert tops == {"gdbstub", data, next(t for t in tops if t.endswith(".dist-info"))}, tops
+    assert [n for n in names if n.startswith(data)] == [f"{data}/scripts/gdbstub"]
     assert "gdbstub/arch/features/" not in names or any(n.endswith(".xml") for n in names)
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     text = zipfile.ZipFile(wheel).read(entry_points).decode()
-    assert "gdbstub = gdbstub.cli:main" in text and "gdbstub = gdbstub.pytest_plugin" in text, text
+    assert "gdbstub = gdbstub.pytest_plugin" in text and "console_scripts" not in text, text
 
 
 def test_installed_command_serves_gdb_over_stdio(procs, installed, tmp_path):
     """The venv's own `gdbstub` (run from outside the checkout) debugs a program for stock gdb."""
     _, venv = installed
     command = venv / "bin" / "gdbstub"
+    assert command.read_text().splitlines()[0] == f"#!{venv / 'bin' / 'python'}"  # no wrapper: the script itself
     where = _run([str(venv / "bin" / "python"), "-c", "import gdbstub; print(gdbstub.__file__)"], tmp_path)
     assert str(venv) in where and str(harness.ROOT) not in where, where
     program = harness.program("loop")

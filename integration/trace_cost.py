@@ -14,10 +14,11 @@ import os
 import resource
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
+
+import harness
 
 ROOT = Path(__file__).resolve().parent.parent
 PROG = ROOT / "build" / "trace"
@@ -27,7 +28,7 @@ ACTIONS = "trace traced\nactions\ncollect $regs, buffer\nend\n"
 def _server(kind: str, port: int, hits: int) -> list[str]:
     if kind == "gdbserver":
         return ["gdbserver", "--once", f":{port}", str(PROG), str(hits)]
-    return [sys.executable, "-m", "gdbstub", "--once", f":{port}", str(PROG), str(hits)]
+    return [*harness.STUB_COMMAND, "--once", f":{port}", str(PROG), str(hits)]
 
 
 def cpu_seconds(kind: str, hits: int, port: int) -> float:
