@@ -303,8 +303,11 @@ def _start(opts: Options, addr: Address, launcher: Launcher, terminal: Terminal)
     from . import codecache
 
     loaded = codecache.install()
+    from .protocol import registry
     from .server import Server, ServerOptions
     from .target.linux.process import LinuxTarget
+
+    registry.load_early()
 
     target = LinuxTarget()
     target.adopt(spawned)

@@ -37,7 +37,8 @@ HEAVY = (
 
 
 # The packet modules gdb's session needs late or never: the registry imports each on the first
-# of its packets (lldb serves target.xml and qSymbol goes to tls once a session runs).
+# of its packets (lldb serves target.xml), or once the stub listens (tls: qSymbol comes in
+# every session).
 LATE = (
     "gdbstub.protocol.extended",
     "gdbstub.protocol.lldb",
