@@ -55,7 +55,7 @@ class RawClient:
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.timeout = timeout
-        self.framer = framing.Framer(max_packet=1 << 22)
+        self.framer = wire_framer()  # gdbserver's long runs of zeros are `0*}`: decoded as gdb does
         self.events: list[framing.Event] = []
         self.no_ack = False
         self.closed = False  # the stub closed the connection
@@ -102,7 +102,7 @@ class RawClient:
             if isinstance(event, framing.Packet):
                 if not self.no_ack:
                     self.send_raw(b"+")
-                data = framing.run_length_decode(event.data)
+                data = event.data
                 if len(data) > 1 and data[:1] == b"O" and _HEX.fullmatch(data[1:]):
                     self.console += bytes.fromhex(data[1:].decode()) if len(data) % 2 else b""
                     continue

@@ -12,7 +12,7 @@ import harness
 import pytest
 from harness import ProcessTracker, Server
 from rawclient import RawClient, load_bias, symbol_address
-from test_client_quirks import both, harness_entry
+from test_client_quirks import both, harness_entry, raw_replies
 
 
 def test_removing_what_is_not_inserted(procs):
@@ -160,3 +160,55 @@ def test_reads_past_the_end_of_xfer_objects(procs):
     assert ours[:4] == [b"E01"] * 4 and ours[4:10] == [b"l"] * 6 and ours[10:12] == [b"E01"] * 2, ours
     assert ours[12:14] == [b"l", b"E01"] and ours[14][:1] == b"l" and len(ours[14]) == 2, ours
     assert ours[15] == b"E01", ours
+
+
+BIG = 1 << 22  # bench.c's big[]: big[i] = i * 7 once main has run
+
+
+def test_bulk_reads_see_what_changed_between_their_parts(procs, gdb_version):
+    """A bulk read's next part is answered ahead; a write, a breakpoint or any other packet in
+    between makes the next part read again: gdbserver 16's replies, 64- and 32-bit. (gdbserver
+    13 aborts on a read of more than its PacketSize: a heap overflow, "malloc assertion failure
+    in sysmalloc"; the stub's replies are checked alone then.)"""
+    def packets(srv: Server) -> list[bytes]:
+        exe = srv.argv[-1]
+        big = symbol_address(exe, "big") + load_bias(srv.inferior_pid, exe)
+        return [b"m%x,8000" % big,  # zeros (the program has not run): its next part is read ahead
+                b"M%x,4:deadbeef" % (big + 0x8010),  # a write into that next part
+                b"m%x,8000" % (big + 0x8000),  # shows it
+                b"m%x,8000" % (big + 0x10000),  # the part read ahead
+                b"Z0,%x,1" % (big + 0x18020),  # an int3 into the part read ahead now
+                b"m%x,8000" % (big + 0x18000),  # hidden as ever
+                b"z0,%x,1" % (big + 0x18020),
+                b"m%x,4000" % (big + 0x20000),  # another length than the part read ahead
+                b"m%x,8000" % (big + 0x24000)]
+
+    zeros = b"00" * 0x8000
+    want = [zeros, b"OK", b"00" * 0x10 + b"deadbeef" + b"00" * (0x8000 - 0x14), zeros, b"OK", zeros, b"OK",
+            b"00" * 0x4000, zeros]
+    for prog in ("bench", "bench-32"):
+        if gdb_version == "gdb13":
+            assert raw_replies(procs, "gdbstub", prog, packets)[0] == want
+        else:
+            got = both(procs, prog, packets)
+            assert got["gdbserver"][0] == want
+            assert got["gdbstub"][0] == want
+
+
+def test_dump_same_as_gdbserver(procs, tmp_path):
+    """gdb's `dump` reads in parts of PacketSize (`m`, gdb 16 `x`), answered ahead: the file is
+    the program's memory, the same as through gdbserver, and a second dump after a write in
+    the middle has the write."""
+    pattern = bytes((i * 7) & 0xFF for i in range(BIG))
+    written = bytearray(pattern)
+    written[0x12345] = 0x5A
+    files = {}
+    for kind in ("gdbstub", "gdbserver"):
+        first, second = tmp_path / f"{kind}-1.bin", tmp_path / f"{kind}-2.bin"
+        session = harness.debug(procs, kind, harness.program("bench"), ["10"], [
+            "break hot", "continue", f"dump binary memory {first} &big[0] &big[{BIG}]",
+            "set var big[0x12345] = 0x5a", f"dump binary memory {second} &big[0] &big[{BIG}]", "kill"])
+        harness.expect(session, r"^Breakpoint 1, hot")
+        files[kind] = (first.read_bytes(), second.read_bytes())
+    assert files["gdbstub"] == (pattern, bytes(written))
+    assert files["gdbserver"] == files["gdbstub"]

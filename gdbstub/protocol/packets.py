@@ -11,9 +11,9 @@ from ..target.base import ResumeAction, StopKind
 from . import grammar as g
 from . import signals
 from .framing import DIRECT, ready_reply
-from .hostio import fitted_reply
+from .hostio import fitted_count
 from .nonstop import question_non_stop
-from .session import E01, OK, PACKET_SIZE, Feature, Handler, SessionEnd
+from .session import BULK_READ, E01, OK, PACKET_SIZE, Feature, Handler, SessionEnd
 
 if TYPE_CHECKING:
     from .session import Session
@@ -202,6 +202,8 @@ def read_memory(s: Session, args: bytes) -> bytes:
     text = hexlify(s.target.read_memory(s.current_pid(), req.addr, length))  # bytes, no str between
     if len(text) <= DIRECT:  # a few words (gdb's stack reads at every step): encode frames it at once
         return text
+    if len(text) >= 2 * BULK_READ:
+        s.read_next = b"m%x,%x" % (req.addr + len(text) // 2, req.length)
     return ready_reply(b"", text, text, ascii=True)  # hex: nothing to escape, ASCII
 
 
@@ -223,7 +225,10 @@ def binary_read(s: Session, args: bytes) -> bytes:
     if not data:
         return E08 if not gdb_form else E01
     head = b"b" if gdb_form else b""
-    return fitted_reply(head, data, PACKET_SIZE - len(head))
+    reply, count = fitted_count(head, data, PACKET_SIZE - len(head))
+    if count >= BULK_READ:
+        s.read_next = b"x%x,%x" % (req.addr + count, req.length)
+    return reply
 
 
 def write_memory(s: Session, args: bytes) -> bytes:

@@ -34,6 +34,9 @@ log = get_logger("gdbstub.session")
 # gdbserver 16's: gdb 16 then reads memory with `x` in 64 KiB chunks, and gdb 13 with `m` in 64 KiB
 # chunks too (gdbserver 13's 0x47ff gave 9 KiB: a 4 MiB dump took 456 round trips instead of 64).
 PACKET_SIZE = 0x2001F
+# A memory read of at least this much is a part of a bulk read (gdb's `dump`, `x/20000xb`, lldb
+# reading a region): its reply names the read likely to come next (Session.read_next).
+BULK_READ = 0x4000
 OK = b"OK"
 E01 = b"E01"
 E02 = b"E02"
@@ -163,7 +166,7 @@ class Session:
     The parts are made here and never replaced, so a caller may keep one in a local."""
 
     __slots__ = ("close_hooks", "internal_errors", "launcher", "lldb", "module_state", "negotiated", "nonstop",
-                 "notify", "selected", "status", "tables", "target", "xfer_cache")
+                 "notify", "read_next", "selected", "status", "tables", "target", "xfer_cache")
 
     def __init__(self, target: LinuxTarget, tables: Tables, *, extended: bool = False) -> None:
         self.target = target
@@ -181,6 +184,9 @@ class Session:
         # a WeakKeyDictionary: weakref is 2.5 M instructions of every start).
         self.module_state: dict[str, object] = {}
         self.internal_errors = 0  # handler bugs caught by handle()'s last line of defence
+        # The packet a bulk memory read asks for next (the memory just after, as much again),
+        # set by the read before it: the server may answer it ahead (server.py, on_packet).
+        self.read_next: bytes | None = None
 
     def close(self) -> None:
         """The client is gone: release what handlers opened for it (idempotent)."""
