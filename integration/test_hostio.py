@@ -288,6 +288,34 @@ def test_pread_reply_fits_the_packet_size(client):
     client.request(b"vFile:close:%s" % fd)
 
 
+def test_a_file_read_through_sees_writes_between_its_parts(client, tmp_path):
+    """A file read through in big parts has its next part read ahead; a pwrite into that part
+    in between makes it read again, and a read of another length or place reads what is there."""
+    data = bytes(range(256)) * 2048  # 512 KiB, full of bytes to escape
+    path = tmp_path / "blob"
+    path.write_bytes(data)
+    fd = client.request(b"vFile:open:%s,2,0" % hexpath(path))[1:]  # O_RDWR
+    got = bytearray()
+
+    def pread(offset: int, count: int = 0x20000) -> bytes:
+        head, _, chunk = packet_data(client, b"vFile:pread:%s,%x,%x" % (fd, count, offset)).partition(b";")
+        assert int(head[1:], 16) == len(chunk)
+        return chunk
+
+    while len(got) < 0x30000:  # into the big parts, the next one read ahead
+        got += pread(len(got))
+    assert client.request(b"vFile:pwrite:%s,%x,%s" % (fd, len(got) + 5, b"written")) == b"F7"
+    chunk = pread(len(got))
+    assert chunk[5:12] == b"written" and chunk[:5] + chunk[12:] == data[len(got):len(got) + len(chunk)][:5] + \
+        data[len(got) + 12:len(got) + len(chunk)]
+    got += chunk
+    assert pread(len(got), 0x100) == data[len(got):len(got) + 0x100]  # another length
+    while len(got) < len(data):
+        got += pread(len(got))
+    assert bytes(got[:0x30000]) == data[:0x30000] and pread(len(data)) == b""
+    assert client.request(b"vFile:close:%s" % fd) == b"F0"
+
+
 def test_descriptors_are_closed_when_the_client_goes(server, kind):
     if kind != "gdbstub":
         pytest.skip("looks at the stub's own descriptors")

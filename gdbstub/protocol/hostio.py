@@ -28,7 +28,7 @@ from .. import ffi as ctypes  # ctypes names without the ctypes package
 from ..binary import Record
 from ..hints import TYPE_CHECKING
 from .framing import escape, ready_reply
-from .session import PACKET_SIZE, Handler
+from .session import BULK_READ, PACKET_SIZE, Handler
 
 if TYPE_CHECKING:
     from .session import Session
@@ -482,6 +482,8 @@ def op_pread(s: Session, params: bytes) -> bytes:
     size = hio.read_size(fd, offset, room)
     reply, sent = fitted_count(None, os.pread(fd, min(count, size), offset), room)
     hio.read_done(fd, offset, size, sent)
+    if sent >= BULK_READ:  # reading a file through (gdb 16: libc and its debug file): the next part
+        s.read_next = b"vFile:pread:%s,%s,%x" % (fd_s, count_s, offset + sent)
     return reply
 
 

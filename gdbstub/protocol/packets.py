@@ -203,7 +203,7 @@ def read_memory(s: Session, args: bytes) -> bytes:
     if len(text) <= DIRECT:  # a few words (gdb's stack reads at every step): encode frames it at once
         return text
     if len(text) >= 2 * BULK_READ:
-        s.read_next = b"m%x,%x" % (req.addr + len(text) // 2, req.length)
+        s.read_next = b"m%x,%s" % (req.addr + len(text) // 2, args.partition(b",")[2])  # the length as sent
     return ready_reply(b"", text, text, ascii=True)  # hex: nothing to escape, ASCII
 
 
@@ -227,7 +227,7 @@ def binary_read(s: Session, args: bytes) -> bytes:
     head = b"b" if gdb_form else b""
     reply, count = fitted_count(head, data, PACKET_SIZE - len(head))
     if count >= BULK_READ:
-        s.read_next = b"x%x,%x" % (req.addr + count, req.length)
+        s.read_next = b"x%x,%s" % (req.addr + count, args.partition(b",")[2])
     return reply
 
 
