@@ -200,12 +200,16 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         if str(exc) == "--help":
             print(USAGE, end="", flush=True)
-            return 0
-        if str(exc) == "--version":
+            code = 0
+        elif str(exc) == "--version":
             print(_version(), end="", flush=True)
-            return 0
-        print(f"{exc}\n{USAGE}", file=sys.stderr, end="", flush=True)
-        return 2
+            code = 0
+        else:
+            print(f"{exc}\n{USAGE}", file=sys.stderr, end="", flush=True)
+            code = 2
+        if argv is None:
+            _end(code)  # the interpreter's teardown was a fifth of `gdbstub --version`
+        return code
     logs.configure(opts.debug, opts.debug_file)
     if opts.debug_format is not None:
         from .protocol.monitor import debug_format  # monitor's packets are imported on first use
