@@ -143,8 +143,9 @@ def test_open_pread_fstat_close(session, tmp_path):
 
 
 def test_pread_reads_ahead_little_at_a_new_place_and_more_as_reads_go_on(session, tmp_path):
-    """gdb asks for a whole packet at every read: a read at a new place gets 4 KiB, each read
-    that goes on where the last ended four times more, up to the packet; a seek starts over."""
+    """gdb asks for a whole packet at every read: a read at a new place gets 4 KiB (the rest of
+    the file when that is 32 KiB or less), each read that goes on where the last ended four
+    times more, up to the packet; a seek starts over."""
     data = os.urandom(600_000)
     path = tmp_path / "blob"
     path.write_bytes(data)
@@ -165,6 +166,8 @@ def test_pread_reads_ahead_little_at_a_new_place_and_more_as_reads_go_on(session
     assert pread(0x1000) == hostio.READ_AHEAD_FIRST  # a seek back
     assert pread(0x8000, 0x10) == 0x10  # never more than asked
     assert pread(0x8010) == hostio.READ_AHEAD_FIRST * 4
+    assert pread(len(data) - 0x6000) == 0x6000  # a new place near the end: the rest, whole
+    assert pread(len(data) - hostio.READ_AHEAD_REST - 1) == hostio.READ_AHEAD_FIRST
     assert vfile(session, b"close:%s" % fd) == b"F0"
     fd = vfile(session, b"open:%s,0,0" % hexpath(path))[1:]  # the same number, a new file
     assert pread(0x3010) == hostio.READ_AHEAD_FIRST

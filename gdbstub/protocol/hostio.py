@@ -100,6 +100,7 @@ HOSTIO_PATH_MAX = 4096  # gdbserver's path buffer, NUL included
 # read that continues where the last one ended.
 READ_AHEAD_FIRST = 4096
 READ_AHEAD_GROWTH = 4
+READ_AHEAD_REST = 0x8000  # a read at a new place this near the end takes the rest of the file
 _HEADER_ROOM = 32  # "F<count>;" and framing around a data reply
 
 
@@ -371,9 +372,14 @@ class HostIO:
         18 ns per byte it receives: gdb 13 at its first stop took 1.27 MB of 128 KiB reads from
         the stub where gdbserver 13's 18 KiB packets sent 206 KB, and the session took 30 ms
         longer. So a read at a new place gets 4 KiB, and each read that goes on where the last
-        ended four times more, up to the packet: a long file still comes in big reads."""
+        ended four times more, up to the packet: a long file still comes in big reads. A small
+        file's rest (32 KiB or less) comes whole: gdb reads a small executable's headers at
+        both ends and in between (six 4 KiB reads of a 16 KiB one, where one read did)."""
         end, size = self.ahead.get(fd, (-1, 0))
-        return min(size * READ_AHEAD_GROWTH, room) if offset == end else READ_AHEAD_FIRST
+        if offset == end:
+            return min(size * READ_AHEAD_GROWTH, room)
+        rest = os.fstat(fd).st_size - offset
+        return rest if READ_AHEAD_FIRST < rest <= READ_AHEAD_REST else READ_AHEAD_FIRST
 
     def read_done(self, fd: int, offset: int, size: int, sent: int) -> None:
         self.ahead[fd] = (offset + sent, size)
