@@ -69,6 +69,7 @@ class Workload:
     stops: int = 0  # stops the server handles (steps, breakpoint hits), for the CPU per stop
     sessions: int = 1  # whole sessions in a row (server start, gdb, exit) per run
     startup_only: bool = False  # time exec to "Listening on port" only; no gdb
+    local_file: bool = True  # False: gdb has no file and reads everything from the target (vFile)
 
 
 WORKLOADS: tuple[Workload, ...] = (
@@ -138,6 +139,16 @@ WORKLOADS: tuple[Workload, ...] = (
         sessions=20,
     ),
     Workload(
+        "no-local-file",
+        "gdb with no local file (the executable, ld.so and libc through vFile:pread), to a breakpoint in main",
+        "bench",
+        ("10",),
+        ("break main", "continue", "bt 1"),
+        r"^#0  main \(",
+        stops=2,
+        local_file=False,
+    ),
+    Workload(
         "first-stop",
         "exec of the server to gdb's first stop at the program's entry (target remote, "
         "info registers rip), then gdb quits: start-up as a session feels it",
@@ -197,7 +208,8 @@ def one_session(tracker: ProcessTracker, kind: str, workload: Workload, workdir:
         elapsed = time.perf_counter() - start
         server.stop()
         return Sample(elapsed)
-    result = harness.run_gdb(tracker, server.port, commands, file=harness.program(workload.program), timeout=600)
+    result = harness.run_gdb(tracker, server.port, commands, timeout=600,
+                             file=harness.program(workload.program) if workload.local_file else None)
     cpu = reap(server.proc, 10)
     elapsed = time.perf_counter() - start
     server.stop()
