@@ -13,7 +13,7 @@ from ...hints import signal
 from ...logs import get_logger
 from ..base import STOP_SIGNAL, StopEvent, StopKind
 from . import ptrace
-from .decode import StatusDecoder
+from .decode import STEP_TRAP, StatusDecoder
 from .threads import Thread, task_state
 
 log = get_logger("gdbstub.target")
@@ -68,8 +68,12 @@ class StopEngine(StatusDecoder):
                     continue
                 event = self._no_resumed()
                 break
+            stepper = self.range_stepper
             try:
-                found = self._on_status(tid, status, False)
+                if stepper is not None and tid == stepper.tid and status == STEP_TRAP:
+                    found = self._range_step_trapped(stepper)
+                else:
+                    found = self._on_status(tid, status, False)
             except Exception:
                 found = self._decode_failed(tid, status)
             if found is not None:
