@@ -258,6 +258,7 @@ class StatusDecoder(MemoryAndBreakpoints):
                 # Still in range: step on. The thread's state is what stopped_by_event
                 # then resumed_stepping would leave (stepping, no caches).
                 t.range_from = pc
+                self.step_unseen = len(self.threads) == 1 and not self.non_stop
                 try:
                     ptrace.resume(ptrace.SINGLESTEP, t.tid, 0)
                 except OSError as exc:  # as _ptrace_resume: its next wait status tells

@@ -295,6 +295,7 @@ class ResumePolicy(StopEngine):
                     step_from = self.get_pc(t)  # from the stop's registers: no siginfo for the first step
                 t.range_from = step_from
                 self.range_stepper = t  # poll awaits its step (and the next, while in range)
+                self.step_unseen = len(self.threads) == 1 and not self.non_stop
             t.resumed_stepping()
             request = ptrace.SINGLESTEP
         else:

@@ -44,6 +44,10 @@ class StopEngine(StatusDecoder):
         # awaited right here with sigtimedwait instead of a round trip through the event loop.
         self.sigchld_blocked = False
         self.range_stepper: Thread | None = None  # the thread whose range step is under way
+        # All-stop, the range stepper is the only thread and was just resumed (every status
+        # reaped): the next SIGCHLD is its step's, so poll awaits it before asking waitpid,
+        # which would find nothing yet. (A SIGCHLD left over only costs a turn of the loop.)
+        self.step_unseen = False
 
     def poll(self) -> StopEvent | None:
         """Reap every wait status ready now; return a stop to report, if any."""
@@ -58,6 +62,10 @@ class StopEngine(StatusDecoder):
                 else:
                     self._end_resume()
                 break
+            if self.step_unseen:
+                self.step_unseen = False
+                if waits < RANGE_STEP_BATCH and self._await_range_step():
+                    waits += 1
             try:
                 tid, status = _waitpid(-1, _WNOHANG_WALL)
             except ChildProcessError:
