@@ -1,12 +1,18 @@
 """Range steps (vCont;r) against a real program: the stop comes at the first instruction out of
 the range with the registers as they are, a breakpoint inside the range is hit there, and a step
 whose PC moves past any trap reads no siginfo (the decoder's shortcut for a `next`'s steps).
+Each also with SIGCHLD blocked, as the server runs the target (``sigchld_blocked``: poll awaits
+the steps itself): a step blocked in a system call, or a range that never ends, still hands
+back to the caller.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import re
+import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +26,21 @@ from gdbstub.target.linux.process import LinuxTarget
 
 PROGRAM = r"""
 volatile long sink;
+volatile int done;
+__attribute__((noinline)) void spin(void)
+{
+    while (!done)
+        ;
+}
+__attribute__((noinline)) long blocker(void)
+{
+    long ret = 0;
+#ifdef __x86_64__
+    char c;
+    __asm__ volatile("syscall" : "=a"(ret) : "a"(0L), "D"(0L), "S"(&c), "d"(1L) : "rcx", "r11", "memory");
+#endif
+    return ret;
+}
 __attribute__((noinline)) long span(void)
 {
     long s = 0;
@@ -27,10 +48,15 @@ __attribute__((noinline)) long span(void)
         s += i * 3;
     return s;
 }
-int main(void)
+int main(int argc, char **argv)
 {
-    for (;;)
+    for (;;) {
         sink += span();
+        if (argc > 1) {
+            sink += blocker();
+            spin();
+        }
+    }
 }
 """
 
@@ -48,16 +74,28 @@ def function_range(exe: Path, name: str | None = None, pc: int = 0) -> tuple[int
 
 
 @contextlib.contextmanager
-def at_span(tmp_path: Path, bits: str) -> Iterator[tuple[LinuxTarget, Session, Path, int]]:
-    """The program stopped at span's first instruction, no breakpoint left: (target, session, exe, pid)."""
+def at_span(tmp_path: Path, bits: str, awaited: bool, name: str = "span"
+            ) -> Iterator[tuple[LinuxTarget, Session, Path, int, int]]:
+    """The program stopped at NAME's first instruction, no breakpoint left: (target, session,
+    exe, pid, the write end of its stdin). AWAITED: SIGCHLD blocked, as the server has it."""
     exe = build_program(tmp_path, bits, PROGRAM, "ranged")
+    stdin_r, stdin_w = os.pipe()
+    if awaited:
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
     target = LinuxTarget()
-    pid = target.launch([str(exe)])
+    target.sigchld_blocked = awaited
+    pid = target.launch([str(exe), *(["loops"] if name != "span" else [])], stdio_fds=(stdin_r, 1, 2))
+    os.close(stdin_r)
+    if name == "spin":
+        os.write(stdin_w, b"x")  # blocker's read, on the way
     try:
-        yield target, run_to(target, symbol(exe, "span")), exe, pid
+        yield target, run_to(target, symbol(exe, name)), exe, pid, stdin_w
     finally:
+        os.close(stdin_w)
         target.close()
         end_programs([pid])
+        if awaited:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
 
 
 def pc_of(reply: bytes, bits: str) -> int:
@@ -68,9 +106,11 @@ def pc_of(reply: bytes, bits: str) -> int:
 
 
 @pytest.mark.timeout(120)
+@pytest.mark.parametrize("awaited", [False, True], ids=["polled", "awaited"])
 @pytest.mark.parametrize("bits", ["64", "32"])
-def test_range_step_stops_past_the_range(tmp_path: Path, bits: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    with at_span(tmp_path, bits) as (target, s, exe, pid):
+def test_range_step_stops_past_the_range(tmp_path: Path, bits: str, awaited: bool,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    with at_span(tmp_path, bits, awaited) as (target, s, exe, pid, _):
         start, _ = function_range(exe, "span")
         main_start, main_end = function_range(exe, "main")
         reads: list[int] = []
@@ -101,9 +141,10 @@ def test_range_step_stops_past_the_range(tmp_path: Path, bits: str, monkeypatch:
 
 
 @pytest.mark.timeout(120)
+@pytest.mark.parametrize("awaited", [False, True], ids=["polled", "awaited"])
 @pytest.mark.parametrize("bits", ["64", "32"])
-def test_breakpoint_inside_the_range_is_hit(tmp_path: Path, bits: str) -> None:
-    with at_span(tmp_path, bits) as (target, s, exe, pid):
+def test_breakpoint_inside_the_range_is_hit(tmp_path: Path, bits: str, awaited: bool) -> None:
+    with at_span(tmp_path, bits, awaited) as (target, s, exe, pid, _):
         start, end = function_range(exe, "span")
         # An instruction inside the loop: the range's steps reach it on the first round.
         assert s.handle(b"vCont;r%x,%x:p%x.%x" % (start, start + 1, pid, pid)) is None
@@ -115,3 +156,42 @@ def test_breakpoint_inside_the_range_is_hit(tmp_path: Path, bits: str) -> None:
         assert s.handle(b"vCont;r%x,%x:p%x.%x" % (first, end, pid, pid)) is None
         reply = s.on_stop(wait_stop(target))
         assert reply is not None and b"swbreak" in reply and pc_of(reply, bits) == inside, reply
+
+
+def poll_returns(target: LinuxTarget) -> None:
+    """One poll of a range step that does not end: it comes back (bounded), with nothing."""
+    began = time.monotonic()
+    assert target.poll() is None
+    assert time.monotonic() - began < 10  # a bound against a hang, not a timing claim
+    assert target.running
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("awaited", [False, True], ids=["polled", "awaited"])
+def test_range_step_blocked_in_a_system_call(tmp_path: Path, awaited: bool) -> None:
+    """The step over `syscall` (a read of an empty pipe) does not end: poll gives up on it;
+    once the read returns, its stop is reported."""
+    with at_span(tmp_path, "64", awaited, "blocker") as (target, s, exe, pid, stdin_w):
+        start, end = function_range(exe, "blocker")
+        assert s.handle(b"vCont;r%x,%x:p%x.%x" % (start, end, pid, pid)) is None
+        poll_returns(target)
+        os.write(stdin_w, b"x")
+        reply = s.on_stop(wait_stop(target))
+        assert reply is not None and reply.startswith(b"T05"), reply  # (the system call's trap ends it)
+        assert start < pc_of(reply, "64") < end
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("awaited", [False, True], ids=["polled", "awaited"])
+def test_range_that_never_ends_is_interrupted(tmp_path: Path, awaited: bool) -> None:
+    """`while (!done);`: each poll comes back after a batch of steps, so the client's ^C is
+    heard; the program stops with SIGINT inside the range."""
+    with at_span(tmp_path, "64", awaited, "spin") as (target, s, exe, pid, _):
+        start, end = function_range(exe, "spin")
+        assert s.handle(b"vCont;r%x,%x:p%x.%x" % (start, end, pid, pid)) is None
+        poll_returns(target)
+        poll_returns(target)
+        target.interrupt()
+        reply = s.on_stop(wait_stop(target))
+        assert reply is not None and reply.startswith(b"T02"), reply
+        assert start <= pc_of(reply, "64") < end

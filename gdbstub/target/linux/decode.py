@@ -15,13 +15,12 @@ import os
 from ... import ffi as ctypes  # ctypes names without the ctypes package
 from ...arch import detect_arch
 from ...hints import signal
-from ...logs import get_logger
 from ..base import STOP_SIGNAL, StopEvent, StopKind
 from . import ptrace
 from .breakpoints import MemoryAndBreakpoints
 from .debugregs import SILENT
 from .memory import ProcessMemory
-from .registers import _LAYOUTS, ORIG_RAX_OFFSET
+from .registers import ORIG_RAX_OFFSET
 from .threads import Process, Thread
 
 SI_KERNEL = 0x80
@@ -31,7 +30,6 @@ PTRACE_GET_SYSCALL_INFO = 0x420E
 SYSCALL_ENTRY = 1
 SYSCALL_EXIT = 2
 GLIBC_INTERNAL_SIGNALS = frozenset({32, 33})  # SIGCANCEL, SIGSETXID
-log = get_logger("gdbstub.target")
 THREAD_OPTION_CLONE = 1  # QThreadOptions (gdb 14+): report this thread's clones ('clone' stop)
 THREAD_OPTION_EXIT = 2  # ... and its exit ('w')
 _SIGTRAP = int(signal.SIGTRAP)  # plain ints: compared on every stop
@@ -234,43 +232,6 @@ class StatusDecoder(MemoryAndBreakpoints):
                 return None
         t.stop_signal = _SIGTRAP
         return StopEvent(STOP_SIGNAL, t.pid, t.tid, _SIGTRAP, 0, reason, address)
-
-    def _range_step_trapped(self, t: Thread) -> StopEvent | None:
-        """``_on_status`` of a plain SIGTRAP (STEP_TRAP) of the thread whose range step is
-        under way, the status every instruction of a `next` ends in: one GETREGS, then the
-        next step or the step's stop, with none of the decoder's general tests. The result
-        is what ``_sigtrap`` gives for a step's own trap (no debug register set, the PC moved
-        past any trap, see ``_moved_past_traps``); anything else goes through ``_sigtrap``,
-        which is given the registers read here."""
-        hw = self.hw
-        proc = self.processes.get(t.pid)
-        layout = _LAYOUTS.get(proc.arch) if proc is not None else None
-        if (t.stopped or not t.resumed or not self.running or t.action.kind != "r" or layout is None
-                or self.threads.get(t.tid) is not t
-                or layout.pc < 0 or (hw is not None and (hw.procs or hw.applied))):
-            return self._on_status(t.tid, STEP_TRAP, False)
-        user = ptrace.getregs(t.tid)
-        pc = int.from_bytes(user[layout.pc:layout.pc_end], "little")
-        start = t.range_from
-        if start is not None and not 0 < pc - start < 3:  # _moved_past_traps
-            action = t.action
-            if action.start <= pc < action.end:
-                # Still in range: step on. The thread's state is what stopped_by_event
-                # then resumed_stepping would leave (stepping, no caches).
-                t.range_from = pc
-                self.step_unseen = len(self.threads) == 1 and not self.non_stop
-                try:
-                    ptrace.resume(ptrace.SINGLESTEP, t.tid, 0)
-                except OSError as exc:  # as _ptrace_resume: its next wait status tells
-                    log.debug("resume %d failed: %s", t.tid, exc)
-                return None
-            t.stopped_by_event()
-            t.user = user
-            t.stop_signal = _SIGTRAP
-            return StopEvent(STOP_SIGNAL, t.pid, t.tid, _SIGTRAP, 0, None, 0)
-        t.stopped_by_event()
-        t.user = user  # a trap the siginfo tells apart: _sigtrap's own path, without a second read
-        return self._sigtrap(t, False)
 
     def _moved_past_traps(self, t: Thread) -> bool:
         """Whether a range step's SIGTRAP can only be the step's own: the PC moved by other than
