@@ -12,8 +12,11 @@ from typing import Any
 import pytest
 
 from gdbstub.arch.x86_64 import X86_64
+from gdbstub.protocol import framing
+from gdbstub.protocol.framing import DIRECT
+from gdbstub.protocol.hostio import fitted_reply
 from gdbstub.protocol.registry import new_session
-from gdbstub.protocol.session import Session
+from gdbstub.protocol.session import PACKET_SIZE, Session
 from gdbstub.target.base import StopEvent, StopKind
 from gdbstub.target.linux import procfs
 from gdbstub.target.linux.registers import expedited_text
@@ -197,6 +200,18 @@ def test_binary_read_in_gdb_form(session):
     assert session.handle(b"x9000,4") == b"E.unreadable"  # the OSError's reason: gdb offered error-message+
     assert session.handle(b"x1ffe,10") == b"b\xfe\xff"  # cut at the end of what is readable
     assert session.handle(b"x1000") == b"E.malformed x packet"
+
+
+@pytest.mark.parametrize("length", [1, 64, DIRECT - 1, DIRECT, 300])
+def test_binary_read_framed_as_fitted(session, length):
+    """A short read (gdb 16's stack reads) goes out as plain bytes that encode escapes; on the
+    wire it is what the fitted reply of a long one gives: the same escapes and checksum."""
+    session.handle(b"qSupported:multiprocess+;QThreadOptions+;error-message+")
+    for start in (0x1000, 0x1020, 0x1023):  # '#' '$' '*' '}' (0x23, 0x24, 0x2a, 0x7d) among them
+        data = session.target.memory[start - 0x1000:start - 0x1000 + length]
+        framed = framing.encode(session.handle(b"x%x,%x" % (start, length)))
+        assert framed == framing.encode(fitted_reply(b"b", data, PACKET_SIZE - 1))
+        assert framing.unescape(framed[1:framed.index(b"#", len(framed) - 3)]) == b"b" + data
 
 
 def test_binary_read_fits_packet_size(session, monkeypatch):

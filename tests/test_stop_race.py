@@ -68,6 +68,17 @@ def wait_stop(target: LinuxTarget, limit: float = 30.0) -> StopEvent:
     raise AssertionError("no stop reported")
 
 
+def run_to(target: LinuxTarget, addr: int) -> Session:
+    """A new session's continue to ADDR (a breakpoint there, removed again): the session."""
+    s = new_session(target)
+    s.handle(b"qSupported:multiprocess+;swbreak+;hwbreak+")
+    assert s.handle(b"Z0,%x,1" % addr) == b"OK"
+    assert s.handle(b"vCont;c") is None
+    s.on_stop(wait_stop(target))
+    assert s.handle(b"z0,%x,1" % addr) == b"OK"
+    return s
+
+
 @contextlib.contextmanager
 def at_hit(tmp_path: Path, bits: str) -> Iterator[tuple[LinuxTarget, Session, int, int]]:
     """The program stopped at `ready` with both threads, a breakpoint on `hit` instead:
@@ -78,13 +89,8 @@ def at_hit(tmp_path: Path, bits: str) -> Iterator[tuple[LinuxTarget, Session, in
     pid = target.launch([str(exe)], stdio_fds=(stdin_r, 1, 2))
     os.close(stdin_r)
     try:
-        s = new_session(target)
-        s.handle(b"qSupported:multiprocess+;swbreak+;hwbreak+")
-        assert s.handle(b"Z0,%x,1" % symbol(exe, "ready")) == b"OK"
-        assert s.handle(b"vCont;c") is None
-        s.on_stop(wait_stop(target))
+        s = run_to(target, symbol(exe, "ready"))
         assert len(target.threads) == 2
-        assert s.handle(b"z0,%x,1" % symbol(exe, "ready")) == b"OK"
         assert s.handle(b"Z0,%x,1" % symbol(exe, "hit")) == b"OK"
         yield target, s, pid, stdin_w
     finally:

@@ -225,6 +225,10 @@ def binary_read(s: Session, args: bytes) -> bytes:
     if not data:
         return E08 if not gdb_form else E01
     head = b"b" if gdb_form else b""
+    if len(data) < DIRECT and 2 * len(data) < PACKET_SIZE:
+        # A few words (gdb 16's stack reads at every step), whole even if every byte needs an
+        # escape: encode escapes and frames it at once, without fitted_count's set-up.
+        return head + data
     reply, count = fitted_count(head, data, PACKET_SIZE - len(head))
     if count >= BULK_READ:
         s.read_next = b"x%x,%s" % (req.addr + count, args.partition(b",")[2])

@@ -34,6 +34,7 @@ THREAD_OPTION_CLONE = 1  # QThreadOptions (gdb 14+): report this thread's clones
 THREAD_OPTION_EXIT = 2  # ... and its exit ('w')
 _SIGTRAP = int(signal.SIGTRAP)  # plain ints: compared on every stop
 _SIGSTOP = int(signal.SIGSTOP)
+STEP_TRAP = _SIGTRAP << 8 | 0x7F  # the wait status of a plain SIGTRAP stop (a step's, an int3's)
 
 
 class StatusDecoder(MemoryAndBreakpoints):

@@ -285,15 +285,19 @@ class ResumePolicy(StopEngine):
         return None
 
     def _ptrace_resume(self, t: Thread, sig: int, step_from: int | None = None) -> None:
-        """STEP_FROM: the PC a range step starts from, when the caller knows it (the decoder
-        then needs no siginfo to tell the step's trap from an int3's)."""
+        """STEP_FROM: the PC a range step starts from, when the caller knows it or the stop's
+        registers are read already (the decoder then needs no siginfo to tell the step's trap
+        from an int3's)."""
         kind = t.action.kind  # _stepping(t), on every resume
         if kind == "s" or kind == "r":  # even when refused: not in a ptrace-stop after all
-            t.resumed_stepping()
-            request = ptrace.SINGLESTEP
             if kind == "r":
+                if step_from is None and t.user is not None:
+                    step_from = self.get_pc(t)  # from the stop's registers: no siginfo for the first step
                 t.range_from = step_from
                 self.range_stepper = t  # poll awaits its step (and the next, while in range)
+                self.step_unseen = len(self.threads) == 1 and not self.non_stop
+            t.resumed_stepping()
+            request = ptrace.SINGLESTEP
         else:
             t.resumed_running()
             request = ptrace.CONT if self.catch_syscalls is None else ptrace.SYSCALL

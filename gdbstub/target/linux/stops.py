@@ -13,7 +13,8 @@ from ...hints import signal
 from ...logs import get_logger
 from ..base import STOP_SIGNAL, StopEvent, StopKind
 from . import ptrace
-from .decode import StatusDecoder
+from .decode import _SIGTRAP, STEP_TRAP, StatusDecoder
+from .registers import _LAYOUTS
 from .threads import Thread, task_state
 
 log = get_logger("gdbstub.target")
@@ -44,12 +45,17 @@ class StopEngine(StatusDecoder):
         # awaited right here with sigtimedwait instead of a round trip through the event loop.
         self.sigchld_blocked = False
         self.range_stepper: Thread | None = None  # the thread whose range step is under way
+        # All-stop, the range stepper is the only thread and was just resumed (every status
+        # reaped): the next SIGCHLD is its step's, so poll awaits it before asking waitpid,
+        # which would find nothing yet. (A SIGCHLD left over only costs a turn of the loop.)
+        self.step_unseen = False
+        self.range_waits = 0  # range steps awaited in this poll (RANGE_STEP_BATCH at most)
 
     def poll(self) -> StopEvent | None:
         """Reap every wait status ready now; return a stop to report, if any."""
         ready = self._ready
         event: StopEvent | None
-        waits = 0
+        self.range_waits = 0
         while True:
             if ready:
                 event = ready.pop(0)
@@ -58,18 +64,27 @@ class StopEngine(StatusDecoder):
                 else:
                     self._end_resume()
                 break
+            if self.step_unseen:
+                self.step_unseen = False
+                if self.range_waits < RANGE_STEP_BATCH and self._await_range_step():
+                    self.range_waits += 1
             try:
                 tid, status = _waitpid(-1, _WNOHANG_WALL)
             except ChildProcessError:
                 tid = 0
             if tid == 0:
-                if self.range_stepper is not None and waits < RANGE_STEP_BATCH and self._await_range_step():
-                    waits += 1
+                if (self.range_stepper is not None and self.range_waits < RANGE_STEP_BATCH
+                        and self._await_range_step()):
+                    self.range_waits += 1
                     continue
                 event = self._no_resumed()
                 break
+            stepper = self.range_stepper
             try:
-                found = self._on_status(tid, status, False)
+                if stepper is not None and tid == stepper.tid and status == STEP_TRAP:
+                    found = self._range_step_trapped(stepper)
+                else:
+                    found = self._on_status(tid, status, False)
             except Exception:
                 found = self._decode_failed(tid, status)
             if found is not None:
@@ -80,6 +95,65 @@ class StopEngine(StatusDecoder):
 
             stepped_onto_tracepoint(self, event)  # a step ending at a tracepoint is its hit
         return event
+
+    def _range_step_trapped(self, t: Thread) -> StopEvent | None:
+        """``_on_status`` of a plain SIGTRAP (STEP_TRAP) of the thread whose range step is
+        under way, the status every instruction of a `next` ends in, without the decoder's
+        general tests: one GETREGS, then the next step or the step's stop, as ``_sigtrap``
+        gives them for a step's own trap (no debug register set, the PC moved past any trap:
+        see ``_moved_past_traps``); anything else goes through ``_sigtrap``, given the
+        registers read here. All-stop with one thread, the steps are awaited here, in a
+        loop, until the range is left or something else comes (handed to ``_on_status``)."""
+        hw = self.hw
+        proc = self.processes.get(t.pid)
+        layout = _LAYOUTS.get(proc.arch) if proc is not None else None
+        if (t.stopped or not t.resumed or not self.running or t.action.kind != "r" or layout is None
+                or self.threads.get(t.tid) is not t
+                or layout.pc < 0 or (hw is not None and (hw.procs or hw.applied))):
+            return self._on_status(t.tid, STEP_TRAP, False)
+        # Nothing of these changes while the loop runs: no client packet is handled meanwhile.
+        tid, action, at, end = t.tid, t.action, layout.pc, layout.pc_end
+        low, high = action.start, action.end
+        alone = self.sigchld_blocked and not self.non_stop and len(self.threads) == 1
+        getregs, resume = ptrace.getregs, ptrace.resume
+        while True:
+            user = getregs(tid)
+            pc = int.from_bytes(user[at:end], "little")
+            start = t.range_from
+            if start is None or 0 < pc - start < 3:  # not _moved_past_traps
+                t.stopped_by_event()
+                t.user = user  # a trap the siginfo tells apart: _sigtrap's own path, without a second read
+                return self._sigtrap(t, False)
+            if not low <= pc < high:
+                t.stopped_by_event()
+                t.user = user
+                t.stop_signal = _SIGTRAP
+                return StopEvent(STOP_SIGNAL, t.pid, tid, _SIGTRAP, 0, None, 0)
+            # Still in range: step on. The thread's state is what stopped_by_event then
+            # resumed_stepping would leave (stepping, no caches).
+            t.range_from = pc
+            try:
+                resume(ptrace.SINGLESTEP, tid, 0)
+            except OSError as exc:  # as _ptrace_resume: its next wait status tells
+                log.debug("resume %d failed: %s", tid, exc)
+                return None
+            if not alone or self.range_waits >= RANGE_STEP_BATCH:
+                return None  # poll waits (or goes back to the event loop)
+            if _sigtimedwait(_SIGCHLD_ONLY, RANGE_STEP_WAIT) is None:
+                self.range_stepper = None  # blocked in a system call: the event loop's now
+                return None
+            self.range_waits += 1
+            try:
+                got, status = _waitpid(tid, _WNOHANG_WALL)
+            except ChildProcessError:
+                return None
+            if got == 0:
+                return None  # a SIGCHLD left over: poll waits on
+            if status != STEP_TRAP:
+                try:
+                    return self._on_status(tid, status, False)
+                except Exception:
+                    return self._decode_failed(tid, status)
 
     def _await_range_step(self) -> bool:
         """Wait (briefly) for the SIGCHLD of a range step under way; whether one came.
