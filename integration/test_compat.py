@@ -216,7 +216,7 @@ def test_dump_same_as_gdbserver(procs, tmp_path):
 
 # --------------------------------------------------------------------------- info os: every type
 
-OSDATA_TYPES = ("files", "modules", "msg", "semaphores", "shm", "sockets")
+OSDATA_TYPES = ("files", "modules", "msg", "procgroups", "semaphores", "shm", "sockets")
 IPC_CREAT, IPC_RMID = 0o1000, 0
 
 
@@ -281,8 +281,9 @@ def _row(lines: list[str], pattern: str) -> str:
 
 
 def test_info_os_every_type_as_gdbserver(debug_both, held_objects):
-    """`info os` lists gdbserver's ten types; each new type's table has gdbserver's heading, and the
-    rows of what the test itself holds (a file, sockets, System V IPC objects) are the same."""
+    """`info os` lists gdbserver's ten types; each new type's table (and procgroups) has gdbserver's
+    heading, and the rows of what the test itself holds (a file, sockets, System V IPC objects, its
+    own process group and the program's) are the same."""
     script = ["echo === types ===\\n", "info os"]
     for kind in OSDATA_TYPES:
         script += [f"echo === {kind} ===\\n", f"info os {kind}"]
@@ -307,6 +308,7 @@ def test_info_os_every_type_as_gdbserver(debug_both, held_objects):
         "semaphores": rf"^0 +{held['semaphores']} +600 +3{owners}{when}",
         "msg": rf"^0 +{held['msg']} +644 +0 +0 +0 +0{owners}{when}",
     }
+    rows["procgroups"] = rf"^\d+ +\S+ +{held['pid']} "
     if "tcp6" in held:
         rows["tcp6"] = rf"^::1 +{held['tcp6']} +:: +0 +LISTEN +\S+ +INET6 +STREAM *$"
     for name, pattern in rows.items():
@@ -314,6 +316,11 @@ def test_info_os_every_type_as_gdbserver(debug_both, held_objects):
         row = _row(ours[table], pattern)
         assert row, (name, pattern, context)
         assert row == _row(ref[table], pattern), (name, context)
+    inferior = {name: session.server.inferior_pid for name, session in runs.items()}
+    leaders = {name: " ".join(_row(got[name]["procgroups"], rf"^{pid} +\S+ +{pid} ").replace(str(pid), "PID").split())
+               for name, pid in inferior.items()}
+    assert leaders["gdbstub"] == leaders["gdbserver"] and "PID loop PID " in leaders["gdbstub"], (leaders, context)
+    assert not [line for line in ours["procgroups"][1:] if line.startswith("0 ")], context  # no kernel threads
 
 
 def test_osdata_types_raw(procs):

@@ -42,8 +42,9 @@ def _comm(pid: int) -> str:
 
 
 def _command(pid: int) -> str:
-    """The command line, or for a kernel thread (none) its name in brackets, as gdbserver."""
-    cmdline = _read(f"/proc/{pid}/cmdline").rstrip("\0").replace("\0", " ")
+    """The command line, or for a kernel thread (none) its name in brackets, as gdbserver (each
+    NUL a space, the last one too)."""
+    cmdline = _read(f"/proc/{pid}/cmdline").replace("\0", " ")
     return cmdline or f"[{_comm(pid)}]"
 
 
@@ -119,14 +120,18 @@ def threads() -> list[Row]:
 
 
 def procgroups() -> list[Row]:
-    rows = []
+    """Processes by group (getpgid; none for the kernel's threads, in group 0), each group's
+    leader first, with the leader's short command, as gdbserver."""
+    members = []
     for pid in _pids():
-        fields = _stat_fields(pid)
-        if len(fields) > 2:
-            rows.append([("pgid", fields[2]), ("leader command", _command(int(fields[2])) if fields[2] != "0"
-                                                else ""), ("pid", str(pid)), ("command line", _command(pid))])
-    rows.sort(key=lambda r: (int(r[0][1]), int(r[2][1])))
-    return rows
+        try:
+            pgid = os.getpgid(pid)
+        except OSError:
+            continue
+        if pgid > 0:
+            members.append((pgid, pid != pgid, pid))
+    return [[("pgid", str(pgid)), ("leader command", _comm(pgid)), ("pid", str(pid)),
+             ("command line", _command(pid))] for pgid, _, pid in sorted(members)]
 
 
 def cpus() -> list[Row]:
