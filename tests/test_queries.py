@@ -119,6 +119,15 @@ def test_osdata_files_lists_a_descriptor_this_process_holds(tmp_path: Any) -> No
         assert row in osdata.files()
 
 
+def test_osdata_procgroups_leaders_first() -> None:
+    rows = [dict(r) for r in osdata.procgroups()]
+    mine = os.getpid()
+    assert {"pgid": str(os.getpgid(0)), "leader command": osdata._comm(os.getpgid(0)), "pid": str(mine),
+            "command line": osdata._command(mine)} in rows
+    keys = [(int(r["pgid"]), r["pid"] != r["pgid"], int(r["pid"])) for r in rows]
+    assert keys == sorted(keys) and all(pgid > 0 for pgid, _, _ in keys)
+
+
 def test_osdata_short_command_as_gdbserver_scans_it(tmp_path: Any, monkeypatch: Any) -> None:
     """The first word of the name, at most 17 characters with the parentheses."""
     assert osdata._comm(2**22 + 12345) == str(2**22 + 12345)  # no such process: the pid
