@@ -212,3 +212,124 @@ def test_dump_same_as_gdbserver(procs, tmp_path):
         files[kind] = (first.read_bytes(), second.read_bytes())
     assert files["gdbstub"] == (pattern, bytes(written))
     assert files["gdbserver"] == files["gdbstub"]
+
+
+# --------------------------------------------------------------------------- info os: every type
+
+OSDATA_TYPES = ("files", "modules", "msg", "procgroups", "semaphores", "shm", "sockets")
+IPC_CREAT, IPC_RMID = 0o1000, 0
+
+
+@pytest.fixture
+def held_objects(tmp_path):
+    """What the test holds open for both servers to list: a file, a listening TCP socket (and one
+    on ::1 when the machine has IPv6), a bound UDP socket, and one System V shared-memory
+    region, semaphore set and message queue (removed at the end)."""
+    import contextlib
+    import ctypes
+    import socket
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    create = {"shm": lambda: libc.shmget(0, 4096, IPC_CREAT | 0o640),
+              "semaphores": lambda: libc.semget(0, 3, IPC_CREAT | 0o600),
+              "msg": lambda: libc.msgget(0, IPC_CREAT | 0o644)}
+    remove = {"shm": lambda i: libc.shmctl(i, IPC_RMID, None), "semaphores": lambda i: libc.semctl(i, 0, IPC_RMID),
+              "msg": lambda i: libc.msgctl(i, IPC_RMID, None)}
+    held: dict[str, object] = {"pid": os.getpid()}
+    with contextlib.ExitStack() as stack:
+        for kind, make in create.items():
+            ident = make()
+            if ident < 0:
+                pytest.skip(f"no System V IPC here: {os.strerror(ctypes.get_errno())}")
+            stack.callback(remove[kind], ident)
+            held[kind] = ident
+        path = tmp_path / "osdata-held-file"
+        handle = stack.enter_context(open(path, "w"))
+        held["file"], held["fd"] = str(path), handle.fileno()
+        tcp = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+        tcp.bind(("127.0.0.1", 0))
+        tcp.listen()
+        udp = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
+        udp.bind(("127.0.0.1", 0))
+        held["tcp"], held["udp"] = tcp.getsockname()[1], udp.getsockname()[1]
+        with contextlib.suppress(OSError):
+            tcp6 = stack.enter_context(socket.socket(socket.AF_INET6, socket.SOCK_STREAM))
+            tcp6.bind(("::1", 0))
+            tcp6.listen()
+            held["tcp6"] = tcp6.getsockname()[1]
+        yield held
+
+
+def _osdata_sections(output: str) -> dict[str, list[str]]:
+    """gdb's output cut at the `echo` marks the script puts before each `info os` command."""
+    sections: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    for line in output.splitlines():
+        mark = re.fullmatch(r"=== (\w+) ===", line)
+        if mark:
+            current = sections.setdefault(mark.group(1), [])
+        elif current is not None and not line.startswith(("[Inferior ", "warning: File transfers")):
+            current.append(line)
+    return sections
+
+
+def _row(lines: list[str], pattern: str) -> str:
+    """The one row of a table matching PATTERN ("" when none does)."""
+    found = [line for line in lines if re.search(pattern, line)]
+    assert len(found) <= 1, found
+    return found[0] if found else ""
+
+
+def test_info_os_every_type_as_gdbserver(debug_both, held_objects):
+    """`info os` lists gdbserver's ten types; each new type's table (and procgroups) has gdbserver's
+    heading, and the rows of what the test itself holds (a file, sockets, System V IPC objects, its
+    own process group and the program's) are the same."""
+    script = ["echo === types ===\\n", "info os"]
+    for kind in OSDATA_TYPES:
+        script += [f"echo === {kind} ===\\n", f"info os {kind}"]
+    runs = debug_both("loop", [], [*script, "kill"])
+    got = {name: _osdata_sections(session.out) for name, session in runs.items()}
+    ours, ref = got["gdbstub"], got["gdbserver"]
+    context = runs["gdbstub"].describe() + runs["gdbserver"].describe()
+    assert ours["types"] == ref["types"], context
+    assert [line.split()[0] for line in ours["types"][1:]] == [
+        "cpus", "files", "modules", "msg", "processes", "procgroups", "semaphores", "shm", "sockets", "threads"]
+    for kind in OSDATA_TYPES:
+        assert ours[kind][:1] == ref[kind][:1], (kind, context)
+    if not os.path.exists("/proc/modules"):
+        assert ours["modules"] == ref["modules"] == [], context
+    held = held_objects
+    owners, when = r"(?: +\S+){4}", r" +\w{3} \w{3} [ \d]\d [\d:]{8} \d+ *$"  # user group cuser cgroup; ctime
+    rows = {
+        "files": rf"^{held['pid']} +\S+ +{held['fd']} +{re.escape(str(held['file']))} *$",
+        "sockets": rf"^127\.0\.0\.1 +{held['tcp']} +0\.0\.0\.0 +0 +LISTEN +\S+ +INET +STREAM *$",
+        "udp": rf"^127\.0\.0\.1 +{held['udp']} +0\.0\.0\.0 +0 +CLOSE +\S+ +INET +DGRAM *$",
+        "shm": rf"^0 +{held['shm']} +640 +4096 +\S+ +0 +0{owners}{when}",
+        "semaphores": rf"^0 +{held['semaphores']} +600 +3{owners}{when}",
+        "msg": rf"^0 +{held['msg']} +644 +0 +0 +0 +0{owners}{when}",
+    }
+    rows["procgroups"] = rf"^\d+ +\S+ +{held['pid']} "
+    if "tcp6" in held:
+        rows["tcp6"] = rf"^::1 +{held['tcp6']} +:: +0 +LISTEN +\S+ +INET6 +STREAM *$"
+    for name, pattern in rows.items():
+        table = name if name in OSDATA_TYPES else "sockets"
+        row = _row(ours[table], pattern)
+        assert row, (name, pattern, context)
+        assert row == _row(ref[table], pattern), (name, context)
+    inferior = {name: session.server.inferior_pid for name, session in runs.items()}
+    leaders = {name: " ".join(_row(got[name]["procgroups"], rf"^{pid} +\S+ +{pid} ").replace(str(pid), "PID").split())
+               for name, pid in inferior.items()}
+    assert leaders["gdbstub"] == leaders["gdbserver"] and "PID loop PID " in leaders["gdbstub"], (leaders, context)
+    assert not [line for line in ours["procgroups"][1:] if line.startswith("0 ")], context  # no kernel threads
+
+
+def test_osdata_types_raw(procs):
+    """The type list's three columns (type, description, title) are gdbserver's, in its order."""
+    got = both(procs, "loop", lambda srv: [b"qXfer:osdata:read::0,fff"])
+
+    def items(reply: bytes) -> list[list[tuple[bytes, bytes]]]:
+        return [re.findall(rb'<column name="([^"]*)">([^<]*)</column>', item)
+                for item in re.findall(rb"<item>(.*?)</item>", reply, re.S)]
+
+    ours, ref = items(got["gdbstub"][0][0]), items(got["gdbserver"][0][0])
+    assert len(ref) == 10 and ours == ref, (ours, ref)

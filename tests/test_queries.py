@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import os
+import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +100,107 @@ def test_osdata_documents() -> None:
 def test_osdata_escapes_values() -> None:
     doc = osdata.document("t", [[("command", "a<b>&\"c\"")]])
     assert b"a&lt;b&gt;&amp;\"c\"" in doc
+
+
+def test_osdata_types_in_gdbservers_order() -> None:
+    types = osdata._osdata(None, "")  # type: ignore[arg-type]
+    names = [n.decode() for n in re.findall(rb'<column name="Type">([^<]*)<', types)]
+    assert names == ["cpus", "files", "modules", "msg", "processes", "procgroups", "semaphores", "shm",
+                     "sockets", "threads"]
+    assert b'<column name="Title">Shared-memory regions</column>' in types
+    assert b'<osdata type="I sockets">' in osdata._osdata(None, "sockets")  # type: ignore[arg-type]
+
+
+def test_osdata_files_lists_a_descriptor_this_process_holds(tmp_path: Any) -> None:
+    path = tmp_path / "held"
+    with open(path, "w") as f:
+        row = [("pid", str(os.getpid())), ("command", osdata._comm(os.getpid())),
+               ("file descriptor", str(f.fileno())), ("name", str(path))]
+        assert row in osdata.files()
+
+
+def test_osdata_procgroups_leaders_first() -> None:
+    rows = [dict(r) for r in osdata.procgroups()]
+    mine = os.getpid()
+    assert {"pgid": str(os.getpgid(0)), "leader command": osdata._comm(os.getpgid(0)), "pid": str(mine),
+            "command line": osdata._command(mine)} in rows
+    keys = [(int(r["pgid"]), r["pid"] != r["pgid"], int(r["pid"])) for r in rows]
+    assert keys == sorted(keys) and all(pgid > 0 for pgid, _, _ in keys)
+
+
+def test_osdata_short_command_as_gdbserver_scans_it(tmp_path: Any, monkeypatch: Any) -> None:
+    """The first word of the name, at most 17 characters with the parentheses."""
+    assert osdata._comm(2**22 + 12345) == str(2**22 + 12345)  # no such process: the pid
+    stats = {1: "1 (tmux: server) S 0", 2: "2 (kworker/u8:0-events_unbound) I 2", 3: "3 (a) R 1"}
+    real_open = open
+    monkeypatch.setattr("builtins.open", lambda p, *a: io.BytesIO(stats[int(p.split("/")[2])].encode())
+                        if p.startswith("/proc/") else real_open(p, *a))
+    assert [osdata._comm(pid) for pid in (1, 2, 3)] == ["tmux", "kworker/u8:0-ev", "a"]
+
+
+def test_osdata_modules_rows() -> None:
+    text = ("nf_nat 61440 2 xt_MASQUERADE,nft_chain_nat, Live 0xffffffffc0a1b000\n"
+            "mine 16384 0 - Loading 0x0000000000000000 (OE)\nbroken line\n")
+    assert osdata.module_rows(text) == [
+        [("name", "nf_nat"), ("size", "61440"), ("num uses", "2"), ("dependencies", "xt_MASQUERADE,nft_chain_nat,"),
+         ("status", "Live"), ("address", "ffffffffc0a1b000")],
+        [("name", "mine"), ("size", "16384"), ("num uses", "0"), ("dependencies", "-"), ("status", "Loading"),
+         ("address", "0")]]
+
+
+@pytest.mark.parametrize("words", [
+    "00000000000000000000000001000000", "00000000000000000000000000000000", "0000000000000000FFFF00000100007F",
+    "00000000000000000000000001020304", "B80D0120000000000000000001000000", "000080FE00000000FFFFFFFFFFFFFFFF",
+    "B80D0120010000000000000001000000", "B80D0120000000000100000000000000", "01000100010001000100010001000100",
+    "0000000000000000FFFF000000000000", "00000000000000000000000000010000", "0000000001000000000000000000FFFF"])
+def test_osdata_ipv6_addresses_as_inet_ntop(words: str) -> None:
+    """The same text as glibc's inet_ntop (through Python's socket module, which uses it)."""
+    import socket
+
+    raw = b"".join(int(words[i : i + 8], 16).to_bytes(4, "little") for i in range(0, 32, 8))
+    assert osdata._address(words, ipv6=True) == socket.inet_ntop(socket.AF_INET6, raw)
+    assert osdata._address("0100007F", ipv6=False) == "127.0.0.1"
+
+
+def test_osdata_socket_rows() -> None:
+    text = ("  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n"
+            "   0: 0100007F:A971 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 6471301 1\n"
+            "   1: 0100007F:A98F 0100007F:0050 01 00000000:00000000 00:00000000 00000000  4242424        0 7 1\n"
+            "   2: 0100007F:A98F 0100007F:0050 1F 00000000:00000000 00:00000000 00000000     0        0 7 1\n")
+    rows = osdata.socket_rows(text, ipv6=False, tcp=True)
+    assert rows[0] == [("local address", "127.0.0.1"), ("local port", "43377"), ("remote address", "0.0.0.0"),
+                       ("remote port", "0"), ("state", "LISTEN"), ("user", "root"), ("family", "INET"),
+                       ("protocol", "STREAM")]
+    assert rows[1][3:6] == [("remote port", "80"), ("state", "ESTABLISHED"), ("user", "")]  # no such user
+    assert rows[2][4] == ("state", "(unknown)") and len(rows) == 3
+    udp6 = ("  sl  local_address                         remote_address                        st\n"
+            "  9: 00000000000000000000000001000000:0035 00000000000000000000000000000000:0000 07 "
+            "00000000:00000000 00:00000000 00000000     0        0 1 2\n")
+    assert osdata.socket_rows(udp6, ipv6=True, tcp=False) == [[
+        ("local address", "::1"), ("local port", "53"), ("remote address", "::"), ("remote port", "0"),
+        ("state", "CLOSE"), ("user", "root"), ("family", "INET6"), ("protocol", "DGRAM")]]
+
+
+def test_osdata_sysvipc_rows() -> None:
+    shm = ("       key      shmid perms                  size  cpid  lpid nattch   uid   gid  cuid  cgid      atime"
+           "      dtime      ctime                   rss                  swap\n"
+           " 305419896         7  1600           4294971392 4194305     0      0     0     0     0     0          0"
+           "          0 1700000000                     0                     0\n")
+    row = dict(osdata.sysvipc_rows("shm", shm)[0])
+    assert list(row) == ["key", "shmid", "permissions", "size", "creator command", "last op. command",
+                         "num attached", "user", "group", "creator user", "creator group", "last shmat() time",
+                         "last shmdt() time", "last shmctl() time"]
+    assert (row["key"], row["shmid"], row["permissions"], row["size"]) == ("305419896", "7", "1600", "4096")
+    assert (row["creator command"], row["last op. command"]) == ("4194305", "0")  # gone: the pid
+    assert (row["user"], row["group"], row["last shmat() time"]) == ("root", "root", "")
+    assert row["last shmctl() time"] == time.ctime(1700000000) + "\n"  # ctime's newline, as gdbserver
+    msg = ("       key      msqid perms      cbytes       qnum lspid lrpid   uid   gid  cuid  cgid\n"
+           "        -1          3   644          5           1 1 0 0 0 0 0 0 0 1700000000\n")
+    assert [c for c, _ in osdata.sysvipc_rows("msg", msg)[0]][3:7] == [
+        "num used bytes", "num messages", "last msgsnd() command", "last msgrcv() command"]
+    assert osdata.sysvipc_rows("msg", msg)[0][0] == ("key", "-1")
+    sem = "key semid perms nsems\n 0 2 600 3 0 0 0 0 0 1700000000\n 0 2 600\n"
+    assert len(osdata.sysvipc_rows("sem", sem)) == 1
 
 
 def test_tls_layout_from_this_libc() -> None:
