@@ -25,11 +25,14 @@ from .transport import MSG_DONTWAIT, QUICK_SEND, SEND_TIMEOUT, Connection, Liste
 log = get_logger("gdbstub.server")
 rsp_log = get_logger("gdbstub.rsp")
 
-# How long to poll for a quick stop after a resume. 0: poll once (an event kept from
-# the last stop is there at once), then sleep until SIGCHLD, as gdbserver does: on a
-# loaded machine polling burns the CPU the stepped thread needs to finish its step
-# and gdb needs to answer, and wall time got worse, not better.
-SPIN_SECONDS = 0.0
+# After a resume in all-stop (and after a stop the stub handled silently, which resumes),
+# the loop waits here for the stop's SIGCHLD (sigtimedwait, asleep: no CPU) up to
+# STOP_WAIT seconds, at most STOP_WAITS times in a row, before going back to epoll: a
+# step or a quick hit is then one wait instead of a failed waitpid, an epoll wake-up and
+# a signalfd read. Polling instead burns the CPU the stepped thread needs to finish its
+# step on a loaded machine. The client's ^C waits for that at most.
+STOP_WAIT = 0.002
+STOP_WAITS = 32
 LOG_PREFIX = 64  # packets are logged up to this many bytes (no memory contents beyond it)
 WRITE_PREFIX = 16  # of M/X packets, only this many characters of the data written
 
@@ -165,7 +168,7 @@ class Server:
         # imported: before that nothing can have turned it on, and a dict look-up says so.
         logging_on, modules = rsp_log.isEnabledFor, sys.modules
         encode, conn_send, handle, poll_target = framing.encode, conn.send, session.handle, self._poll_target
-        drain, recv = self.child_signal.drain, conn.recv
+        drain, recv, wait_child = self.child_signal.drain, conn.recv, self.child_signal.wait
 
         sock_send = conn.quick_send  # None: stdio
 
@@ -197,19 +200,24 @@ class Server:
             if reply is not None:
                 send(reply)
             elif status.running and not was_running:
-                # A resume: poll once before going back to epoll (an event kept from the
-                # last stop is there at once, and a step is often done by now); a stop
-                # found here saves the SIGCHLD -> signalfd -> epoll round trip.
-                deadline = time.perf_counter() + SPIN_SECONDS if SPIN_SECONDS else 0.0
-                while not poll_target(session, send):
-                    if not deadline or time.perf_counter() > deadline:
-                        break
-                else:
+                # A resume: poll once (an event kept from the last stop is there at once),
+                # then wait for the stop's SIGCHLD here.
+                if poll_target(session, send):
                     if not session.nonstop.on:
-                        # Stopped while we polled: that stop's SIGCHLD is pending by
-                        # now; take it here instead of waking up for it later.
-                        # All-stop: nothing else runs, and the next resume polls first.
+                        # Stopped already: that stop's SIGCHLD is pending by now; take it
+                        # here instead of waking up for it later. All-stop: nothing else
+                        # runs, and the next resume polls first.
                         drain()
+                elif not session.nonstop.on:
+                    await_stop()
+
+        def await_stop() -> None:
+            """All-stop, running: wait for the next SIGCHLD and poll, while that finds no stop to
+            report (a silent one: a false condition, a passed signal), a bounded number of times.
+            Each SIGCHLD taken here is one the signalfd does not wake the loop for."""
+            for _ in range(STOP_WAITS):
+                if not wait_child(STOP_WAIT) or poll_target(session, send) or not status.running:
+                    return
 
         session.notify = send
 
@@ -225,7 +233,8 @@ class Server:
                 for fd, _ in sel.poll():
                     if fd == child_fd:
                         drain()
-                        poll_target(session, send)
+                        if not poll_target(session, send) and status.running and not session.nonstop.on:
+                            await_stop()  # a silent stop went on: its next stop is often close
                     elif fd == listener_fd:
                         if conn.hung_up():  # a client reconnecting: it is next once this one is gone
                             log.info("client disconnected")
