@@ -223,6 +223,11 @@ def binary_read(s: Session, args: bytes) -> bytes:
     if not data:
         return E08 if not gdb_form else E01
     head = b"b" if gdb_form else b""
+    size = len(data)
+    if size <= DIRECT and 2 * size < PACKET_SIZE:
+        # A few words (gdb 16's stack read at every step): escaped, at most twice as long, it
+        # fits whatever it holds, so encode escapes it (mostly nothing) and frames it at once.
+        return head + data
     return fitted_reply(head, data, PACKET_SIZE - len(head))
 
 
