@@ -169,6 +169,7 @@ class Server:
         logging_on, modules = rsp_log.isEnabledFor, sys.modules
         encode, conn_send, handle, poll_target = framing.encode, conn.send, session.handle, self._poll_target
         drain, recv, wait_child = self.child_signal.drain, conn.recv, self.child_signal.wait
+        poll_first, threads = self.target.poll_first, self.target.threads
 
         sock_send = conn.quick_send  # None: stdio
 
@@ -200,23 +201,27 @@ class Server:
             if reply is not None:
                 send(reply)
             elif status.running and not was_running:
-                # A resume: poll once (an event kept from the last stop is there at once),
-                # then wait for the stop's SIGCHLD here.
-                if poll_target(session, send):
-                    if not session.nonstop.on:
-                        # Stopped already: that stop's SIGCHLD is pending by now; take it
-                        # here instead of waking up for it later. All-stop: nothing else
-                        # runs, and the next resume polls first.
-                        drain()
-                elif not session.nonstop.on:
+                if session.nonstop.on:
+                    poll_target(session, send)  # what is there at once; the rest comes by SIGCHLD
+                else:
                     await_stop()
 
         def await_stop() -> None:
             """All-stop, running: wait for the next SIGCHLD and poll, while that finds no stop to
             report (a silent one: a false condition, a passed signal), a bounded number of times.
-            Each SIGCHLD taken here is one the signalfd does not wake the loop for."""
+            Each SIGCHLD taken here is one the signalfd does not wake the loop for, and a step
+            (not done yet when the resume returns) costs no waitpid that finds nothing."""
             for _ in range(STOP_WAITS):
-                if not wait_child(STOP_WAIT) or poll_target(session, send) or not status.running:
+                if poll_first() or not wait_child(STOP_WAIT):
+                    # A stop queued already, a range step (poll awaits it), or nothing came in
+                    # time (or no signalfd): poll for what is there; SIGCHLD brings the rest.
+                    poll_target(session, send)
+                    return
+                if poll_target(session, send):
+                    if len(threads) > 1:
+                        drain()  # the other threads' SIGCHLDs of the stop-all: no wake-up for them
+                    return
+                if not status.running:
                     return
 
         session.notify = send
@@ -233,7 +238,8 @@ class Server:
                 for fd, _ in sel.poll():
                     if fd == child_fd:
                         drain()
-                        if not poll_target(session, send) and status.running and not session.nonstop.on:
+                        if (not poll_target(session, send) and status.running and not session.nonstop.on
+                                and not poll_first()):
                             await_stop()  # a silent stop went on: its next stop is often close
                     elif fd == listener_fd:
                         if conn.hung_up():  # a client reconnecting: it is next once this one is gone
