@@ -25,11 +25,14 @@ from .transport import MSG_DONTWAIT, QUICK_SEND, SEND_TIMEOUT, Connection, Liste
 log = get_logger("gdbstub.server")
 rsp_log = get_logger("gdbstub.rsp")
 
-# How long to poll for a quick stop after a resume. 0: poll once (an event kept from
-# the last stop is there at once), then sleep until SIGCHLD, as gdbserver does: on a
-# loaded machine polling burns the CPU the stepped thread needs to finish its step
-# and gdb needs to answer, and wall time got worse, not better.
-SPIN_SECONDS = 0.0
+# After a resume in all-stop (and after a stop the stub handled silently, which resumes),
+# the loop waits here for the stop's SIGCHLD (sigtimedwait, asleep: no CPU) up to
+# STOP_WAIT seconds, at most STOP_WAITS times in a row, before going back to epoll: a
+# step or a quick hit is then one wait instead of a failed waitpid, an epoll wake-up and
+# a signalfd read. Polling instead burns the CPU the stepped thread needs to finish its
+# step on a loaded machine. The client's ^C waits for that at most.
+STOP_WAIT = 0.002
+STOP_WAITS = 32
 LOG_PREFIX = 64  # packets are logged up to this many bytes (no memory contents beyond it)
 WRITE_PREFIX = 16  # of M/X packets, only this many characters of the data written
 
@@ -165,7 +168,8 @@ class Server:
         # imported: before that nothing can have turned it on, and a dict look-up says so.
         logging_on, modules = rsp_log.isEnabledFor, sys.modules
         encode, conn_send, handle, poll_target = framing.encode, conn.send, session.handle, self._poll_target
-        drain, recv = self.child_signal.drain, conn.recv
+        drain, recv, wait_child = self.child_signal.drain, conn.recv, self.child_signal.wait
+        poll_first, threads = self.target.poll_first, self.target.threads
 
         sock_send = conn.quick_send  # None: stdio
         # A bulk read's next part, answered while the client takes in the last one: (the
@@ -224,19 +228,28 @@ class Server:
                 if session.read_next is not None:
                     ahead = read_ahead(session.read_next)
             elif status.running and not was_running:
-                # A resume: poll once before going back to epoll (an event kept from the
-                # last stop is there at once, and a step is often done by now); a stop
-                # found here saves the SIGCHLD -> signalfd -> epoll round trip.
-                deadline = time.perf_counter() + SPIN_SECONDS if SPIN_SECONDS else 0.0
-                while not poll_target(session, send):
-                    if not deadline or time.perf_counter() > deadline:
-                        break
+                if session.nonstop.on:
+                    poll_target(session, send)  # what is there at once; the rest comes by SIGCHLD
                 else:
-                    if not session.nonstop.on:
-                        # Stopped while we polled: that stop's SIGCHLD is pending by
-                        # now; take it here instead of waking up for it later.
-                        # All-stop: nothing else runs, and the next resume polls first.
-                        drain()
+                    await_stop()
+
+        def await_stop() -> None:
+            """All-stop, running: wait for the next SIGCHLD and poll, while that finds no stop to
+            report (a silent one: a false condition, a passed signal), a bounded number of times.
+            Each SIGCHLD taken here is one the signalfd does not wake the loop for, and a step
+            (not done yet when the resume returns) costs no waitpid that finds nothing."""
+            for _ in range(STOP_WAITS):
+                if poll_first() or not wait_child(STOP_WAIT):
+                    # A stop queued already, a range step (poll awaits it), or nothing came in
+                    # time (or no signalfd): poll for what is there; SIGCHLD brings the rest.
+                    poll_target(session, send)
+                    return
+                if poll_target(session, send):
+                    if len(threads) > 1:
+                        drain()  # the other threads' SIGCHLDs of the stop-all: no wake-up for them
+                    return
+                if not status.running:
+                    return
 
         session.notify = send
 
@@ -253,7 +266,9 @@ class Server:
                     if fd == child_fd:
                         ahead = None
                         drain()
-                        poll_target(session, send)
+                        if (not poll_target(session, send) and status.running and not session.nonstop.on
+                                and not poll_first()):
+                            await_stop()  # a silent stop went on: its next stop is often close
                     elif fd == listener_fd:
                         if conn.hung_up():  # a client reconnecting: it is next once this one is gone
                             log.info("client disconnected")

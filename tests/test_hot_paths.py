@@ -30,3 +30,14 @@ def test_vcont_parses_are_remembered_not_shared(args: bytes, pid: int) -> None:
     again = g.parse_vcont(args, pid)
     assert again == g._parse_vcont(args, pid)
     assert len(again) == len(first) - 1
+
+
+def test_new_event_is_the_named_tuple() -> None:
+    """The hot sites build StopEvents with tuple.__new__ and every field in order: a field
+    added to StopEvent must be added there too (decode.py's step and hit event)."""
+    from gdbstub.target.base import STOP_SIGNAL, StopEvent, new_event
+
+    assert len(StopEvent._fields) == 11
+    made = new_event(StopEvent, (STOP_SIGNAL, 7, 8, 5, 0, "swbreak", 0, 0, 0, "", 0))
+    assert made == StopEvent(STOP_SIGNAL, 7, 8, signal=5, reason="swbreak")
+    assert type(made) is StopEvent and made.reason == "swbreak" and made.syscall == 0

@@ -42,7 +42,10 @@ def _breakpoint(s: Session, args: bytes, insert: bool) -> bytes:
     ztype, addr = req.type, req.addr  # read once: gdb sends a z0 and a Z0 around every step off a hit
     target = s.target
     pid = s.current_pid() if target.threads else target.pid
-    store = _conditions(s, insert and bool(extras) and ztype in (Z_SOFTWARE, Z_HARDWARE))
+    make = insert and bool(extras) and ztype in (Z_SOFTWARE, Z_HARDWARE)
+    # A plain z/Z (gdb's pair around every step off a hit) reads the Linux target's table as it
+    # is (None: none made), without _conditions' two calls.
+    store = target.made_conditions if not make and hasattr(target, "made_conditions") else _conditions(s, make)
     agent: BreakpointAgent | None = None
     if insert and extras:
         if ztype not in (Z_SOFTWARE, Z_HARDWARE) or store is None:

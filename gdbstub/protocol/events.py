@@ -31,7 +31,7 @@ def _thread_options(s: Session) -> int:
 
 # What a QThreadOptions packet sets, by the packet, the options supported and the threads
 # there are: gdb 14+ sends one before every resume (`QThreadOptions;0;2:p1f.1f` per stepi).
-_OptionsKey = tuple[bytes, int, int, tuple[tuple[int, int], ...]]
+_OptionsKey = tuple[bytes, int, int, tuple[int, ...]]
 _OPTION_PLANS: dict[_OptionsKey, tuple[tuple[int, int], ...]] = {}
 
 
@@ -40,7 +40,8 @@ def q_thread_options(s: Session, args: bytes) -> bytes:
     its ptid matches (none: all), a later entry wins; threads no entry matches keep theirs, as
     in gdbserver. Nothing changes unless the whole packet is valid."""
     target = s.target
-    key = (args, _thread_options(s), target.pid, tuple(target.thread_ids()))
+    # The threads by tid alone (each has one pid for its life): no thread_ids() list per resume.
+    key = (args, _thread_options(s), target.pid, tuple(target.threads))
     plan = _OPTION_PLANS.get(key)
     if plan is None:
         found = _options_plan(s, args, key[1])

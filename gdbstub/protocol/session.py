@@ -362,16 +362,21 @@ class Session:
         if disabled and "Tthread" in disabled:  # --disable-packet=Tthread
             thread = b""
         else:
-            # format_thread, without its call per stop
-            thread = b"thread:p%x.%x;" % (pid, tid) if negotiated.multiprocess else b"thread:%x;" % tid
+            # format_thread, without its call per stop, and made once per thread (its pid and
+            # tid are the same at every stop: a dict look-up costs half the formatting)
+            known = _THREAD_FIELDS.get((pid, tid)) if negotiated.multiprocess else b"thread:%x;" % tid
+            thread = known if known is not None else _thread_field(pid, tid)
         extras = self.tables.stop_extras
         if len(extras) == 1:  # lldb's alone (no list built per stop)
             extra = extras[0](self, event)
         else:
             extra = b"".join([add(self, event) for add in extras]) if extras else b""
         core = target.thread_core(pid, tid)
-        return b"".join((_T_SIGNAL[sig], detail, registers, thread, extra,
-                         b"" if core is None else b"core:%x;" % core))
+        if core is None:
+            where = b""
+        else:
+            where = _CORE_FIELDS[core] if core < len(_CORE_FIELDS) else b"core:%x;" % core
+        return b"".join((_T_SIGNAL[sig], detail, registers, thread, extra, where))
 
     def _other_stop(self, event: StopEvent) -> bytes | tuple[bytes]:
         """A stop of another kind than a signal: the whole reply (W, X, w, N), or as a
@@ -429,6 +434,17 @@ class Session:
 
 
 _T_SIGNAL = [b"T%02x" % sig for sig in range(256)]  # a T reply's start, by gdb signal number
+_CORE_FIELDS = [b"core:%x;" % core for core in range(256)]  # a T reply's end, by core
+_THREAD_FIELDS: dict[tuple[int, int], bytes] = {}  # (pid, tid) -> b"thread:pPID.TID;" (multiprocess)
+
+
+def _thread_field(pid: int, tid: int) -> bytes:
+    """A multiprocess stop reply's thread field, remembered for the thread's next stops."""
+    field = b"thread:p%x.%x;" % (pid, tid)
+    if len(_THREAD_FIELDS) >= 256:  # a program making threads without end must not grow it
+        _THREAD_FIELDS.clear()
+    _THREAD_FIELDS[(pid, tid)] = field
+    return field
 _TO_GDB = signals.TO_GDB
 _GDB_UNKNOWN = signals.GDB_UNKNOWN
 

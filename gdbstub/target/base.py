@@ -52,6 +52,12 @@ class StopEvent(NamedTuple):
     syscall: int = 0
 
 
+# A StopEvent made without NamedTuple's generated __new__ (a Python frame with its defaults:
+# 1.6 K instructions of every step and hit): ``new_event(StopEvent, (...))`` with every field,
+# in order (tests/test_hot_paths.py checks the count).
+new_event = tuple.__new__
+
+
 class ResumeAction(NamedTuple):
     """What to do with one thread: continue, step, or range-step, with a signal."""
 

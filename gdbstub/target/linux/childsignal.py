@@ -64,6 +64,11 @@ class ChildSignal:
     def fileno(self) -> int:
         return self._fd
 
+    def wait(self, timeout: float) -> bool:
+        """Wait up to TIMEOUT seconds for a SIGCHLD and take it; whether one came. Only with the
+        signalfd (SIGCHLD blocked): the fallback's handler takes it, so this is False at once."""
+        return self.signalfd and _sigtimedwait(_SIGCHLD_ONLY, timeout) is not None
+
     def drain(self) -> None:
         """Take what woke the loop (pending SIGCHLDs, wake-up bytes), so the next wait sleeps.
 

@@ -15,7 +15,7 @@ import os
 from ... import ffi as ctypes  # ctypes names without the ctypes package
 from ...arch import detect_arch
 from ...hints import signal
-from ..base import STOP_SIGNAL, StopEvent, StopKind
+from ..base import STOP_SIGNAL, StopEvent, StopKind, new_event
 from . import ptrace
 from .breakpoints import MemoryAndBreakpoints
 from .debugregs import SILENT
@@ -231,7 +231,7 @@ class StatusDecoder(MemoryAndBreakpoints):
                     self._ptrace_resume(t, 0, pc)
                 return None
         t.stop_signal = _SIGTRAP
-        return StopEvent(STOP_SIGNAL, t.pid, t.tid, _SIGTRAP, 0, reason, address)
+        return new_event(StopEvent, (STOP_SIGNAL, t.pid, t.tid, _SIGTRAP, 0, reason, address, 0, 0, "", 0))
 
     def _moved_past_traps(self, t: Thread) -> bool:
         """Whether a range step's SIGTRAP can only be the step's own: the PC moved by other than

@@ -24,7 +24,7 @@ class StopLayout:
     """Where an architecture's PC and expedited registers are in user_regs_struct, worked
     out once per table: each stop then reads them with slices, not table look-ups."""
 
-    __slots__ = ("arch", "expedite", "expedite_pick", "expedite_spans", "expedite_template", "pc", "pc_end")
+    __slots__ = ("arch", "expedite", "expedite_get", "expedite_pieces", "pc", "pc_end")
 
     def __init__(self, arch: Arch) -> None:
         self.arch = arch
@@ -39,18 +39,15 @@ class StopLayout:
                 (r.regnum, r.offset, r.offset + r.size) for r in expedite)
         else:
             self.expedite = None
-        # The stop reply's 'NN:HEX;' pieces as one template over the hex of the whole user
-        # area (one hexlify per stop, then slices): (template, ((start, end) in the hex), ...).
-        if self.expedite is not None:
-            self.expedite_template: bytes | None = b"".join(b"%02x:%%s;" % n for n, _, _ in self.expedite)
-            self.expedite_spans = tuple((2 * start, 2 * end) for _, start, end in self.expedite)
-        else:
-            self.expedite_template, self.expedite_spans = None, ()
-        # The slices of those pieces in one C call (a tuple, as the template wants), not a
-        # comprehension's frame per stop.
-        slices = [slice(start, end) for start, end in self.expedite_spans]
-        self.expedite_pick: Callable[[bytes], tuple[bytes, ...]] | None = (
-            itemgetter(*slices) if len(slices) > 1 else None)
+        # Three plain registers (both x86 tables: frame, stack and PC): the stop reply's
+        # 'NN:HEX;' pieces are the text between three hexlify calls, their values taken from
+        # the user area in one C call. A hexlify of the whole area and a template cost more.
+        self.expedite_get: Callable[[bytearray], tuple[bytearray, ...]] | None = None
+        self.expedite_pieces: tuple[bytes, ...] = ()
+        if self.expedite is not None and len(self.expedite) == 3:
+            self.expedite_get = itemgetter(*(slice(start, end) for _, start, end in self.expedite))
+            numbers = [b"%02x:" % n for n, _, _ in self.expedite]
+            self.expedite_pieces = (numbers[0], b";" + numbers[1], b";" + numbers[2], b";")
 
 
 _LAYOUTS: dict[Arch, StopLayout] = {}  # by the table itself (hashed by identity: no id() call per look-up)
@@ -187,17 +184,15 @@ class RegisterFile(ThreadTable):
         proc = self.processes.get(t.pid)  # self.arch(t.pid), without its call when the client reads target.xml
         arch = proc.arch if proc is not None and self.xml_registers else self.arch(t.pid)
         layout = _LAYOUTS.get(arch) or stop_layout(arch)
-        template = layout.expedite_template
-        if template is None:
+        get = layout.expedite_get
+        if get is None:
             return expedited_text(self.expedite(tid))
         user = t.user
         if user is None:
             user = t.user = ptrace.getregs(t.tid)
-        text = hexlify(user)
-        pick = layout.expedite_pick
-        if pick is not None:
-            return template % pick(text)
-        return template % tuple([text[start:end] for start, end in layout.expedite_spans])
+        first, second, third = get(user)
+        p0, p1, p2, p3 = layout.expedite_pieces
+        return b"".join((p0, hexlify(first), p1, hexlify(second), p2, hexlify(third), p3))
 
     def thread_handle(self, pid: int, tid: int) -> bytes | None:
         """libthread_db's handle, the pthread_t: the thread pointer, which is fs_base

@@ -266,6 +266,12 @@ class StopEngine(StatusDecoder):
         for t in self.threads.values():
             t.reported()
 
+    def poll_first(self) -> bool:
+        """Whether the event loop, waiting for a stop, should poll before it waits for a
+        SIGCHLD: a stop is queued already (kept from the last one, a step-off's), or a range
+        step is under way (poll awaits its steps itself)."""
+        return bool(self._ready) or self.range_stepper is not None
+
     def _keep_pending(self, t: Thread, event: StopEvent) -> None:
         self._seq += 1
         if t.pending is not None:
