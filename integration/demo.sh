@@ -3,12 +3,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-.venv/bin/python}
+STUB="$(dirname "$PYTHON")/gdbstub"  # the installed command, as users start it
 PROG=build/sample
 [ -x "$PROG" ] || make -s programs
 
 log=$(mktemp)
 out=$(mktemp)
-"$PYTHON" -m gdbstub --once 127.0.0.1:0 "$PROG" 2>"$log" &
+"$STUB" --once 127.0.0.1:0 "$PROG" 2>"$log" &
 stub=$!
 trap 'kill -9 "$stub" 2>/dev/null || true; rm -f "$log" "$out"' EXIT
 
@@ -24,7 +25,7 @@ if [ -z "$port" ]; then
     cat "$log" >&2
     exit 1
 fi
-echo "== $PYTHON -m gdbstub --once 127.0.0.1:0 $PROG   (listening on port $port)"
+echo "== $STUB --once 127.0.0.1:0 $PROG   (listening on port $port)"
 echo "== gdb -batch $PROG -ex 'target remote 127.0.0.1:$port' ..."
 
 commands=(
