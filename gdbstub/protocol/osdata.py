@@ -32,10 +32,8 @@ def _comm(pid: int) -> str:
     """gdbserver's short command of PID: the first word of the name in /proc/PID/stat, at most
     17 characters with its parentheses, without the first and the last (so a name cut to 15, and
     ``tmux: server`` gives ``tmux``); the pid itself when the process is gone."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read().decode("utf-8", "replace")
-    except OSError:
+    stat = _read(f"/proc/{pid}/stat")  # never empty when it can be read
+    if not stat:
         return str(pid)
     words = stat.split(None, 2)
     return words[1][:17][1:-1] if len(words) > 1 else ""

@@ -203,8 +203,13 @@ def read_memory(s: Session, args: bytes) -> bytes:
     if len(text) <= DIRECT:  # a few words (gdb's stack reads at every step): encode frames it at once
         return text
     if len(text) >= 2 * BULK_READ:
-        s.read_next = b"m%x,%s" % (req.addr + len(text) // 2, args.partition(b",")[2])  # the length as sent
+        _read_next(s, b"m", req.addr + len(text) // 2, args)
     return ready_reply(b"", text, text, ascii=True)  # hex: nothing to escape, ASCII
+
+
+def _read_next(s: Session, letter: bytes, addr: int, args: bytes) -> None:
+    """A bulk read's next part: the same packet at ADDR, with the length as the client sent it."""
+    s.read_next = b"%s%x,%s" % (letter, addr, args.partition(b",")[2])
 
 
 def binary_read(s: Session, args: bytes) -> bytes:
@@ -231,7 +236,7 @@ def binary_read(s: Session, args: bytes) -> bytes:
         return head + data
     reply, count = fitted_count(head, data, PACKET_SIZE - len(head))
     if count >= BULK_READ:
-        s.read_next = b"x%x,%s" % (req.addr + count, args.partition(b",")[2])
+        _read_next(s, b"x", req.addr + count, args)
     return reply
 
 

@@ -445,6 +445,8 @@ def _thread_field(pid: int, tid: int) -> bytes:
         _THREAD_FIELDS.clear()
     _THREAD_FIELDS[(pid, tid)] = field
     return field
+
+
 _TO_GDB = signals.TO_GDB
 _GDB_UNKNOWN = signals.GDB_UNKNOWN
 

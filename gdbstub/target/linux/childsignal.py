@@ -25,6 +25,12 @@ _SIGCHLD_ONLY = {signal.SIGCHLD}
 _sigtimedwait = signal.sigtimedwait
 
 
+def take_sigchld(timeout: float) -> bool:
+    """Wait up to TIMEOUT seconds (0: not at all) for a SIGCHLD, which the caller has blocked,
+    and take it; whether one came. Nothing pending is None here, not an exception."""
+    return _sigtimedwait(_SIGCHLD_ONLY, timeout) is not None
+
+
 def _signalfd(signum: int) -> int:
     """A non-blocking signalfd for SIGNUM (which the caller blocks); OSError where there is none."""
     libc = ctypes.CDLL(None, use_errno=True)
@@ -67,7 +73,7 @@ class ChildSignal:
     def wait(self, timeout: float) -> bool:
         """Wait up to TIMEOUT seconds for a SIGCHLD and take it; whether one came. Only with the
         signalfd (SIGCHLD blocked): the fallback's handler takes it, so this is False at once."""
-        return self.signalfd and _sigtimedwait(_SIGCHLD_ONLY, timeout) is not None
+        return self.signalfd and take_sigchld(timeout)
 
     def drain(self) -> None:
         """Take what woke the loop (pending SIGCHLDs, wake-up bytes), so the next wait sleeps.
@@ -76,7 +82,7 @@ class ChildSignal:
         same dequeue as the signalfd's read, and nothing pending (the target's range-step wait
         took it already) is a None, not a BlockingIOError built with its strerror text."""
         if self.signalfd:
-            _sigtimedwait(_SIGCHLD_ONLY, 0)  # one standard signal: at most one pending
+            take_sigchld(0)  # one standard signal: at most one pending
             return
         try:
             while len(os.read(self._fd, 4096)) == 4096:  # a short read emptied it

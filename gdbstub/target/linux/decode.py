@@ -37,6 +37,14 @@ _SIGSTOP = int(signal.SIGSTOP)
 STEP_TRAP = _SIGTRAP << 8 | 0x7F  # the wait status of a plain SIGTRAP stop (a step's, an int3's)
 
 
+def moved_past_traps(start: int | None, pc: int) -> bool:
+    """Whether a range step's SIGTRAP can only be the step's own: the PC moved by other than
+    1 or 2 bytes from START, where the step began, so the instruction was no int3 (cc, cd 03),
+    no int1 (f1) and no system call (0f 05, cd 80, 0f 34), the ones that trap with SI_KERNEL or
+    TRAP_BRKPT. Unknown start (the range's first step): no."""
+    return start is not None and not 0 < pc - start < 3
+
+
 class StatusDecoder(MemoryAndBreakpoints):
     """Wait statuses and ptrace events to StopEvents, per what the client asked to hear."""
 
@@ -190,7 +198,7 @@ class StatusDecoder(MemoryAndBreakpoints):
                 reason = "swbreak"
         if reason is None and kind != "r" and not armed and not self._after_our_int3(t, proc):
             pass  # the reason would stay None whatever the siginfo says: skip GETSIGINFO
-        elif reason is None and kind == "r" and not armed and self._moved_past_traps(t):
+        elif reason is None and kind == "r" and not armed and moved_past_traps(t.range_from, self.get_pc(t)):
             code = TRAP_TRACE  # the step's own trap: no GETSIGINFO per step of a range
         elif reason is None:
             try:
@@ -232,14 +240,6 @@ class StatusDecoder(MemoryAndBreakpoints):
                 return None
         t.stop_signal = _SIGTRAP
         return new_event(StopEvent, (STOP_SIGNAL, t.pid, t.tid, _SIGTRAP, 0, reason, address, 0, 0, "", 0))
-
-    def _moved_past_traps(self, t: Thread) -> bool:
-        """Whether a range step's SIGTRAP can only be the step's own: the PC moved by other than
-        1 or 2 bytes from where the step began, so the instruction was no int3 (cc, cd 03), no
-        int1 (f1) and no system call (0f 05, cd 80, 0f 34), the ones that trap with SI_KERNEL or
-        TRAP_BRKPT. Unknown start (the range's first step): no."""
-        start = t.range_from
-        return start is not None and not 0 < self.get_pc(t) - start < 3
 
     def _hit_wanted(self, t: Thread, reason: str) -> bool:
         """False for a hit the client asked not to hear about: a breakpoint whose condition

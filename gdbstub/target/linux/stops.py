@@ -13,7 +13,8 @@ from ...hints import signal
 from ...logs import get_logger
 from ..base import STOP_SIGNAL, StopEvent, StopKind
 from . import ptrace
-from .decode import _SIGTRAP, STEP_TRAP, StatusDecoder
+from .childsignal import take_sigchld
+from .decode import _SIGTRAP, STEP_TRAP, StatusDecoder, moved_past_traps
 from .registers import _LAYOUTS
 from .threads import Thread, task_state
 
@@ -27,8 +28,6 @@ RANGE_STEP_WAIT = 0.005
 # over a line that loops in itself (`while (!done);`) reads the client's ^C between batches.
 RANGE_STEP_BATCH = 64
 _waitpid = os.waitpid
-_sigtimedwait = signal.sigtimedwait
-_SIGCHLD_ONLY = frozenset({signal.SIGCHLD})
 _WNOHANG_WALL = os.WNOHANG | ptrace.WALL
 
 
@@ -101,7 +100,7 @@ class StopEngine(StatusDecoder):
         under way, the status every instruction of a `next` ends in, without the decoder's
         general tests: one GETREGS, then the next step or the step's stop, as ``_sigtrap``
         gives them for a step's own trap (no debug register set, the PC moved past any trap:
-        see ``_moved_past_traps``); anything else goes through ``_sigtrap``, given the
+        see ``moved_past_traps``); anything else goes through ``_sigtrap``, given the
         registers read here. All-stop with one thread, the steps are awaited here, in a
         loop, until the range is left or something else comes (handed to ``_on_status``)."""
         hw = self.hw
@@ -119,8 +118,7 @@ class StopEngine(StatusDecoder):
         while True:
             user = getregs(tid)
             pc = int.from_bytes(user[at:end], "little")
-            start = t.range_from
-            if start is None or 0 < pc - start < 3:  # not _moved_past_traps
+            if not moved_past_traps(t.range_from, pc):
                 t.stopped_by_event()
                 t.user = user  # a trap the siginfo tells apart: _sigtrap's own path, without a second read
                 return self._sigtrap(t, False)
@@ -139,7 +137,7 @@ class StopEngine(StatusDecoder):
                 return None
             if not alone or self.range_waits >= RANGE_STEP_BATCH:
                 return None  # poll waits (or goes back to the event loop)
-            if _sigtimedwait(_SIGCHLD_ONLY, RANGE_STEP_WAIT) is None:
+            if not take_sigchld(RANGE_STEP_WAIT):
                 self.range_stepper = None  # blocked in a system call: the event loop's now
                 return None
             self.range_waits += 1
@@ -150,10 +148,7 @@ class StopEngine(StatusDecoder):
             if got == 0:
                 return None  # a SIGCHLD left over: poll waits on
             if status != STEP_TRAP:
-                try:
-                    return self._on_status(tid, status, False)
-                except Exception:
-                    return self._decode_failed(tid, status)
+                return self._decode_safely(tid, status)
 
     def _await_range_step(self) -> bool:
         """Wait (briefly) for the SIGCHLD of a range step under way; whether one came.
@@ -169,10 +164,17 @@ class StopEngine(StatusDecoder):
         if t is None or t.stopped or not self.sigchld_blocked or t.action.kind != "r":
             self.range_stepper = None
             return False
-        if _sigtimedwait(_SIGCHLD_ONLY, RANGE_STEP_WAIT) is None:
+        if not take_sigchld(RANGE_STEP_WAIT):
             self.range_stepper = None  # not again for this step
             return False
         return True
+
+    def _decode_safely(self, tid: int, status: int) -> StopEvent | None:
+        """``_on_status``, or ``_decode_failed`` when it fails."""
+        try:
+            return self._on_status(tid, status, False)
+        except Exception:
+            return self._decode_failed(tid, status)
 
     def _decode_failed(self, tid: int, status: int) -> StopEvent | None:
         """A status ``_on_status`` failed on (a ptrace race, a bug) is still reported: once
