@@ -616,3 +616,35 @@ def test_register_info_as_lldb_server(procs, prog):
               if name in ref and any(info.get(k) != ref[name].get(k) for k in keys)}
     assert not differ, differ
     assert len([name for name in got if name in ref]) >= 40, (list(got), list(ref))
+
+
+@needs_lldb_server
+def test_probe_packets_answered_as_lldb_server(procs):
+    """The packets lldb probes with at connection that gdb never sends: qFileLoadAddress (the
+    lowest address a file is mapped at, by its exact path; lldb asks it for the vDSO),
+    qGetWorkingDir and QEnableErrorStrings, answered as lldb-server answers them; after the
+    last, an error that has a reason carries it hex-encoded after the number."""
+    import rawclient
+
+    path = harness.program("loop")
+    probes = [b"qFileLoadAddress:" + os.fsencode(path).hex().encode(),
+              b"qFileLoadAddress:" + b"linux-vdso.so.1".hex().encode(),
+              b"qFileLoadAddress:" + b"loop".hex().encode(),
+              b"qFileLoadAddress:",
+              b"qGetWorkingDir",
+              b"QEnableErrorStrings"]
+    replies = {}
+    for kind in ("lldb-server", "gdbstub"):
+        server = (start_lldb_server(procs, path, ["3"]) if kind == "lldb-server"
+                  else harness.start_server(procs, "gdbstub", path, ["3"]))
+        with rawclient.RawClient(server.port) as client:
+            client.handshake()
+            replies[kind] = [client.request(p) for p in probes]
+            if kind == "gdbstub":
+                error = client.request(b"mzz,4")  # malformed: its reason goes with the E01 now
+        server.stop()
+    assert replies["gdbstub"] == replies["lldb-server"], replies
+    assert re.fullmatch(rb"[0-9a-f]{16}", replies["gdbstub"][0]), replies  # the program is mapped
+    assert bytes.fromhex(replies["gdbstub"][4].decode()).decode() == os.getcwd()
+    number, _, reason = error.partition(b";")
+    assert number == b"E01" and b"malformed" in bytes.fromhex(reason.decode()), error

@@ -58,6 +58,11 @@ def list_threads_in_stop_reply(s: Session, args: bytes) -> bytes:
     return OK
 
 
+def enable_error_strings(s: Session, args: bytes) -> bytes:
+    s.lldb.error_strings = True
+    return OK
+
+
 def host_info(s: Session, args: bytes) -> bytes:
     uname = os.uname()
     return _pairs([
@@ -116,6 +121,30 @@ def memory_region_info(s: Session, args: bytes) -> bytes:
         if m.path:
             items.append(("name", _hex(m.path)))
     return _pairs(items)
+
+
+def file_load_address(s: Session, args: bytes) -> bytes:
+    """qFileLoadAddress:HEXPATH: the lowest address where the file with exactly that path (as
+    /proc/PID/maps names it) is mapped; lldb-server's errors: E43 no process, E44 no path,
+    E45 not mapped (or not a hex path)."""
+    if not s.target.threads:
+        return b"E43"
+    text = args.lstrip(b":")
+    if not text:
+        return b"E44"
+    try:
+        path = bytes.fromhex(text.decode("ascii")).decode("utf-8", "surrogateescape")
+    except ValueError:
+        return b"E45"
+    starts = [m.start for m in procfs.read_maps(_pid(s)) if m.path == path]
+    return b"%016x" % min(starts) if starts else b"E45"
+
+
+def working_dir(s: Session, args: bytes) -> bytes:
+    """qGetWorkingDir: where programs start (QSetWorkingDir's choice, else the stub's own
+    directory), hex-encoded, as lldb-server answers."""
+    cwd = s.launcher.cwd if s.launcher is not None and s.launcher.cwd else os.getcwd()
+    return cwd.encode("utf-8", "surrogateescape").hex().encode()
 
 
 def shlib_info_addr(s: Session, args: bytes) -> bytes:
@@ -376,6 +405,9 @@ def kill(s: Session, args: bytes) -> bytes | None:
 HANDLERS: dict[str, Handler] = {
     "QThreadSuffixSupported": thread_suffix_supported,
     "QListThreadsInStopReply": list_threads_in_stop_reply,
+    "QEnableErrorStrings": enable_error_strings,
+    "qFileLoadAddress": file_load_address,
+    "qGetWorkingDir": working_dir,
     "qHostInfo": host_info,
     "qProcessInfo": process_info,
     "qMemoryRegionInfo": memory_region_info,

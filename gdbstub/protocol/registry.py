@@ -54,7 +54,8 @@ class Lazy(NamedTuple):
 
 
 LAZY: dict[str, Lazy] = {
-    "lldb": Lazy(handlers=("QThreadSuffixSupported", "QListThreadsInStopReply", "qHostInfo", "qProcessInfo",
+    "lldb": Lazy(handlers=("QThreadSuffixSupported", "QListThreadsInStopReply", "QEnableErrorStrings",
+                           "qFileLoadAddress", "qGetWorkingDir", "qHostInfo", "qProcessInfo",
                            "qMemoryRegionInfo", "qShlibInfoAddr", "qRegisterInfo", "_M", "_m", "jThreadsInfo",
                            "qThreadStopInfo", "QSaveRegisterState", "QRestoreRegisterState", "k"),
                  objects=("features",), stop_extras=1, passive=True),

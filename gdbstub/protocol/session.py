@@ -131,12 +131,13 @@ class NonStop:
 
 class LldbExtensions:
     """lldb's extensions in use (protocol/lldb.py): ';thread:TID;' suffixes, thread lists
-    in stop replies, what _M allocated and what QSaveRegisterState saved."""
+    in stop replies, error strings, what _M allocated and what QSaveRegisterState saved."""
 
-    __slots__ = ("allocations", "list_threads_in_stop_reply", "saved_registers", "thread_suffix")
+    __slots__ = ("allocations", "error_strings", "list_threads_in_stop_reply", "saved_registers", "thread_suffix")
 
     def __init__(self) -> None:
         self.thread_suffix = False
+        self.error_strings = False  # QEnableErrorStrings: errors say why, as `E01;HEX`
         self.list_threads_in_stop_reply = False
         self.allocations: dict[int, int] = {}  # _M's address -> size, for _m
         self.saved_registers: dict[int, tuple[int, bytes]] = {}  # save id -> (tid, g packet)
@@ -291,8 +292,11 @@ class Session:
 
     def error_reply(self, reason: str) -> bytes:
         """E01, or `E.reason` for a client that offered error-message+ (gdb 15+): gdb then says
-        why (`remote failure reply 'No such process'`) instead of a bare number."""
+        why (`remote failure reply 'No such process'`) instead of a bare number; lldb, once
+        it sent QEnableErrorStrings, takes the reason hex-encoded after the number."""
         if self.negotiated.client_features.get("error-message") != "+":
+            if self.lldb.error_strings:
+                return E01 + b";" + reason.encode("utf-8", "replace").hex().encode()
             return E01
         return b"E." + reason.encode("ascii", "replace").replace(b"#", b"?").replace(b"$", b"?")
 
