@@ -436,7 +436,7 @@ def test_client_vanishes_while_stopped_then_another_gets_a_fresh_program(stub: C
         assert first is not None and wait_until(lambda: not pid_alive(first), 10)
         assert client.request(b"m%x,4" % g32) == b"33333333"  # the write died with the old one
         reply = client.request(b"vCont;c")
-        assert reply.startswith(b"W07"), reply  # no breakpoint left over: runs to its end
+        assert reply.startswith(b"W7;"), reply  # no breakpoint left over: runs to its end
     server.stop()
 
 
@@ -517,8 +517,8 @@ def test_program_killed_from_outside(stub: Callable[..., Server], when: str) -> 
             assert client.request(b"?")  # some answer, whatever the stub knows yet
             client.request(b"g")
             reply = client.request(b"vCont;c")
-        assert reply.startswith(b"X09"), reply
-        assert client.request(b"?").startswith(b"X09")
+        assert reply.startswith(b"X9;"), reply
+        assert client.request(b"?").startswith(b"X9;")
     assert_clean_exit(server, inferior)
 
 
@@ -558,7 +558,7 @@ def test_fork_and_exec_race_with_packets(procs: ProcessTracker, events: bool) ->
             assert stop_reply_ok(client.request(b"?"))
             assert not client.request(b"g").startswith(b"E")
             assert client.request(b"qfThreadInfo")[:1] == b"m"
-        assert reply.startswith(b"W00"), reply
+        assert reply.startswith(b"W0;"), reply
     count(f"fork-exec-race[{'events' if events else 'plain'}] stops={stops}")
     assert_clean_exit(server, None)
 
@@ -789,7 +789,7 @@ def test_one_mebibyte_packet_is_refused_and_the_session_stays_in_step(
         assert client.receive() == b""
         assert client.request(b"m%x,4" % g32) == b"33333333"  # unchanged, and its own reply
         assert client.request(b"?") == first
-        assert client.request(b"vCont;c").startswith(b"W07")
+        assert client.request(b"vCont;c").startswith(b"W7;")
         assert client.drain() == []  # nothing left over: the stream was in step all along
     assert_clean_exit(server, server.inferior_pid)
 
@@ -882,7 +882,7 @@ def test_slow_reader_is_never_dropped(stub: Callable[..., Server]) -> None:
                     event = client.events.pop(0)
                     assert isinstance(event, framing.Packet) and framing.run_length_decode(event.data) == expected
                     got += 1
-        assert client.request(b"vCont;c").startswith(b"W07")
+        assert client.request(b"vCont;c").startswith(b"W7;")
     assert_clean_exit(server, server.inferior_pid)
     assert "client stopped reading" not in server.stderr.text
 

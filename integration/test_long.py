@@ -84,7 +84,7 @@ def test_many_breakpoint_hits(stub: Callable[..., Server]) -> None:
             assert reply.startswith(b"T05") and b"swbreak" in reply, (i, reply)
         meter.stop()
         assert client.request(b"z0,%x,1" % hot) == b"OK"
-        assert client.request(b"vCont;c") == b"W07;process:%x" % server.inferior_pid
+        assert client.request(b"vCont;c") == b"W7;process:%x" % server.inferior_pid
     report("long-session " + meter.line("breakpoint_hits", HITS))
     meter.check(HITS)
     assert server.wait_exit(15) is not None

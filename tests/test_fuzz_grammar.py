@@ -400,6 +400,6 @@ def test_fatal_signal_while_stepping_over_a_breakpoint(tmp_path: Path) -> None:
             event = live.wait_stop()
             assert event is not None
             reply = s.on_stop(event)
-        assert reply is not None and reply.startswith(b"X05"), reply
+        assert reply is not None and reply.startswith(b"X5;"), reply
     finally:
         live.close()

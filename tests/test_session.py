@@ -214,8 +214,8 @@ def test_breakpoints(session: Session) -> None:
 
 
 def test_stop_replies(session: Session) -> None:
-    assert session.stop_reply(StopEvent(StopKind.EXITED, 100, 100, status=7)) == b"W07;process:64"
-    assert session.stop_reply(StopEvent(StopKind.TERMINATED, 100, 100, signal=9)) == b"X09;process:64"
+    assert session.stop_reply(StopEvent(StopKind.EXITED, 100, 100, status=7)) == b"W7;process:64"
+    assert session.stop_reply(StopEvent(StopKind.TERMINATED, 100, 100, signal=9)) == b"X9;process:64"
     reply = session.stop_reply(StopEvent(StopKind.SIGNAL, 100, 101, signal=11))
     assert reply.startswith(b"T0b06:") and b"thread:p64.65;" in reply
     reply = session.stop_reply(StopEvent(StopKind.SIGNAL, 100, 101, signal=5, reason="swbreak"))
@@ -228,7 +228,7 @@ def test_bare_stop_replies_keep_gdbs_thread(session: Session) -> None:
     session.negotiated.disabled.add(S_STOP_REPLIES)
     assert session.stop_reply(StopEvent(StopKind.SIGNAL, 100, 101, signal=11)) == b"S0b"
     assert session.stop_reply(StopEvent(StopKind.FORK, 100, 101, child_pid=200, child_tid=200)) == b"S05"
-    assert session.stop_reply(StopEvent(StopKind.EXITED, 100, 100, status=7)) == b"W07;process:64"
+    assert session.stop_reply(StopEvent(StopKind.EXITED, 100, 100, status=7)) == b"W7;process:64"
     assert session.handle(b"Tp64.65") == b"OK"
     assert session.handle(b"Hgp0.0") == b"OK"
     assert session.on_stop(StopEvent(StopKind.SIGNAL, 100, 101, signal=5)) == b"S05"

@@ -124,7 +124,7 @@ def first_in_stop_all(target: LinuxTarget, pid: int, act: Callable[[], object]) 
 
 
 @pytest.mark.timeout(120)
-@pytest.mark.parametrize(("bits", "how", "end"), [("64", b"x", b"W07"), ("32", b"x", b"W07"), ("64", b"k", b"X09")],
+@pytest.mark.parametrize(("bits", "how", "end"), [("64", b"x", b"W7;"), ("32", b"x", b"W7;"), ("64", b"k", b"X9;")],
                          ids=["exit-64", "exit-32", "signal-64"])
 def test_process_ends_while_a_stop_is_reported(tmp_path: Path, bits: str, how: bytes, end: bytes) -> None:
     with at_hit(tmp_path, bits) as (target, s, pid, stdin_w):
@@ -159,5 +159,5 @@ def test_process_killed_while_the_other_threads_are_stopped(tmp_path: Path, bits
         reply = s.on_stop(event)
         assert killed, "the leader's stop did not come first"
         assert event.kind is StopKind.TERMINATED, (event, reply)
-        assert reply is not None and reply.startswith(b"X09"), reply
+        assert reply is not None and reply.startswith(b"X9;"), reply
         assert not target.processes

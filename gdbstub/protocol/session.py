@@ -387,14 +387,17 @@ class Session:
         1-tuple what its T reply says after the signal (fork:, exec:, create:, ...)."""
         kind = event.kind
         multiprocess = self.negotiated.multiprocess
+        # gdbserver's forms: two digits alone, the bare number with the process (W3;process:N).
         if kind is StopKind.EXITED:
-            reply = b"W%02x" % (event.status & 0xFF)
-            return reply + (b";process:%x" % event.pid if multiprocess else b"")
+            if multiprocess:
+                return b"W%x;process:%x" % (event.status & 0xFF, event.pid)
+            return b"W%02x" % (event.status & 0xFF)
         if kind is StopKind.TERMINATED:
-            reply = b"X%02x" % signals.to_gdb(event.signal)
-            return reply + (b";process:%x" % event.pid if multiprocess else b"")
+            if multiprocess:
+                return b"X%x;process:%x" % (signals.to_gdb(event.signal), event.pid)
+            return b"X%02x" % signals.to_gdb(event.signal)
         if kind is StopKind.THREAD_EXITED:
-            return b"w%02x;%s" % (event.status & 0xFF, self.format_thread(event.pid, event.tid))
+            return b"w%x;%s" % (event.status & 0xFF, self.format_thread(event.pid, event.tid))
         if kind is StopKind.NO_RESUMED:
             return b"N"
         if kind in (StopKind.FORK, StopKind.VFORK, StopKind.THREAD_CLONED):
