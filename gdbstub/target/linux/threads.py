@@ -380,11 +380,17 @@ class ThreadTable:
         return [(t.pid, t.tid) for t in self.threads.values()]
 
     def thread_name(self, pid: int, tid: int) -> str:
+        # os.open and one read: a text-mode open builds a buffer and a decoder for 16 bytes.
         try:
-            with open(f"/proc/{pid}/task/{tid}/comm", encoding="utf-8", errors="replace") as f:
-                return f.read().rstrip("\n")
+            fd = os.open(f"/proc/{pid}/task/{tid}/comm", os.O_RDONLY | os.O_CLOEXEC)
         except OSError:
             return ""
+        try:
+            return os.read(fd, 64).decode("utf-8", "replace").rstrip("\n")
+        except OSError:
+            return ""
+        finally:
+            os.close(fd)
 
     def thread_core(self, pid: int, tid: int) -> int | None:
         # Every stop reply carries the core: keep each thread's stat file open and
