@@ -9,7 +9,7 @@ instead, keeping construct's ``parse``/``build``/``sizeof`` so they read the sam
 from __future__ import annotations
 
 import struct
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 
 from .hints import Any
 
@@ -38,6 +38,12 @@ class Record:
     def parse(self, data: bytes) -> Fields:
         """The fields of DATA's first sizeof() bytes (struct.error when DATA is shorter)."""
         return Fields(zip(self.names, self._struct.unpack_from(data), strict=True))
+
+    def values_each(self, data: bytes) -> Iterator[tuple[Any, ...]]:
+        """The field values (in declaration order) of each whole record DATA holds, one after
+        another: a table (auxv, a dynamic section) read without a Fields made per entry."""
+        size = self._struct.size
+        return self._struct.iter_unpack(data[:len(data) - len(data) % size])
 
     def build(self, values: Mapping[str, int]) -> bytes:
         return self._struct.pack(*(values[name] for name in self.names))

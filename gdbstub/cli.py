@@ -315,6 +315,9 @@ def _start(opts: Options, addr: Address, launcher: Launcher, terminal: Terminal)
 
     target = LinuxTarget()
     target.adopt(spawned)
+    from .warmup import warm_up
+
+    warm_up(target)
     codecache.save(loaded)
     gc.freeze()
     gc.enable()

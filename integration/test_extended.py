@@ -16,6 +16,7 @@ import harness
 import pytest
 from extutil import RawClient, expect_in, gdb, hexs, proc_status, spawn_server
 from harness import pid_alive, wait_until
+from rawclient import load_bias, symbol_address
 
 ENVARGS = "envargs"
 PID_LINE = re.compile(r"ppid=(\d+) pid=(\d+)")
@@ -294,6 +295,79 @@ def test_two_inferiors_at_once(procs, kind, second):
     expect_in(res.stdout, rf"^\$1 = \(void \(\*\)\(\)\) 0x[0-9a-f]{{{width}}} <reached\+\d+>$",
               r"^\$2 = \(void \(\*\)\(\)\) 0x[0-9a-f]{12} <reached\+\d+>$", context=context)
     assert len(re.findall(r"exited with code 03\]$", res.stdout, re.M)) == 2, context
+
+
+def _stop_pid(reply: bytes) -> int:
+    """The process a multiprocess stop reply names (thread:pPID.TID)."""
+    found = re.search(rb"thread:p([0-9a-f]+)\.", reply)
+    assert found, reply
+    return int(found.group(1), 16)
+
+
+def _gone(pid: int) -> bool:
+    """Nothing of PID is left: not running, not a zombie, none of its threads."""
+    return not os.path.exists(f"/proc/{pid}")
+
+
+def test_kill_one_of_two_processes_then_the_other_stops(procs, kind):
+    """vKill of one process of two (a multi-threaded one stopped at a breakpoint, then a
+    single-threaded one) leaves nothing of it behind, and the other's next stop (its exit) is
+    still reported: the stub awaits a killed process's end by SIGCHLD, which must not cost the
+    event loop a SIGCHLD it needed."""
+    threads, other = harness.program("threads"), envargs()
+    srv = multi_server(procs, kind)
+    client = RawClient(srv.port)
+    try:
+        client.request(b"qSupported:multiprocess+;swbreak+")
+        assert client.request(b"!") == b"OK"  # gdbserver runs a second process in extended mode only
+
+        def run_to_worker() -> int:
+            reply = client.request(b"vRun;" + hexs(str(threads)))
+            assert reply.startswith(b"T05"), reply + srv.describe().encode()
+            pid = _stop_pid(reply)
+            procs.track_pid(pid)
+            worker = symbol_address(threads, "worker") + load_bias(pid, threads)
+            assert client.request(b"Z0,%x,1" % worker) == b"OK"
+            reply = client.request(b"vCont;c")
+            assert reply.startswith(b"T05") and _stop_pid(reply) == pid, reply
+            assert len(os.listdir(f"/proc/{pid}/task")) > 1, srv.describe()
+            return pid
+
+        def run_other() -> int:
+            reply = client.request(b"vRun;" + hexs(str(other)))
+            assert reply.startswith(b"T05"), reply
+            pid = _stop_pid(reply)
+            procs.track_pid(pid)
+            return pid
+
+        # The multi-threaded process killed; the other runs to its exit.
+        first = run_to_worker()
+        second = run_other()
+        assert client.request(b"vKill;%x" % first) == b"OK"
+        assert wait_until(lambda: _gone(first), 10), srv.describe()
+        reply = client.request(b"vCont;c")
+        assert re.fullmatch(b"W0?3;process:%x" % second, reply), reply + srv.describe().encode()
+        # The single-threaded one killed; the multi-threaded one runs to its exit.
+        third = run_to_worker()
+        fourth = run_other()
+        assert client.request(b"vKill;%x" % fourth) == b"OK"
+        assert wait_until(lambda: _gone(fourth), 10), srv.describe()
+        reply = client.request(b"qfThreadInfo")
+        assert reply.startswith(b"mp%x." % third) and b"p%x." % fourth not in reply, reply
+        assert client.request(b"Hgp%x.%x" % (third, third)) == b"OK"
+        worker = symbol_address(threads, "worker") + load_bias(third, threads)
+        assert client.request(b"z0,%x,1" % worker) == b"OK"
+        reply = client.request(b"vCont;c")
+        for _ in range(8):  # gdbserver still reports the other threads' hits of the removed breakpoint
+            if not reply.startswith(b"T05"):
+                break
+            reply = client.request(b"vCont;c")
+        assert re.fullmatch(b"W0?0;process:%x" % third, reply), reply + srv.describe().encode()
+        assert client.request(b"qRcmd," + hexs("exit")) == b"OK"
+    finally:
+        client.close()
+    assert srv.wait_exit() is not None, srv.describe()
+    assert all(_gone(pid) for pid in (first, second, third, fourth)), srv.describe()
 
 
 def test_monitor_commands(procs, kind):

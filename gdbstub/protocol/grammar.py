@@ -118,6 +118,13 @@ def parse(grammar: Grammar, data: bytes) -> Any:
     return found
 
 
+def prepare(grammar: Grammar) -> None:
+    """Compile GRAMMAR's parser ahead of its first packet (``parse`` would, ~50 us: a class)."""
+    entry = _COMPILED.get(id(grammar))
+    if entry is None or entry[0] is not grammar:
+        _COMPILED[id(grammar)] = (grammar, compile_grammar(grammar), {})
+
+
 @cache
 def _adapters() -> tuple[type, type]:
     import construct as cs

@@ -279,12 +279,25 @@ def mount_ns(pid: int | str) -> tuple[int, int]:
     return st.st_dev, st.st_ino
 
 
+_OWN_TREE: list[tuple[int, int]] = []  # the stub's mount namespace and root, once read
+
+
+def _own_tree() -> tuple[tuple[int, int], tuple[int, int]]:
+    """The stub's mount namespace and root (st_dev, st_ino): the stub never changes them, so
+    they are read once, not at every open of gdb's."""
+    if not _OWN_TREE:
+        root = os.stat("/")
+        _OWN_TREE.extend((mount_ns("self"), (root.st_dev, root.st_ino)))
+    return _OWN_TREE[0], _OWN_TREE[1]
+
+
 def _root_differs(pid: int) -> bool:
     """True when PID sees another file tree than the stub (mount namespace or root)."""
-    if mount_ns(pid) != mount_ns("self"):
+    ns, root = _own_tree()
+    if mount_ns(pid) != ns:
         return True
-    theirs, ours = os.stat(f"/proc/{pid}/root"), os.stat("/")
-    return (theirs.st_dev, theirs.st_ino) != (ours.st_dev, ours.st_ino)
+    theirs = os.stat(f"/proc/{pid}/root")
+    return (theirs.st_dev, theirs.st_ino) != root
 
 
 class FileSystem:

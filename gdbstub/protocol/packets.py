@@ -105,11 +105,19 @@ def q_program_signals(s: Session, args: bytes) -> bytes:
     return OK
 
 
+# gdb's numbers as gdb writes them (lowercase hex, no leading zero) -> Linux's (0: none): a
+# QProgramSignals list has ~150 of them, each parsed and mapped by two calls otherwise.
+_FROM_GDB_HEX = {b"%x" % gdb: signals.from_gdb(gdb) or 0 for gdb in range(256)}
+
+
 def _signal_list(args: bytes) -> list[int]:
     out = []
+    known = _FROM_GDB_HEX.get
     for item in args.lstrip(b":").split(b";"):
         if item:
-            host = signals.from_gdb(int(item, 16))
+            host = known(item)
+            if host is None:
+                host = signals.from_gdb(int(item, 16))  # another spelling
             if host:
                 out.append(host)
     return out

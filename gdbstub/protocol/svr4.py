@@ -34,7 +34,8 @@ def parse_annex(annex: str) -> Annex:
         if not sep or key not in ANNEX_KEYS:
             continue
         values[key] = int(value, 16)
-    return Annex(**values)
+    # Positional: a keyword call would compile the class's __new__ in gdb's first list read.
+    return Annex(values.get("lmid", 0), values.get("start", 0), values.get("prev", 0))
 
 
 def _attr(name: bytes) -> str:

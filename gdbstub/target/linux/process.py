@@ -128,8 +128,9 @@ class LinuxTarget(ResumePolicy):
                 except ChildProcessError:
                     pass
             if not tid:
-                time.sleep(0.001)
+                self._await_child(0.001, deadline)
         self._forget_process(pid)
+        self._give_back_sigchld()
 
     def detach(self, pid: int | None = None) -> None:
         """Leave the process running untraced, our breakpoints removed first and

@@ -40,9 +40,8 @@ class StopEngine(StatusDecoder):
         self._ready: list[StopEvent] = []  # to report at the next poll, all threads stopped
         self._deferred: list[StopEvent] = []  # exits seen while stopping all
         self._seq = 0
-        # SIGCHLD is blocked (the event loop reads it from a signalfd), so a range step can be
-        # awaited right here with sigtimedwait instead of a round trip through the event loop.
-        self.sigchld_blocked = False
+        # With SIGCHLD blocked (ThreadTable.sigchld_blocked) a range step is awaited right here
+        # with sigtimedwait instead of a round trip through the event loop.
         self.range_stepper: Thread | None = None  # the thread whose range step is under way
         # All-stop, the range stepper is the only thread and was just resumed (every status
         # reaped): the next SIGCHLD is its step's, so poll awaits it before asking waitpid,
@@ -249,19 +248,22 @@ class StopEngine(StatusDecoder):
         while True:
             for i, gone in enumerate(self._deferred):
                 if gone.pid == pid and gone.kind in (StopKind.EXITED, StopKind.TERMINATED):
+                    self._give_back_sigchld()
                     return self._deferred.pop(i)
             if pid not in self.processes or time.monotonic() > deadline:
-                return None
+                break
             try:
                 tid, status = _waitpid(-1, _WNOHANG_WALL)
             except ChildProcessError:
-                return None
+                break
             if tid == 0:
-                time.sleep(0.0005)
+                self._await_child(0.0005, deadline)
             elif os.WIFSTOPPED(status) and self.pid_of(tid) == pid:
                 continue  # a stop on its way out: nothing of it can be read any more
             else:
                 self._collect(tid, status)
+        self._give_back_sigchld()
+        return None
 
     def _end_resume(self) -> None:
         self.running = False
@@ -359,10 +361,11 @@ class StopEngine(StatusDecoder):
                         log.debug("thread %d did not stop", t.tid)
                         t.treated_as_stopped()
                     break
-                time.sleep(0.0005)
+                self._await_child(0.0005, deadline if zombies_checked else min(deadline, start + 0.02))
                 continue
             self._collect(tid, status)
         self.running = False
+        self._give_back_sigchld()
         return waited
 
     def _collect(self, tid: int, status: int) -> None:

@@ -132,14 +132,11 @@ def elf_info(pid: int) -> ElfInfo:
 
 def parse_auxv(raw: bytes, word: int) -> dict[int, int]:
     """Auxiliary vector bytes (/proc/PID/auxv) -> {a_type: a_val} up to AT_NULL."""
-    entry = LAYOUTS[word].auxv
-    size = entry.sizeof()
     out: dict[int, int] = {}
-    for off in range(0, len(raw) - size + 1, size):
-        item = entry.parse(raw[off : off + size])
-        if item.a_type == AT_NULL:
+    for a_type, a_val in LAYOUTS[word].auxv.values_each(raw):
+        if a_type == AT_NULL:
             break
-        out.setdefault(item.a_type, item.a_val)
+        out.setdefault(a_type, a_val)
     return out
 
 
@@ -162,14 +159,11 @@ def r_debug_address(read: ReadMemory, dynamic: int, size: int, word: int, *, str
 
     ``strict``: no DT_DEBUG entry at all raises NoDynamicSection instead of giving 0."""
     dyn = LAYOUTS[word].dyn
-    step = dyn.sizeof()
-    data = read(dynamic, max(size, step))
-    for off in range(0, len(data) - step + 1, step):
-        entry = dyn.parse(data[off : off + step])
-        if entry.d_tag == DT_NULL:
+    for d_tag, d_val in dyn.values_each(read(dynamic, max(size, dyn.sizeof()))):
+        if d_tag == DT_NULL:
             break
-        if entry.d_tag == DT_DEBUG:
-            return int(entry.d_val)
+        if d_tag == DT_DEBUG:
+            return int(d_val)
     if strict:
         # ld.so run as the program has no DT_DEBUG: as gdbserver, an error, so that gdb
         # walks the link map itself from ld.so's _r_debug instead of trusting an empty list.

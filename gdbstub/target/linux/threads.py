@@ -18,9 +18,13 @@ from ...hints import StrEnum, signal
 from ...logs import get_logger
 from ..base import ResumeAction, StopEvent
 from . import ptrace
+from .childsignal import take_sigchld
 from .memory import ProcessMemory
 
 log = get_logger("gdbstub.target")
+# The longest one wait for a SIGCHLD lasts: every change these waits await sends one, so this
+# only bounds a wait for something that never signals (the loops poll /proc as well).
+CHILD_WAIT_MAX = 0.005
 _FIELDS_AFTER_CORE = 0  # fields after 'processor' in /proc/PID/task/TID/stat (this kernel's, once read)
 
 
@@ -317,6 +321,10 @@ class ThreadTable:
         self._orphans: dict[int, int] = {}  # tid -> status of threads seen before their clone event
         self._first_pid = 0
         self._stat_fds: dict[int, int] = {}  # tid -> open /proc/PID/task/TID/stat
+        # SIGCHLD is blocked (the event loop reads it from a signalfd), so a change of a
+        # thread's state can be awaited with sigtimedwait instead of a sleep-and-poll.
+        self.sigchld_blocked = False
+        self._sigchld_taken = False  # _await_child took one: the event loop must get it back
 
     @property
     def pid(self) -> int:
@@ -372,11 +380,17 @@ class ThreadTable:
         return [(t.pid, t.tid) for t in self.threads.values()]
 
     def thread_name(self, pid: int, tid: int) -> str:
+        # os.open and one read: a text-mode open builds a buffer and a decoder for 16 bytes.
         try:
-            with open(f"/proc/{pid}/task/{tid}/comm", encoding="utf-8", errors="replace") as f:
-                return f.read().rstrip("\n")
+            fd = os.open(f"/proc/{pid}/task/{tid}/comm", os.O_RDONLY | os.O_CLOEXEC)
         except OSError:
             return ""
+        try:
+            return os.read(fd, 64).decode("utf-8", "replace").rstrip("\n")
+        except OSError:
+            return ""
+        finally:
+            os.close(fd)
 
     def thread_core(self, pid: int, tid: int) -> int | None:
         # Every stop reply carries the core: keep each thread's stat file open and
@@ -419,6 +433,28 @@ class ThreadTable:
     def _stepping(t: Thread) -> bool:
         return t.action.kind in ("s", "r")
 
+    def _await_child(self, nap: float, deadline: float) -> None:
+        """Wait until a child's state may have changed, for a loop that polls waitpid(WNOHANG).
+
+        With SIGCHLD blocked: until the next SIGCHLD (one already pending returns at once,
+        so nothing that came since the last waitpid is missed), DEADLINE (a monotonic time)
+        or CHILD_WAIT_MAX; the wait ends as the change comes, where a sleep ended up to NAP
+        later. The SIGCHLD taken is one the event loop's signalfd will not wake for:
+        ``_give_back_sigchld`` posts another once the caller is done. Otherwise, a sleep of NAP."""
+        if not self.sigchld_blocked:
+            time.sleep(nap)
+        elif take_sigchld(max(0.0, min(deadline - time.monotonic(), CHILD_WAIT_MAX))):
+            self._sigchld_taken = True
+
+    def _give_back_sigchld(self) -> None:
+        """After ``_await_child``: a SIGCHLD it took may also have stood for a status the caller
+        did not reap (another process's, under --multi or in non-stop): while anything is
+        traced, post one to ourselves, so the event loop wakes and polls as it would have."""
+        if self._sigchld_taken:
+            self._sigchld_taken = False
+            if self.threads:
+                os.kill(os.getpid(), signal.SIGCHLD)
+
     def _wait_for_dying(self, t: Thread) -> int | None:
         """Wait for T after a step that delivers a signal, which may kill the whole process.
 
@@ -429,8 +465,9 @@ class ThreadTable:
             try:
                 got, status = os.waitpid(t.tid, os.WNOHANG | ptrace.WALL)
             except ChildProcessError:
-                return None
+                break
             if got:
+                self._give_back_sigchld()
                 return status
             if task_state(t.pid, t.tid) == "Z":
                 for other in [o.tid for o in self.threads.values() if o.pid == t.pid and o.tid != t.tid]:
@@ -438,7 +475,9 @@ class ThreadTable:
                         os.waitpid(other, os.WNOHANG | ptrace.WALL)
                     except ChildProcessError:
                         pass
-            time.sleep(0.0001)
+            self._await_child(0.0001, time.monotonic() + CHILD_WAIT_MAX)
+        self._give_back_sigchld()
+        return None
 
     def _wait_for(self, tid: int) -> int | None:
         """Block until this one thread's next wait status; None once it is gone."""
