@@ -9,9 +9,8 @@ instead, keeping construct's ``parse``/``build``/``sizeof`` so they read the sam
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator, Mapping
 
-from .hints import Any
+from .hints import Any, Iterator, Mapping
 
 
 class Fields(dict[str, Any]):

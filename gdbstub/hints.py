@@ -17,6 +17,12 @@ instance of its class (a ``str`` for ``StrEnum``) kept as a plain class attribut
 enum's ``name``, ``value``, ``repr``, ``str``, iteration and ``Cls(value)`` lookup; identity
 and hashing as enum's. ``signal`` is its C half ``_signal``: the same functions and numbers,
 as plain ints (``signal_name`` gives what ``signal.Signals(n).name`` would).
+
+``collections`` (with ``keyword``, ``operator``, ``reprlib``) and ``functools``, which imports
+it, cost a session ~2.5 ms of CPU while gdb starts, slowing gdb's own start: ``Callable`` and
+the other ``collections.abc`` names are for annotations and aliases only (a stand-in that
+takes subscripts and ``|``), ``cache`` and ``lru_cache`` are a dict per function (bounded
+by clearing), and ``deque`` is the C one in ``_collections``.
 """
 
 from __future__ import annotations
@@ -24,15 +30,76 @@ from __future__ import annotations
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import signal as signal
+    from collections import deque as deque
+    from collections.abc import Callable as Callable
+    from collections.abc import Iterable as Iterable
+    from collections.abc import Iterator as Iterator
+    from collections.abc import Mapping as Mapping
+    from collections.abc import Sequence as Sequence
     from enum import Enum as Enum
     from enum import StrEnum as StrEnum
+    from functools import cache as cache
+    from functools import lru_cache as lru_cache
     from typing import Any as Any
     from typing import NamedTuple as NamedTuple
     from typing import Protocol as Protocol
 else:
     import _signal as signal
     import sys
-    from _collections import _tuplegetter
+    from _collections import _tuplegetter, deque  # noqa: F401  (for the modules that import it from here)
+
+    class _Alias:
+        """collections.abc's generic names at run time: aliases subscript and join them."""
+
+        __slots__ = ("name",)
+
+        def __init__(self, name):
+            self.name = name
+
+        def __getitem__(self, item):
+            return self
+
+        def __or__(self, other):
+            return self
+
+        __ror__ = __or__
+
+        def __repr__(self):
+            return f"<alias {self.name}>"
+
+    _KEYWORDS = object()  # separates a cached call's positional arguments from its keywords
+    Callable, Iterable, Iterator, Mapping, Sequence = (
+        _Alias(n) for n in ("Callable", "Iterable", "Iterator", "Mapping", "Sequence"))
+
+    def lru_cache(maxsize=128):
+        """functools.lru_cache(maxsize=N) for hashable arguments: at most N results kept (all
+        dropped when full: the callers' working sets are far smaller)."""
+        def wrap(func):
+            results = {}
+
+            def cached(*args, **kwargs):
+                key = (*args, _KEYWORDS, *kwargs.items()) if kwargs else args
+                try:
+                    return results[key]
+                except KeyError:
+                    pass
+                value = func(*args, **kwargs)
+                if maxsize is not None and len(results) >= maxsize:
+                    results.clear()
+                results[key] = value
+                return value
+
+            cached.__wrapped__ = func
+            cached.__name__ = func.__name__
+            cached.__qualname__ = func.__qualname__
+            cached.__doc__ = func.__doc__
+            cached.cache_clear = results.clear
+            return cached
+        return wrap
+
+    def cache(func):
+        """functools.cache for positional, hashable arguments."""
+        return lru_cache(None)(func)
 
     Any = object
     _tuple_new = tuple.__new__

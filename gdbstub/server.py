@@ -7,9 +7,8 @@ from __future__ import annotations
 import select
 import sys
 import time
-from collections.abc import Callable
 
-from .hints import signal, signal_name
+from .hints import Callable, signal, signal_name
 from .launcher import Launcher
 from .logs import DEBUG, get_logger
 from .protocol import framing

@@ -7,8 +7,7 @@ then one <reg> per table entry, in gdbserver's print_xml_feature form.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-
+from ..hints import Callable, Iterable
 from .regs import Reg
 
 CORE = "org.gnu.gdb.i386.core"

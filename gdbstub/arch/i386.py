@@ -11,8 +11,7 @@ as the negative values they are.
 
 from __future__ import annotations
 
-from functools import cache
-
+from ..hints import cache
 from .extended import extended_regs, sse_regs
 from .features import CORE, LINUX, target_xml
 from .regs import Arch, Reg

@@ -15,9 +15,7 @@ bit is clear, so a changed $ymm2 upper half would otherwise never reach the CPU.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-from ..hints import TYPE_CHECKING, NamedTuple
+from ..hints import TYPE_CHECKING, Callable, NamedTuple
 
 if TYPE_CHECKING:
     from typing import Literal

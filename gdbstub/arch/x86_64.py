@@ -4,8 +4,7 @@ segments, then whatever XCR0 enables (avx, avx512, pkeys), mapped onto
 
 from __future__ import annotations
 
-from functools import cache
-
+from ..hints import cache
 from .extended import extended_regs, sse_regs
 from .features import AVX512_64_TYPES, CORE, LINUX, SEGMENTS, target_xml
 from .regs import Arch, Reg

@@ -15,10 +15,9 @@ tables take their offsets from plain tables that a test checks against them.
 from __future__ import annotations
 
 import mmap
-from functools import cache
 
 from .. import ffi as ctypes  # ctypes names without the ctypes package
-from ..hints import TYPE_CHECKING, NamedTuple
+from ..hints import TYPE_CHECKING, NamedTuple, cache
 
 if TYPE_CHECKING:
     from construct import Construct, Struct

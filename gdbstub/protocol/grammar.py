@@ -11,10 +11,7 @@ multiprocess form ``pPID.TID``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from functools import cache
-
-from ..hints import TYPE_CHECKING, Any, NamedTuple
+from ..hints import TYPE_CHECKING, Any, Callable, NamedTuple, cache
 
 if TYPE_CHECKING:
     import construct as cs

@@ -22,11 +22,10 @@ import binascii
 import errno
 import os
 import stat
-from collections.abc import Callable
 
 from .. import ffi as ctypes  # ctypes names without the ctypes package
 from ..binary import Record
-from ..hints import TYPE_CHECKING
+from ..hints import TYPE_CHECKING, Callable
 from .framing import escape, ready_reply
 from .session import BULK_READ, PACKET_SIZE, Handler
 

@@ -8,10 +8,9 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable
 
 from .. import logs
-from ..hints import TYPE_CHECKING
+from ..hints import TYPE_CHECKING, Callable
 from . import tls
 from .session import E01, OK, Handler
 

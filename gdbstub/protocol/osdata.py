@@ -8,8 +8,8 @@ import os
 import pwd
 import re
 import time
-from collections.abc import Callable
 
+from ..hints import Callable
 from ..xmltext import xml_attr, xml_escape
 from .session import Feature, Session, XferObject
 

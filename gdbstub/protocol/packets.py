@@ -3,10 +3,9 @@ threads, resuming, kill and detach."""
 
 from __future__ import annotations
 
-import functools
 from binascii import hexlify
 
-from ..hints import TYPE_CHECKING
+from ..hints import TYPE_CHECKING, lru_cache
 from ..target.base import ResumeAction, StopKind
 from . import grammar as g
 from . import signals
@@ -93,7 +92,7 @@ def q_pass_signals(s: Session, args: bytes) -> bytes:
     return OK
 
 
-@functools.lru_cache(maxsize=16)
+@lru_cache(maxsize=16)
 def _signal_set(args: bytes) -> frozenset[int]:
     """gdb sends the same two QPassSignals lists around every breakpoint hit."""
     return frozenset(_signal_list(args))

@@ -9,7 +9,6 @@ neither, and is handed its tables."""
 from __future__ import annotations
 
 import sys
-from types import ModuleType
 
 from ..hints import TYPE_CHECKING, NamedTuple
 from ..target.base import StopEvent
@@ -18,6 +17,7 @@ from .session import Handler, Session, StopExtra, Tables, XferObject
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from types import ModuleType
 
     from ..target.linux.process import LinuxTarget
 

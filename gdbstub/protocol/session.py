@@ -16,9 +16,7 @@ extensions) and ``tables`` (what the packet modules contribute).
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-from ..hints import TYPE_CHECKING, NamedTuple
+from ..hints import TYPE_CHECKING, Callable, NamedTuple
 from ..logs import get_logger
 from ..target.base import STOP_EXITED, STOP_SIGNAL, STOP_TERMINATED, ResumeAction, StopEvent, StopKind
 from . import grammar as g

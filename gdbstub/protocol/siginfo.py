@@ -10,10 +10,7 @@ kernel's siginfo_layout()). Both layouts are declared with construct.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from functools import cache
-
-from ..hints import TYPE_CHECKING, Any, signal
+from ..hints import TYPE_CHECKING, Any, Callable, cache, signal
 from .session import Feature, XferObject
 
 if TYPE_CHECKING:

@@ -3,7 +3,7 @@ the client drains the rest with vStopped."""
 
 from __future__ import annotations
 
-from collections import deque
+from ..hints import deque
 
 OK = b"OK"
 

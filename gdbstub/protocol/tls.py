@@ -16,11 +16,10 @@ makes qGetTLSAddr fail here too (gdb's testsuite checks exactly that, gdb.server
 
 from __future__ import annotations
 
-import functools
 import os
 import struct
 
-from ..hints import TYPE_CHECKING, NamedTuple
+from ..hints import TYPE_CHECKING, NamedTuple, lru_cache
 from ..target.linux.elf import SHT_DYNSYM, SHT_NOBITS, SHT_SYMTAB, SectionHeader, read_headers, read_sections
 from ..target.linux.elf import ELFError as ELFHeaderError
 from .session import E01, OK, Feature, Handler
@@ -51,7 +50,7 @@ class TlsLayout(NamedTuple):
 NAMES = ("link_map_l_tls_modid", "pthread_dtvp", "dtv_dtv", "dtv_t_pointer_val")
 
 
-@functools.lru_cache(maxsize=8)
+@lru_cache(maxsize=8)
 def layout_from_libc(path: str) -> TlsLayout | None:
     """The descriptors from a shared libc's dynamic symbols, or from a static executable's
     own symbol table; None when the file has none."""
@@ -143,7 +142,7 @@ def libc_path(pid: int) -> str | None:
     return None
 
 
-@functools.lru_cache(maxsize=8)
+@lru_cache(maxsize=8)
 def _has_interpreter(path: str, dev: int, ino: int, mtime_ns: int) -> bool:
     """Whether the file has PT_INTERP (cached per file identity: read once, not at each qSymbol)."""
     return any(seg.p_type == PT_INTERP for seg in read_headers(path).segments)

@@ -8,8 +8,6 @@ system call, and threads created later get the same registers as the others.
 
 from __future__ import annotations
 
-from collections import Counter
-
 from ...arch.regs import Arch
 from ...hints import TYPE_CHECKING, NamedTuple, Protocol
 from ...logs import get_logger
@@ -54,7 +52,7 @@ class Slot:
         self.addr = addr
         self.length = length
         self.rw = rw
-        self.users: Counter[int] = Counter()  # Z type -> insert count
+        self.users: dict[int, int] = {}  # Z type -> insert count (a dict: collections is not loaded)
         self.value = b""  # memory seen last, to tell a write from a read at a read-watch hit
 
     @property
@@ -167,7 +165,7 @@ class DebugRegisters:
         for i in found:
             slot = proc.slots[i]
             assert slot is not None
-            slot.users[type_] += 1
+            slot.users[type_] = slot.users.get(type_, 0) + 1
             if type_ == Z_READ:
                 slot.value = self._peek(pid, slot)
         self._update(pid, proc)
@@ -182,11 +180,11 @@ class DebugRegisters:
         removed = False
         for piece_addr, size in pieces:
             for i, slot in enumerate(proc.slots):
-                if slot is None or slot.key != (piece_addr, size, rw) or not slot.users[type_]:
+                if slot is None or slot.key != (piece_addr, size, rw) or not slot.users.get(type_):
                     continue
                 slot.users[type_] -= 1
                 removed = True
-                if not +slot.users:
+                if not any(slot.users.values()):
                     proc.previous[i] = slot.key
                     proc.slots[i] = None
                 break
@@ -307,7 +305,7 @@ class DebugRegisters:
             return (3, "hwbreak", 0)
         if rw == RW_WRITE:
             return (0, "watch", addr)
-        if slot is None or slot.users[Z_ACCESS] or not slot.users[Z_READ]:
+        if slot is None or slot.users.get(Z_ACCESS) or not slot.users.get(Z_READ):
             return (1, "awatch", addr)
         # Only read watches here: a hit that changed the value was a write; resume silently.
         now = self._peek(pid, slot)

@@ -6,11 +6,11 @@ events or scheduling; a thread's caches are dropped by ``Thread.stop``/``Thread.
 from __future__ import annotations
 
 import errno
+from _operator import itemgetter  # operator.py is a wrapper of it, 0.3 ms to import
 from binascii import hexlify
-from collections.abc import Callable
-from operator import itemgetter
 
 from ...arch.regs import Arch, RegBuffers
+from ...hints import Callable
 from . import ptrace
 from .threads import Thread, ThreadTable
 

@@ -14,11 +14,9 @@ Every layout is declared once (gdbstub.binary), for 32- and 64-bit inferiors.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
-from functools import lru_cache
 
 from ...binary import Fields, Record
-from ...hints import NamedTuple
+from ...hints import Callable, Iterator, NamedTuple, lru_cache
 from .elf import ELFError, read_headers
 
 PT_DYNAMIC = 2
