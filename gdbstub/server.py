@@ -15,7 +15,7 @@ from .logs import DEBUG, get_logger
 from .protocol import framing
 from .protocol.hostio import trim_heap
 from .protocol.registry import new_session
-from .protocol.session import Session, SessionEnd, packet_name
+from .protocol.session import SPLIT_SIZE, SPLITS, Session, SessionEnd, packet_name
 from .target.base import STOP_EXITED, STOP_TERMINATED, ResumeAction, StopEvent, StopKind
 from .target.linux.childsignal import ChildSignal
 from .target.linux.process import LaunchError, LinuxTarget
@@ -170,6 +170,9 @@ class Server:
         encode, conn_send, handle, poll_target = framing.encode, conn.send, session.handle, self._poll_target
         drain, recv, wait_child = self.child_signal.drain, conn.recv, self.child_signal.wait
         poll_first, threads = self.target.poll_first, self.target.threads
+        # A packet seen lately is framed (framer.seen: the raw read -> its payload), split
+        # (SPLITS) and handed to its handler here, without whole_packet's and handle's calls.
+        seen_get, splits_get, handlers_get = framer.seen.get, SPLITS.get, session.tables.handlers.get
 
         sock_send = conn.quick_send  # None: stdio
         # A bulk read's next part, answered while the client takes in the last one: (the
@@ -222,9 +225,20 @@ class Server:
                         ahead = read_ahead(following)
                     return
             was_running = status.running
-            reply = handle(data)
+            split = splits_get(data) if len(data) <= SPLIT_SIZE else None
+            handler = None
+            if split is not None and not negotiated.disabled:  # handle's usual case, inline
+                name, args = split
+                handler = handlers_get(name)
+            if handler is not None:
+                try:
+                    reply = handler(session, args)
+                except Exception as exc:
+                    reply = session.handler_failed(exc, data, name)
+            else:
+                reply = handle(data)
             if reply is not None:
-                send(reply)
+                send_packet(encode(reply))
                 if session.read_next is not None:
                     ahead = read_ahead(session.read_next)
             elif status.running and not was_running:
@@ -279,7 +293,10 @@ class Server:
                         if not data:
                             log.info("client disconnected")
                             return
-                        body = framer.whole_packet(data)  # the usual read: one plain packet
+                        # The usual read: one plain packet, often one seen lately.
+                        body = seen_get(data) if not framer.state else None
+                        if body is None:
+                            body = framer.whole_packet(data)
                         if body is not None:
                             on_packet(body)
                             if status.finished:

@@ -222,24 +222,30 @@ class Session:
             return b""
         try:
             return handler(self, args)
-        except g.ParseError as exc:
+        except Exception as exc:
+            return self.handler_failed(exc, data, name)
+
+    def handler_failed(self, exc: Exception, data: bytes, name: str) -> bytes:
+        """The reply to packet DATA (named NAME) whose handler raised EXC (``handle``'s, and the
+        event loop's, which calls the handler of a packet seen lately itself)."""
+        if isinstance(exc, g.ParseError):
             log.debug("malformed %r: %s", data[:40], exc)
             return self.error_reply(f"malformed {name} packet")
-        except OSError as exc:
+        if isinstance(exc, OSError):
             log.debug("%r failed: %s", data[:40], exc)
             return self.error_reply(exc.strerror or "failed")
-        except KeyError as exc:
+        if isinstance(exc, KeyError):
             log.debug("%r: unknown %s", data[:40], exc)
             return E01
-        except OverflowError as exc:  # a number too large for the system call it reaches
+        if isinstance(exc, OverflowError):  # a number too large for the system call it reaches
             log.debug("%r: %s", data[:40], exc)
             return E01
-        except SessionEnd:
-            raise
-        except Exception:  # the last line of defence: log the bug, keep serving
-            log.exception("internal error handling packet %r", data[:40])
-            self.internal_errors += 1
-            return E01
+        if isinstance(exc, SessionEnd):
+            raise exc
+        # The last line of defence: log the bug (the caller's except: its traceback), keep serving.
+        log.exception("internal error handling packet %r", data[:40])
+        self.internal_errors += 1
+        return E01
 
     def on_stop(self, event: StopEvent) -> bytes | None:
         """A stop the target reported while running: the reply to send now.
@@ -456,6 +462,7 @@ _NAMES: dict[bytes, str] = {}  # the word of q/Q/v/j/_ packets -> its name (a fe
 
 SPLIT_SIZE = 64  # packets up to this long are kept split (_SPLITS)
 _SPLITS: dict[bytes, tuple[str, bytes]] = {}  # short packets seen lately -> (name, arguments)
+SPLITS = _SPLITS  # the event loop looks a packet up here itself (server.py, on_packet)
 
 
 def _split(data: bytes) -> tuple[str, bytes]:

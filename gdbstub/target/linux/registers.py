@@ -9,6 +9,7 @@ import errno
 from binascii import hexlify
 from collections.abc import Callable
 from operator import itemgetter
+from struct import Struct
 
 from ...arch.regs import Arch, RegBuffers
 from . import ptrace
@@ -24,7 +25,7 @@ class StopLayout:
     """Where an architecture's PC and expedited registers are in user_regs_struct, worked
     out once per table: each stop then reads them with slices, not table look-ups."""
 
-    __slots__ = ("arch", "expedite", "expedite_get", "expedite_pieces", "pc", "pc_end")
+    __slots__ = ("arch", "expedite", "expedite_get", "expedite_pieces", "pc", "pc_end", "pc_from")
 
     def __init__(self, arch: Arch) -> None:
         self.arch = arch
@@ -32,6 +33,9 @@ class StopLayout:
         plain = pc.buffer == "user" and pc.codec is None and pc.width >= pc.size
         self.pc = pc.offset if plain else -1
         self.pc_end = pc.offset + pc.size
+        # The PC's value from the user area at offset pc: (value,) in one C call, without the
+        # slice and int.from_bytes (every stop reads it).
+        self.pc_from: Callable[[bytearray, int], tuple[int]] = Struct("<Q" if pc.size == 8 else "<I").unpack_from
         # (regnum, offset, end) of plain user registers; None: some need the table's codecs.
         expedite = [arch.by_name(n) for n in arch.expedite]
         if all(r.buffer == "user" and r.codec is None and r.width >= r.size for r in expedite):
@@ -142,7 +146,7 @@ class RegisterFile(ThreadTable):
         layout = _LAYOUTS.get(arch) or stop_layout(arch)  # stop_layout's look-up, without the call
         start = layout.pc
         if start >= 0:
-            return int.from_bytes(user[start:layout.pc_end], "little")
+            return layout.pc_from(user, start)[0]
         arch = layout.arch
         return int.from_bytes(arch.read(arch.by_name(arch.pc), self._buffers(t, False)), "little")
 

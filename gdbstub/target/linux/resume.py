@@ -35,7 +35,26 @@ class ResumePolicy(StopEngine):
         if len(threads) == 1 and not self.non_stop and not self._ready and not self._deferred:
             (alone,) = threads.values()
             if alone.pending is None:
-                self._resume_alone(alone, actions.get(alone.tid))
+                # All-stop with one thread and nothing kept (no event pending or queued, so no
+                # clone held back either): without the walks over the thread table below. The
+                # step-off, when there is one, is the same, and so is the walk after it (a
+                # thread the step-off created may be there by then).
+                act = actions.get(alone.tid)
+                if act is not None:
+                    alone.client_resumed(act)
+                self.running = True
+                if not (alone.resumed and alone.stopped):
+                    return
+                # No PC to step over from, the usual resume: without _needs_step_over's call.
+                if alone.swallowed_pc is not None or alone.collected_pc is not None:
+                    if self._needs_step_over(alone):
+                        event = self._step_over(alone, alone.take_signal())
+                        if event is not None:
+                            self._ready.append(event)
+                        else:
+                            self._resume_stopped()
+                        return
+                self._ptrace_resume(alone, alone.take_signal())
                 return
         held = self._unreported_clones()
         for tid, action in actions.items():
@@ -61,25 +80,6 @@ class ResumePolicy(StopEngine):
                 break  # a step-off ended in an event: everything is stopped again
             if t.resumed and t.stopped and t.tid in self.threads:
                 self._resume_one(t, t.take_signal())
-
-    def _resume_alone(self, t: Thread, action: ResumeAction | None) -> None:
-        """All-stop with one thread and nothing kept (no event pending or queued, so no
-        clone held back either): ``resume`` without its walks over the thread table. The
-        step-off, when there is one, is the same, and so is the walk after it (a thread the
-        step-off created may be there by then)."""
-        if action is not None:
-            t.client_resumed(action)
-        self.running = True
-        if not (t.resumed and t.stopped):
-            return
-        if self._needs_step_over(t):
-            event = self._step_over(t, t.take_signal())
-            if event is not None:
-                self._ready.append(event)
-            else:
-                self._resume_stopped()
-            return
-        self._ptrace_resume(t, t.take_signal())
 
     def _unreported_clones(self) -> set[int]:
         """The new threads of clone events not reported yet: they stay stopped whatever the

@@ -111,13 +111,13 @@ class StopEngine(StatusDecoder):
                 or layout.pc < 0 or (hw is not None and (hw.procs or hw.applied))):
             return self._on_status(t.tid, STEP_TRAP, False)
         # Nothing of these changes while the loop runs: no client packet is handled meanwhile.
-        tid, action, at, end = t.tid, t.action, layout.pc, layout.pc_end
+        tid, action, at, pc_from = t.tid, t.action, layout.pc, layout.pc_from
         low, high = action.start, action.end
         alone = self.sigchld_blocked and not self.non_stop and len(self.threads) == 1
         getregs, resume = ptrace.getregs, ptrace.resume
         while True:
             user = getregs(tid)
-            pc = int.from_bytes(user[at:end], "little")
+            pc = pc_from(user, at)[0]
             if not moved_past_traps(t.range_from, pc):
                 t.stopped_by_event()
                 t.user = user  # a trap the siginfo tells apart: _sigtrap's own path, without a second read
