@@ -17,12 +17,13 @@ from .protocol.hostio import trim_heap
 from .protocol.registry import new_session
 from .protocol.session import SPLIT_SIZE, SPLITS, Session, SessionEnd, packet_name
 from .target.base import STOP_EXITED, STOP_TERMINATED, ResumeAction, StopEvent, StopKind
-from .target.linux.childsignal import ChildSignal
+from .target.linux.childsignal import SIGCHLD_ONLY, ChildSignal
 from .target.linux.process import LaunchError, LinuxTarget
 from .target.linux.spawn import EXIT_SIGNALS, release_exit_signals
 from .transport import MSG_DONTWAIT, QUICK_SEND, SEND_TIMEOUT, Connection, Listener
 
 log = get_logger("gdbstub.server")
+_encode = framing.encode
 rsp_log = get_logger("gdbstub.rsp")
 
 # After a resume in all-stop (and after a stop the stub handled silently, which resumes),
@@ -168,11 +169,15 @@ class Server:
         # imported: before that nothing can have turned it on, and a dict look-up says so.
         logging_on, modules = rsp_log.isEnabledFor, sys.modules
         encode, conn_send, handle, poll_target = framing.encode, conn.send, session.handle, self._poll_target
-        drain, recv, wait_child = self.child_signal.drain, conn.recv, self.child_signal.wait
+        drain, recv = self.child_signal.drain, conn.recv
+        # ChildSignal.wait's sigtimedwait, called here (no two calls per stop); None: no
+        # signalfd, so SIGCHLD's handler takes it and there is nothing to wait for here.
+        sigwait = signal.sigtimedwait if self.child_signal.signalfd else None
         poll_first, threads = self.target.poll_first, self.target.threads
         # A packet seen lately is framed (framer.seen: the raw read -> its payload), split
         # (SPLITS) and handed to its handler here, without whole_packet's and handle's calls.
         seen_get, splits_get, handlers_get = framer.seen.get, SPLITS.get, session.tables.handlers.get
+        framed_get = framing.FRAMED.get
 
         sock_send = conn.quick_send  # None: stdio
         # A bulk read's next part, answered while the client takes in the last one: (the
@@ -238,12 +243,13 @@ class Server:
             else:
                 reply = handle(data)
             if reply is not None:
-                send_packet(encode(reply))
+                framed = framed_get(reply) if len(reply) <= 3 and type(reply) is bytes else None
+                send_packet(framed if framed is not None else encode(reply))
                 if session.read_next is not None:
                     ahead = read_ahead(session.read_next)
             elif status.running and not was_running:
                 if session.nonstop.on:
-                    poll_target(session, send)  # what is there at once; the rest comes by SIGCHLD
+                    poll_target(session, send_packet)  # what is there at once; the rest comes by SIGCHLD
                 else:
                     await_stop()
 
@@ -253,12 +259,12 @@ class Server:
             Each SIGCHLD taken here is one the signalfd does not wake the loop for, and a step
             (not done yet when the resume returns) costs no waitpid that finds nothing."""
             for _ in range(STOP_WAITS):
-                if poll_first() or not wait_child(STOP_WAIT):
+                if poll_first() or sigwait is None or sigwait(SIGCHLD_ONLY, STOP_WAIT) is None:
                     # A stop queued already, a range step (poll awaits it), or nothing came in
                     # time (or no signalfd): poll for what is there; SIGCHLD brings the rest.
-                    poll_target(session, send)
+                    poll_target(session, send_packet)
                     return
-                if poll_target(session, send):
+                if poll_target(session, send_packet):
                     if len(threads) > 1:
                         drain()  # the other threads' SIGCHLDs of the stop-all: no wake-up for them
                     return
@@ -280,7 +286,7 @@ class Server:
                     if fd == child_fd:
                         ahead = None
                         drain()
-                        if (not poll_target(session, send) and status.running and not session.nonstop.on
+                        if (not poll_target(session, send_packet) and status.running and not session.nonstop.on
                                 and not poll_first()):
                             await_stop()  # a silent stop went on: its next stop is often close
                     elif fd == listener_fd:
@@ -333,8 +339,9 @@ class Server:
             sel.close()
             session.close()  # release what the session holds (vFile descriptors)
 
-    def _poll_target(self, session: Session, send: Callable[[bytes], None]) -> bool:
-        """Report the stops that are ready; returns whether the session is stopped now."""
+    def _poll_target(self, session: Session, send_packet: Callable[[bytes], None]) -> bool:
+        """Report the stops that are ready (SEND_PACKET sends a framed reply); returns whether
+        the session is stopped now."""
         # All-stop: one stop ends the run. Non-stop: every thread's stop is an
         # event of its own, so take all that are ready.
         status, nonstop = session.status, session.nonstop
@@ -353,7 +360,7 @@ class Server:
                     self.launcher.terminal.restore()  # nothing runs on it now: the stub takes it back
             reply = session.on_stop(event)
             if reply is not None:
-                send(reply)
+                send_packet(_encode(reply))
         return not status.running
 
     def _trace_outlives_client(self) -> bool:

@@ -41,7 +41,8 @@ def _breakpoint(s: Session, args: bytes, insert: bool) -> bytes:
     req = g.parse(g.Breakpoint, head)
     ztype, addr = req.type, req.addr  # read once: gdb sends a z0 and a Z0 around every step off a hit
     target = s.target
-    pid = s.current_pid() if target.threads else target.pid
+    t = target.threads.get(s.selected.general.tid)  # current_pid's first answer, without its call
+    pid = t.pid if t is not None else s.current_pid() if target.threads else target.pid
     make = insert and bool(extras) and ztype in (Z_SOFTWARE, Z_HARDWARE)
     # A plain z/Z (gdb's pair around every step off a hit) reads the Linux target's table as it
     # is (None: none made), without _conditions' two calls.

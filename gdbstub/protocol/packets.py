@@ -199,7 +199,10 @@ def read_memory(s: Session, args: bytes) -> bytes:
     length = min(req.length, PACKET_SIZE // 2)
     if length == 0:
         return b""
-    text = hexlify(s.target.read_memory(s.current_pid(), req.addr, length))  # bytes, no str between
+    target = s.target
+    t = target.threads.get(s.selected.general.tid)  # current_pid's first answer, without its call
+    pid = t.pid if t is not None else s.current_pid()
+    text = hexlify(target.read_memory(pid, req.addr, length))  # bytes, no str between
     if len(text) <= DIRECT:  # a few words (gdb's stack reads at every step): encode frames it at once
         return text
     if len(text) >= 2 * BULK_READ:

@@ -19,6 +19,7 @@ FS_BASE_OFFSET = 168  # in the 64-bit user_regs_struct (32-bit tracees too)
 GS_BASE_OFFSET = 176
 ORIG_RAX_OFFSET = 120
 NO_XSTATE = bytearray(4096)  # what a read of only user registers is given as its xstate
+_put_word = Struct("<Q").pack_into  # an 8-byte slot of the user area, in place
 
 
 class StopLayout:
@@ -151,18 +152,21 @@ class RegisterFile(ThreadTable):
         return int.from_bytes(arch.read(arch.by_name(arch.pc), self._buffers(t, False)), "little")
 
     def set_pc(self, t: Thread, pc: int) -> None:
-        arch = self.arch(t.pid)
+        proc = self.processes.get(t.pid)  # as get_pc: the process's own table (the PC is where both have it)
+        arch = proc.arch if proc is not None else self.arch(t.pid)
         if not 0 <= pc < 1 << (8 * arch.word):  # e.g. a 64-bit address for a 32-bit program
             raise OSError(errno.EINVAL, f"no such address for this program: {pc:#x}")
         layout = _LAYOUTS.get(arch) or stop_layout(arch)
-        if layout.pc >= 0:
+        start = layout.pc
+        if start >= 0:
             # A plain user register (every breakpoint hit rewinds it): one POKEUSER of its
             # 8-byte slot (eip's upper half zero, as arch.write fills it), the stop's
             # cached copy edited to match.
             user = t.user if t.user is not None else self._buffers(t, False).user
-            ptrace.pokeuser(t.tid, layout.pc, pc)
-            user[layout.pc:layout.pc + 8] = pc.to_bytes(8, "little")
+            ptrace.pokeuser(t.tid, start, pc)
+            _put_word(user, start, pc)
             return
+        arch = self.arch(t.pid)
         bufs = self._buffers(t, False)
         arch.write(arch.by_name(arch.pc), bufs, pc.to_bytes(arch.word, "little"))
         self._flush(t, True, False)

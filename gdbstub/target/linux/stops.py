@@ -87,6 +87,14 @@ class StopEngine(StatusDecoder):
             except Exception:
                 found = self._decode_failed(tid, status)
             if found is not None:
+                threads = self.threads
+                if len(threads) == 1 and not self.non_stop:
+                    (alone,) = threads.values()
+                    if alone.stopped and alone.pending is None:  # nothing to stop, nothing to choose
+                        self.running = False
+                        alone.reported()
+                        event = found
+                        break
                 event = self._report(found)
                 break
         if event is not None and self.made_tracer is not None and self.made_tracer.sites:
@@ -210,13 +218,7 @@ class StopEngine(StatusDecoder):
         if self.non_stop:
             self._reported(event)
             return event
-        if len(self.threads) == 1:
-            (alone,) = self.threads.values()
-            if alone.stopped and alone.pending is None:  # nothing to stop, nothing to choose
-                self.running = False
-                alone.reported()
-                return event
-        known = len(self.threads)
+        known = len(self.threads)  # (one thread, stopped, nothing kept: poll reported it itself)
         waited = self._stop_all()
         if len(self.threads) < known or self._deferred or not waited:
             event = self._unless_ending(event)
