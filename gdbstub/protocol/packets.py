@@ -196,7 +196,7 @@ def _no_syscall_restart(s: Session, tid: int, regnum: int) -> None:
 
 def read_memory(s: Session, args: bytes) -> bytes:
     req = g.parse(g.ReadMemory, args)
-    length = min(req.length, PACKET_SIZE // 2)
+    length = req.length if req.length <= PACKET_SIZE // 2 else PACKET_SIZE // 2  # min(), without its call
     if length == 0:
         return b""
     target = s.target
@@ -229,7 +229,7 @@ def binary_read(s: Session, args: bytes) -> bytes:
     if req.length == 0:
         return b"b" if gdb_form else OK
     data = s.target.read_memory(s.current_pid() if s.target.threads else s.target.pid, req.addr,
-                                min(req.length, PACKET_SIZE))
+                                req.length if req.length <= PACKET_SIZE else PACKET_SIZE)
     if not data:
         return E08 if not gdb_form else E01
     head = b"b" if gdb_form else b""

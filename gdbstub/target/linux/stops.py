@@ -80,10 +80,12 @@ class StopEngine(StatusDecoder):
                 break
             stepper = self.range_stepper
             try:
-                if stepper is not None and tid == stepper.tid and status == STEP_TRAP:
+                if status != STEP_TRAP:
+                    found = self._on_status(tid, status, False)
+                elif stepper is not None and tid == stepper.tid:
                     found = self._range_step_trapped(stepper)
                 else:
-                    found = self._on_status(tid, status, False)
+                    found = self._plain_trap(tid)
             except Exception:
                 found = self._decode_failed(tid, status)
             if found is not None:
