@@ -258,7 +258,9 @@ class Server:
             report (a silent one: a false condition, a passed signal), a bounded number of times.
             Each SIGCHLD taken here is one the signalfd does not wake the loop for, and a step
             (not done yet when the resume returns) costs no waitpid that finds nothing."""
-            for _ in range(STOP_WAITS):
+            waits = STOP_WAITS  # counted down: no range object per stop
+            while waits:
+                waits -= 1
                 if poll_first() or sigwait is None or sigwait(SIGCHLD_ONLY, STOP_WAIT) is None:
                     # A stop queued already, a range step (poll awaits it), or nothing came in
                     # time (or no signalfd): poll for what is there; SIGCHLD brings the rest.

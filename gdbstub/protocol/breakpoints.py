@@ -37,7 +37,10 @@ def _conditional(s: Session) -> bool:
 
 
 def _breakpoint(s: Session, args: bytes, insert: bool) -> bytes:
-    head, _, extras = args.partition(b";")
+    if 0x3B in args:  # conditions or commands follow (one memchr; a plain z/Z needs no partition)
+        head, _, extras = args.partition(b";")
+    else:
+        head, extras = args, b""
     req = g.parse(g.Breakpoint, head)
     ztype, addr = req.type, req.addr  # read once: gdb sends a z0 and a Z0 around every step off a hit
     target = s.target
@@ -46,7 +49,14 @@ def _breakpoint(s: Session, args: bytes, insert: bool) -> bytes:
     make = insert and bool(extras) and ztype in (Z_SOFTWARE, Z_HARDWARE)
     # A plain z/Z (gdb's pair around every step off a hit) reads the Linux target's table as it
     # is (None: none made), without _conditions' two calls.
-    store = target.made_conditions if not make and hasattr(target, "made_conditions") else _conditions(s, make)
+    store = None
+    if make:
+        store = _conditions(s, make)
+    else:
+        try:
+            store = target.made_conditions
+        except AttributeError:  # another target: its own way
+            store = _conditions(s, make)
     agent: BreakpointAgent | None = None
     if insert and extras:
         if ztype not in (Z_SOFTWARE, Z_HARDWARE) or store is None:

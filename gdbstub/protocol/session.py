@@ -377,11 +377,12 @@ class Session:
             extra = extras[0](self, event)
         else:
             extra = b"".join([add(self, event) for add in extras]) if extras else b""
-        core = target.thread_core(pid, tid)
-        if core is None:
+        text = target.thread_core_text(pid, tid)
+        if text is None:
             where = b""
         else:
-            where = _CORE_FIELDS[core] if core < len(_CORE_FIELDS) else b"core:%x;" % core
+            known = _CORE_FIELDS.get(text)
+            where = known if known is not None else _core_field(text)
         return b"".join((_T_SIGNAL[sig], detail, registers, thread, extra, where))
 
     def _other_stop(self, event: StopEvent) -> bytes | tuple[bytes]:
@@ -440,8 +441,19 @@ class Session:
 
 
 _T_SIGNAL = [b"T%02x" % sig for sig in range(256)]  # a T reply's start, by gdb signal number
-_CORE_FIELDS = [b"core:%x;" % core for core in range(256)]  # a T reply's end, by core
+_CORE_FIELDS: dict[bytes, bytes] = {}  # a T reply's end, by the core's decimal text in /proc (no int() per stop)
 _THREAD_FIELDS: dict[tuple[int, int], bytes] = {}  # (pid, tid) -> b"thread:pPID.TID;" (multiprocess)
+
+
+def _core_field(text: bytes) -> bytes:
+    """The core field for TEXT, the core in decimal (b"" for anything else), remembered."""
+    try:
+        field = b"core:%x;" % int(text)
+    except ValueError:
+        return b""
+    if len(_CORE_FIELDS) < 4096:  # as many as there are cores
+        _CORE_FIELDS[text] = field
+    return field
 
 
 def _thread_field(pid: int, tid: int) -> bytes:

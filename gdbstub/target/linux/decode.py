@@ -121,8 +121,14 @@ class StatusDecoder(MemoryAndBreakpoints):
         except OSError:  # no registers: _sigtrap's ways with that
             return self._sigtrap(t, False)
         if kind == "s":
-            if pc - 1 in proc.sw_breakpoints or pc - 1 in proc.removed:
-                return self._sigtrap(t, False)  # an int3 may have trapped: the siginfo tells
+            # An int3 of ours may have trapped (the siginfo tells): one in place behind the PC,
+            # or a removed one, which a thread can have run before its removal only while others
+            # ran on (non-stop) or had their stops kept (all-stop, several threads). One thread
+            # in all-stop was stopped and reaped at every z0: the step off a hit (a one-byte
+            # instruction where the int3 was) ran the original instruction, no GETSIGINFO.
+            if pc - 1 in proc.sw_breakpoints or (pc - 1 in proc.removed
+                                                 and (self.non_stop or len(self.threads) > 1)):
+                return self._sigtrap(t, False)
             reason = None
         elif pc - 1 in proc.sw_breakpoints:
             self.set_pc(t, pc - 1)  # our int3: the hit, wanted (no condition, no tracepoint)

@@ -392,6 +392,15 @@ class ThreadTable:
             return ""
 
     def thread_core(self, pid: int, tid: int) -> int | None:
+        text = self.thread_core_text(pid, tid)
+        try:
+            return None if text is None else int(text)
+        except ValueError:
+            return None
+
+    def thread_core_text(self, pid: int, tid: int) -> bytes | None:
+        """The thread's core in decimal, as /proc writes it: a stop reply's field is looked up
+        by it (no int() per stop)."""
         # Every stop reply carries the core: keep each thread's stat file open and
         # pread it (one system call instead of three).
         fd = self._stat_fds.get(tid)
@@ -408,7 +417,7 @@ class ThreadTable:
                 # many fields follow it on every line of this kernel), it is split out of
                 # the line without cutting the name off or splitting the 36 before it.
                 _FIELDS_AFTER_CORE = len(stat[stat.rindex(b")") + 2 :].split()) - 37
-            return int(stat.rsplit(None, _FIELDS_AFTER_CORE + 1)[1])
+            return stat.rsplit(None, _FIELDS_AFTER_CORE + 1)[1]
         except (OSError, ValueError, IndexError):
             if fd is not None:
                 os.close(self._stat_fds.pop(tid))
