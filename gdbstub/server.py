@@ -179,7 +179,7 @@ class Server:
         seen_get, splits_get, handlers_get = framer.seen.get, SPLITS.get, session.tables.handlers.get
         framed_get = framing.FRAMED.get
 
-        sock_send = conn.quick_send  # None: stdio
+        sock_send, sock_recv = conn.quick_send, conn.quick_recv  # None: stdio
         # A bulk read's next part, answered while the client takes in the last one: (the
         # packet expected, its framed reply, the read after it). Any other packet or a target
         # event drops it (in all-stop nothing else changes the memory of a stopped program).
@@ -284,7 +284,9 @@ class Server:
         session.nonstop.send = send_notification
         try:
             while True:
-                for fd, _ in sel.poll():
+                # At most the three descriptors registered: epoll's buffer for them is a small
+                # one (without maxevents, 1023 events' worth is malloc'ed and freed per wake-up).
+                for fd, _ in sel.poll(-1, 3):
                     if fd == child_fd:
                         ahead = None
                         drain()
@@ -297,7 +299,12 @@ class Server:
                             return
                         self.listener.refuse_pending()
                     else:
-                        data = recv()
+                        try:  # Connection.recv, without its call on a socket
+                            data = sock_recv(65536) if sock_recv is not None else recv()
+                        except BlockingIOError:
+                            raise
+                        except OSError:  # reset or gone, as Connection.recv has it
+                            data = b""
                         if not data:
                             log.info("client disconnected")
                             return

@@ -257,7 +257,7 @@ class Session:
         kind = event.kind
         if kind is not STOP_EXITED and kind is not STOP_TERMINATED:
             disabled = self.negotiated.disabled
-            bare = bool(disabled) and S_STOP_REPLIES in disabled
+            bare = S_STOP_REPLIES in disabled if disabled else False
             if not nonstop.on and bare:
                 self._keep_general_thread()
             selected, pid, tid = self.selected, event.pid, event.tid
@@ -338,8 +338,8 @@ class Session:
         kind = event.kind
         negotiated = self.negotiated
         if kind is STOP_SIGNAL:  # the usual stop (a step, a breakpoint): its reason first
-            sig = event.signal
-            sig = _TO_GDB.get(sig, _GDB_UNKNOWN) if sig else 0  # to_gdb, without the call
+            host = event.signal
+            head = _T_HOST[host] if 0 <= host < 256 else _T_SIGNAL[_GDB_UNKNOWN]  # to_gdb, without its call
             reason = event.reason
             if reason is None:
                 detail = b""
@@ -355,10 +355,10 @@ class Session:
             other = self._other_stop(event)
             if isinstance(other, bytes):
                 return other
-            sig, detail = 5, other[0]
+            head, detail = _T_SIGNAL[5], other[0]
         disabled = negotiated.disabled
         if disabled and S_STOP_REPLIES in disabled:  # no registers, thread or core: gdb asks for them
-            return b"S%02x" % sig
+            return b"S" + head[1:]
         target = self.target
         pid, tid = event.pid, event.tid
         try:
@@ -383,7 +383,7 @@ class Session:
         else:
             known = _CORE_FIELDS.get(text)
             where = known if known is not None else _core_field(text)
-        return b"".join((_T_SIGNAL[sig], detail, registers, thread, extra, where))
+        return b"".join((head, detail, registers, thread, extra, where))
 
     def _other_stop(self, event: StopEvent) -> bytes | tuple[bytes]:
         """A stop of another kind than a signal: the whole reply (W, X, w, N), or as a
@@ -467,6 +467,8 @@ def _thread_field(pid: int, tid: int) -> bytes:
 
 _TO_GDB = signals.TO_GDB
 _GDB_UNKNOWN = signals.GDB_UNKNOWN
+# ... by host signal number (0: T00), as to_gdb maps it
+_T_HOST = [_T_SIGNAL[_TO_GDB.get(sig, _GDB_UNKNOWN) if sig else 0] for sig in range(256)]
 
 _LETTERS = tuple("" if chr(c) in "qQvj_" else chr(c) for c in range(256))  # one-letter packet names
 _NAMES: dict[bytes, str] = {}  # the word of q/Q/v/j/_ packets -> its name (a few dozen)
