@@ -173,7 +173,8 @@ class Server:
         # ChildSignal.wait's sigtimedwait, called here (no two calls per stop); None: no
         # signalfd, so SIGCHLD's handler takes it and there is nothing to wait for here.
         sigwait = signal.sigtimedwait if self.child_signal.signalfd else None
-        poll_first, threads = self.target.poll_first, self.target.threads
+        target = self.target
+        poll_first, threads, queued = target.poll_first, target.threads, target.ready
         # A packet seen lately is framed (framer.seen: the raw read -> its payload), split
         # (SPLITS) and handed to its handler here, without whole_packet's and handle's calls.
         seen_get, splits_get, handlers_get = framer.seen.get, SPLITS.get, session.tables.handlers.get
@@ -261,7 +262,8 @@ class Server:
             waits = STOP_WAITS  # counted down: no range object per stop
             while waits:
                 waits -= 1
-                if poll_first() or sigwait is None or sigwait(SIGCHLD_ONLY, STOP_WAIT) is None:
+                if (queued or target.range_stepper is not None  # poll_first(), without its call
+                        or sigwait is None or sigwait(SIGCHLD_ONLY, STOP_WAIT) is None):
                     # A stop queued already, a range step (poll awaits it), or nothing came in
                     # time (or no signalfd): poll for what is there; SIGCHLD brings the rest.
                     poll_target(session, send_packet)

@@ -16,6 +16,7 @@ log = get_logger("gdbstub.session")
 
 Z_SOFTWARE = 0
 Z_HARDWARE = 1
+_PARSED = g.results_of(g.Breakpoint)
 
 
 def _conditions(s: Session, make: bool) -> BreakpointConditions | None:
@@ -41,7 +42,9 @@ def _breakpoint(s: Session, args: bytes, insert: bool) -> bytes:
         head, _, extras = args.partition(b";")
     else:
         head, extras = args, b""
-    req = g.parse(g.Breakpoint, head)
+    req = _PARSED.get(head)  # parse's own results: the z0/Z0 of every hit is one look-up
+    if req is None:
+        req = g.parse(g.Breakpoint, head)
     ztype, addr = req.type, req.addr  # read once: gdb sends a z0 and a Z0 around every step off a hit
     target = s.target
     t = target.threads.get(s.selected.general.tid)  # current_pid's first answer, without its call

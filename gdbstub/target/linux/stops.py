@@ -37,7 +37,7 @@ class StopEngine(StatusDecoder):
     def __init__(self) -> None:
         super().__init__()
         self.report_no_resumed = False  # no-resumed+: 'N' when no resumed thread is left
-        self._ready: list[StopEvent] = []  # to report at the next poll, all threads stopped
+        self.ready: list[StopEvent] = []  # to report at the next poll, all threads stopped (never replaced)
         self._deferred: list[StopEvent] = []  # exits seen while stopping all
         self._seq = 0
         # SIGCHLD is blocked (the event loop reads it from a signalfd), so a range step can be
@@ -52,7 +52,7 @@ class StopEngine(StatusDecoder):
 
     def poll(self) -> StopEvent | None:
         """Reap every wait status ready now; return a stop to report, if any."""
-        ready = self._ready
+        ready = self.ready
         event: StopEvent | None
         self.range_waits = 0
         while True:
@@ -276,7 +276,7 @@ class StopEngine(StatusDecoder):
         """Whether the event loop, waiting for a stop, should poll before it waits for a
         SIGCHLD: a stop is queued already (kept from the last one, a step-off's), or a range
         step is under way (poll awaits its steps itself)."""
-        return bool(self._ready) or self.range_stepper is not None
+        return bool(self.ready) or self.range_stepper is not None
 
     def _keep_pending(self, t: Thread, event: StopEvent) -> None:
         self._seq += 1
@@ -402,5 +402,5 @@ class StopEngine(StatusDecoder):
         """Non-stop: events queued while handling a request (vCont, vCont;t) are not
         followed by a SIGCHLD of their own; send one, so the event loop polls for them
         instead of waiting for some other thread's stop."""
-        if self._ready:
+        if self.ready:
             os.kill(os.getpid(), signal.SIGCHLD)
