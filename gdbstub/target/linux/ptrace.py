@@ -48,7 +48,6 @@ _ptrace.argtypes = [ctypes.c_long, ctypes.c_int, ctypes.c_void_p, ctypes.c_void_
 # its release and retake (a mutex and a condition variable) per call.
 _ptrace_plain = ctypes.PyDLL(None, use_errno=True)["ptrace"]
 _ptrace_plain.restype = ctypes.c_long
-plain = _ptrace_plain  # for the resume policy, which resumes through it itself (no ``resume`` call per resume)
 _c_ulong = ctypes.c_ulong
 _syscall = _libc.syscall
 _syscall.restype = ctypes.c_long
@@ -71,11 +70,11 @@ def ptrace(request: int, pid: int, addr: int = 0, data: int = 0) -> int:
     (the PEEKs, whose -1 may be data, go through ``_peek``)."""
     result: int = _ptrace(request, pid, addr, data)
     if result == -1:
-        raise_errno()
+        _raise_errno()
     return result
 
 
-def raise_errno() -> NoReturn:
+def _raise_errno() -> NoReturn:
     """A request returned -1: its errno as OSError."""
     err = ctypes.get_errno()
     raise OSError(err, os.strerror(err))
@@ -90,7 +89,7 @@ def _peek(request: int, pid: int, addr: int) -> int:
 def resume(request: int, tid: int, sig: int) -> None:
     """CONT, SINGLESTEP or SYSCALL: every argument a small int (see ``_ptrace_plain``)."""
     if _ptrace_plain(request, tid, 0, sig) == -1:
-        raise_errno()
+        _raise_errno()
 
 
 def cont(tid: int, sig: int = 0) -> None:
@@ -131,7 +130,7 @@ _iov_at = ctypes.addressof(_iov)
 
 def getregs(tid: int) -> bytearray:
     if _ptrace_plain(GETREGS, tid, 0, _user_regs) == -1:
-        raise_errno()
+        _raise_errno()
     return bytearray(_user_regs)
 
 
@@ -173,7 +172,7 @@ _siginfo = ctypes.create_string_buffer(128)  # reused, as _user_regs (a range st
 
 def getsiginfo(tid: int) -> bytes:
     if _ptrace_plain(GETSIGINFO, tid, 0, _siginfo) == -1:
-        raise_errno()
+        _raise_errno()
     return _siginfo.raw
 
 
@@ -190,7 +189,7 @@ def pokeuser(tid: int, offset: int, value: int) -> None:
     """Through the plain handle (a breakpoint hit rewinds the PC with one): the word as a
     c_ulong, which the handle would otherwise pass as a 32-bit int."""
     if _ptrace_plain(POKEUSER, tid, offset, _c_ulong(value)) == -1:
-        raise_errno()
+        _raise_errno()
 
 
 def peekdata(tid: int, addr: int) -> int:

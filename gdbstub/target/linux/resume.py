@@ -19,7 +19,6 @@ from .stops import StopEngine
 from .threads import Thread
 
 log = get_logger("gdbstub.target")
-_ptrace_plain = ptrace.plain
 
 
 class ResumePolicy(StopEngine):
@@ -306,8 +305,7 @@ class ResumePolicy(StopEngine):
             hw = self.hw
             if hw is not None and (hw.procs or hw.applied):  # none wanted, none set: no call (sync's first test)
                 hw.sync(t.pid, t.tid)
-            if _ptrace_plain(request, t.tid, 0, sig) == -1:  # ptrace.resume, without its call
-                ptrace.raise_errno()
+            ptrace.resume(request, t.tid, sig)
         except OSError as exc:
             # Not in a ptrace-stop after all (dying, or blocked in vfork): its next
             # wait status tells what became of it.
