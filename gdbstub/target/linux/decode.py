@@ -20,7 +20,7 @@ from . import ptrace
 from .breakpoints import MemoryAndBreakpoints
 from .debugregs import SILENT
 from .memory import ProcessMemory
-from .registers import ORIG_RAX_OFFSET
+from .registers import _LAYOUTS, ORIG_RAX_OFFSET
 from .threads import Process, Thread
 
 SI_KERNEL = 0x80
@@ -116,8 +116,12 @@ class StatusDecoder(MemoryAndBreakpoints):
         if ((kind != "s" and kind != "c") or proc is None or (hw is not None and hw.applied)
                 or (tracer is not None and tracer.sites) or (store is not None and store.table)):
             return self._sigtrap(t, False)
-        try:
-            pc = self.get_pc(t)
+        try:  # get_pc, without its call when the process's table has a plain PC slot
+            user = t.user
+            if user is None:
+                user = t.user = ptrace.getregs(tid)
+            layout = _LAYOUTS.get(proc.arch)
+            pc = layout.pc_from(user, layout.pc)[0] if layout is not None and layout.pc >= 0 else self.get_pc(t)
         except OSError:  # no registers: _sigtrap's ways with that
             return self._sigtrap(t, False)
         if kind == "s":
