@@ -14,14 +14,15 @@ from .logs import DEBUG, get_logger
 from .protocol import framing
 from .protocol.hostio import trim_heap
 from .protocol.registry import new_session
-from .protocol.session import Session, SessionEnd, packet_name
+from .protocol.session import SPLIT_SIZE, SPLITS, Session, SessionEnd, packet_name
 from .target.base import STOP_EXITED, STOP_TERMINATED, ResumeAction, StopEvent, StopKind
-from .target.linux.childsignal import ChildSignal
+from .target.linux.childsignal import SIGCHLD_ONLY, ChildSignal
 from .target.linux.process import LaunchError, LinuxTarget
 from .target.linux.spawn import EXIT_SIGNALS, release_exit_signals
 from .transport import MSG_DONTWAIT, QUICK_SEND, SEND_TIMEOUT, Connection, Listener
 
 log = get_logger("gdbstub.server")
+_encode = framing.encode
 rsp_log = get_logger("gdbstub.rsp")
 
 # After a resume in all-stop (and after a stop the stub handled silently, which resumes),
@@ -167,10 +168,18 @@ class Server:
         # imported: before that nothing can have turned it on, and a dict look-up says so.
         logging_on, modules = rsp_log.isEnabledFor, sys.modules
         encode, conn_send, handle, poll_target = framing.encode, conn.send, session.handle, self._poll_target
-        drain, recv, wait_child = self.child_signal.drain, conn.recv, self.child_signal.wait
-        poll_first, threads = self.target.poll_first, self.target.threads
+        drain, recv = self.child_signal.drain, conn.recv
+        # ChildSignal.wait's sigtimedwait, called here (no two calls per stop); None: no
+        # signalfd, so SIGCHLD's handler takes it and there is nothing to wait for here.
+        sigwait = signal.sigtimedwait if self.child_signal.signalfd else None
+        target = self.target
+        poll_first, threads, queued = target.poll_first, target.threads, target.ready
+        # A packet seen lately is framed (framer.seen: the raw read -> its payload), split
+        # (SPLITS) and handed to its handler here, without whole_packet's and handle's calls.
+        seen_get, splits_get, handlers_get = framer.seen.get, SPLITS.get, session.tables.handlers.get
+        framed_get = framing.FRAMED.get
 
-        sock_send = conn.quick_send  # None: stdio
+        sock_send, sock_recv = conn.quick_send, conn.quick_recv  # None: stdio
         # A bulk read's next part, answered while the client takes in the last one: (the
         # packet expected, its framed reply, the read after it). Any other packet or a target
         # event drops it (in all-stop nothing else changes the memory of a stopped program).
@@ -221,14 +230,26 @@ class Server:
                         ahead = read_ahead(following)
                     return
             was_running = status.running
-            reply = handle(data)
+            split = splits_get(data) if len(data) <= SPLIT_SIZE else None
+            handler = None
+            if split is not None and not negotiated.disabled:  # handle's usual case, inline
+                name, args = split
+                handler = handlers_get(name)
+            if handler is not None:
+                try:
+                    reply = handler(session, args)
+                except Exception as exc:
+                    reply = session.handler_failed(exc, data, name)
+            else:
+                reply = handle(data)
             if reply is not None:
-                send(reply)
+                framed = framed_get(reply) if len(reply) <= 3 and type(reply) is bytes else None
+                send_packet(framed if framed is not None else encode(reply))
                 if session.read_next is not None:
                     ahead = read_ahead(session.read_next)
             elif status.running and not was_running:
                 if session.nonstop.on:
-                    poll_target(session, send)  # what is there at once; the rest comes by SIGCHLD
+                    poll_target(session, send_packet)  # what is there at once; the rest comes by SIGCHLD
                 else:
                     await_stop()
 
@@ -237,13 +258,16 @@ class Server:
             report (a silent one: a false condition, a passed signal), a bounded number of times.
             Each SIGCHLD taken here is one the signalfd does not wake the loop for, and a step
             (not done yet when the resume returns) costs no waitpid that finds nothing."""
-            for _ in range(STOP_WAITS):
-                if poll_first() or not wait_child(STOP_WAIT):
+            waits = STOP_WAITS  # counted down: no range object per stop
+            while waits:
+                waits -= 1
+                if (queued or target.range_stepper is not None  # poll_first(), without its call
+                        or sigwait is None or sigwait(SIGCHLD_ONLY, STOP_WAIT) is None):
                     # A stop queued already, a range step (poll awaits it), or nothing came in
                     # time (or no signalfd): poll for what is there; SIGCHLD brings the rest.
-                    poll_target(session, send)
+                    poll_target(session, send_packet)
                     return
-                if poll_target(session, send):
+                if poll_target(session, send_packet):
                     if len(threads) > 1:
                         drain()  # the other threads' SIGCHLDs of the stop-all: no wake-up for them
                     return
@@ -261,11 +285,13 @@ class Server:
         session.nonstop.send = send_notification
         try:
             while True:
-                for fd, _ in sel.poll():
+                # At most the three descriptors registered: epoll's buffer for them is a small
+                # one (without maxevents, 1023 events' worth is malloc'ed and freed per wake-up).
+                for fd, _ in sel.poll(-1, 3):
                     if fd == child_fd:
                         ahead = None
                         drain()
-                        if (not poll_target(session, send) and status.running and not session.nonstop.on
+                        if (not poll_target(session, send_packet) and status.running and not session.nonstop.on
                                 and not poll_first()):
                             await_stop()  # a silent stop went on: its next stop is often close
                     elif fd == listener_fd:
@@ -274,11 +300,19 @@ class Server:
                             return
                         self.listener.refuse_pending()
                     else:
-                        data = recv()
+                        try:  # Connection.recv, without its call on a socket
+                            data = sock_recv(65536) if sock_recv is not None else recv()
+                        except BlockingIOError:
+                            raise
+                        except OSError:  # reset or gone, as Connection.recv has it
+                            data = b""
                         if not data:
                             log.info("client disconnected")
                             return
-                        body = framer.whole_packet(data)  # the usual read: one plain packet
+                        # The usual read: one plain packet, often one seen lately.
+                        body = seen_get(data) if not framer.state else None
+                        if body is None:
+                            body = framer.whole_packet(data)
                         if body is not None:
                             on_packet(body)
                             if status.finished:
@@ -315,8 +349,9 @@ class Server:
             sel.close()
             session.close()  # release what the session holds (vFile descriptors)
 
-    def _poll_target(self, session: Session, send: Callable[[bytes], None]) -> bool:
-        """Report the stops that are ready; returns whether the session is stopped now."""
+    def _poll_target(self, session: Session, send_packet: Callable[[bytes], None]) -> bool:
+        """Report the stops that are ready (SEND_PACKET sends a framed reply); returns whether
+        the session is stopped now."""
         # All-stop: one stop ends the run. Non-stop: every thread's stop is an
         # event of its own, so take all that are ready.
         status, nonstop = session.status, session.nonstop
@@ -335,7 +370,7 @@ class Server:
                     self.launcher.terminal.restore()  # nothing runs on it now: the stub takes it back
             reply = session.on_stop(event)
             if reply is not None:
-                send(reply)
+                send_packet(_encode(reply))
         return not status.running
 
     def _trace_outlives_client(self) -> bool:

@@ -30,6 +30,7 @@ class Connection:
         # The socket's own send, for a caller that sends small replies itself (the event loop:
         # one call a reply instead of two) and hands anything else to ``send``; None on stdio.
         self.quick_send = sock.send if sock is not None else None
+        self.quick_recv = sock.recv if sock is not None else None  # the same for reads (``recv``'s)
         self.send_timeout = SEND_TIMEOUT  # 0: wait for ever
         self.stalled = False  # a send made no progress for send_timeout: the client counts as gone
 
@@ -119,7 +120,7 @@ class Connection:
                 pass
             self._sock.close()
             self._sock = None
-            self.quick_send = None
+            self.quick_send = self.quick_recv = None
 
 
 PIPE_BUF = 4096  # select.PIPE_BUF on Linux: a pipe takes this much at once when writable

@@ -68,6 +68,9 @@ class Target:
     def thread_core(self, pid: int, tid: int) -> int | None:
         return None
 
+    def thread_core_text(self, pid: int, tid: int) -> bytes | None:
+        return None
+
     def expedite_text(self, tid: int) -> bytes:
         return expedited_text(self.expedite(tid))
 

@@ -52,6 +52,9 @@ class FakeTarget:
     def thread_core(self, pid: int, tid: int) -> int | None:
         return 1
 
+    def thread_core_text(self, pid: int, tid: int) -> bytes | None:
+        return b"1"
+
     def thread_name(self, pid: int, tid: int) -> str:
         return "fake"
 

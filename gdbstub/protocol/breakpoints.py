@@ -16,6 +16,7 @@ log = get_logger("gdbstub.session")
 
 Z_SOFTWARE = 0
 Z_HARDWARE = 1
+_PARSED = g.results_of(g.Breakpoint)
 
 
 def _conditions(s: Session, make: bool) -> BreakpointConditions | None:
@@ -37,15 +38,28 @@ def _conditional(s: Session) -> bool:
 
 
 def _breakpoint(s: Session, args: bytes, insert: bool) -> bytes:
-    head, _, extras = args.partition(b";")
-    req = g.parse(g.Breakpoint, head)
+    if 0x3B in args:  # conditions or commands follow (one memchr; a plain z/Z needs no partition)
+        head, _, extras = args.partition(b";")
+    else:
+        head, extras = args, b""
+    req = _PARSED.get(head)  # parse's own results: the z0/Z0 of every hit is one look-up
+    if req is None:
+        req = g.parse(g.Breakpoint, head)
     ztype, addr = req.type, req.addr  # read once: gdb sends a z0 and a Z0 around every step off a hit
     target = s.target
-    pid = s.current_pid() if target.threads else target.pid
+    t = target.threads.get(s.selected.general.tid)  # current_pid's first answer, without its call
+    pid = t.pid if t is not None else s.current_pid() if target.threads else target.pid
     make = insert and bool(extras) and ztype in (Z_SOFTWARE, Z_HARDWARE)
     # A plain z/Z (gdb's pair around every step off a hit) reads the Linux target's table as it
     # is (None: none made), without _conditions' two calls.
-    store = target.made_conditions if not make and hasattr(target, "made_conditions") else _conditions(s, make)
+    store = None
+    if make:
+        store = _conditions(s, make)
+    else:
+        try:
+            store = target.made_conditions
+        except AttributeError:  # another target: its own way
+            store = _conditions(s, make)
     agent: BreakpointAgent | None = None
     if insert and extras:
         if ztype not in (Z_SOFTWARE, Z_HARDWARE) or store is None:

@@ -104,6 +104,7 @@ DIRECT = 256  # encode frames a plain payload up to this size at once (no ready_
 # Replies sent again and again, framed once.
 _FRAMED = {payload: b"$%s#%s" % (payload, _HEX_PAIRS[sum(payload) & 0xFF])
            for payload in (b"", b"OK", b"E01", b"E02", b"E03", b"E08", b"N")}
+FRAMED = _FRAMED  # the event loop looks its replies up here itself (OK: four a breakpoint hit)
 
 
 def checksum(data: bytes, step: int = 0) -> int:
@@ -270,7 +271,7 @@ class Framer:
 
     def __init__(self, max_packet: int = MAX_PACKET) -> None:
         self._max = max_packet
-        self._state = 0  # 0 idle, 1 body, 2 checksum
+        self.state = 0  # 0 idle, 1 body, 2 checksum
         self._body = bytearray()
         self._cs = bytearray()
         self._overflow = False
@@ -280,15 +281,15 @@ class Framer:
         # Whole plain packets seen lately (up to SEEN_SIZE bytes) -> their payload: a repeat is
         # one look-up, and its payload the same object each time (its hash kept for the
         # look-ups keyed on it after this one).
-        self._seen: dict[bytes, bytes] = {}
+        self.seen: dict[bytes, bytes] = {}
 
     def whole_packet(self, data: bytes) -> bytes | None:
         """The payload when DATA is exactly one whole, plain packet with a good lowercase
         checksum (what a client sends per read almost always); None for anything else,
         which ``feed`` then takes as usual. No event object, no byte loop: the hot path."""
-        if self._state:
+        if self.state:
             return None
-        seen = self._seen
+        seen = self.seen
         body = seen.get(data)
         if body is not None:  # checked before: gdb sends the same few packets around every stop
             return body
@@ -307,7 +308,7 @@ class Framer:
         return body
 
     def feed(self, data: bytes) -> list[Event]:
-        if self._state == 0 and data[:1] == b"$" and data[-3:-2] == b"#":
+        if self.state == 0 and data[:1] == b"$" and data[-3:-2] == b"#":
             # The usual read: exactly one whole packet. Framed without the byte loop when
             # it holds no other '$' or '#' (a cut-short packet, a second one), and with
             # no copy through the packet buffer when it holds no escape either.
@@ -327,7 +328,7 @@ class Framer:
         i = 0
         n = len(data)
         while i < n:
-            if self._state == 1:
+            if self.state == 1:
                 j = data.find(b"#", i)
                 end = n if j < 0 else j
                 restart = data.rfind(b"$", i, end)
@@ -348,21 +349,21 @@ class Framer:
                 if j < 0:
                     return events
                 i = j + 1
-                self._state = 2
+                self.state = 2
                 continue
             c = data[i]
             i += 1
-            if self._state == 2:
+            if self.state == 2:
                 if c == 0x24:  # '$'
                     self._restart()
                     continue
                 self._cs.append(c)
                 if len(self._cs) == 2:
                     events.append(self._finish())
-                    self._state = 0
+                    self.state = 0
                 continue
             if c == 0x24:  # '$'
-                self._state = 1
+                self.state = 1
                 self._body.clear()
                 self._cs.clear()
                 self._overflow = False
@@ -378,7 +379,7 @@ class Framer:
     def _restart(self) -> None:
         """Drop the packet in progress; a new one starts after the '$' just seen."""
         self.dropped += 1
-        self._state = 1
+        self.state = 1
         self._body.clear()
         self._cs.clear()
         self._overflow = False

@@ -93,7 +93,7 @@ def compile_grammar(grammar: Grammar) -> Parser:
 
 # id(grammar) -> (the grammar, kept so the id stays its own; its parser; its recent short
 # packets' results). Looked up by id, not by the grammar tuple (hashed afresh at every look-up).
-_COMPILED: dict[int, tuple[Grammar, Parser, dict[bytes, Any]]] = {}
+_COMPILED: dict[int, tuple[Grammar, Parser | None, dict[bytes, Any]]] = {}
 REMEMBERED = 64  # packets up to this long have their results kept: gdb sends the same again and
 # again (the Z0/z0 around every step off a hit, the `m` of the same stack words at every step)
 
@@ -102,12 +102,14 @@ def parse(grammar: Grammar, data: bytes) -> Any:
     """Parse with a declared grammar; malformed input raises one of ParseError. The results
     are immutable (named tuples of ints and bytes), so a repeated packet gets the same one."""
     entry = _COMPILED.get(id(grammar))
-    if entry is None or entry[0] is not grammar:
-        entry = _COMPILED[id(grammar)] = (grammar, compile_grammar(grammar), {})
+    parser = entry[1] if entry is not None and entry[0] is grammar else None
+    if entry is None or parser is None:
+        parser = compile_grammar(grammar)
+        entry = _COMPILED[id(grammar)] = (grammar, parser, results_of(grammar))
     results = entry[2]
     found = results.get(data)
     if found is None:
-        found = entry[1](data)
+        found = parser(data)
         if len(data) <= REMEMBERED:
             if len(results) >= 256:
                 results.clear()
@@ -116,10 +118,21 @@ def parse(grammar: Grammar, data: bytes) -> Any:
 
 
 def prepare(grammar: Grammar) -> None:
-    """Compile GRAMMAR's parser ahead of its first packet (``parse`` would, ~50 us: a class)."""
+    """Compile GRAMMAR's parser ahead of its first packet (``parse`` would, ~50 us: a class),
+    keeping its results dict (handlers hold it: ``results_of``)."""
+    entry = _COMPILED.get(id(grammar))
+    if entry is None or entry[0] is not grammar or entry[1] is None:
+        _COMPILED[id(grammar)] = (grammar, compile_grammar(grammar), results_of(grammar))
+
+
+def results_of(grammar: Grammar) -> dict[bytes, Any]:
+    """The results ``parse`` keeps for GRAMMAR's recent short packets, by packet (one dict for
+    good: parse clears it when full), for a handler that looks its packet up there before it
+    calls parse (the z0/Z0 of every hit, gdb's `m` at every step). Compiles nothing yet."""
     entry = _COMPILED.get(id(grammar))
     if entry is None or entry[0] is not grammar:
-        _COMPILED[id(grammar)] = (grammar, compile_grammar(grammar), {})
+        entry = _COMPILED[id(grammar)] = (grammar, None, {})
+    return entry[2]
 
 
 @cache

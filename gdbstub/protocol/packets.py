@@ -201,12 +201,20 @@ def _no_syscall_restart(s: Session, tid: int, regnum: int) -> None:
 # --- memory ----------------------------------------------------------------------
 
 
+_READS = g.results_of(g.ReadMemory)  # parse's own results: a repeated `m` (gdb's stack words) is one look-up
+
+
 def read_memory(s: Session, args: bytes) -> bytes:
-    req = g.parse(g.ReadMemory, args)
-    length = min(req.length, PACKET_SIZE // 2)
+    req = _READS.get(args)
+    if req is None:
+        req = g.parse(g.ReadMemory, args)
+    length = req.length if req.length <= PACKET_SIZE // 2 else PACKET_SIZE // 2  # min(), without its call
     if length == 0:
         return b""
-    text = hexlify(s.target.read_memory(s.current_pid(), req.addr, length))  # bytes, no str between
+    target = s.target
+    t = target.threads.get(s.selected.general.tid)  # current_pid's first answer, without its call
+    pid = t.pid if t is not None else s.current_pid()
+    text = hexlify(target.read_memory(pid, req.addr, length))  # bytes, no str between
     if len(text) <= DIRECT:  # a few words (gdb's stack reads at every step): encode frames it at once
         return text
     if len(text) >= 2 * BULK_READ:
@@ -233,7 +241,7 @@ def binary_read(s: Session, args: bytes) -> bytes:
     if req.length == 0:
         return b"b" if gdb_form else OK
     data = s.target.read_memory(s.current_pid() if s.target.threads else s.target.pid, req.addr,
-                                min(req.length, PACKET_SIZE))
+                                req.length if req.length <= PACKET_SIZE else PACKET_SIZE)
     if not data:
         return E08 if not gdb_form else E01
     head = b"b" if gdb_form else b""
@@ -369,18 +377,16 @@ def vcont_query(s: Session, args: bytes) -> bytes:
 # vCont's plan (what each thread does) by what it depends on: the packet, the target's pid,
 # the event thread ("any thread") and the threads there are. gdb sends the same few
 # packets over and over (`vCont;s:p1f.1f;c` per stepi); each is worked out once.
+# The plan also holds the actions as the dict target.resume takes (read, never changed there).
 _PlanKey = tuple[bytes, int, int, tuple[int, ...]]
-_Plan = tuple[tuple[tuple[int, ResumeAction], ...], tuple[int, ...]]
+_Plan = tuple[tuple[tuple[int, ResumeAction], ...], tuple[int, ...], dict[int, ResumeAction]]
 _PLANS: dict[_PlanKey, _Plan] = {}
 
 
-def _vcont_plan(s: Session, args: bytes) -> _Plan:
-    """(thread, action) pairs in the order gdb named them, and the threads to stop ('t')."""
+def _vcont_plan(s: Session, args: bytes, key: _PlanKey) -> _Plan:
+    """(thread, action) pairs in the order gdb named them, the threads to stop ('t'), and the
+    pairs as a dict; worked out for KEY, which vcont found no plan for."""
     target = s.target
-    key = (args, target.pid, s.selected.event, tuple(target.threads))
-    plan = _PLANS.get(key)
-    if plan is not None:
-        return plan
     chosen: dict[int, ResumeAction] = {}
     to_stop: list[int] = []
     for act in g.parse_vcont(args, target.pid):
@@ -393,7 +399,7 @@ def _vcont_plan(s: Session, args: bytes) -> _Plan:
             sig = _host_signal(b"%x" % act.signal) if act.kind in "CS" else 0
             kind = act.kind.lower()
             chosen[tid] = ResumeAction(kind, sig, act.start, act.end)
-    plan = (tuple(chosen.items()), tuple(to_stop))
+    plan = (tuple(chosen.items()), tuple(to_stop), chosen)
     if len(_PLANS) >= 64:  # range steps (`r`) each have their own: keep it bounded
         _PLANS.clear()
     _PLANS[key] = plan
@@ -401,23 +407,29 @@ def _vcont_plan(s: Session, args: bytes) -> _Plan:
 
 
 def vcont(s: Session, args: bytes) -> bytes | None:
-    actions, stops = _vcont_plan(s, args)
+    target = s.target
+    key = (args, target.pid, s.selected.event, tuple(target.threads))
+    plan = _PLANS.get(key)
+    if plan is None:
+        plan = _vcont_plan(s, args, key)
+    actions, stops, chosen = plan
     if s.nonstop.on:
         # Non-stop: only threads the client sees as stopped resume; the reply is OK
         # at once and stops come later as notifications.
         # Nor a thread whose stop is still in the notification queue: the client
         # has not seen it (a wildcard resume sent meanwhile), as gdbserver does.
         queued = s.nonstop.queue.threads()
-        chosen = {t: a for t, a in actions if not s.target.is_running(t) and t not in queued}
+        wanted = {t: a for t, a in actions if not s.target.is_running(t) and t not in queued}
         if stops:
             s.target.stop_threads(list(stops))
-        if chosen:
-            s.resume(chosen)
+        if wanted:
+            s.resume(wanted)
         s.status.running = s.target.running
         return OK
     if not actions:
         return E01
-    s.resume(dict(actions))
+    s.status.running = True  # s.resume, without its call
+    target.resume(chosen)
     return None
 
 

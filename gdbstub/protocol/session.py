@@ -221,24 +221,30 @@ class Session:
             return b""
         try:
             return handler(self, args)
-        except g.ParseError as exc:
+        except Exception as exc:
+            return self.handler_failed(exc, data, name)
+
+    def handler_failed(self, exc: Exception, data: bytes, name: str) -> bytes:
+        """The reply to packet DATA (named NAME) whose handler raised EXC (``handle``'s, and the
+        event loop's, which calls the handler of a packet seen lately itself)."""
+        if isinstance(exc, g.ParseError):
             log.debug("malformed %r: %s", data[:40], exc)
             return self.error_reply(f"malformed {name} packet")
-        except OSError as exc:
+        if isinstance(exc, OSError):
             log.debug("%r failed: %s", data[:40], exc)
             return self.error_reply(exc.strerror or "failed")
-        except KeyError as exc:
+        if isinstance(exc, KeyError):
             log.debug("%r: unknown %s", data[:40], exc)
             return E01
-        except OverflowError as exc:  # a number too large for the system call it reaches
+        if isinstance(exc, OverflowError):  # a number too large for the system call it reaches
             log.debug("%r: %s", data[:40], exc)
             return E01
-        except SessionEnd:
-            raise
-        except Exception:  # the last line of defence: log the bug, keep serving
-            log.exception("internal error handling packet %r", data[:40])
-            self.internal_errors += 1
-            return E01
+        if isinstance(exc, SessionEnd):
+            raise exc
+        # The last line of defence: log the bug (the caller's except: its traceback), keep serving.
+        log.exception("internal error handling packet %r", data[:40])
+        self.internal_errors += 1
+        return E01
 
     def on_stop(self, event: StopEvent) -> bytes | None:
         """A stop the target reported while running: the reply to send now.
@@ -250,7 +256,7 @@ class Session:
         kind = event.kind
         if kind is not STOP_EXITED and kind is not STOP_TERMINATED:
             disabled = self.negotiated.disabled
-            bare = bool(disabled) and S_STOP_REPLIES in disabled
+            bare = S_STOP_REPLIES in disabled if disabled else False
             if not nonstop.on and bare:
                 self._keep_general_thread()
             selected, pid, tid = self.selected, event.pid, event.tid
@@ -334,8 +340,8 @@ class Session:
         kind = event.kind
         negotiated = self.negotiated
         if kind is STOP_SIGNAL:  # the usual stop (a step, a breakpoint): its reason first
-            sig = event.signal
-            sig = _TO_GDB.get(sig, _GDB_UNKNOWN) if sig else 0  # to_gdb, without the call
+            host = event.signal
+            head = _T_HOST[host] if 0 <= host < 256 else _T_SIGNAL[_GDB_UNKNOWN]  # to_gdb, without its call
             reason = event.reason
             if reason is None:
                 detail = b""
@@ -351,10 +357,10 @@ class Session:
             other = self._other_stop(event)
             if isinstance(other, bytes):
                 return other
-            sig, detail = 5, other[0]
+            head, detail = _T_SIGNAL[5], other[0]
         disabled = negotiated.disabled
         if disabled and S_STOP_REPLIES in disabled:  # no registers, thread or core: gdb asks for them
-            return b"S%02x" % sig
+            return b"S" + head[1:]
         target = self.target
         pid, tid = event.pid, event.tid
         try:
@@ -373,12 +379,13 @@ class Session:
             extra = extras[0](self, event)
         else:
             extra = b"".join([add(self, event) for add in extras]) if extras else b""
-        core = target.thread_core(pid, tid)
-        if core is None:
+        text = target.thread_core_text(pid, tid)
+        if text is None:
             where = b""
         else:
-            where = _CORE_FIELDS[core] if core < len(_CORE_FIELDS) else b"core:%x;" % core
-        return b"".join((_T_SIGNAL[sig], detail, registers, thread, extra, where))
+            known = _CORE_FIELDS.get(text)
+            where = known if known is not None else _core_field(text)
+        return b"".join((head, detail, registers, thread, extra, where))
 
     def _other_stop(self, event: StopEvent) -> bytes | tuple[bytes]:
         """A stop of another kind than a signal: the whole reply (W, X, w, N), or as a
@@ -439,8 +446,19 @@ class Session:
 
 
 _T_SIGNAL = [b"T%02x" % sig for sig in range(256)]  # a T reply's start, by gdb signal number
-_CORE_FIELDS = [b"core:%x;" % core for core in range(256)]  # a T reply's end, by core
+_CORE_FIELDS: dict[bytes, bytes] = {}  # a T reply's end, by the core's decimal text in /proc (no int() per stop)
 _THREAD_FIELDS: dict[tuple[int, int], bytes] = {}  # (pid, tid) -> b"thread:pPID.TID;" (multiprocess)
+
+
+def _core_field(text: bytes) -> bytes:
+    """The core field for TEXT, the core in decimal (b"" for anything else), remembered."""
+    try:
+        field = b"core:%x;" % int(text)
+    except ValueError:
+        return b""
+    if len(_CORE_FIELDS) < 4096:  # as many as there are cores
+        _CORE_FIELDS[text] = field
+    return field
 
 
 def _thread_field(pid: int, tid: int) -> bytes:
@@ -454,6 +472,8 @@ def _thread_field(pid: int, tid: int) -> bytes:
 
 _TO_GDB = signals.TO_GDB
 _GDB_UNKNOWN = signals.GDB_UNKNOWN
+# ... by host signal number (0: T00), as to_gdb maps it
+_T_HOST = [_T_SIGNAL[_TO_GDB.get(sig, _GDB_UNKNOWN) if sig else 0] for sig in range(256)]
 
 _LETTERS = tuple("" if chr(c) in "qQvj_" else chr(c) for c in range(256))  # one-letter packet names
 _NAMES: dict[bytes, str] = {}  # the word of q/Q/v/j/_ packets -> its name (a few dozen)
@@ -461,6 +481,7 @@ _NAMES: dict[bytes, str] = {}  # the word of q/Q/v/j/_ packets -> its name (a fe
 
 SPLIT_SIZE = 64  # packets up to this long are kept split (_SPLITS)
 _SPLITS: dict[bytes, tuple[str, bytes]] = {}  # short packets seen lately -> (name, arguments)
+SPLITS = _SPLITS  # the event loop looks a packet up here itself (server.py, on_packet)
 
 
 def _split(data: bytes) -> tuple[str, bytes]:

@@ -22,6 +22,7 @@ _SFD_NONBLOCK = os.O_NONBLOCK
 _SFD_CLOEXEC = os.O_CLOEXEC
 _SIGSET_WORDS = 16  # sigset_t is 1024 bits in glibc
 _SIGCHLD_ONLY = {signal.SIGCHLD}
+SIGCHLD_ONLY = _SIGCHLD_ONLY  # for a caller that sigtimedwaits itself (the event loop, per stop)
 _sigtimedwait = signal.sigtimedwait
 
 
@@ -69,11 +70,6 @@ class ChildSignal:
 
     def fileno(self) -> int:
         return self._fd
-
-    def wait(self, timeout: float) -> bool:
-        """Wait up to TIMEOUT seconds for a SIGCHLD and take it; whether one came. Only with the
-        signalfd (SIGCHLD blocked): the fallback's handler takes it, so this is False at once."""
-        return self.signalfd and take_sigchld(timeout)
 
     def drain(self) -> None:
         """Take what woke the loop (pending SIGCHLDs, wake-up bytes), so the next wait sleeps.

@@ -20,7 +20,7 @@ from . import ptrace
 from .breakpoints import MemoryAndBreakpoints
 from .debugregs import SILENT
 from .memory import ProcessMemory
-from .registers import ORIG_RAX_OFFSET
+from .registers import _LAYOUTS, ORIG_RAX_OFFSET
 from .threads import Process, Thread
 
 SI_KERNEL = 0x80
@@ -99,6 +99,48 @@ class StatusDecoder(MemoryAndBreakpoints):
             return None
         t.stop_signal = sig
         return StopEvent(STOP_SIGNAL, t.pid, t.tid, signal=sig)
+
+    def _plain_trap(self, tid: int) -> StopEvent | None:
+        """``_on_status`` of a plain SIGTRAP (STEP_TRAP), not collecting: a stepi or the step
+        off a hit done, or a continue onto one of our int3s, each decided here as ``_sigtrap``
+        decides it (no debug register set anywhere, no trace, no conditions, and for a step
+        no int3 of ours, present or removed, just behind the PC), in one call and with no
+        GETSIGINFO; anything else is ``_sigtrap``'s."""
+        t = self.threads.get(tid)
+        if t is None:
+            return self._on_status(tid, STEP_TRAP, False)
+        t.stopped_by_event()
+        kind = t.action.kind
+        proc = self.processes.get(t.pid)
+        hw, tracer, store = self.hw, self.made_tracer, self.made_conditions
+        if ((kind != "s" and kind != "c") or proc is None or (hw is not None and hw.applied)
+                or (tracer is not None and tracer.sites) or (store is not None and store.table)):
+            return self._sigtrap(t, False)
+        try:  # get_pc, without its call when the process's table has a plain PC slot
+            user = t.user
+            if user is None:
+                user = t.user = ptrace.getregs(tid)
+            layout = _LAYOUTS.get(proc.arch)
+            pc = layout.pc_from(user, layout.pc)[0] if layout is not None and layout.pc >= 0 else self.get_pc(t)
+        except OSError:  # no registers: _sigtrap's ways with that
+            return self._sigtrap(t, False)
+        if kind == "s":
+            # An int3 of ours may have trapped (the siginfo tells): one in place behind the PC,
+            # or a removed one, which a thread can have run before its removal only while others
+            # ran on (non-stop) or had their stops kept (all-stop, several threads). One thread
+            # in all-stop was stopped and reaped at every z0: the step off a hit (a one-byte
+            # instruction where the int3 was) ran the original instruction, no GETSIGINFO.
+            if pc - 1 in proc.sw_breakpoints or (pc - 1 in proc.removed
+                                                 and (self.non_stop or len(self.threads) > 1)):
+                return self._sigtrap(t, False)
+            reason = None
+        elif pc - 1 in proc.sw_breakpoints:
+            self.set_pc(t, pc - 1)  # our int3: the hit, wanted (no condition, no tracepoint)
+            reason = "swbreak"
+        else:
+            return self._sigtrap(t, False)
+        t.stop_signal = _SIGTRAP
+        return new_event(StopEvent, (STOP_SIGNAL, t.pid, tid, _SIGTRAP, 0, reason, 0, 0, 0, "", 0))
 
     def _pass_silently(self, t: Thread, sig: int) -> bool:
         """QPassSignals (and glibc's internal SIGCANCEL/SIGSETXID, as gdbserver with

@@ -43,7 +43,8 @@ class ProcessMemory:
             return b""
         if not 0 <= addr < OFFSET_END:
             raise OSError(errno.EIO, "address out of range")
-        length = min(length, OFFSET_END - addr)
+        if length > OFFSET_END - addr:  # min(), without its call (every read)
+            length = OFFSET_END - addr
         if self._fd is None:
             return self._peek(addr, length)
         try:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import errno
 from _operator import itemgetter  # operator.py is a wrapper of it, 0.3 ms to import
 from binascii import hexlify
+from struct import Struct
 
 from ...arch.regs import Arch, RegBuffers
 from ...hints import Callable
@@ -18,13 +19,14 @@ FS_BASE_OFFSET = 168  # in the 64-bit user_regs_struct (32-bit tracees too)
 GS_BASE_OFFSET = 176
 ORIG_RAX_OFFSET = 120
 NO_XSTATE = bytearray(4096)  # what a read of only user registers is given as its xstate
+_put_word = Struct("<Q").pack_into  # an 8-byte slot of the user area, in place
 
 
 class StopLayout:
     """Where an architecture's PC and expedited registers are in user_regs_struct, worked
     out once per table: each stop then reads them with slices, not table look-ups."""
 
-    __slots__ = ("arch", "expedite", "expedite_get", "expedite_pieces", "pc", "pc_end")
+    __slots__ = ("arch", "expedite", "expedite_get", "expedite_pieces", "pc", "pc_end", "pc_from")
 
     def __init__(self, arch: Arch) -> None:
         self.arch = arch
@@ -32,6 +34,9 @@ class StopLayout:
         plain = pc.buffer == "user" and pc.codec is None and pc.width >= pc.size
         self.pc = pc.offset if plain else -1
         self.pc_end = pc.offset + pc.size
+        # The PC's value from the user area at offset pc: (value,) in one C call, without the
+        # slice and int.from_bytes (every stop reads it).
+        self.pc_from: Callable[[bytearray, int], tuple[int]] = Struct("<Q" if pc.size == 8 else "<I").unpack_from
         # (regnum, offset, end) of plain user registers; None: some need the table's codecs.
         expedite = [arch.by_name(n) for n in arch.expedite]
         if all(r.buffer == "user" and r.codec is None and r.width >= r.size for r in expedite):
@@ -142,23 +147,26 @@ class RegisterFile(ThreadTable):
         layout = _LAYOUTS.get(arch) or stop_layout(arch)  # stop_layout's look-up, without the call
         start = layout.pc
         if start >= 0:
-            return int.from_bytes(user[start:layout.pc_end], "little")
+            return layout.pc_from(user, start)[0]
         arch = layout.arch
         return int.from_bytes(arch.read(arch.by_name(arch.pc), self._buffers(t, False)), "little")
 
     def set_pc(self, t: Thread, pc: int) -> None:
-        arch = self.arch(t.pid)
+        proc = self.processes.get(t.pid)  # as get_pc: the process's own table (the PC is where both have it)
+        arch = proc.arch if proc is not None else self.arch(t.pid)
         if not 0 <= pc < 1 << (8 * arch.word):  # e.g. a 64-bit address for a 32-bit program
             raise OSError(errno.EINVAL, f"no such address for this program: {pc:#x}")
         layout = _LAYOUTS.get(arch) or stop_layout(arch)
-        if layout.pc >= 0:
+        start = layout.pc
+        if start >= 0:
             # A plain user register (every breakpoint hit rewinds it): one POKEUSER of its
             # 8-byte slot (eip's upper half zero, as arch.write fills it), the stop's
             # cached copy edited to match.
             user = t.user if t.user is not None else self._buffers(t, False).user
-            ptrace.pokeuser(t.tid, layout.pc, pc)
-            user[layout.pc:layout.pc + 8] = pc.to_bytes(8, "little")
+            ptrace.pokeuser(t.tid, start, pc)
+            _put_word(user, start, pc)
             return
+        arch = self.arch(t.pid)
         bufs = self._buffers(t, False)
         arch.write(arch.by_name(arch.pc), bufs, pc.to_bytes(arch.word, "little"))
         self._flush(t, True, False)

@@ -32,10 +32,29 @@ class ResumePolicy(StopEngine):
         a time, all others stopped) and then every named thread runs.
         """
         threads = self.threads
-        if len(threads) == 1 and not self.non_stop and not self._ready and not self._deferred:
+        if len(threads) == 1 and not self.non_stop and not self.ready and not self._deferred:
             (alone,) = threads.values()
             if alone.pending is None:
-                self._resume_alone(alone, actions.get(alone.tid))
+                # All-stop with one thread and nothing kept (no event pending or queued, so no
+                # clone held back either): without the walks over the thread table below. The
+                # step-off, when there is one, is the same, and so is the walk after it (a
+                # thread the step-off created may be there by then).
+                act = actions.get(alone.tid)
+                if act is not None:
+                    alone.client_resumed(act)
+                self.running = True
+                if not (alone.resumed and alone.stopped):
+                    return
+                # No PC to step over from, the usual resume: without _needs_step_over's call.
+                if alone.swallowed_pc is not None or alone.collected_pc is not None:
+                    if self._needs_step_over(alone):
+                        event = self._step_over(alone, alone.take_signal())
+                        if event is not None:
+                            self.ready.append(event)
+                        else:
+                            self._resume_stopped()
+                        return
+                self._ptrace_resume(alone, alone.take_signal())
                 return
         held = self._unreported_clones()
         for tid, action in actions.items():
@@ -50,41 +69,22 @@ class ResumePolicy(StopEngine):
         if event is None:
             event = self._step_off_breakpoints()
         if event is not None:
-            self._ready.append(event)
+            self.ready.append(event)
             return
         self._resume_stopped()
 
     def _resume_stopped(self) -> None:
         """All-stop, past the step-offs: every resumed, stopped thread runs."""
         for t in list(self.threads.values()):
-            if self._ready:
+            if self.ready:
                 break  # a step-off ended in an event: everything is stopped again
             if t.resumed and t.stopped and t.tid in self.threads:
                 self._resume_one(t, t.take_signal())
 
-    def _resume_alone(self, t: Thread, action: ResumeAction | None) -> None:
-        """All-stop with one thread and nothing kept (no event pending or queued, so no
-        clone held back either): ``resume`` without its walks over the thread table. The
-        step-off, when there is one, is the same, and so is the walk after it (a thread the
-        step-off created may be there by then)."""
-        if action is not None:
-            t.client_resumed(action)
-        self.running = True
-        if not (t.resumed and t.stopped):
-            return
-        if self._needs_step_over(t):
-            event = self._step_over(t, t.take_signal())
-            if event is not None:
-                self._ready.append(event)
-            else:
-                self._resume_stopped()
-            return
-        self._ptrace_resume(t, t.take_signal())
-
     def _unreported_clones(self) -> set[int]:
         """The new threads of clone events not reported yet: they stay stopped whatever the
         client resumes (it cannot know them yet), as gdbserver keeps them."""
-        events = [*self._ready, *(t.pending for t in self.threads.values() if t.pending is not None)]
+        events = [*self.ready, *(t.pending for t in self.threads.values() if t.pending is not None)]
         return {e.child_tid for e in events if e.kind is StopKind.THREAD_CLONED}
 
     def _resume_non_stop(self) -> None:
@@ -102,7 +102,7 @@ class ResumePolicy(StopEngine):
             t.stop_requested()
             if t.stopped:  # stopped for us already (a step-over, a new thread): report now
                 t.reported()
-                self._ready.append(StopEvent(STOP_SIGNAL, t.pid, t.tid, signal=0))
+                self.ready.append(StopEvent(STOP_SIGNAL, t.pid, t.tid, signal=0))
             elif not t.expect_sigstop:
                 try:
                     ptrace.tgkill(t.pid, t.tid, signal.SIGSTOP)
@@ -140,7 +140,7 @@ class ResumePolicy(StopEngine):
         if self._needs_step_over(t):
             event = self._step_over_non_stop(t, sig) if self.non_stop else self._step_over(t, sig)
             if event is not None:
-                self._ready.append(event)
+                self.ready.append(event)
                 if not self.non_stop:
                     self._stop_all()
                 return
@@ -246,7 +246,7 @@ class ResumePolicy(StopEngine):
         """Non-stop, on a resume and after a step-over (SKIP, the stepped thread): events
         seen while pausing are queued for the client (their threads stay stopped), the
         other resumed threads run on."""
-        self._ready.extend(self._deferred)
+        self.ready.extend(self._deferred)
         self._deferred.clear()
         for x in list(self.threads.values()):
             if x is skip or not (x.resumed and x.stopped) or x.tid not in self.threads:
@@ -254,11 +254,11 @@ class ResumePolicy(StopEngine):
             if x.pending is not None:
                 event = x.event_taken()
                 if self._still_valid(x, event):
-                    self._ready.append(event)
+                    self.ready.append(event)
                     x.reported()
                     continue
             if x.client_stop and not x.expect_sigstop:  # its vCont;t SIGSTOP came meanwhile
-                self._ready.append(StopEvent(STOP_SIGNAL, x.pid, x.tid, signal=0))
+                self.ready.append(StopEvent(STOP_SIGNAL, x.pid, x.tid, signal=0))
                 x.reported()
                 continue
             self._resume_one(x, x.take_signal())

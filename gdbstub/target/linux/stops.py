@@ -37,7 +37,7 @@ class StopEngine(StatusDecoder):
     def __init__(self) -> None:
         super().__init__()
         self.report_no_resumed = False  # no-resumed+: 'N' when no resumed thread is left
-        self._ready: list[StopEvent] = []  # to report at the next poll, all threads stopped
+        self.ready: list[StopEvent] = []  # to report at the next poll, all threads stopped (never replaced)
         self._deferred: list[StopEvent] = []  # exits seen while stopping all
         self._seq = 0
         # With SIGCHLD blocked (ThreadTable.sigchld_blocked) a range step is awaited right here
@@ -51,7 +51,7 @@ class StopEngine(StatusDecoder):
 
     def poll(self) -> StopEvent | None:
         """Reap every wait status ready now; return a stop to report, if any."""
-        ready = self._ready
+        ready = self.ready
         event: StopEvent | None
         self.range_waits = 0
         while True:
@@ -79,13 +79,23 @@ class StopEngine(StatusDecoder):
                 break
             stepper = self.range_stepper
             try:
-                if stepper is not None and tid == stepper.tid and status == STEP_TRAP:
+                if status != STEP_TRAP:
+                    found = self._on_status(tid, status, False)
+                elif stepper is not None and tid == stepper.tid:
                     found = self._range_step_trapped(stepper)
                 else:
-                    found = self._on_status(tid, status, False)
+                    found = self._plain_trap(tid)
             except Exception:
                 found = self._decode_failed(tid, status)
             if found is not None:
+                threads = self.threads
+                if len(threads) == 1 and not self.non_stop:
+                    (alone,) = threads.values()
+                    if alone.stopped and alone.pending is None:  # nothing to stop, nothing to choose
+                        self.running = False
+                        alone.reported()
+                        event = found
+                        break
                 event = self._report(found)
                 break
         if event is not None and self.made_tracer is not None and self.made_tracer.sites:
@@ -110,13 +120,13 @@ class StopEngine(StatusDecoder):
                 or layout.pc < 0 or (hw is not None and (hw.procs or hw.applied))):
             return self._on_status(t.tid, STEP_TRAP, False)
         # Nothing of these changes while the loop runs: no client packet is handled meanwhile.
-        tid, action, at, end = t.tid, t.action, layout.pc, layout.pc_end
+        tid, action, at, pc_from = t.tid, t.action, layout.pc, layout.pc_from
         low, high = action.start, action.end
         alone = self.sigchld_blocked and not self.non_stop and len(self.threads) == 1
         getregs, resume = ptrace.getregs, ptrace.resume
         while True:
             user = getregs(tid)
-            pc = int.from_bytes(user[at:end], "little")
+            pc = pc_from(user, at)[0]
             if not moved_past_traps(t.range_from, pc):
                 t.stopped_by_event()
                 t.user = user  # a trap the siginfo tells apart: _sigtrap's own path, without a second read
@@ -209,13 +219,7 @@ class StopEngine(StatusDecoder):
         if self.non_stop:
             self._reported(event)
             return event
-        if len(self.threads) == 1:
-            (alone,) = self.threads.values()
-            if alone.stopped and alone.pending is None:  # nothing to stop, nothing to choose
-                self.running = False
-                alone.reported()
-                return event
-        known = len(self.threads)
+        known = len(self.threads)  # (one thread, stopped, nothing kept: poll reported it itself)
         waited = self._stop_all()
         if len(self.threads) < known or self._deferred or not waited:
             event = self._unless_ending(event)
@@ -274,7 +278,7 @@ class StopEngine(StatusDecoder):
         """Whether the event loop, waiting for a stop, should poll before it waits for a
         SIGCHLD: a stop is queued already (kept from the last one, a step-off's), or a range
         step is under way (poll awaits its steps itself)."""
-        return bool(self._ready) or self.range_stepper is not None
+        return bool(self.ready) or self.range_stepper is not None
 
     def _keep_pending(self, t: Thread, event: StopEvent) -> None:
         self._seq += 1
@@ -401,5 +405,5 @@ class StopEngine(StatusDecoder):
         """Non-stop: events queued while handling a request (vCont, vCont;t) are not
         followed by a SIGCHLD of their own; send one, so the event loop polls for them
         instead of waiting for some other thread's stop."""
-        if self._ready:
+        if self.ready:
             os.kill(os.getpid(), signal.SIGCHLD)

@@ -72,6 +72,12 @@ TRANSITIONS: dict[str, frozenset[ThreadState]] = {
     "creation_reported": AT_REST,
 }
 
+# The rows the transitions of every stop test, as names (no table look-up per call).
+_FROM_STOPPED_BY_EVENT = TRANSITIONS["stopped_by_event"]
+_FROM_RESUMED_RUNNING = TRANSITIONS["resumed_running"]
+_FROM_RESUMED_STEPPING = TRANSITIONS["resumed_stepping"]
+_FROM_CLIENT_RESUMED = TRANSITIONS["client_resumed"]
+_FROM_REPORTED = TRANSITIONS["reported"]
 
 CONTINUE = ResumeAction("c")
 
@@ -152,7 +158,7 @@ class Thread:
 
     def stopped_by_event(self) -> None:
         """A ptrace-stop seen: the register caches are read afresh when next needed."""
-        if self.state not in TRANSITIONS["stopped_by_event"]:
+        if self.state not in _FROM_STOPPED_BY_EVENT:
             self._illegal("stopped_by_event")
         self.stopped = True
         self.user = None
@@ -173,7 +179,7 @@ class Thread:
 
     def resumed_running(self) -> None:
         """PTRACE_CONT or PTRACE_SYSCALL issued."""
-        if self.state not in TRANSITIONS["resumed_running"]:
+        if self.state not in _FROM_RESUMED_RUNNING:
             self._illegal("resumed_running")
         self.swallowed_pc = self.collected_pc = None
         self.user = None
@@ -182,8 +188,15 @@ class Thread:
         self.state = STOPPING if self.expect_sigstop else RUNNING
 
     def resumed_stepping(self) -> None:
-        """PTRACE_SINGLESTEP issued for the client's step or range step."""
-        self._set_going("resumed_stepping", STOPPING if self.expect_sigstop else STEPPING)
+        """PTRACE_SINGLESTEP issued for the client's step or range step (``_set_going``,
+        inlined: every stepi and every step off a hit)."""
+        if self.state not in _FROM_RESUMED_STEPPING:
+            self._illegal("resumed_stepping")
+        self.swallowed_pc = self.collected_pc = None
+        self.user = None
+        self.xstate = None
+        self.stopped = False
+        self.state = STOPPING if self.expect_sigstop else STEPPING
 
     def _set_going(self, name: str, state: ThreadState) -> None:
         """The other resumes (``resumed_running``, the commonest, is this inlined)."""
@@ -244,7 +257,7 @@ class Thread:
 
     def client_resumed(self, action: ResumeAction) -> None:
         """Named by a resume request: it is to run per ``action`` until a stop is reported."""
-        if self.state not in TRANSITIONS["client_resumed"]:
+        if self.state not in _FROM_CLIENT_RESUMED:
             self._illegal("client_resumed")
         self.action = action
         self.resumed = True
@@ -261,7 +274,7 @@ class Thread:
 
     def reported(self) -> None:
         """The client has heard of its stop (all-stop: of some thread's): no longer resumed."""
-        if self.state not in TRANSITIONS["reported"]:
+        if self.state not in _FROM_REPORTED:
             self._illegal("reported")
         self.resumed = False
         self.client_stop = False
@@ -393,6 +406,15 @@ class ThreadTable:
             os.close(fd)
 
     def thread_core(self, pid: int, tid: int) -> int | None:
+        text = self.thread_core_text(pid, tid)
+        try:
+            return None if text is None else int(text)
+        except ValueError:
+            return None
+
+    def thread_core_text(self, pid: int, tid: int) -> bytes | None:
+        """The thread's core in decimal, as /proc writes it: a stop reply's field is looked up
+        by it (no int() per stop)."""
         # Every stop reply carries the core: keep each thread's stat file open and
         # pread it (one system call instead of three).
         fd = self._stat_fds.get(tid)
@@ -409,7 +431,7 @@ class ThreadTable:
                 # many fields follow it on every line of this kernel), it is split out of
                 # the line without cutting the name off or splitting the 36 before it.
                 _FIELDS_AFTER_CORE = len(stat[stat.rindex(b")") + 2 :].split()) - 37
-            return int(stat.rsplit(None, _FIELDS_AFTER_CORE + 1)[1])
+            return stat.rsplit(None, _FIELDS_AFTER_CORE + 1)[1]
         except (OSError, ValueError, IndexError):
             if fd is not None:
                 os.close(self._stat_fds.pop(tid))
