@@ -100,7 +100,7 @@ def test_issue_2_packet_replies(procs: ProcessTracker) -> None:
         assert client.request(b"qTStatus").startswith(b"T0;tnotrun:0;")  # tracepoints (issue 17): none run yet
         assert client.request(b"qOffsets") == b""  # a Linux ELF program: no offsets, as gdbserver
         vcont = client.request(b"vCont?")
-        assert vcont.startswith(b"vCont;c;C;s;S") and b"r" in vcont.split(b";"), vcont  # issue 5: range steps
+        assert vcont == b"vCont;c;C;t;s;S;r", vcont  # gdbserver's reply; r: range steps (issue 5)
         exe = client.request(b"qXfer:exec-file:read:%x:0,fff" % pid)
         assert exe == b"l" + str(prog).encode(), exe
         xml = client.request(b"qXfer:features:read:target.xml:0,fff")

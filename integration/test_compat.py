@@ -114,18 +114,19 @@ def test_killed_from_outside_while_gdb_waits(procs, which):
 
 
 def test_crc_and_unknown_osdata_raw(procs):
-    """qCRC of memory (under a breakpoint: the original bytes), its errors, and an osdata type
-    neither server has: the same answers byte for byte."""
+    """qCRC of memory (under a breakpoint: the original bytes), its errors, an osdata type
+    neither server has, and vCont? (the same actions in the same order): the same answers byte
+    for byte."""
     def packets(srv: Server) -> list[bytes]:
         entry = harness_entry(srv)
-        return [b"qCRC:%x,10" % entry, b"qCRC:%x,0" % entry, b"qCRC:%x" % entry, b"qCRC:0,10",
+        return [b"vCont?", b"qCRC:%x,10" % entry, b"qCRC:%x,0" % entry, b"qCRC:%x" % entry, b"qCRC:0,10",
                 b"Z0,%x,1" % entry, b"qCRC:%x,1000" % entry, b"qCRC:%x,ffffffff" % entry,
                 b"qXfer:osdata:read:nope:0,fff"]
 
     got = both(procs, "loop", packets)
     ours, ref = got["gdbstub"][0], got["gdbserver"][0]
     assert ours == ref
-    assert re.fullmatch(rb"C[0-9a-f]+", ours[0]) and ours[2:4] == [b"E01", b"E01"], ours
+    assert re.fullmatch(rb"C[0-9a-f]+", ours[1]) and ours[3:5] == [b"E01", b"E01"], ours
 
 
 def test_compare_sections_and_unknown_osdata_in_gdb(debug_both):

@@ -371,7 +371,7 @@ def step_signal(s: Session, args: bytes) -> bytes | None:
 
 
 def vcont_query(s: Session, args: bytes) -> bytes:
-    return b"vCont;c;C;s;S;t;r"
+    return b"vCont;c;C;t;s;S;r"  # gdbserver's order
 
 
 # vCont's plan (what each thread does) by what it depends on: the packet, the target's pid,
