@@ -73,16 +73,28 @@ def test_lazy_modules_are_declared_as_they_are() -> None:
 
 
 def test_lazy_handlers_reach_the_module() -> None:
-    """The stand-in of a lazy packet calls the module's own handler."""
+    """The stand-in of a lazy packet calls the module's own handler, and puts it in its place in
+    the session's tables: the session's later packets of that name go to it directly."""
     calls = []
     search = registry.load("search")
     real = search.HANDLERS["qSearch"]
-    search.HANDLERS["qSearch"] = lambda s, args: calls.append(args) or b"OK"
+    search.HANDLERS["qSearch"] = own = lambda s, args: calls.append(args) or b"OK"
+
+    class FakeSession:
+        tables = registry.tables()
+        target = None
+
+    session = FakeSession()
+    handlers = session.tables.handlers
+    stand_in = handlers["qSearch"]
     try:
-        assert registry.tables().handlers["qSearch"](None, b"memory:1;2;ab") == b"OK"  # type: ignore[arg-type]
+        assert stand_in is not own
+        assert stand_in(session, b"memory:1;2;ab") == b"OK"  # type: ignore[arg-type]
+        assert handlers["qSearch"] is own
+        assert handlers["qSearch"](session, b"memory:3;4;cd") == b"OK"
     finally:
         search.HANDLERS["qSearch"] = real
-    assert calls == [b"memory:1;2;ab"]
+    assert calls == [b"memory:1;2;ab", b"memory:3;4;cd"]
 
 
 def test_lazy_stop_extra_replaces_itself() -> None:
