@@ -57,7 +57,9 @@ venv: $(VENV_STAMP)
 $(VENV_STAMP): pyproject.toml
 	@# a venv of another interpreter is made again
 	test -x $(VPY) && [ "$$(realpath $$($(VPY) -c 'import sys; print(sys._base_executable)'))" = "$$(realpath $$(command -v $(PYTHON)))" ] \
-	  || { rm -rf $(VENV) && $(PYTHON) -m venv $(VENV); }
+	  || { rm -rf $(VENV) && $(PYTHON) -m venv $(VENV); } \
+	  || { echo "$(PYTHON) -m venv failed (Debian's python3-venv, which \`make deps\` installs, missing?): using python3"; \
+	       rm -rf $(VENV) && python3 -m venv $(VENV); }
 	@# the distribution was called gdbstub before: two would register the same pytest plugin
 	$(VPY) -m pip uninstall -y -q gdbstub >/dev/null 2>&1 || true
 	@# editable_mode=compat: a .pth path entry instead of setuptools' import-hook finder, which
