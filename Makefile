@@ -4,12 +4,12 @@ SHELL := /bin/bash
 
 # The interpreter of the venv: the system's own python3 where there is one. Debian's is built with PGO and
 # LTO and links libpython statically; the pyenv build that comes first on PATH here (--enable-shared, no
-# PGO) starts 1.8 ms slower (10.6 against 8.8 ms for a bare `-c pass` of the venv) and runs Python code
-# about 15 % slower, which is the stub's start-up and its CPU per stop.
+# PGO) starts 1.8 ms slower (10.6 against 8.8 ms for a bare `-c pass` of the venv), which every stub
+# start pays. A Python loop runs ~15 % slower there; the stub's CPU per stop, mostly system time, barely moves.
 PYTHON ?= $(firstword $(wildcard /usr/bin/python3) python3)
 VENV := .venv
 VPY := $(VENV)/bin/python
-# The stamp names the install mode: a venv installed another way is installed again.
+# The stamp names the install mode and the interpreter: a venv installed another way is installed again.
 VENV_STAMP := $(VENV)/.installed-compat$(subst /,-,$(PYTHON)).stamp
 BUILD := build
 SRC := integration/programs
